@@ -1,0 +1,3 @@
+//! Rules → other systems' formats. Exporters read checked rules (`rules::model`) only.
+
+pub mod prometheus;

@@ -1,0 +1,215 @@
+//! The `tocsin` command: flags in, library calls out. Exit codes: 0 clean, 1 the
+//! rules (or formatting) have problems, 2 usage or I/O error.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tocsin::rules::{self, CheckOptions, SourceFile, diagnostic};
+
+#[derive(Parser)]
+#[command(name = "tocsin", version, about = "A rule-engine alert manager")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check rules files or folders; report every error with file:line:col.
+    Check {
+        /// Rules files, or folders searched for *.rules.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        #[command(flatten)]
+        limits: Limits,
+    },
+    /// Rewrite rules files in the one canonical layout.
+    Fmt {
+        /// Report files that are not formatted (exit 1) instead of rewriting them.
+        #[arg(long)]
+        check: bool,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Export rules to another system's format.
+    Export {
+        #[command(subcommand)]
+        target: ExportTarget,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportTarget {
+    /// Prometheus alerting-rule YAML (for promtool, Prometheus, Mimir, Thanos, VictoriaMetrics).
+    Prometheus {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        limits: Limits,
+    },
+}
+
+#[derive(clap::Args)]
+struct Limits {
+    /// The longest window a rule may read (memory is sized by it).
+    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    max_window: Duration,
+}
+
+impl Limits {
+    fn options(&self) -> CheckOptions {
+        CheckOptions {
+            max_window: self.max_window,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// Source excerpts with the problem underlined.
+    Human,
+    /// One JSON object per diagnostic per line.
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check {
+            paths,
+            format,
+            limits,
+        } => check(&paths, format, &limits.options()),
+        Command::Fmt { check, paths } => fmt(&paths, check),
+        Command::Export {
+            target: ExportTarget::Prometheus { paths, limits },
+        } => export_prometheus(&paths, &limits.options()),
+    }
+}
+
+fn read(paths: &[PathBuf]) -> Result<Vec<SourceFile>, ExitCode> {
+    rules::read_sources(paths).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn check(paths: &[PathBuf], format: Format, options: &CheckOptions) -> ExitCode {
+    let sources = match read(paths) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match rules::check_sources(&sources, options) {
+        Ok(set) => {
+            if let Format::Human = format {
+                eprintln!(
+                    "ok: {} alert rules in {} files",
+                    set.alerts.len(),
+                    sources.len()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(diags) => {
+            report(&sources, &diags, format);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn report(sources: &[SourceFile], diags: &[rules::Diagnostic], format: Format) {
+    match format {
+        Format::Human => {
+            let color = std::io::stderr().is_terminal();
+            eprint!("{}", diagnostic::render(sources, diags, color));
+            eprintln!(
+                "error: {} problem{} found",
+                diags.len(),
+                if diags.len() == 1 { "" } else { "s" }
+            );
+        }
+        Format::Json => {
+            for d in diags {
+                let json = serde_json::to_string(&diagnostic::to_json(sources, d))
+                    .expect("diagnostics serialize");
+                println!("{json}");
+            }
+        }
+    }
+}
+
+/// Formats each file; with `check`, lists the files that differ instead of writing.
+fn fmt(paths: &[PathBuf], check: bool) -> ExitCode {
+    let sources = match read(paths) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let mut unformatted = 0;
+    let mut diags = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        let formatted = match rules::fmt::format_source(&source.text) {
+            Ok(f) => f,
+            Err(d) => {
+                diags.push(d.in_file(i));
+                continue;
+            }
+        };
+        if formatted == source.text {
+            continue;
+        }
+        unformatted += 1;
+        if check {
+            println!("{}", source.path.display());
+        } else if let Err(e) = std::fs::write(&source.path, formatted) {
+            eprintln!("error: {}: {e}", source.path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if !diags.is_empty() {
+        report(&sources, &diags, Format::Human);
+        return ExitCode::from(1);
+    }
+    if check && unformatted > 0 {
+        eprintln!("{unformatted} file(s) not formatted; run `tocsin fmt` on them");
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Prints Prometheus rule YAML on stdout; rules PromQL cannot express are errors.
+fn export_prometheus(paths: &[PathBuf], options: &CheckOptions) -> ExitCode {
+    let sources = match read(paths) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let set = match rules::check_sources(&sources, options) {
+        Ok(set) => set,
+        Err(diags) => {
+            report(&sources, &diags, Format::Human);
+            return ExitCode::from(1);
+        }
+    };
+    match tocsin::export::prometheus::to_prometheus(&set) {
+        Ok(yaml) => {
+            print!("{yaml}");
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!(
+                    "error: {}:{}: alert `{}` cannot be exported: {}",
+                    e.origin.path.display(),
+                    e.origin.line,
+                    e.rule,
+                    e.message
+                );
+            }
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,692 @@
+//! The checker: AST → typed, base-unit rules (`model.rs`), or every error in the files
+//! at once. Units are dimensions here: a duration cannot be compared with a ratio, a
+//! window must be a duration, and a threshold must fit the metric's declared unit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use super::ast::{self, ExprKind, FieldKind, Span, Spanned};
+use super::diagnostic::{Diagnostic, SourceFile, line_col};
+use super::model::*;
+use super::template::Template;
+use super::units::{DeclaredUnit, Dim, literal_unit};
+use super::suggest;
+
+/// Limits a rule set must respect.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// The longest window a rule may read; bounds the memory the series store needs.
+    pub max_window: Duration,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            max_window: Duration::from_secs(7 * 86400),
+        }
+    }
+}
+
+/// Checks parsed files together: metric declarations apply across the whole set, and
+/// alert names must be unique across it. `files[i]` was parsed from `sources[i]`;
+/// a `None` is a file that did not parse (its syntax error is reported already).
+pub fn check_files(
+    sources: &[SourceFile],
+    files: &[Option<ast::File>],
+    options: &CheckOptions,
+) -> Result<RuleSet, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let metrics = declared_metrics(files, &mut diags);
+    let mut seen: HashMap<&str, (usize, Span)> = HashMap::new();
+    let mut alerts = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let Some(file) = file else { continue };
+        let mut cx = Checker {
+            source: &sources[i],
+            file: i,
+            metrics: &metrics,
+            options,
+            diags: Vec::new(),
+        };
+        for item in &file.items {
+            let ast::Item::Alert(alert) = item else { continue };
+            if let Some(&(first_file, first)) = seen.get(alert.name.node.as_str()) {
+                cx.diags.push(
+                    Diagnostic::error(
+                        alert.name.span,
+                        format!("duplicate alert name `{}`", alert.name.node),
+                    )
+                    .with_label("defined again here")
+                    .with_related(first_file, first, "first defined here")
+                    .with_hint("alert names are unique across a rule set: rename one"),
+                );
+            } else {
+                seen.insert(&alert.name.node, (i, alert.name.span));
+            }
+            if let Some(rule) = cx.alert(alert) {
+                alerts.push(rule);
+            }
+        }
+        diags.extend(cx.diags.into_iter().map(|d| d.in_file(i)));
+    }
+    if diags.is_empty() {
+        Ok(RuleSet {
+            alerts,
+            metrics: metrics.into_iter().map(|(k, (v, _))| (k, v)).collect(),
+        })
+    } else {
+        Err(diags)
+    }
+}
+
+fn declared_metrics(
+    files: &[Option<ast::File>],
+    diags: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, (MetricInfo, (usize, Span))> {
+    let mut out: BTreeMap<String, (MetricInfo, (usize, Span))> = BTreeMap::new();
+    for (i, file) in files.iter().enumerate() {
+        let Some(file) = file else { continue };
+        for item in &file.items {
+            let ast::Item::Metric(m) = item else { continue };
+            let kind = MetricKind::ALL.iter().find(|(n, _)| *n == m.kind.node);
+            let Some(&(_, kind)) = kind else {
+                let names = MetricKind::ALL.iter().map(|(n, _)| *n);
+                diags.push(
+                    unknown(&m.kind, "metric kind", suggest(&m.kind.node, names.clone()))
+                        .with_hint(hint_or_list(&m.kind.node, names, "the kinds are"))
+                        .in_file(i),
+                );
+                continue;
+            };
+            let unit = match &m.unit {
+                None => None,
+                Some(u) => match DeclaredUnit::parse(&u.node) {
+                    Ok(unit) => Some(unit),
+                    Err(_) => {
+                        let names = super::units::DECLARED_UNITS.iter().map(|(n, _)| *n);
+                        diags.push(
+                            unknown(u, "unit", None)
+                                .with_hint(hint_or_list(&u.node, names, "the units are"))
+                                .in_file(i),
+                        );
+                        continue;
+                    }
+                },
+            };
+            if let Some((_, (first_file, first))) = out.get(&m.name.node) {
+                diags.push(
+                    Diagnostic::error(
+                        m.name.span,
+                        format!("metric `{}` is declared twice", m.name.node),
+                    )
+                    .with_label("declared again here")
+                    .with_related(*first_file, *first, "first declared here")
+                    .in_file(i),
+                );
+                continue;
+            }
+            out.insert(m.name.node.clone(), (MetricInfo { kind, unit }, (i, m.name.span)));
+        }
+    }
+    out
+}
+
+fn unknown(word: &Spanned<String>, what: &str, _: Option<&str>) -> Diagnostic {
+    Diagnostic::error(word.span, format!("unknown {what} `{}`", word.node)).with_label(format!("not a {what}"))
+}
+
+fn hint_or_list<'a>(word: &str, names: impl Iterator<Item = &'a str> + Clone, list: &str) -> String {
+    match suggest(word, names.clone()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!("{list}: {}", names.collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// What an expression yields, for type and unit checks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Ty {
+    Bool,
+    Num(Units),
+}
+
+/// What is known of a number's unit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Units {
+    Known(Dim),
+    /// A bare literal (`20`, `0`): in base units of whatever it meets.
+    Scalar,
+    /// A metric with no declared unit: trusted as written.
+    Unknown,
+}
+
+struct Checker<'a> {
+    source: &'a SourceFile,
+    file: usize,
+    metrics: &'a BTreeMap<String, (MetricInfo, (usize, Span))>,
+    options: &'a CheckOptions,
+    diags: Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    fn alert(&mut self, alert: &ast::Alert) -> Option<AlertRule> {
+        let errors_before = self.diags.len();
+        let mut firsts: HashMap<&'static str, Span> = HashMap::new();
+        let mut condition = None;
+        let mut resolve_when = None;
+        let mut severity = None;
+        let mut keep_firing_for = None;
+        let mut labels = BTreeMap::new();
+        let mut annotations = BTreeMap::new();
+        let mut escalation = None;
+        let mut route = None;
+        for field in &alert.fields {
+            let name = field_name(&field.kind);
+            if let Some(&first) = firsts.get(name) {
+                self.error(
+                    Diagnostic::error(field.span, format!("`{name}` is given twice"))
+                        .with_label("given again here")
+                        .with_related(self.file, first, "first given here")
+                        .with_hint("an alert has at most one of each field"),
+                );
+                continue;
+            }
+            firsts.insert(name, field.span);
+            match &field.kind {
+                FieldKind::When(c) => condition = self.condition(c),
+                FieldKind::ResolveWhen(c) => resolve_when = self.condition(c),
+                FieldKind::Severity(s) => severity = self.severity(s),
+                FieldKind::Labels(pairs) => labels = self.labels(pairs),
+                FieldKind::Annotations(pairs) => annotations = self.annotations(pairs),
+                FieldKind::KeepFiringFor(q) => keep_firing_for = self.duration(q, "keep firing for"),
+                FieldKind::Escalate(s) => escalation = Some(s.node.clone()),
+                FieldKind::Route(s) => route = Some(s.node.clone()),
+            }
+        }
+        for (required, example) in [("when", "when cpu_usage > 90% for 15m"), ("severity", "severity critical")] {
+            if !firsts.contains_key(required) {
+                self.error(
+                    Diagnostic::error(alert.name.span, format!("alert `{}` has no `{required}`", alert.name.node))
+                        .with_label(format!("needs `{required}`"))
+                        .with_hint(format!("add a line such as `{example}`")),
+                );
+            }
+        }
+        if self.diags.len() > errors_before {
+            return None;
+        }
+        Some(AlertRule {
+            name: alert.name.node.clone(),
+            origin: Origin {
+                path: self.source.path.clone(),
+                line: line_col(&self.source.text, alert.span.start).0,
+            },
+            severity: severity?,
+            condition: condition?,
+            resolve_when,
+            keep_firing_for,
+            labels,
+            annotations,
+            escalation,
+            route,
+        })
+    }
+
+    fn severity(&mut self, s: &Spanned<String>) -> Option<Severity> {
+        let found = Severity::ALL.iter().find(|(n, _)| *n == s.node);
+        if found.is_none() {
+            let names = Severity::ALL.iter().map(|(n, _)| *n);
+            self.error(unknown(s, "severity", None).with_hint(hint_or_list(&s.node, names, "the severities are")));
+        }
+        found.map(|&(_, sev)| sev)
+    }
+
+    fn labels(&mut self, pairs: &[ast::Pair]) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for p in pairs {
+            if matches!(p.key.node.as_str(), "alertname" | "severity") {
+                self.error(
+                    Diagnostic::error(p.key.span, format!("label `{}` is set by tocsin", p.key.node))
+                        .with_label("reserved label")
+                        .with_hint("`alertname` is the alert's name and `severity` its severity field"),
+                );
+                continue;
+            }
+            if let Some(&first) = seen.get(p.key.node.as_str()) {
+                self.error(self.twice("label", &p.key, first));
+                continue;
+            }
+            seen.insert(&p.key.node, p.key.span);
+            out.insert(p.key.node.clone(), p.value.node.clone());
+        }
+        out
+    }
+
+    fn twice(&self, what: &str, key: &Spanned<String>, first: Span) -> Diagnostic {
+        Diagnostic::error(key.span, format!("{what} `{}` is given twice", key.node))
+            .with_label("given again here")
+            .with_related(self.file, first, "first given here")
+    }
+
+    fn annotations(&mut self, pairs: &[ast::Pair]) -> BTreeMap<String, Template> {
+        let mut out = BTreeMap::new();
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for p in pairs {
+            if let Some(&first) = seen.get(p.key.node.as_str()) {
+                self.error(self.twice("annotation", &p.key, first));
+                continue;
+            }
+            seen.insert(&p.key.node, p.key.span);
+            match Template::parse(&p.value.node) {
+                Ok(t) => {
+                    out.insert(p.key.node.clone(), t);
+                }
+                Err(errors) => {
+                    // Point into the string when no escape shifted the offsets.
+                    let raw = &self.source.text[p.value.span.range()];
+                    let exact = !raw.contains('\\');
+                    for e in errors {
+                        let span = if exact {
+                            let base = p.value.span.start + 1;
+                            Span::new(base + e.range.start, base + e.range.end)
+                        } else {
+                            p.value.span
+                        };
+                        let mut d = Diagnostic::error(span, e.message).with_label("in this template");
+                        d.hint = e.hint;
+                        self.error(d);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn condition(&mut self, c: &ast::Condition) -> Option<Condition> {
+        let checked = self.expr(&c.expr);
+        let hold = match &c.hold {
+            None => Some(Hold::Immediately),
+            Some(ast::Hold::Duration(q)) => self.duration(q, "for").map(Hold::For),
+            Some(ast::Hold::Evaluations(q)) => self.evaluations(q).map(Hold::Evaluations),
+        };
+        let (expr, ty) = checked?;
+        if let Ty::Num(_) = ty {
+            self.error(
+                Diagnostic::error(c.expr.span, "a condition must be true or false, but this is a number")
+                    .with_label("a number")
+                    .with_hint("compare it with a threshold, e.g. `cpu_usage > 90%`"),
+            );
+            return None;
+        }
+        Some(Condition { expr, hold: hold? })
+    }
+
+    fn evaluations(&mut self, q: &ast::Quantity) -> Option<u32> {
+        match (q.unit.as_deref(), q.number.parse::<u32>()) {
+            (None, Ok(n)) if n >= 1 => Some(n),
+            _ => {
+                self.error(
+                    Diagnostic::error(q.span, format!("`for {q} evaluations` needs a whole number of at least 1"))
+                        .with_label("not a count of evaluations")
+                        .with_hint("e.g. `for 3 evaluations`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A literal that must be a positive duration: a `for`, a window, `keep firing for`.
+    fn duration(&mut self, q: &ast::Quantity, context: &str) -> Option<Duration> {
+        let number: f64 = q.number.parse().ok()?;
+        let Some(unit) = q.unit.as_deref() else {
+            self.error(
+                Diagnostic::error(q.span, format!("`{context}` needs a duration, found the plain number `{q}`"))
+                    .with_label("no unit")
+                    .with_hint(format!("did you mean `{}m`?", q.number)),
+            );
+            return None;
+        };
+        let (factor, dim) = self.unit(q, unit)?;
+        if dim != Dim::TIME {
+            self.error(
+                Diagnostic::error(q.span, format!("`{context}` needs a duration, found {dim} `{q}`"))
+                    .with_label("not a duration")
+                    .with_hint("durations are written `30s`, `15m`, `6h`, `1d`"),
+            );
+            return None;
+        }
+        let secs = number * factor;
+        if secs <= 0.0 {
+            self.error(
+                Diagnostic::error(q.span, format!("`{context}` needs a duration above zero"))
+                    .with_label("empty")
+                    .with_hint("use `for` only when the condition must hold for a while; leave it out to fire at once"),
+            );
+            return None;
+        }
+        Some(Duration::from_secs_f64(secs))
+    }
+
+    fn unit(&mut self, q: &ast::Quantity, unit: &str) -> Option<(f64, Dim)> {
+        match literal_unit(unit) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                let mut d = Diagnostic::error(q.span, format!("unknown unit `{unit}` in `{q}`")).with_label("unknown unit");
+                d.hint = Some(match e.suggestion {
+                    Some(s) => format!("did you mean `{}{s}`?", q.number),
+                    None => "units are %, ms s m h d w, B KB MB GB TB KiB MiB GiB TiB, and rates like MB/hour".into(),
+                });
+                self.error(d);
+                None
+            }
+        }
+    }
+
+    /// A window: a positive duration no longer than the configured maximum.
+    fn window(&mut self, q: &ast::Quantity, context: &str) -> Option<Duration> {
+        let d = self.duration(q, context)?;
+        if d > self.options.max_window {
+            self.error(
+                Diagnostic::error(q.span, format!("window `{q}` is longer than the maximum of {}", humantime::format_duration(self.options.max_window)))
+                    .with_label("too long")
+                    .with_hint("the series store keeps every sample of the longest window; raise `--max-window` if this is intended"),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    fn expr(&mut self, e: &ast::Expr) -> Option<(Expr, Ty)> {
+        match &e.kind {
+            ExprKind::Paren(inner) => self.expr(inner),
+            ExprKind::Quantity(q) => {
+                let number: f64 = q.number.parse().ok()?;
+                match q.unit.as_deref() {
+                    None => Some((Expr::Number(number), Ty::Num(Units::Scalar))),
+                    Some(u) => {
+                        let (factor, dim) = self.unit(q, u)?;
+                        Some((Expr::Number(number * factor), Ty::Num(Units::Known(dim))))
+                    }
+                }
+            }
+            ExprKind::Selector(s) => {
+                let sel = self.selector(s)?;
+                let units = match self.metrics.get(&sel.metric) {
+                    Some((MetricInfo { unit: Some(u), .. }, _)) => Units::Known(u.dim()),
+                    _ => Units::Unknown,
+                };
+                Some((Expr::Instant(sel), Ty::Num(units)))
+            }
+            ExprKind::Call { function, args } => self.call(e, function, args),
+            ExprKind::Neg(inner) => {
+                let (x, ty) = self.number(inner, "-");
+                Some((Expr::Neg(Box::new(x?)), Ty::Num(ty)))
+            }
+            ExprKind::Arith(op, l, r) => {
+                let (lx, lu) = self.number(l, op.symbol());
+                let (rx, ru) = self.number(r, op.symbol());
+                let (lx, lu, rx, ru) = (lx?, lu, rx?, ru);
+                let units = match op {
+                    ast::ArithOp::Add | ast::ArithOp::Sub => self.unify(e, lu, ru, "add or subtract")?,
+                    ast::ArithOp::Mul => combine(lu, ru, Dim::mul),
+                    ast::ArithOp::Div => combine(lu, ru, Dim::div),
+                };
+                Some((Expr::Arith(*op, Box::new(lx), Box::new(rx)), Ty::Num(units)))
+            }
+            ExprKind::Compare { op, lhs, rhs, window } => {
+                let lhs_checked = match window {
+                    Some(w) => self.accumulate(lhs, w),
+                    None => {
+                        let (x, u) = self.number(lhs, op.symbol());
+                        x.map(|x| (x, u))
+                    }
+                };
+                let (rx, ru) = self.number(rhs, op.symbol());
+                let ((lx, lu), rx) = (lhs_checked?, rx?);
+                self.unify(e, lu, ru, "compare")?;
+                self.check_ratio_threshold(lhs, rhs)?;
+                Some((Expr::Compare(*op, Box::new(lx), Box::new(rx)), Ty::Bool))
+            }
+            ExprKind::And(l, r) | ExprKind::Or(l, r) => {
+                let word = if matches!(e.kind, ExprKind::And(..)) { "and" } else { "or" };
+                let lx = self.boolean(l, word);
+                let rx = self.boolean(r, word);
+                let (lx, rx) = (Box::new(lx?), Box::new(rx?));
+                let x = if word == "and" { Expr::And(lx, rx) } else { Expr::Or(lx, rx) };
+                Some((x, Ty::Bool))
+            }
+            ExprKind::Not(inner) => Some((Expr::Not(Box::new(self.boolean(inner, "not")?)), Ty::Bool)),
+        }
+    }
+
+    fn number(&mut self, e: &ast::Expr, context: &str) -> (Option<Expr>, Units) {
+        match self.expr(e) {
+            Some((x, Ty::Num(u))) => (Some(x), u),
+            Some((_, Ty::Bool)) => {
+                self.error(
+                    Diagnostic::error(e.span, format!("`{context}` needs a number, but this is a condition"))
+                        .with_label("true or false, not a number"),
+                );
+                (None, Units::Unknown)
+            }
+            None => (None, Units::Unknown),
+        }
+    }
+
+    fn boolean(&mut self, e: &ast::Expr, word: &str) -> Option<Expr> {
+        match self.expr(e)? {
+            (x, Ty::Bool) => Some(x),
+            (_, Ty::Num(_)) => {
+                self.error(
+                    Diagnostic::error(e.span, format!("`{word}` joins conditions, but this is a number"))
+                        .with_label("a number, not a condition")
+                        .with_hint("compare it with a threshold, e.g. `queue_length > 100`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn unify(&mut self, e: &ast::Expr, l: Units, r: Units, verb: &str) -> Option<Units> {
+        match (l, r) {
+            (Units::Known(a), Units::Known(b)) if a != b => {
+                self.error(
+                    Diagnostic::error(e.span, format!("cannot {verb} {a} and {b}"))
+                        .with_label("units do not match")
+                        .with_hint("both sides must measure the same thing: durations with durations, bytes with bytes"),
+                );
+                None
+            }
+            (Units::Known(a), _) | (_, Units::Known(a)) => Some(Units::Known(a)),
+            (Units::Unknown, _) | (_, Units::Unknown) => Some(Units::Unknown),
+            _ => Some(Units::Scalar),
+        }
+    }
+
+    /// `cpu_usage > 90` against a metric declared as a ratio can never fire: say so.
+    fn check_ratio_threshold(&mut self, lhs: &ast::Expr, rhs: &ast::Expr) -> Option<()> {
+        let (ExprKind::Selector(s), ExprKind::Quantity(q)) = (&lhs.kind, &rhs.kind) else {
+            return Some(());
+        };
+        let is_ratio = matches!(
+            self.metrics.get(&s.metric.node),
+            Some((MetricInfo { unit: Some(DeclaredUnit::Ratio), .. }, _))
+        );
+        let number: f64 = q.number.parse().unwrap_or(0.0);
+        if is_ratio && q.unit.is_none() && number > 1.0 {
+            self.error(
+                Diagnostic::error(q.span, format!("`{}` is a ratio between 0 and 1, so it is never compared with {number}", s.metric.node))
+                    .with_label("above 1")
+                    .with_hint(format!("did you mean `{}%`?", q.number)),
+            );
+            return None;
+        }
+        Some(())
+    }
+
+    /// `x > N in W`: the amount of `x` accumulated over W — `increase` for counters,
+    /// `sum` for events. Gauges do not accumulate.
+    fn accumulate(&mut self, lhs: &ast::Expr, w: &ast::Quantity) -> Option<(Expr, Units)> {
+        let ExprKind::Selector(s) = &lhs.kind else {
+            self.error(
+                Diagnostic::error(lhs.span, "`in` counts a metric over a window, so its left side must be a metric")
+                    .with_label("not a metric")
+                    .with_hint("e.g. `auth_failures > 20 in 5m`; for other expressions use a window function such as `sum(x, 5m)`"),
+            );
+            return None;
+        };
+        let range = self.window(w, "in");
+        let selector = self.selector(s);
+        let info = self.metrics.get(&s.metric.node).map(|(i, _)| i.clone());
+        let function = match info.as_ref().map(|i| i.kind) {
+            Some(MetricKind::Gauge) => {
+                let decl = self.metrics[&s.metric.node].1;
+                self.error(
+                    Diagnostic::error(s.metric.span, format!("`in {w}` counts what accumulates, but `{}` is declared a gauge", s.metric.node))
+                        .with_label("a gauge")
+                        .with_related(decl.0, decl.1, "declared here")
+                        .with_hint(format!("for a gauge, bound it over the window instead: `max({}, {w}) > ...`", s.metric.node)),
+                );
+                return None;
+            }
+            Some(MetricKind::Event) => WindowFn::Sum,
+            // A counter, or an undeclared metric read as Prometheus would: a counter.
+            _ => WindowFn::Increase,
+        };
+        let units = match info.and_then(|i| i.unit) {
+            Some(u) => Units::Known(u.dim()),
+            None => Units::Unknown,
+        };
+        Some((
+            Expr::Window(WindowCall { function, selector: selector?, range: range?, ahead: None }),
+            units,
+        ))
+    }
+
+    fn selector(&mut self, s: &ast::Selector) -> Option<Selector> {
+        let mut ok = true;
+        let matchers = s
+            .matchers
+            .iter()
+            .filter_map(|m| {
+                let regex = match m.op {
+                    ast::MatchOp::Regex | ast::MatchOp::NotRegex => {
+                        match regex::Regex::new(&format!("^(?:{})$", m.value.node)) {
+                            Ok(r) => Some(r),
+                            Err(e) => {
+                                ok = false;
+                                let reason = e.to_string();
+                                let last = reason.lines().last().unwrap_or("").trim().to_string();
+                                self.error(
+                                    Diagnostic::error(m.value.span, format!("invalid regular expression for label `{}`", m.label.node))
+                                        .with_label(last),
+                                );
+                                return None;
+                            }
+                        }
+                    }
+                    _ => None,
+                };
+                Some(LabelMatcher { label: m.label.node.clone(), op: m.op, value: m.value.node.clone(), regex })
+            })
+            .collect();
+        ok.then(|| Selector { metric: s.metric.node.clone(), matchers })
+    }
+
+    fn call(&mut self, e: &ast::Expr, function: &Spanned<String>, args: &[ast::Expr]) -> Option<(Expr, Ty)> {
+        let Some(&(_, f)) = WindowFn::ALL.iter().find(|(n, _)| *n == function.node) else {
+            let names = WindowFn::ALL.iter().map(|(n, _)| *n);
+            self.error(unknown(function, "function", None).with_hint(hint_or_list(&function.node, names, "the functions are")));
+            return None;
+        };
+        let usage = match f {
+            WindowFn::Predict => "predict(metric, window, ahead)",
+            WindowFn::Absent => "absent(metric, window)",
+            _ => "FUNCTION(metric, window)",
+        };
+        let usage = usage.replace("FUNCTION", f.name());
+        let arity = if f == WindowFn::Predict { 3 } else { 2 };
+        if args.len() != arity {
+            self.error(
+                Diagnostic::error(e.span, format!("`{}` takes {arity} arguments, found {}", f.name(), args.len()))
+                    .with_label("wrong number of arguments")
+                    .with_hint(format!("write it as `{usage}`")),
+            );
+            return None;
+        }
+        let ExprKind::Selector(s) = &args[0].kind else {
+            self.error(
+                Diagnostic::error(args[0].span, format!("the first argument of `{}` must be a metric", f.name()))
+                    .with_label("not a metric")
+                    .with_hint(format!("write it as `{usage}`")),
+            );
+            return None;
+        };
+        let selector = self.selector(s);
+        let duration_arg = |cx: &mut Self, a: &ast::Expr, what: &str| match &a.kind {
+            ExprKind::Quantity(q) => cx.window(q, what),
+            _ => {
+                cx.error(
+                    Diagnostic::error(a.span, format!("the {what} of `{}` must be a duration such as `1h`", f.name()))
+                        .with_label("not a duration")
+                        .with_hint(format!("write it as `{usage}`")),
+                );
+                None
+            }
+        };
+        let range = duration_arg(self, &args[1], "window");
+        let ahead = if f == WindowFn::Predict {
+            Some(duration_arg(self, &args[2], "forecast horizon")?)
+        } else {
+            None
+        };
+        let info = self.metrics.get(&s.metric.node).map(|(i, d)| (i.clone(), *d));
+        if let (WindowFn::Rate | WindowFn::Increase, Some((MetricInfo { kind: MetricKind::Gauge, .. }, decl))) = (f, &info) {
+            self.error(
+                Diagnostic::error(function.span, format!("`{}` is for counters, but `{}` is declared a gauge", f.name(), s.metric.node))
+                    .with_label("needs a counter")
+                    .with_related(decl.0, decl.1, "declared here")
+                    .with_hint(format!("for a gauge, `deriv({}, ...)` gives the change per second", s.metric.node)),
+            );
+            return None;
+        }
+        let units = match info.and_then(|(i, _)| i.unit) {
+            Some(u) => Units::Known(u.dim()),
+            None => Units::Unknown,
+        };
+        let ty = match f {
+            WindowFn::Absent => Ty::Bool,
+            WindowFn::Count => Ty::Num(Units::Known(Dim::NONE)),
+            WindowFn::Rate | WindowFn::Deriv => Ty::Num(combine(units, Units::Known(Dim::TIME), Dim::div)),
+            _ => Ty::Num(units),
+        };
+        Some((Expr::Window(WindowCall { function: f, selector: selector?, range: range?, ahead }), ty))
+    }
+}
+
+fn combine(l: Units, r: Units, op: fn(Dim, Dim) -> Dim) -> Units {
+    match (l, r) {
+        (Units::Unknown, _) | (_, Units::Unknown) => Units::Unknown,
+        (Units::Known(a), Units::Known(b)) => Units::Known(op(a, b)),
+        (Units::Known(a), Units::Scalar) => Units::Known(a),
+        (Units::Scalar, Units::Known(b)) => Units::Known(op(Dim::NONE, b)),
+        (Units::Scalar, Units::Scalar) => Units::Scalar,
+    }
+}
+
+fn field_name(f: &FieldKind) -> &'static str {
+    match f {
+        FieldKind::When(_) => "when",
+        FieldKind::ResolveWhen(_) => "resolve when",
+        FieldKind::Severity(_) => "severity",
+        FieldKind::Labels(_) => "labels",
+        FieldKind::Annotations(_) => "annotations",
+        FieldKind::KeepFiringFor(_) => "keep firing for",
+        FieldKind::Escalate(_) => "escalate",
+        FieldKind::Route(_) => "route",
+    }
+}

@@ -1,0 +1,253 @@
+//! Checked rules: what the evaluator and the exporters consume. Every threshold is in
+//! base units, every function resolved, every `in W` turned into the window function it
+//! means. Nothing here refers to pest or to source text except `origin` for messages.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::ast::{ArithOp, CompareOp, MatchOp};
+use super::template::Template;
+use super::units::DeclaredUnit;
+
+/// A checked, loadable set of rules: every file of a rules folder.
+#[derive(Clone, Debug, Default)]
+pub struct RuleSet {
+    pub alerts: Vec<AlertRule>,
+    /// Declared metrics by name.
+    pub metrics: BTreeMap<String, MetricInfo>,
+}
+
+impl RuleSet {
+    /// The longest window any rule reads, so the series store keeps just enough.
+    pub fn longest_window(&self) -> Duration {
+        self.alerts
+            .iter()
+            .flat_map(|a| {
+                std::iter::once(&a.condition)
+                    .chain(&a.resolve_when)
+                    .map(|c| c.expr.longest_window())
+            })
+            .max()
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Only goes up, resets to zero on restart: `increase` and `rate` apply.
+    Counter,
+    /// Goes up and down: windows average or bound it.
+    Gauge,
+    /// Each sample is an increment pushed as it happens: windows sum it.
+    Event,
+}
+
+impl MetricKind {
+    pub const ALL: &[(&str, MetricKind)] = &[
+        ("counter", MetricKind::Counter),
+        ("gauge", MetricKind::Gauge),
+        ("event", MetricKind::Event),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(_, k)| *k == self).unwrap().0
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricInfo {
+    pub kind: MetricKind,
+    pub unit: Option<DeclaredUnit>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: &[(&str, Severity)] = &[
+        ("critical", Severity::Critical),
+        ("warning", Severity::Warning),
+        ("info", Severity::Info),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(_, s)| *s == self).unwrap().0
+    }
+}
+
+/// Where a rule was written, for messages and for grouping on export.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Origin {
+    pub path: PathBuf,
+    pub line: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertRule {
+    pub name: String,
+    pub origin: Origin,
+    pub severity: Severity,
+    pub condition: Condition,
+    /// Hysteresis: once firing, the alert resolves only when this holds.
+    pub resolve_when: Option<Condition>,
+    pub keep_firing_for: Option<Duration>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, Template>,
+    pub escalation: Option<String>,
+    pub route: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Condition {
+    pub expr: Expr,
+    pub hold: Hold,
+}
+
+/// How long a condition must hold before it counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Hold {
+    /// At once.
+    #[default]
+    Immediately,
+    /// At every evaluation for this long (`for 15m`).
+    For(Duration),
+    /// At this many evaluations in a row (`for 3 evaluations`).
+    Evaluations(u32),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    Number(f64),
+    /// The latest sample of each matching series (if not stale).
+    Instant(Selector),
+    /// A function over a window of each matching series.
+    Window(WindowCall),
+    Neg(Box<Expr>),
+    Arith(ArithOp, Box<Expr>, Box<Expr>),
+    Compare(CompareOp, Box<Expr>, Box<Expr>),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    /// `not x`: true where x is not.
+    Not(Box<Expr>),
+}
+
+impl Expr {
+    pub fn longest_window(&self) -> Duration {
+        match self {
+            Expr::Number(_) | Expr::Instant(_) => Duration::ZERO,
+            Expr::Window(w) => w.range,
+            Expr::Neg(e) | Expr::Not(e) => e.longest_window(),
+            Expr::Arith(_, l, r) | Expr::Compare(_, l, r) | Expr::And(l, r) | Expr::Or(l, r) => {
+                l.longest_window().max(r.longest_window())
+            }
+        }
+    }
+
+    /// Every selector read by the expression, for indexing rules by metric name.
+    pub fn selectors(&self) -> Vec<&Selector> {
+        let mut out = Vec::new();
+        self.visit_selectors(&mut |s| out.push(s));
+        out
+    }
+
+    fn visit_selectors<'a>(&'a self, f: &mut impl FnMut(&'a Selector)) {
+        match self {
+            Expr::Number(_) => {}
+            Expr::Instant(s) => f(s),
+            Expr::Window(w) => f(&w.selector),
+            Expr::Neg(e) | Expr::Not(e) => e.visit_selectors(f),
+            Expr::Arith(_, l, r) | Expr::Compare(_, l, r) | Expr::And(l, r) | Expr::Or(l, r) => {
+                l.visit_selectors(f);
+                r.visit_selectors(f);
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowFn {
+    Avg,
+    Min,
+    Max,
+    Sum,
+    Count,
+    Rate,
+    Increase,
+    Deriv,
+    /// Linear forecast `ahead` past now, from a least-squares fit over the window.
+    Predict,
+    /// True when the series has no sample in the window.
+    Absent,
+}
+
+impl WindowFn {
+    pub const ALL: &[(&str, WindowFn)] = &[
+        ("avg", WindowFn::Avg),
+        ("min", WindowFn::Min),
+        ("max", WindowFn::Max),
+        ("sum", WindowFn::Sum),
+        ("count", WindowFn::Count),
+        ("rate", WindowFn::Rate),
+        ("increase", WindowFn::Increase),
+        ("deriv", WindowFn::Deriv),
+        ("predict", WindowFn::Predict),
+        ("absent", WindowFn::Absent),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(_, w)| *w == self).unwrap().0
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowCall {
+    pub function: WindowFn,
+    pub selector: Selector,
+    pub range: Duration,
+    /// `predict` only: how far ahead to forecast.
+    pub ahead: Option<Duration>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Selector {
+    pub metric: String,
+    pub matchers: Vec<LabelMatcher>,
+}
+
+impl PartialEq for Selector {
+    fn eq(&self, o: &Selector) -> bool {
+        self.metric == o.metric && self.matchers == o.matchers
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LabelMatcher {
+    pub label: String,
+    pub op: MatchOp,
+    pub value: String,
+    /// Compiled, anchored (`^(?:value)$`) as in Prometheus; `None` for `=` and `!=`.
+    pub regex: Option<regex::Regex>,
+}
+
+impl PartialEq for LabelMatcher {
+    fn eq(&self, o: &LabelMatcher) -> bool {
+        self.label == o.label && self.op == o.op && self.value == o.value
+    }
+}
+
+impl LabelMatcher {
+    /// Whether a series' value for this label (empty if absent) matches.
+    pub fn matches(&self, value: &str) -> bool {
+        match self.op {
+            MatchOp::Equal => value == self.value,
+            MatchOp::NotEqual => value != self.value,
+            MatchOp::Regex => self.regex.as_ref().is_some_and(|r| r.is_match(value)),
+            MatchOp::NotRegex => !self.regex.as_ref().is_some_and(|r| r.is_match(value)),
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Units as dimensions. Every quantity is converted to base units when checked —
+//! seconds, bytes, bytes per second, and plain ratios (`90%` is 0.9) — which is also
+//! what metrics are expected to carry, as in Prometheus.
+
+use std::fmt;
+
+/// Exponents of the base dimensions. A ratio or a count is dimensionless.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Dim {
+    pub time: i8,
+    pub bytes: i8,
+}
+
+impl Dim {
+    pub const NONE: Dim = Dim { time: 0, bytes: 0 };
+    pub const TIME: Dim = Dim { time: 1, bytes: 0 };
+    pub const BYTES: Dim = Dim { time: 0, bytes: 1 };
+    pub const BYTE_RATE: Dim = Dim { time: -1, bytes: 1 };
+    pub const PER_TIME: Dim = Dim { time: -1, bytes: 0 };
+
+    pub fn mul(self, o: Dim) -> Dim {
+        Dim {
+            time: self.time + o.time,
+            bytes: self.bytes + o.bytes,
+        }
+    }
+
+    pub fn div(self, o: Dim) -> Dim {
+        Dim {
+            time: self.time - o.time,
+            bytes: self.bytes - o.bytes,
+        }
+    }
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Dim::NONE => f.write_str("a plain number or ratio"),
+            Dim::TIME => f.write_str("a duration"),
+            Dim::BYTES => f.write_str("a size in bytes"),
+            Dim::BYTE_RATE => f.write_str("a byte rate"),
+            Dim::PER_TIME => f.write_str("a rate per second"),
+            Dim { time, bytes } => write!(f, "a quantity in bytes^{bytes}·seconds^{time}"),
+        }
+    }
+}
+
+/// A unit word that is not known, with the closest known spelling.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnknownUnit {
+    pub suggestion: Option<&'static str>,
+}
+
+const TIME_UNITS: &[(&str, f64)] = &[
+    ("ms", 0.001),
+    ("s", 1.0),
+    ("m", 60.0),
+    ("h", 3600.0),
+    ("d", 86400.0),
+    ("w", 604800.0),
+];
+
+const BYTE_UNITS: &[(&str, f64)] = &[
+    ("B", 1.0),
+    ("KB", 1e3),
+    ("MB", 1e6),
+    ("GB", 1e9),
+    ("TB", 1e12),
+    ("KiB", 1024.0),
+    ("MiB", 1048576.0),
+    ("GiB", 1073741824.0),
+    ("TiB", 1099511627776.0),
+];
+
+/// The denominators of a rate, `10MB/hour`, in their long and short spellings.
+const PER_UNITS: &[(&str, f64)] = &[
+    ("s", 1.0),
+    ("sec", 1.0),
+    ("second", 1.0),
+    ("m", 60.0),
+    ("min", 60.0),
+    ("minute", 60.0),
+    ("h", 3600.0),
+    ("hour", 3600.0),
+    ("d", 86400.0),
+    ("day", 86400.0),
+];
+
+/// Common misspellings of duration units, so `15mins` can say "did you mean `15m`?".
+const TIME_ALIASES: &[(&str, &str)] = &[
+    ("sec", "s"),
+    ("secs", "s"),
+    ("second", "s"),
+    ("seconds", "s"),
+    ("min", "m"),
+    ("mins", "m"),
+    ("minute", "m"),
+    ("minutes", "m"),
+    ("hr", "h"),
+    ("hrs", "h"),
+    ("hour", "h"),
+    ("hours", "h"),
+    ("day", "d"),
+    ("days", "d"),
+    ("week", "w"),
+    ("weeks", "w"),
+];
+
+/// Resolves a literal's unit word to (factor to base units, dimension).
+pub fn literal_unit(unit: &str) -> Result<(f64, Dim), UnknownUnit> {
+    if unit == "%" {
+        return Ok((0.01, Dim::NONE));
+    }
+    if let Some(&(_, f)) = TIME_UNITS.iter().find(|(u, _)| *u == unit) {
+        return Ok((f, Dim::TIME));
+    }
+    if let Some(&(_, f)) = BYTE_UNITS.iter().find(|(u, _)| *u == unit) {
+        return Ok((f, Dim::BYTES));
+    }
+    if let Some((num, den)) = unit.split_once('/') {
+        let num = BYTE_UNITS.iter().find(|(u, _)| *u == num);
+        let den = PER_UNITS.iter().find(|(u, _)| *u == den);
+        if let (Some(&(_, n)), Some(&(_, d))) = (num, den) {
+            return Ok((n / d, Dim::BYTE_RATE));
+        }
+    }
+    Err(UnknownUnit {
+        suggestion: suggest_unit(unit),
+    })
+}
+
+fn suggest_unit(unit: &str) -> Option<&'static str> {
+    if let Some(&(_, to)) = TIME_ALIASES.iter().find(|(from, _)| *from == unit) {
+        return Some(to);
+    }
+    // Case slips: `mb` for `MB`, `gib` for `GiB`.
+    if let Some(&(u, _)) = BYTE_UNITS.iter().find(|(u, _)| u.eq_ignore_ascii_case(unit)) {
+        return Some(u);
+    }
+    let all = TIME_UNITS.iter().chain(BYTE_UNITS).map(|(u, _)| *u);
+    crate::rules::suggest(unit, all)
+}
+
+/// A metric's declared unit, as written after its kind: `metric disk_space gauge ratio`.
+/// Values of the metric are expected in the base unit it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeclaredUnit {
+    Ratio,
+    Count,
+    Seconds,
+    Bytes,
+    BytesPerSecond,
+    PerSecond,
+}
+
+pub const DECLARED_UNITS: &[(&str, DeclaredUnit)] = &[
+    ("ratio", DeclaredUnit::Ratio),
+    ("count", DeclaredUnit::Count),
+    ("seconds", DeclaredUnit::Seconds),
+    ("bytes", DeclaredUnit::Bytes),
+    ("bytes/second", DeclaredUnit::BytesPerSecond),
+    ("per_second", DeclaredUnit::PerSecond),
+];
+
+impl DeclaredUnit {
+    pub fn parse(word: &str) -> Result<DeclaredUnit, UnknownUnit> {
+        DECLARED_UNITS
+            .iter()
+            .find(|(w, _)| *w == word)
+            .map(|&(_, u)| u)
+            .ok_or_else(|| UnknownUnit {
+                suggestion: crate::rules::suggest(word, DECLARED_UNITS.iter().map(|(w, _)| *w)),
+            })
+    }
+
+    pub fn name(self) -> &'static str {
+        DECLARED_UNITS
+            .iter()
+            .find(|(_, u)| *u == self)
+            .map(|(w, _)| *w)
+            .expect("every unit is in the table")
+    }
+
+    pub fn dim(self) -> Dim {
+        match self {
+            DeclaredUnit::Ratio | DeclaredUnit::Count => Dim::NONE,
+            DeclaredUnit::Seconds => Dim::TIME,
+            DeclaredUnit::Bytes => Dim::BYTES,
+            DeclaredUnit::BytesPerSecond => Dim::BYTE_RATE,
+            DeclaredUnit::PerSecond => Dim::PER_TIME,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_convert_to_base_units() {
+        assert_eq!(literal_unit("%"), Ok((0.01, Dim::NONE)));
+        assert_eq!(literal_unit("15m").ok(), None);
+        assert_eq!(literal_unit("m"), Ok((60.0, Dim::TIME)));
+        assert_eq!(literal_unit("GiB"), Ok((1073741824.0, Dim::BYTES)));
+        let (f, d) = literal_unit("MB/hour").unwrap();
+        assert_eq!(d, Dim::BYTE_RATE);
+        assert!((f * 10.0 - 10e6 / 3600.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn misspelled_units_get_a_suggestion() {
+        assert_eq!(literal_unit("mins").unwrap_err().suggestion, Some("m"));
+        assert_eq!(literal_unit("mb").unwrap_err().suggestion, Some("MB"));
+        assert_eq!(literal_unit("hours").unwrap_err().suggestion, Some("h"));
+    }
+}
