@@ -364,7 +364,11 @@ impl Checker<'_> {
             self.error(
                 Diagnostic::error(q.span, format!("`{context}` needs a duration above zero"))
                     .with_label("empty")
-                    .with_hint("use `for` only when the condition must hold for a while; leave it out to fire at once"),
+                    .with_hint(if context == "for" {
+                        "leave `for` out to fire as soon as the condition holds"
+                    } else {
+                        "a window must cover some time, e.g. `5m`"
+                    }),
             );
             return None;
         }
