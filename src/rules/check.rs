@@ -8,9 +8,9 @@ use std::time::Duration;
 use super::ast::{self, ExprKind, FieldKind, Span, Spanned};
 use super::diagnostic::{Diagnostic, SourceFile, line_col};
 use super::model::*;
+use super::suggest;
 use super::template::Template;
 use super::units::{DeclaredUnit, Dim, literal_unit};
-use super::suggest;
 
 /// Limits a rule set must respect.
 #[derive(Clone, Debug)]
@@ -49,7 +49,9 @@ pub fn check_files(
             diags: Vec::new(),
         };
         for item in &file.items {
-            let ast::Item::Alert(alert) = item else { continue };
+            let ast::Item::Alert(alert) = item else {
+                continue;
+            };
             if let Some(&(first_file, first)) = seen.get(alert.name.node.as_str()) {
                 cx.diags.push(
                     Diagnostic::error(
@@ -70,10 +72,12 @@ pub fn check_files(
         diags.extend(cx.diags.into_iter().map(|d| d.in_file(i)));
     }
     if diags.is_empty() {
-        Ok(RuleSet {
-            alerts,
-            metrics: metrics.into_iter().map(|(k, (v, _))| (k, v)).collect(),
-        })
+        let metrics: BTreeMap<String, MetricInfo> =
+            metrics.into_iter().map(|(k, (v, _))| (k, v)).collect();
+        for a in &mut alerts {
+            a.value_unit = a.condition.expr.value_unit(&metrics);
+        }
+        Ok(RuleSet { alerts, metrics })
     } else {
         Err(diags)
     }
@@ -125,17 +129,25 @@ fn declared_metrics(
                 );
                 continue;
             }
-            out.insert(m.name.node.clone(), (MetricInfo { kind, unit }, (i, m.name.span)));
+            out.insert(
+                m.name.node.clone(),
+                (MetricInfo { kind, unit }, (i, m.name.span)),
+            );
         }
     }
     out
 }
 
 fn unknown(word: &Spanned<String>, what: &str, _: Option<&str>) -> Diagnostic {
-    Diagnostic::error(word.span, format!("unknown {what} `{}`", word.node)).with_label(format!("not a {what}"))
+    Diagnostic::error(word.span, format!("unknown {what} `{}`", word.node))
+        .with_label(format!("not a {what}"))
 }
 
-fn hint_or_list<'a>(word: &str, names: impl Iterator<Item = &'a str> + Clone, list: &str) -> String {
+fn hint_or_list<'a>(
+    word: &str,
+    names: impl Iterator<Item = &'a str> + Clone,
+    list: &str,
+) -> String {
     match suggest(word, names.clone()) {
         Some(s) => format!("did you mean `{s}`?"),
         None => format!("{list}: {}", names.collect::<Vec<_>>().join(", ")),
@@ -201,17 +213,25 @@ impl Checker<'_> {
                 FieldKind::Severity(s) => severity = self.severity(s),
                 FieldKind::Labels(pairs) => labels = self.labels(pairs),
                 FieldKind::Annotations(pairs) => annotations = self.annotations(pairs),
-                FieldKind::KeepFiringFor(q) => keep_firing_for = self.duration(q, "keep firing for"),
+                FieldKind::KeepFiringFor(q) => {
+                    keep_firing_for = self.duration(q, "keep firing for")
+                }
                 FieldKind::Escalate(s) => escalation = Some(s.node.clone()),
                 FieldKind::Route(s) => route = Some(s.node.clone()),
             }
         }
-        for (required, example) in [("when", "when cpu_usage > 90% for 15m"), ("severity", "severity critical")] {
+        for (required, example) in [
+            ("when", "when cpu_usage > 90% for 15m"),
+            ("severity", "severity critical"),
+        ] {
             if !firsts.contains_key(required) {
                 self.error(
-                    Diagnostic::error(alert.name.span, format!("alert `{}` has no `{required}`", alert.name.node))
-                        .with_label(format!("needs `{required}`"))
-                        .with_hint(format!("add a line such as `{example}`")),
+                    Diagnostic::error(
+                        alert.name.span,
+                        format!("alert `{}` has no `{required}`", alert.name.node),
+                    )
+                    .with_label(format!("needs `{required}`"))
+                    .with_hint(format!("add a line such as `{example}`")),
                 );
             }
         }
@@ -225,6 +245,7 @@ impl Checker<'_> {
                 line: line_col(&self.source.text, alert.span.start).0,
             },
             severity: severity?,
+            value_unit: None,
             condition: condition?,
             resolve_when,
             keep_firing_for,
@@ -239,7 +260,11 @@ impl Checker<'_> {
         let found = Severity::ALL.iter().find(|(n, _)| *n == s.node);
         if found.is_none() {
             let names = Severity::ALL.iter().map(|(n, _)| *n);
-            self.error(unknown(s, "severity", None).with_hint(hint_or_list(&s.node, names, "the severities are")));
+            self.error(unknown(s, "severity", None).with_hint(hint_or_list(
+                &s.node,
+                names,
+                "the severities are",
+            )));
         }
         found.map(|&(_, sev)| sev)
     }
@@ -250,9 +275,12 @@ impl Checker<'_> {
         for p in pairs {
             if matches!(p.key.node.as_str(), "alertname" | "severity") {
                 self.error(
-                    Diagnostic::error(p.key.span, format!("label `{}` is set by tocsin", p.key.node))
-                        .with_label("reserved label")
-                        .with_hint("`alertname` is the alert's name and `severity` its severity field"),
+                    Diagnostic::error(
+                        p.key.span,
+                        format!("label `{}` is set by tocsin", p.key.node),
+                    )
+                    .with_label("reserved label")
+                    .with_hint("`alertname` is the alert's name and `severity` its severity field"),
                 );
                 continue;
             }
@@ -296,7 +324,8 @@ impl Checker<'_> {
                         } else {
                             p.value.span
                         };
-                        let mut d = Diagnostic::error(span, e.message).with_label("in this template");
+                        let mut d =
+                            Diagnostic::error(span, e.message).with_label("in this template");
                         d.hint = e.hint;
                         self.error(d);
                     }
@@ -316,9 +345,12 @@ impl Checker<'_> {
         let (expr, ty) = checked?;
         if let Ty::Num(_) = ty {
             self.error(
-                Diagnostic::error(c.expr.span, "a condition must be true or false, but this is a number")
-                    .with_label("a number")
-                    .with_hint("compare it with a threshold, e.g. `cpu_usage > 90%`"),
+                Diagnostic::error(
+                    c.expr.span,
+                    "a condition must be true or false, but this is a number",
+                )
+                .with_label("a number")
+                .with_hint("compare it with a threshold, e.g. `cpu_usage > 90%`"),
             );
             return None;
         }
@@ -330,9 +362,12 @@ impl Checker<'_> {
             (None, Ok(n)) if n >= 1 => Some(n),
             _ => {
                 self.error(
-                    Diagnostic::error(q.span, format!("`for {q} evaluations` needs a whole number of at least 1"))
-                        .with_label("not a count of evaluations")
-                        .with_hint("e.g. `for 3 evaluations`"),
+                    Diagnostic::error(
+                        q.span,
+                        format!("`for {q} evaluations` needs a whole number of at least 1"),
+                    )
+                    .with_label("not a count of evaluations")
+                    .with_hint("e.g. `for 3 evaluations`"),
                 );
                 None
             }
@@ -344,18 +379,24 @@ impl Checker<'_> {
         let number: f64 = q.number.parse().ok()?;
         let Some(unit) = q.unit.as_deref() else {
             self.error(
-                Diagnostic::error(q.span, format!("`{context}` needs a duration, found the plain number `{q}`"))
-                    .with_label("no unit")
-                    .with_hint(format!("did you mean `{}m`?", q.number)),
+                Diagnostic::error(
+                    q.span,
+                    format!("`{context}` needs a duration, found the plain number `{q}`"),
+                )
+                .with_label("no unit")
+                .with_hint(format!("did you mean `{}m`?", q.number)),
             );
             return None;
         };
         let (factor, dim) = self.unit(q, unit)?;
         if dim != Dim::TIME {
             self.error(
-                Diagnostic::error(q.span, format!("`{context}` needs a duration, found {dim} `{q}`"))
-                    .with_label("not a duration")
-                    .with_hint("durations are written `30s`, `15m`, `6h`, `1d`"),
+                Diagnostic::error(
+                    q.span,
+                    format!("`{context}` needs a duration, found {dim} `{q}`"),
+                )
+                .with_label("not a duration")
+                .with_hint("durations are written `30s`, `15m`, `6h`, `1d`"),
             );
             return None;
         }
@@ -379,7 +420,8 @@ impl Checker<'_> {
         match literal_unit(unit) {
             Ok(u) => Some(u),
             Err(e) => {
-                let mut d = Diagnostic::error(q.span, format!("unknown unit `{unit}` in `{q}`")).with_label("unknown unit");
+                let mut d = Diagnostic::error(q.span, format!("unknown unit `{unit}` in `{q}`"))
+                    .with_label("unknown unit");
                 d.hint = Some(match e.suggestion {
                     Some(s) => format!("did you mean `{}{s}`?", q.number),
                     None => "units are %, ms s m h d w, B KB MB GB TB KiB MiB GiB TiB, and rates like MB/hour".into(),
@@ -435,13 +477,20 @@ impl Checker<'_> {
                 let (rx, ru) = self.number(r, op.symbol());
                 let (lx, lu, rx, ru) = (lx?, lu, rx?, ru);
                 let units = match op {
-                    ast::ArithOp::Add | ast::ArithOp::Sub => self.unify(e, lu, ru, "add or subtract")?,
+                    ast::ArithOp::Add | ast::ArithOp::Sub => {
+                        self.unify(e, lu, ru, "add or subtract")?
+                    }
                     ast::ArithOp::Mul => combine(lu, ru, Dim::mul),
                     ast::ArithOp::Div => combine(lu, ru, Dim::div),
                 };
                 Some((Expr::Arith(*op, Box::new(lx), Box::new(rx)), Ty::Num(units)))
             }
-            ExprKind::Compare { op, lhs, rhs, window } => {
+            ExprKind::Compare {
+                op,
+                lhs,
+                rhs,
+                window,
+            } => {
                 let lhs_checked = match window {
                     Some(w) => self.accumulate(lhs, w),
                     None => {
@@ -456,14 +505,24 @@ impl Checker<'_> {
                 Some((Expr::Compare(*op, Box::new(lx), Box::new(rx)), Ty::Bool))
             }
             ExprKind::And(l, r) | ExprKind::Or(l, r) => {
-                let word = if matches!(e.kind, ExprKind::And(..)) { "and" } else { "or" };
+                let word = if matches!(e.kind, ExprKind::And(..)) {
+                    "and"
+                } else {
+                    "or"
+                };
                 let lx = self.boolean(l, word);
                 let rx = self.boolean(r, word);
                 let (lx, rx) = (Box::new(lx?), Box::new(rx?));
-                let x = if word == "and" { Expr::And(lx, rx) } else { Expr::Or(lx, rx) };
+                let x = if word == "and" {
+                    Expr::And(lx, rx)
+                } else {
+                    Expr::Or(lx, rx)
+                };
                 Some((x, Ty::Bool))
             }
-            ExprKind::Not(inner) => Some((Expr::Not(Box::new(self.boolean(inner, "not")?)), Ty::Bool)),
+            ExprKind::Not(inner) => {
+                Some((Expr::Not(Box::new(self.boolean(inner, "not")?)), Ty::Bool))
+            }
         }
     }
 
@@ -472,8 +531,11 @@ impl Checker<'_> {
             Some((x, Ty::Num(u))) => (Some(x), u),
             Some((_, Ty::Bool)) => {
                 self.error(
-                    Diagnostic::error(e.span, format!("`{context}` needs a number, but this is a condition"))
-                        .with_label("true or false, not a number"),
+                    Diagnostic::error(
+                        e.span,
+                        format!("`{context}` needs a number, but this is a condition"),
+                    )
+                    .with_label("true or false, not a number"),
                 );
                 (None, Units::Unknown)
             }
@@ -486,9 +548,12 @@ impl Checker<'_> {
             (x, Ty::Bool) => Some(x),
             (_, Ty::Num(_)) => {
                 self.error(
-                    Diagnostic::error(e.span, format!("`{word}` joins conditions, but this is a number"))
-                        .with_label("a number, not a condition")
-                        .with_hint("compare it with a threshold, e.g. `queue_length > 100`"),
+                    Diagnostic::error(
+                        e.span,
+                        format!("`{word}` joins conditions, but this is a number"),
+                    )
+                    .with_label("a number, not a condition")
+                    .with_hint("compare it with a threshold, e.g. `queue_length > 100`"),
                 );
                 None
             }
@@ -518,14 +583,26 @@ impl Checker<'_> {
         };
         let is_ratio = matches!(
             self.metrics.get(&s.metric.node),
-            Some((MetricInfo { unit: Some(DeclaredUnit::Ratio), .. }, _))
+            Some((
+                MetricInfo {
+                    unit: Some(DeclaredUnit::Ratio),
+                    ..
+                },
+                _
+            ))
         );
         let number: f64 = q.number.parse().unwrap_or(0.0);
         if is_ratio && q.unit.is_none() && number > 1.0 {
             self.error(
-                Diagnostic::error(q.span, format!("`{}` is a ratio between 0 and 1, so it is never compared with {number}", s.metric.node))
-                    .with_label("above 1")
-                    .with_hint(format!("did you mean `{}%`?", q.number)),
+                Diagnostic::error(
+                    q.span,
+                    format!(
+                        "`{}` is a ratio between 0 and 1, so it is never compared with {number}",
+                        s.metric.node
+                    ),
+                )
+                .with_label("above 1")
+                .with_hint(format!("did you mean `{}%`?", q.number)),
             );
             return None;
         }
@@ -550,10 +627,19 @@ impl Checker<'_> {
             Some(MetricKind::Gauge) => {
                 let decl = self.metrics[&s.metric.node].1;
                 self.error(
-                    Diagnostic::error(s.metric.span, format!("`in {w}` counts what accumulates, but `{}` is declared a gauge", s.metric.node))
-                        .with_label("a gauge")
-                        .with_related(decl.0, decl.1, "declared here")
-                        .with_hint(format!("for a gauge, bound it over the window instead: `max({}, {w}) > ...`", s.metric.node)),
+                    Diagnostic::error(
+                        s.metric.span,
+                        format!(
+                            "`in {w}` counts what accumulates, but `{}` is declared a gauge",
+                            s.metric.node
+                        ),
+                    )
+                    .with_label("a gauge")
+                    .with_related(decl.0, decl.1, "declared here")
+                    .with_hint(format!(
+                        "for a gauge, bound it over the window instead: `max({}, {w}) > ...`",
+                        s.metric.node
+                    )),
                 );
                 return None;
             }
@@ -566,7 +652,12 @@ impl Checker<'_> {
             None => Units::Unknown,
         };
         Some((
-            Expr::Window(WindowCall { function, selector: selector?, range: range?, ahead: None }),
+            Expr::Window(WindowCall {
+                function,
+                selector: selector?,
+                range: range?,
+                ahead: None,
+            }),
             units,
         ))
     }
@@ -586,8 +677,14 @@ impl Checker<'_> {
                                 let reason = e.to_string();
                                 let last = reason.lines().last().unwrap_or("").trim().to_string();
                                 self.error(
-                                    Diagnostic::error(m.value.span, format!("invalid regular expression for label `{}`", m.label.node))
-                                        .with_label(last),
+                                    Diagnostic::error(
+                                        m.value.span,
+                                        format!(
+                                            "invalid regular expression for label `{}`",
+                                            m.label.node
+                                        ),
+                                    )
+                                    .with_label(last),
                                 );
                                 return None;
                             }
@@ -595,16 +692,33 @@ impl Checker<'_> {
                     }
                     _ => None,
                 };
-                Some(LabelMatcher { label: m.label.node.clone(), op: m.op, value: m.value.node.clone(), regex })
+                Some(LabelMatcher {
+                    label: m.label.node.clone(),
+                    op: m.op,
+                    value: m.value.node.clone(),
+                    regex,
+                })
             })
             .collect();
-        ok.then(|| Selector { metric: s.metric.node.clone(), matchers })
+        ok.then(|| Selector {
+            metric: s.metric.node.clone(),
+            matchers,
+        })
     }
 
-    fn call(&mut self, e: &ast::Expr, function: &Spanned<String>, args: &[ast::Expr]) -> Option<(Expr, Ty)> {
+    fn call(
+        &mut self,
+        e: &ast::Expr,
+        function: &Spanned<String>,
+        args: &[ast::Expr],
+    ) -> Option<(Expr, Ty)> {
         let Some(&(_, f)) = WindowFn::ALL.iter().find(|(n, _)| *n == function.node) else {
             let names = WindowFn::ALL.iter().map(|(n, _)| *n);
-            self.error(unknown(function, "function", None).with_hint(hint_or_list(&function.node, names, "the functions are")));
+            self.error(unknown(function, "function", None).with_hint(hint_or_list(
+                &function.node,
+                names,
+                "the functions are",
+            )));
             return None;
         };
         let usage = match f {
@@ -616,17 +730,27 @@ impl Checker<'_> {
         let arity = if f == WindowFn::Predict { 3 } else { 2 };
         if args.len() != arity {
             self.error(
-                Diagnostic::error(e.span, format!("`{}` takes {arity} arguments, found {}", f.name(), args.len()))
-                    .with_label("wrong number of arguments")
-                    .with_hint(format!("write it as `{usage}`")),
+                Diagnostic::error(
+                    e.span,
+                    format!(
+                        "`{}` takes {arity} arguments, found {}",
+                        f.name(),
+                        args.len()
+                    ),
+                )
+                .with_label("wrong number of arguments")
+                .with_hint(format!("write it as `{usage}`")),
             );
             return None;
         }
         let ExprKind::Selector(s) = &args[0].kind else {
             self.error(
-                Diagnostic::error(args[0].span, format!("the first argument of `{}` must be a metric", f.name()))
-                    .with_label("not a metric")
-                    .with_hint(format!("write it as `{usage}`")),
+                Diagnostic::error(
+                    args[0].span,
+                    format!("the first argument of `{}` must be a metric", f.name()),
+                )
+                .with_label("not a metric")
+                .with_hint(format!("write it as `{usage}`")),
             );
             return None;
         };
@@ -635,9 +759,15 @@ impl Checker<'_> {
             ExprKind::Quantity(q) => cx.window(q, what),
             _ => {
                 cx.error(
-                    Diagnostic::error(a.span, format!("the {what} of `{}` must be a duration such as `1h`", f.name()))
-                        .with_label("not a duration")
-                        .with_hint(format!("write it as `{usage}`")),
+                    Diagnostic::error(
+                        a.span,
+                        format!(
+                            "the {what} of `{}` must be a duration such as `1h`",
+                            f.name()
+                        ),
+                    )
+                    .with_label("not a duration")
+                    .with_hint(format!("write it as `{usage}`")),
                 );
                 None
             }
@@ -648,13 +778,36 @@ impl Checker<'_> {
         } else {
             None
         };
-        let info = self.metrics.get(&s.metric.node).map(|(i, d)| (i.clone(), *d));
-        if let (WindowFn::Rate | WindowFn::Increase, Some((MetricInfo { kind: MetricKind::Gauge, .. }, decl))) = (f, &info) {
+        let info = self
+            .metrics
+            .get(&s.metric.node)
+            .map(|(i, d)| (i.clone(), *d));
+        if let (
+            WindowFn::Rate | WindowFn::Increase,
+            Some((
+                MetricInfo {
+                    kind: MetricKind::Gauge,
+                    ..
+                },
+                decl,
+            )),
+        ) = (f, &info)
+        {
             self.error(
-                Diagnostic::error(function.span, format!("`{}` is for counters, but `{}` is declared a gauge", f.name(), s.metric.node))
-                    .with_label("needs a counter")
-                    .with_related(decl.0, decl.1, "declared here")
-                    .with_hint(format!("for a gauge, `deriv({}, ...)` gives the change per second", s.metric.node)),
+                Diagnostic::error(
+                    function.span,
+                    format!(
+                        "`{}` is for counters, but `{}` is declared a gauge",
+                        f.name(),
+                        s.metric.node
+                    ),
+                )
+                .with_label("needs a counter")
+                .with_related(decl.0, decl.1, "declared here")
+                .with_hint(format!(
+                    "for a gauge, `deriv({}, ...)` gives the change per second",
+                    s.metric.node
+                )),
             );
             return None;
         }
@@ -665,10 +818,20 @@ impl Checker<'_> {
         let ty = match f {
             WindowFn::Absent => Ty::Bool,
             WindowFn::Count => Ty::Num(Units::Known(Dim::NONE)),
-            WindowFn::Rate | WindowFn::Deriv => Ty::Num(combine(units, Units::Known(Dim::TIME), Dim::div)),
+            WindowFn::Rate | WindowFn::Deriv => {
+                Ty::Num(combine(units, Units::Known(Dim::TIME), Dim::div))
+            }
             _ => Ty::Num(units),
         };
-        Some((Expr::Window(WindowCall { function: f, selector: selector?, range: range?, ahead }), ty))
+        Some((
+            Expr::Window(WindowCall {
+                function: f,
+                selector: selector?,
+                range: range?,
+                ahead,
+            }),
+            ty,
+        ))
     }
 }
 

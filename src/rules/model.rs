@@ -98,6 +98,9 @@ pub struct AlertRule {
     pub keep_firing_for: Option<Duration>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, Template>,
+    /// The declared unit of the value the alert reports, which picks how
+    /// `{{ value }}` is shown (85%, 1m 30s, 3GiB).
+    pub value_unit: Option<DeclaredUnit>,
     pub escalation: Option<String>,
     pub route: Option<String>,
 }
@@ -145,6 +148,31 @@ impl Expr {
             Expr::Arith(_, l, r) | Expr::Compare(_, l, r) | Expr::And(l, r) | Expr::Or(l, r) => {
                 l.longest_window().max(r.longest_window())
             }
+        }
+    }
+
+    /// The declared unit of the value this expression reports: the left side of a
+    /// comparison, the first operand of `and`/`or`, a window function's metric.
+    pub fn value_unit(&self, metrics: &BTreeMap<String, MetricInfo>) -> Option<DeclaredUnit> {
+        let unit_of = |s: &Selector| metrics.get(&s.metric).and_then(|m| m.unit);
+        match self {
+            Expr::Number(_) => None,
+            Expr::Instant(s) => unit_of(s),
+            Expr::Window(w) => match w.function {
+                WindowFn::Count | WindowFn::Absent => Some(DeclaredUnit::Count),
+                WindowFn::Rate | WindowFn::Deriv => match unit_of(&w.selector) {
+                    Some(DeclaredUnit::Bytes) => Some(DeclaredUnit::BytesPerSecond),
+                    Some(DeclaredUnit::Count) => Some(DeclaredUnit::PerSecond),
+                    _ => None,
+                },
+                _ => unit_of(&w.selector),
+            },
+            Expr::Neg(e) | Expr::Not(e) => e.value_unit(metrics),
+            Expr::Compare(_, l, r) | Expr::Arith(_, l, r) => match **l {
+                Expr::Number(_) => r.value_unit(metrics),
+                _ => l.value_unit(metrics),
+            },
+            Expr::And(l, _) | Expr::Or(l, _) => l.value_unit(metrics),
         }
     }
 
