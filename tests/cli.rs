@@ -19,7 +19,11 @@ fn stderr(o: &Output) -> String {
 fn check_accepts_the_shipped_rules() {
     let o = tocsin(&["check", "rules/"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stderr(&o).starts_with("ok: 20 alert rules"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("ok: 20 alert rules"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -27,7 +31,10 @@ fn check_reports_rule_errors_with_file_line_col_and_exit_1() {
     let o = tocsin(&["check", "tests/fixtures/errors/misspelt_unit.rules"]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("tests/fixtures/errors/misspelt_unit.rules:2:31"), "{err}");
+    assert!(
+        err.contains("tests/fixtures/errors/misspelt_unit.rules:2:31"),
+        "{err}"
+    );
     assert!(err.contains("did you mean `15m`?"), "{err}");
 }
 
@@ -35,26 +42,44 @@ fn check_reports_rule_errors_with_file_line_col_and_exit_1() {
 fn check_reports_every_error_of_a_folder() {
     let o = tocsin(&["check", "tests/fixtures/errors"]);
     assert_eq!(o.status.code(), Some(1));
-    let fixtures = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/errors"))
-        .unwrap()
-        .count();
+    let fixtures =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/errors"))
+            .unwrap()
+            .count();
     let err = stderr(&o);
     // Every fixture holds at least one error, and each is reported.
-    let reported = err.lines().filter(|l| l.starts_with("error: ") && !l.contains("problems found")).count();
+    let reported = err
+        .lines()
+        .filter(|l| l.starts_with("error: ") && !l.contains("problems found"))
+        .count();
     assert!(reported >= fixtures, "{reported} < {fixtures}\n{err}");
 }
 
 #[test]
 fn check_json_gives_one_object_per_diagnostic() {
-    let o = tocsin(&["check", "--format", "json", "tests/fixtures/errors/unknown_severity.rules"]);
+    let o = tocsin(&[
+        "check",
+        "--format",
+        "json",
+        "tests/fixtures/errors/unknown_severity.rules",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let out = String::from_utf8(o.stdout).unwrap();
-    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 1);
     let d = &lines[0];
     assert_eq!(d["file"], "tests/fixtures/errors/unknown_severity.rules");
-    assert_eq!((d["line"].as_u64(), d["column"].as_u64()), (Some(3), Some(12)));
-    assert_eq!((d["end_line"].as_u64(), d["end_column"].as_u64()), (Some(3), Some(16)));
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(3), Some(12))
+    );
+    assert_eq!(
+        (d["end_line"].as_u64(), d["end_column"].as_u64()),
+        (Some(3), Some(16))
+    );
     assert_eq!(d["message"], "unknown severity `crit`");
     assert_eq!(d["hint"], "did you mean `critical`?");
     assert_eq!(d["level"], "error");
@@ -64,12 +89,22 @@ fn check_json_gives_one_object_per_diagnostic() {
 fn usage_and_io_errors_exit_2() {
     assert_eq!(tocsin(&["check", "no/such/rules"]).status.code(), Some(2));
     assert_eq!(tocsin(&["check"]).status.code(), Some(2));
-    assert_eq!(tocsin(&["check", "--max-window", "soon", "rules/"]).status.code(), Some(2));
+    assert_eq!(
+        tocsin(&["check", "--max-window", "soon", "rules/"])
+            .status
+            .code(),
+        Some(2)
+    );
 }
 
 #[test]
 fn max_window_is_configurable() {
-    let o = tocsin(&["check", "tests/fixtures/errors/window_too_long.rules", "--max-window", "31d"]);
+    let o = tocsin(&[
+        "check",
+        "tests/fixtures/errors/window_too_long.rules",
+        "--max-window",
+        "31d",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = tocsin(&["check", "rules/", "--max-window", "1h"]);
     assert_eq!(o.status.code(), Some(1), "the disk forecast reads 6h");
@@ -78,7 +113,13 @@ fn max_window_is_configurable() {
 #[test]
 fn fmt_check_passes_on_the_shipped_rules() {
     let o = tocsin(&["fmt", "--check", "rules/"]);
-    assert_eq!(o.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -86,7 +127,11 @@ fn fmt_rewrites_and_check_flags_unformatted_files() {
     let dir = std::env::temp_dir().join(format!("tocsin-fmt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("messy.rules");
-    std::fs::write(&file, "alert \"x\" {  when   a>1 for 5m\n severity   info }").unwrap();
+    std::fs::write(
+        &file,
+        "alert \"x\" {  when   a>1 for 5m\n severity   info }",
+    )
+    .unwrap();
     let path = file.to_str().unwrap();
     let o = tocsin(&["fmt", "--check", path]);
     assert_eq!(o.status.code(), Some(1));

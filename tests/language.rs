@@ -16,7 +16,10 @@ metric queue_length gauge count
 
 fn check(body: &str) -> RuleSet {
     let text = format!("{DECLARATIONS}\n{body}");
-    let sources = [SourceFile { path: "t.rules".into(), text }];
+    let sources = [SourceFile {
+        path: "t.rules".into(),
+        text,
+    }];
     match check_sources(&sources, &CheckOptions::default()) {
         Ok(set) => set,
         Err(d) => panic!("{}", tocsin::rules::diagnostic::render(&sources, &d, false)),
@@ -25,7 +28,9 @@ fn check(body: &str) -> RuleSet {
 
 /// Checks one condition and returns its expression and hold.
 fn condition(cond: &str) -> (Expr, Hold) {
-    let set = check(&format!("alert \"t\" {{\n  when {cond}\n  severity info\n}}\n"));
+    let set = check(&format!(
+        "alert \"t\" {{\n  when {cond}\n  severity info\n}}\n"
+    ));
     let c = set.alerts[0].condition.clone();
     (c.expr, c.hold)
 }
@@ -48,18 +53,73 @@ fn mins(m: u64) -> Duration {
 #[test]
 fn seed_conditions_parse_verbatim_into_base_units() {
     let cases: &[(&str, CompareOp, f64, Hold)] = &[
-        ("success_rate < 90% for 15m", CompareOp::Lt, 0.9, Hold::For(mins(15))),
-        ("ai_response_time > 30s for 10m", CompareOp::Gt, 30.0, Hold::For(mins(10))),
-        ("cache_hit_rate < 20% for 30m", CompareOp::Lt, 0.2, Hold::For(mins(30))),
-        ("cpu_usage > 90% for 15m", CompareOp::Gt, 0.9, Hold::For(mins(15))),
-        ("memory_growth_rate > 10MB/hour for 6h", CompareOp::Gt, 10e6 / 3600.0, Hold::For(mins(360))),
-        ("profile_lock_contention > 10% for 30m", CompareOp::Gt, 0.1, Hold::For(mins(30))),
-        ("unknown_api_calls > 0", CompareOp::Gt, 0.0, Hold::Immediately),
+        (
+            "success_rate < 90% for 15m",
+            CompareOp::Lt,
+            0.9,
+            Hold::For(mins(15)),
+        ),
+        (
+            "ai_response_time > 30s for 10m",
+            CompareOp::Gt,
+            30.0,
+            Hold::For(mins(10)),
+        ),
+        (
+            "cache_hit_rate < 20% for 30m",
+            CompareOp::Lt,
+            0.2,
+            Hold::For(mins(30)),
+        ),
+        (
+            "cpu_usage > 90% for 15m",
+            CompareOp::Gt,
+            0.9,
+            Hold::For(mins(15)),
+        ),
+        (
+            "memory_growth_rate > 10MB/hour for 6h",
+            CompareOp::Gt,
+            10e6 / 3600.0,
+            Hold::For(mins(360)),
+        ),
+        (
+            "profile_lock_contention > 10% for 30m",
+            CompareOp::Gt,
+            0.1,
+            Hold::For(mins(30)),
+        ),
+        (
+            "unknown_api_calls > 0",
+            CompareOp::Gt,
+            0.0,
+            Hold::Immediately,
+        ),
         ("disk_space < 5%", CompareOp::Lt, 0.05, Hold::Immediately),
-        ("memory_usage > 95% for 10m", CompareOp::Gt, 0.95, Hold::For(mins(10))),
-        ("queue_length > 100", CompareOp::Gt, 100.0, Hold::Immediately),
-        ("response_time > 20s for 1h", CompareOp::Gt, 20.0, Hold::For(mins(60))),
-        ("memory_usage > 80% for 12h", CompareOp::Gt, 0.8, Hold::For(mins(720))),
+        (
+            "memory_usage > 95% for 10m",
+            CompareOp::Gt,
+            0.95,
+            Hold::For(mins(10)),
+        ),
+        (
+            "queue_length > 100",
+            CompareOp::Gt,
+            100.0,
+            Hold::Immediately,
+        ),
+        (
+            "response_time > 20s for 1h",
+            CompareOp::Gt,
+            20.0,
+            Hold::For(mins(60)),
+        ),
+        (
+            "memory_usage > 80% for 12h",
+            CompareOp::Gt,
+            0.8,
+            Hold::For(mins(720)),
+        ),
     ];
     for (cond, op, value, hold) in cases {
         let (expr, got_hold) = condition(cond);
@@ -72,15 +132,23 @@ fn seed_conditions_parse_verbatim_into_base_units() {
 #[test]
 fn in_window_accumulates_counters_and_sums_events() {
     for (cond, function, window) in [
-        ("chrome_startup_failures > 5 in 1h", WindowFn::Increase, mins(60)),
+        (
+            "chrome_startup_failures > 5 in 1h",
+            WindowFn::Increase,
+            mins(60),
+        ),
         ("auth_failures > 20 in 5m", WindowFn::Increase, mins(5)),
         ("login_events > 20 in 5m", WindowFn::Sum, mins(5)),
         // Undeclared metrics are read as Prometheus would: counters.
         ("undeclared_total > 1 in 10m", WindowFn::Increase, mins(10)),
     ] {
         let (expr, _) = condition(cond);
-        let Expr::Compare(_, lhs, _) = expr else { panic!("{cond}") };
-        let Expr::Window(w) = *lhs else { panic!("{cond}: {lhs:?}") };
+        let Expr::Compare(_, lhs, _) = expr else {
+            panic!("{cond}")
+        };
+        let Expr::Window(w) = *lhs else {
+            panic!("{cond}: {lhs:?}")
+        };
         assert_eq!((w.function, w.range), (function, window), "{cond}");
     }
 }
@@ -158,7 +226,11 @@ fn shipped_rules_cover_the_seed() {
         assert!(names.contains(&expected), "missing {expected}");
     }
     // The seed's impact and action texts travel with the rules.
-    let success = set.alerts.iter().find(|a| a.name == "投稿成功率低下").unwrap();
+    let success = set
+        .alerts
+        .iter()
+        .find(|a| a.name == "投稿成功率低下")
+        .unwrap();
     let impact = success.annotations["impact"].render("", "", "", &Default::default());
     assert_eq!(impact, "ビジネス目標への直接影響");
 }
@@ -166,8 +238,14 @@ fn shipped_rules_cover_the_seed() {
 #[test]
 fn a_syntax_error_in_one_file_and_a_check_error_in_another_are_both_reported() {
     let sources = [
-        SourceFile { path: "a.rules".into(), text: "alert \"a\" {\n  when x >\n}\n".into() },
-        SourceFile { path: "b.rules".into(), text: "alert \"b\" {\n  when x > 1\n  severity bad\n}\n".into() },
+        SourceFile {
+            path: "a.rules".into(),
+            text: "alert \"a\" {\n  when x >\n}\n".into(),
+        },
+        SourceFile {
+            path: "b.rules".into(),
+            text: "alert \"b\" {\n  when x > 1\n  severity bad\n}\n".into(),
+        },
     ];
     let diags = check_sources(&sources, &CheckOptions::default()).unwrap_err();
     let files: Vec<usize> = diags.iter().map(|d| d.file).collect();

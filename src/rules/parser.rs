@@ -207,7 +207,9 @@ fn parse_not_expr(p: Pair<Rule>) -> Expr {
         .filter(|q| q.as_rule() == Rule::op_not)
         .map(|q| span(&q))
         .collect();
-    let comparison = children(p).find(|q| q.as_rule() == Rule::comparison).unwrap();
+    let comparison = children(p)
+        .find(|q| q.as_rule() == Rule::comparison)
+        .unwrap();
     let mut expr = parse_comparison(comparison);
     for not in nots.into_iter().rev() {
         let s = not.to(expr.span);
@@ -344,7 +346,9 @@ fn syntax_error(e: pest::error::Error<Rule>) -> Diagnostic {
     // Just after a `for` clause, the likely slip is putting it mid-condition.
     let after_for = matches!(&e.variant, ErrorVariant::ParsingError { positives, .. } if positives.contains(&Rule::kw_evaluations));
     if after_for {
-        diagnostic.with_hint("`for` holds the whole condition, so it comes last: `when a > 1 and b > 2 for 5m`")
+        diagnostic.with_hint(
+            "`for` holds the whole condition, so it comes last: `when a > 1 and b > 2 for 5m`",
+        )
     } else {
         diagnostic
     }
@@ -372,7 +376,9 @@ fn describe(rule: Rule) -> &'static str {
         | Rule::annotations_field
         | Rule::keep_firing_field
         | Rule::escalate_field
-        | Rule::route_field => "a field (when, severity, labels, annotations, resolve when, keep firing for, escalate, route) or `}`",
+        | Rule::route_field => {
+            "a field (when, severity, labels, annotations, resolve when, keep firing for, escalate, route) or `}`"
+        }
         Rule::severity => "a severity (critical, warning or info)",
         Rule::pair => "`name = \"value\"` or `}`",
         Rule::condition | Rule::expr | Rule::and_expr | Rule::not_expr | Rule::comparison => {
@@ -383,12 +389,9 @@ fn describe(rule: Rule) -> &'static str {
         Rule::in_clause => "`in`",
         Rule::op_or | Rule::op_and => "`and` or `or`",
         Rule::op_not => "`not`",
-        Rule::op_le
-        | Rule::op_ge
-        | Rule::op_eq
-        | Rule::op_ne
-        | Rule::op_lt
-        | Rule::op_gt => "a comparison (<, <=, >, >=, ==, !=)",
+        Rule::op_le | Rule::op_ge | Rule::op_eq | Rule::op_ne | Rule::op_lt | Rule::op_gt => {
+            "a comparison (<, <=, >, >=, ==, !=)"
+        }
         Rule::op_add | Rule::op_sub | Rule::op_mul | Rule::op_div => "an operator (+, -, *, /)",
         Rule::op_neg => "`-`",
         Rule::op_label_eq | Rule::op_re_match | Rule::op_re_no_match => {
@@ -409,7 +412,9 @@ fn describe(rule: Rule) -> &'static str {
         | Rule::kw_annotations
         | Rule::kw_keep
         | Rule::kw_escalate
-        | Rule::kw_route => "a field (when, severity, labels, annotations, resolve when, keep firing for, escalate, route) or `}`",
+        | Rule::kw_route => {
+            "a field (when, severity, labels, annotations, resolve when, keep firing for, escalate, route) or `}`"
+        }
         Rule::kw_metric | Rule::kw_alert => "`alert` or `metric`",
         Rule::kw_for => "`for`",
         Rule::kw_in => "`in`",

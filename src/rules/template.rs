@@ -75,13 +75,15 @@ impl Template {
                 None => errors.push(TemplateError {
                     range: open..close + 2,
                     message: format!("unknown template field `{inner}`"),
-                    hint: Some(match crate::rules::suggest(
-                        inner.trim_start_matches('$'),
-                        ["value", "name", "severity"],
-                    ) {
-                        Some(s) => format!("did you mean `{{{{ {s} }}}}`?"),
-                        None => format!("the fields are: {}", Field::NAMES.join(", ")),
-                    }),
+                    hint: Some(
+                        match crate::rules::suggest(
+                            inner.trim_start_matches('$'),
+                            ["value", "name", "severity"],
+                        ) {
+                            Some(s) => format!("did you mean `{{{{ {s} }}}}`?"),
+                            None => format!("the fields are: {}", Field::NAMES.join(", ")),
+                        },
+                    ),
                 }),
             }
             rest = close + 2;
@@ -127,7 +129,10 @@ fn parse_field(inner: &str) -> Option<Field> {
         "severity" => Some(Field::Severity),
         _ => {
             let label = inner.strip_prefix("labels.")?;
-            let valid = label.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            let valid = label
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             valid.then(|| Field::Label(label.to_string()))
         }
@@ -142,12 +147,16 @@ mod tests {
     fn renders_fields_and_labels() {
         let t = Template::parse("{{ name }} on {{labels.host}}: {{ value }}").unwrap();
         let labels = BTreeMap::from([("host".to_string(), "bot-1".to_string())]);
-        assert_eq!(t.render("85%", "CPU", "critical", &labels), "CPU on bot-1: 85%");
+        assert_eq!(
+            t.render("85%", "CPU", "critical", &labels),
+            "CPU on bot-1: 85%"
+        );
     }
 
     #[test]
     fn unknown_fields_are_errors_with_positions() {
-        let errs = Template::parse("now {{ valeu }} and {{ labels.host }} {{ $labels }}").unwrap_err();
+        let errs =
+            Template::parse("now {{ valeu }} and {{ labels.host }} {{ $labels }}").unwrap_err();
         assert_eq!(errs.len(), 2);
         assert_eq!(errs[0].range, 4..15);
         assert_eq!(errs[0].hint.as_deref(), Some("did you mean `{{ value }}`?"));

@@ -135,7 +135,10 @@ fn suggest_unit(unit: &str) -> Option<&'static str> {
         return Some(to);
     }
     // Case slips: `mb` for `MB`, `gib` for `GiB`.
-    if let Some(&(u, _)) = BYTE_UNITS.iter().find(|(u, _)| u.eq_ignore_ascii_case(unit)) {
+    if let Some(&(u, _)) = BYTE_UNITS
+        .iter()
+        .find(|(u, _)| u.eq_ignore_ascii_case(unit))
+    {
         return Some(u);
     }
     let all = TIME_UNITS.iter().chain(BYTE_UNITS).map(|(u, _)| *u);
