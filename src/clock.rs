@@ -24,14 +24,6 @@ impl Timestamp {
         self.0 as f64 / 1000.0
     }
 
-    pub fn add(self, d: Duration) -> Self {
-        Timestamp(self.0.saturating_add(d.as_millis() as i64))
-    }
-
-    pub fn sub(self, d: Duration) -> Self {
-        Timestamp(self.0.saturating_sub(d.as_millis() as i64))
-    }
-
     /// The time from `earlier` to `self`, zero if `earlier` is later.
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_millis(self.0.saturating_sub(earlier.0).max(0) as u64)
@@ -41,6 +33,20 @@ impl Timestamp {
     pub fn to_rfc3339(self) -> String {
         let t = UNIX_EPOCH + Duration::from_millis(self.0.max(0) as u64);
         humantime::format_rfc3339_millis(t).to_string()
+    }
+}
+
+impl std::ops::Add<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_add(d.as_millis() as i64))
+    }
+}
+
+impl std::ops::Sub<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn sub(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_sub(d.as_millis() as i64))
     }
 }
 

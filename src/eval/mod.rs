@@ -201,7 +201,7 @@ impl Context<'_> {
     }
 
     fn window(&self, w: &WindowCall) -> HashMap<Labels, f64> {
-        let from = self.now.sub(w.range);
+        let from = self.now - w.range;
         let range_secs = w.range.as_secs_f64();
         let ahead_secs = w.ahead.map_or(0.0, |d| d.as_secs_f64());
         let mut buf: Vec<Sample> = Vec::new();
@@ -219,7 +219,7 @@ impl Context<'_> {
     /// in PromQL's `absent_over_time`: true when no matching series has a sample in
     /// the window.
     fn absent(&self, w: &WindowCall) -> Truth {
-        let from = self.now.sub(w.range);
+        let from = self.now - w.range;
         let present = self
             .matching(&w.selector)
             .any(|(_, s)| s.range(from, self.now).next().is_some());

@@ -10,7 +10,7 @@ use super::diagnostic::{Diagnostic, SourceFile, line_col};
 use super::model::*;
 use super::suggest;
 use super::template::Template;
-use super::units::{DeclaredUnit, Dim, literal_unit};
+use super::units::{DeclaredUnit, Dim, Scale, literal_unit};
 
 /// Limits a rule set must respect.
 #[derive(Clone, Debug)]
@@ -388,7 +388,7 @@ impl Checker<'_> {
             );
             return None;
         };
-        let (factor, dim) = self.unit(q, unit)?;
+        let (scale, dim) = self.unit(q, unit)?;
         if dim != Dim::TIME {
             self.error(
                 Diagnostic::error(
@@ -400,7 +400,7 @@ impl Checker<'_> {
             );
             return None;
         }
-        let secs = number * factor;
+        let secs = scale.apply(number);
         if secs <= 0.0 {
             self.error(
                 Diagnostic::error(q.span, format!("`{context}` needs a duration above zero"))
@@ -416,7 +416,7 @@ impl Checker<'_> {
         Some(Duration::from_secs_f64(secs))
     }
 
-    fn unit(&mut self, q: &ast::Quantity, unit: &str) -> Option<(f64, Dim)> {
+    fn unit(&mut self, q: &ast::Quantity, unit: &str) -> Option<(Scale, Dim)> {
         match literal_unit(unit) {
             Ok(u) => Some(u),
             Err(e) => {
@@ -454,8 +454,11 @@ impl Checker<'_> {
                 match q.unit.as_deref() {
                     None => Some((Expr::Number(number), Ty::Num(Units::Scalar))),
                     Some(u) => {
-                        let (factor, dim) = self.unit(q, u)?;
-                        Some((Expr::Number(number * factor), Ty::Num(Units::Known(dim))))
+                        let (scale, dim) = self.unit(q, u)?;
+                        Some((
+                            Expr::Number(scale.apply(number)),
+                            Ty::Num(Units::Known(dim)),
+                        ))
                     }
                 }
             }
@@ -480,8 +483,8 @@ impl Checker<'_> {
                     ast::ArithOp::Add | ast::ArithOp::Sub => {
                         self.unify(e, lu, ru, "add or subtract")?
                     }
-                    ast::ArithOp::Mul => combine(lu, ru, Dim::mul),
-                    ast::ArithOp::Div => combine(lu, ru, Dim::div),
+                    ast::ArithOp::Mul => combine(lu, ru, Dim::times),
+                    ast::ArithOp::Div => combine(lu, ru, Dim::per),
                 };
                 Some((Expr::Arith(*op, Box::new(lx), Box::new(rx)), Ty::Num(units)))
             }
@@ -819,7 +822,7 @@ impl Checker<'_> {
             WindowFn::Absent => Ty::Bool,
             WindowFn::Count => Ty::Num(Units::Known(Dim::NONE)),
             WindowFn::Rate | WindowFn::Deriv => {
-                Ty::Num(combine(units, Units::Known(Dim::TIME), Dim::div))
+                Ty::Num(combine(units, Units::Known(Dim::TIME), Dim::per))
             }
             _ => Ty::Num(units),
         };

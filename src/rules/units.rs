@@ -18,14 +18,14 @@ impl Dim {
     pub const BYTE_RATE: Dim = Dim { time: -1, bytes: 1 };
     pub const PER_TIME: Dim = Dim { time: -1, bytes: 0 };
 
-    pub fn mul(self, o: Dim) -> Dim {
+    pub fn times(self, o: Dim) -> Dim {
         Dim {
             time: self.time + o.time,
             bytes: self.bytes + o.bytes,
         }
     }
 
-    pub fn div(self, o: Dim) -> Dim {
+    pub fn per(self, o: Dim) -> Dim {
         Dim {
             time: self.time - o.time,
             bytes: self.bytes - o.bytes,
@@ -52,8 +52,9 @@ pub struct UnknownUnit {
     pub suggestion: Option<&'static str>,
 }
 
+/// Seconds per unit; `ms` divides (see [`Scale`]).
 const TIME_UNITS: &[(&str, f64)] = &[
-    ("ms", 0.001),
+    ("ms", 1.0),
     ("s", 1.0),
     ("m", 60.0),
     ("h", 3600.0),
@@ -107,22 +108,41 @@ const TIME_ALIASES: &[(&str, &str)] = &[
     ("weeks", "w"),
 ];
 
-/// Resolves a literal's unit word to (factor to base units, dimension).
-pub fn literal_unit(unit: &str) -> Result<(f64, Dim), UnknownUnit> {
+/// How a number with a unit converts to base units: `number * mul / div`. Kept as
+/// a fraction so `95%` is exactly `95 / 100` = 0.95, not `95 * 0.01` =
+/// 0.9500000000000001.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scale {
+    pub mul: f64,
+    pub div: f64,
+}
+
+impl Scale {
+    pub fn apply(self, number: f64) -> f64 {
+        number * self.mul / self.div
+    }
+}
+
+/// Resolves a literal's unit word to its scale to base units and its dimension.
+pub fn literal_unit(unit: &str) -> Result<(Scale, Dim), UnknownUnit> {
+    let scale = |mul, div| Scale { mul, div };
     if unit == "%" {
-        return Ok((0.01, Dim::NONE));
+        return Ok((scale(1.0, 100.0), Dim::NONE));
+    }
+    if unit == "ms" {
+        return Ok((scale(1.0, 1000.0), Dim::TIME));
     }
     if let Some(&(_, f)) = TIME_UNITS.iter().find(|(u, _)| *u == unit) {
-        return Ok((f, Dim::TIME));
+        return Ok((scale(f, 1.0), Dim::TIME));
     }
     if let Some(&(_, f)) = BYTE_UNITS.iter().find(|(u, _)| *u == unit) {
-        return Ok((f, Dim::BYTES));
+        return Ok((scale(f, 1.0), Dim::BYTES));
     }
     if let Some((num, den)) = unit.split_once('/') {
         let num = BYTE_UNITS.iter().find(|(u, _)| *u == num);
         let den = PER_UNITS.iter().find(|(u, _)| *u == den);
         if let (Some(&(_, n)), Some(&(_, d))) = (num, den) {
-            return Ok((n / d, Dim::BYTE_RATE));
+            return Ok((scale(n, d), Dim::BYTE_RATE));
         }
     }
     Err(UnknownUnit {
@@ -202,13 +222,13 @@ mod tests {
 
     #[test]
     fn literals_convert_to_base_units() {
-        assert_eq!(literal_unit("%"), Ok((0.01, Dim::NONE)));
-        assert_eq!(literal_unit("15m").ok(), None);
-        assert_eq!(literal_unit("m"), Ok((60.0, Dim::TIME)));
-        assert_eq!(literal_unit("GiB"), Ok((1073741824.0, Dim::BYTES)));
-        let (f, d) = literal_unit("MB/hour").unwrap();
-        assert_eq!(d, Dim::BYTE_RATE);
-        assert!((f * 10.0 - 10e6 / 3600.0).abs() < 1e-9);
+        let base = |u: &str, n: f64| literal_unit(u).map(|(s, d)| (s.apply(n), d));
+        assert_eq!(base("%", 95.0), Ok((0.95, Dim::NONE)));
+        assert_eq!(base("m", 15.0), Ok((900.0, Dim::TIME)));
+        assert_eq!(base("ms", 500.0), Ok((0.5, Dim::TIME)));
+        assert_eq!(base("GiB", 1.0), Ok((1073741824.0, Dim::BYTES)));
+        assert_eq!(base("MB/hour", 10.0), Ok((10e6 / 3600.0, Dim::BYTE_RATE)));
+        assert!(literal_unit("15m").is_err());
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl Series {
     pub fn instant(&self, at: Timestamp, lookback: Duration) -> Option<Sample> {
         let end = self.samples.partition_point(|s| s.t <= at);
         let s = *self.samples.get(end.checked_sub(1)?)?;
-        (s.t >= at.sub(lookback) && !is_stale_marker(s.v)).then_some(s)
+        (s.t >= at - lookback && !is_stale_marker(s.v)).then_some(s)
     }
 
     pub fn len(&self) -> usize {
@@ -143,7 +143,7 @@ impl SeriesStore {
     /// Appends one sample. Samples of a series arrive in time order; one at the same
     /// timestamp as the newest replaces it (a re-sent sample), an older one is refused.
     pub fn append(&mut self, metric: &str, labels: &Labels, s: Sample) -> Result<(), SeriesError> {
-        let cutoff = s.t.sub(self.limits.retention);
+        let cutoff = s.t - self.limits.retention;
         let m = match self.metrics.get_mut(metric) {
             Some(m) => m,
             None => self.metrics.entry(metric.to_string()).or_default(),
@@ -192,7 +192,7 @@ impl SeriesStore {
 
     /// Drops samples older than the retention and series left empty.
     pub fn trim(&mut self, now: Timestamp) {
-        let cutoff = now.sub(self.limits.retention);
+        let cutoff = now - self.limits.retention;
         let mut dropped_series = 0;
         let mut dropped_samples = 0;
         for m in self.metrics.values_mut() {
