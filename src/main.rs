@@ -155,7 +155,7 @@ fn fmt(paths: &[PathBuf], check: bool) -> ExitCode {
         let formatted = match rules::fmt::format_source(&source.text) {
             Ok(f) => f,
             Err(d) => {
-                diags.push(d.in_file(i));
+                diags.push((*d).in_file(i));
                 continue;
             }
         };

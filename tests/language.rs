@@ -251,3 +251,12 @@ fn a_syntax_error_in_one_file_and_a_check_error_in_another_are_both_reported() {
     let files: Vec<usize> = diags.iter().map(|d| d.file).collect();
     assert_eq!(files, [0, 1]);
 }
+
+#[test]
+fn a_metric_without_a_unit_can_be_followed_by_more_items() {
+    let set = check(
+        "metric a_total counter\nmetric b gauge\nalert \"x\" {\n  when b > 1\n  severity info\n}\n",
+    );
+    assert_eq!(set.metrics["a_total"].unit, None);
+    assert_eq!(set.alerts.len(), 1);
+}

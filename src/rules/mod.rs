@@ -71,7 +71,7 @@ pub fn check_sources(
         .map(|(i, s)| match parser::parse_file(&s.text) {
             Ok(f) => Some(f),
             Err(d) => {
-                diags.push(d.in_file(i));
+                diags.push((*d).in_file(i));
                 None
             }
         })

@@ -24,8 +24,11 @@ static ARITH: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
 
 /// Parses one rules file. A syntax error stops at the first problem, as any parser
 /// must; the checker then reports every semantic error at once.
-pub fn parse_file(source: &str) -> Result<File, Diagnostic> {
-    let mut pairs = RulesParser::parse(Rule::file, source).map_err(syntax_error)?;
+///
+/// The error is boxed: it is rare, and a `Diagnostic` is large next to a `File`.
+pub fn parse_file(source: &str) -> Result<File, Box<Diagnostic>> {
+    let mut pairs =
+        RulesParser::parse(Rule::file, source).map_err(|e| Box::new(syntax_error(e)))?;
     let file = pairs.next().expect("the file rule always yields one pair");
     let items = file
         .into_inner()
