@@ -1,0 +1,39 @@
+//! Errors of the store. Messages are lowercase, name what was being done, and
+//! never contain alert contents beyond a key.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the state directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the state database: {0}")]
+    Open(#[from] redb::DatabaseError),
+    #[error("cannot start a state database transaction: {0}")]
+    Transaction(#[from] redb::TransactionError),
+    #[error("cannot open a state database table: {0}")]
+    Table(#[from] redb::TableError),
+    #[error("state database storage error: {0}")]
+    Storage(#[from] redb::StorageError),
+    #[error("cannot commit to the state database: {0}")]
+    Commit(#[from] redb::CommitError),
+    #[error(
+        "the state database has schema version {found}, newer than the {supported} this tocsin supports: upgrade tocsin"
+    )]
+    UnsupportedSchema { found: u64, supported: u64 },
+    #[error("cannot encode {table} record {key}: {source}")]
+    Encode {
+        table: &'static str,
+        key: String,
+        source: serde_json::Error,
+    },
+    #[error("corrupt {table} record {key}: {source}")]
+    Decode {
+        table: &'static str,
+        key: String,
+        source: serde_json::Error,
+    },
+}

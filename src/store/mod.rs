@@ -1,0 +1,242 @@
+//! Persistence: alert state, timelines and incident ids in one redb file. The only
+//! module that touches redb.
+//!
+//! Invariants:
+//! - A [`Batch`] is one write transaction, durable when [`Store::apply`] returns:
+//!   after a crash either all of an evaluation's changes are there or none are.
+//! - Incident ids are never reused: `next_incident` only grows, and never falls
+//!   below an id already stored.
+//! - Timeline entries are append-only, in order per alert.
+
+mod error;
+mod schema;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::alert::{Alert, State, TimelineEntry};
+use crate::labels::Fingerprint;
+pub use error::StoreError;
+pub use schema::SCHEMA_VERSION;
+use schema::{ALERTS, INCIDENTS, META, NEXT_INCIDENT_KEY, SCHEMA_VERSION_KEY, TIMELINE};
+
+/// Everything one evaluation (or one operator action) changed, written together.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Batch {
+    /// Alerts to write as they are now. An inactive alert with no incident is
+    /// deleted instead: it has nothing to remember.
+    pub alerts: Vec<Alert>,
+    /// Alerts to delete.
+    pub removed: Vec<Fingerprint>,
+    /// Appended to each alert's timeline, in this order.
+    pub timeline: Vec<(Fingerprint, TimelineEntry)>,
+    /// The next incident id to hand out; the stored counter never goes back.
+    pub next_incident: u64,
+}
+
+pub struct Store {
+    db: Database,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the database at `path`, creating it (and its directory) if missing, and
+    /// migrating it if it was written by an older version.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        Store::init(Database::create(path)?)
+    }
+
+    /// A store that lives in memory only: for tests and `tocsin test`.
+    pub fn in_memory() -> Result<Store, StoreError> {
+        Store::with_backend(redb::backends::InMemoryBackend::new())
+    }
+
+    /// A store over any redb storage backend: crash tests use one that fails its
+    /// writes on cue, then reopen the bytes it kept.
+    pub fn with_backend(backend: impl redb::StorageBackend) -> Result<Store, StoreError> {
+        Store::init(Database::builder().create_with_backend(backend)?)
+    }
+
+    fn init(db: Database) -> Result<Store, StoreError> {
+        let txn = db.begin_write()?;
+        let found = txn
+            .open_table(META)?
+            .get(SCHEMA_VERSION_KEY)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        if found != SCHEMA_VERSION {
+            // Refuses newer versions; dropping the transaction leaves the file as is.
+            schema::migrate(&txn, found)?;
+        }
+        txn.commit()?;
+        Ok(Store { db })
+    }
+
+    /// The schema version recorded in the file.
+    pub fn schema_version(&self) -> Result<u64, StoreError> {
+        self.meta(SCHEMA_VERSION_KEY).map(|v| v.unwrap_or(0))
+    }
+
+    /// The next incident id to hand out (the first is 1).
+    pub fn next_incident(&self) -> Result<u64, StoreError> {
+        self.meta(NEXT_INCIDENT_KEY).map(|v| v.unwrap_or(1).max(1))
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta.get(key)?.map(|v| v.value()))
+    }
+
+    /// Every stored alert, in fingerprint order.
+    pub fn load_alerts(&self) -> Result<Vec<Alert>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ALERTS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            out.push(decode("alerts", Fingerprint(k.value()), v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn alert(&self, fingerprint: Fingerprint) -> Result<Option<Alert>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ALERTS)?;
+        let value = table.get(fingerprint.0)?;
+        value
+            .map(|v| decode("alerts", fingerprint, v.value()))
+            .transpose()
+    }
+
+    /// The alert that incident `id` was opened for (it may have fired again since,
+    /// under a newer id).
+    pub fn alert_by_incident(&self, id: u64) -> Result<Option<Alert>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(fp) = txn.open_table(INCIDENTS)?.get(id)?.map(|v| v.value()) else {
+            return Ok(None);
+        };
+        let alerts = txn.open_table(ALERTS)?;
+        let value = alerts.get(fp)?;
+        value
+            .map(|v| decode("alerts", Fingerprint(fp), v.value()))
+            .transpose()
+    }
+
+    /// One alert's timeline, oldest first.
+    pub fn timeline(&self, fingerprint: Fingerprint) -> Result<Vec<TimelineEntry>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(TIMELINE)?;
+        let mut out = Vec::new();
+        for row in table.range((fingerprint.0, 0)..=(fingerprint.0, u64::MAX))? {
+            let (k, v) = row?;
+            let (_, seq) = k.value();
+            out.push(decode(
+                "timeline",
+                format!("{fingerprint}/{seq}"),
+                v.value(),
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// Writes `batch` in one durable transaction: all of it or, on error, none.
+    pub fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        write_batch(&txn, batch)?;
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META)?;
+    let mut alerts = txn.open_table(ALERTS)?;
+    let mut timeline = txn.open_table(TIMELINE)?;
+    let mut incidents = txn.open_table(INCIDENTS)?;
+
+    let stored_next = meta.get(NEXT_INCIDENT_KEY)?.map(|v| v.value());
+    let mut next = stored_next.unwrap_or(1).max(batch.next_incident).max(1);
+
+    for fp in &batch.removed {
+        alerts.remove(fp.0)?;
+    }
+    for alert in &batch.alerts {
+        let fp = alert.fingerprint;
+        if alert.state == State::Inactive && alert.incident.is_none() {
+            alerts.remove(fp.0)?;
+            continue;
+        }
+        alerts.insert(fp.0, encode("alerts", fp, alert)?.as_str())?;
+        if let Some(id) = alert.incident {
+            // The first writer of an id wins: ids are never re-pointed.
+            if incidents.get(id)?.is_none() {
+                incidents.insert(id, fp.0)?;
+            }
+            next = next.max(id.saturating_add(1));
+        }
+    }
+
+    // The next seq per alert: one range lookup per alert per batch.
+    let mut seqs: HashMap<u64, u64> = HashMap::new();
+    for (fp, entry) in &batch.timeline {
+        let seq = match seqs.get(&fp.0) {
+            Some(s) => *s,
+            None => {
+                let last = timeline.range((fp.0, 0)..=(fp.0, u64::MAX))?.next_back();
+                match last {
+                    Some(row) => row?.0.value().1 + 1,
+                    None => 0,
+                }
+            }
+        };
+        let key = format!("{fp}/{seq}");
+        timeline.insert((fp.0, seq), encode("timeline", key, entry)?.as_str())?;
+        seqs.insert(fp.0, seq + 1);
+    }
+
+    if stored_next != Some(next) {
+        meta.insert(NEXT_INCIDENT_KEY, next)?;
+    }
+    Ok(())
+}
+
+fn encode<T: Serialize>(
+    table: &'static str,
+    key: impl ToString,
+    value: &T,
+) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|source| StoreError::Encode {
+        table,
+        key: key.to_string(),
+        source,
+    })
+}
+
+fn decode<T: DeserializeOwned>(
+    table: &'static str,
+    key: impl ToString,
+    json: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(json).map_err(|source| StoreError::Decode {
+        table,
+        key: key.to_string(),
+        source,
+    })
+}

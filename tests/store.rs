@@ -1,0 +1,542 @@
+//! The redb store: round trips, atomic batches (by failing the disk mid-commit),
+//! reopening files, schema versions, incident ids.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tocsin::alert::{Ack, Alert, State, TimelineEntry};
+use tocsin::clock::Timestamp;
+use tocsin::labels::{Fingerprint, Labels};
+use tocsin::store::{Batch, SCHEMA_VERSION, Store, StoreError};
+
+const T: Timestamp = Timestamp(1_700_000_000_000);
+
+fn alert(name: &str, host: &str) -> Alert {
+    let labels = Labels::from_pairs([("alertname", name), ("host", host)]);
+    Alert::new(labels.fingerprint(), name.to_string(), labels)
+}
+
+fn pending(host: &str) -> Alert {
+    let mut a = alert("投稿成功率低下", host);
+    a.state = State::Pending;
+    a.active_since = Some(T);
+    a.consecutive = 3;
+    a.value = 0.85;
+    a
+}
+
+fn firing(host: &str, incident: u64) -> Alert {
+    let mut a = alert("HighCpu", host);
+    a.state = State::Firing;
+    a.incident = Some(incident);
+    a.active_since = Some(T);
+    a.fired_at = Some(T + std::time::Duration::from_secs(900));
+    a.value = 0.97;
+    a
+}
+
+fn entry(at: i64, from: State, to: State, reason: &str) -> TimelineEntry {
+    TimelineEntry {
+        at: Timestamp(at),
+        from,
+        to,
+        actor: None,
+        via: None,
+        reason: reason.to_string(),
+        note: None,
+    }
+}
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "tocsin-store-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        ));
+        TempDir(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn alerts_and_timelines_round_trip() {
+    let store = Store::in_memory().unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(store.next_incident().unwrap(), 1);
+    assert!(store.load_alerts().unwrap().is_empty());
+
+    let mut a = firing("bot-1", 1);
+    a.ack = Some(Ack {
+        actor: "alice".into(),
+        via: "slack".into(),
+        note: Some("looking".into()),
+        at: T,
+    });
+    a.state = State::Acknowledged;
+    a.silenced_by.insert("m1".into());
+    a.recent_changes = vec![T];
+    let b = pending("bot-2");
+    let fa = a.fingerprint;
+    let batch = Batch {
+        alerts: vec![a.clone(), b.clone()],
+        removed: vec![],
+        timeline: vec![
+            (
+                fa,
+                entry(1, State::Inactive, State::Firing, "condition held"),
+            ),
+            (
+                b.fingerprint,
+                entry(1, State::Inactive, State::Pending, "p"),
+            ),
+            (
+                fa,
+                entry(2, State::Firing, State::Acknowledged, "acked by alice"),
+            ),
+        ],
+        next_incident: 2,
+    };
+    store.apply(&batch).unwrap();
+
+    let mut want = vec![a.clone(), b.clone()];
+    want.sort_by_key(|a| a.fingerprint);
+    assert_eq!(store.load_alerts().unwrap(), want);
+    assert_eq!(store.alert(fa).unwrap(), Some(a.clone()));
+    assert_eq!(store.alert(Fingerprint(42)).unwrap(), None);
+    assert_eq!(store.alert_by_incident(1).unwrap(), Some(a.clone()));
+    assert_eq!(store.alert_by_incident(2).unwrap(), None);
+    assert_eq!(store.next_incident().unwrap(), 2);
+
+    // Seq continues per alert across batches.
+    store
+        .apply(&Batch {
+            timeline: vec![(fa, entry(3, State::Acknowledged, State::Resolved, "r"))],
+            next_incident: 2,
+            ..Batch::default()
+        })
+        .unwrap();
+    let reasons: Vec<String> = store
+        .timeline(fa)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.reason)
+        .collect();
+    assert_eq!(reasons, ["condition held", "acked by alice", "r"]);
+    assert_eq!(store.timeline(b.fingerprint).unwrap().len(), 1);
+    assert!(store.timeline(Fingerprint(42)).unwrap().is_empty());
+}
+
+#[test]
+fn inactive_alerts_without_an_incident_are_deleted() {
+    let store = Store::in_memory().unwrap();
+    let a = pending("bot-1");
+    let b = pending("bot-2");
+    let mut c = firing("bot-3", 1);
+    store
+        .apply(&Batch {
+            alerts: vec![a.clone(), b.clone(), c.clone()],
+            next_incident: 2,
+            ..Batch::default()
+        })
+        .unwrap();
+
+    let mut a_gone = a.clone();
+    a_gone.state = State::Inactive;
+    c.state = State::Inactive; // has an incident: kept for review
+    store
+        .apply(&Batch {
+            alerts: vec![a_gone, c.clone()],
+            removed: vec![b.fingerprint],
+            next_incident: 2,
+            ..Batch::default()
+        })
+        .unwrap();
+    assert_eq!(store.load_alerts().unwrap(), vec![c]);
+}
+
+#[test]
+fn non_finite_values_survive() {
+    let store = Store::in_memory().unwrap();
+    let mut alerts = Vec::new();
+    for (i, v) in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.5]
+        .into_iter()
+        .enumerate()
+    {
+        let mut a = pending(&format!("bot-{i}"));
+        a.value = v;
+        alerts.push(a);
+    }
+    store
+        .apply(&Batch {
+            alerts: alerts.clone(),
+            next_incident: 1,
+            ..Batch::default()
+        })
+        .unwrap();
+    for a in alerts {
+        let got = store.alert(a.fingerprint).unwrap().unwrap().value;
+        assert!(
+            got == a.value || (got.is_nan() && a.value.is_nan()),
+            "{got}"
+        );
+    }
+}
+
+#[test]
+fn a_reopened_file_has_everything() {
+    let dir = TempDir::new("reopen");
+    let path = dir.path().join("state").join("tocsin.redb");
+    let p = pending("bot-1");
+    let f = firing("bot-2", 1);
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .apply(&Batch {
+                alerts: vec![p.clone(), f.clone()],
+                timeline: vec![
+                    (
+                        p.fingerprint,
+                        entry(1, State::Inactive, State::Pending, "a"),
+                    ),
+                    (f.fingerprint, entry(1, State::Pending, State::Firing, "b")),
+                    (f.fingerprint, entry(2, State::Firing, State::Firing, "c")),
+                ],
+                next_incident: 2,
+                ..Batch::default()
+            })
+            .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let got = store.alert(p.fingerprint).unwrap().unwrap();
+    assert_eq!(got.state, State::Pending);
+    assert_eq!(got.active_since, Some(T), "the `for` progress survives");
+    assert_eq!(got.consecutive, 3);
+    assert_eq!(store.alert(f.fingerprint).unwrap(), Some(f.clone()));
+    assert_eq!(store.alert_by_incident(1).unwrap(), Some(f.clone()));
+    assert_eq!(store.next_incident().unwrap(), 2);
+    let reasons: Vec<String> = store
+        .timeline(f.fingerprint)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.reason)
+        .collect();
+    assert_eq!(reasons, ["b", "c"]);
+    // Appending after a reopen continues the sequence.
+    store
+        .apply(&Batch {
+            timeline: vec![(f.fingerprint, entry(3, State::Firing, State::Resolved, "d"))],
+            next_incident: 2,
+            ..Batch::default()
+        })
+        .unwrap();
+    assert_eq!(store.timeline(f.fingerprint).unwrap().len(), 3);
+}
+
+#[test]
+fn incident_ids_are_never_reused() {
+    let dir = TempDir::new("incidents");
+    let path = dir.path().join("tocsin.redb");
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .apply(&Batch {
+                alerts: vec![firing("bot-1", 1), firing("bot-2", 2)],
+                next_incident: 3,
+                ..Batch::default()
+            })
+            .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.next_incident().unwrap(), 3);
+    // A caller with a stale counter cannot move it back...
+    store
+        .apply(&Batch {
+            next_incident: 1,
+            ..Batch::default()
+        })
+        .unwrap();
+    assert_eq!(store.next_incident().unwrap(), 3);
+    // ...and an id written is never handed out again.
+    store
+        .apply(&Batch {
+            alerts: vec![firing("bot-3", 9)],
+            next_incident: 3,
+            ..Batch::default()
+        })
+        .unwrap();
+    assert_eq!(store.next_incident().unwrap(), 10);
+    drop(store);
+    assert_eq!(Store::open(&path).unwrap().next_incident().unwrap(), 10);
+}
+
+// ---------------------------------------------------------------------------
+// Schema versions: files written by other versions, made with redb directly.
+// ---------------------------------------------------------------------------
+
+const RAW_META: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
+const RAW_ALERTS: redb::TableDefinition<u64, &str> = redb::TableDefinition::new("alerts");
+
+#[test]
+fn a_newer_schema_is_refused_and_left_alone() {
+    let dir = TempDir::new("newer");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let path = dir.path().join("tocsin.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(RAW_META)
+            .unwrap()
+            .insert("schema_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let err = Store::open(&path).unwrap_err();
+    assert!(
+        matches!(err, StoreError::UnsupportedSchema { found, supported }
+            if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("the state database has schema version 2")
+    );
+
+    use redb::ReadableDatabase;
+    let db = redb::Database::create(&path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let meta = txn.open_table(RAW_META).unwrap();
+    let v = meta.get("schema_version").unwrap().unwrap().value();
+    assert_eq!(v, SCHEMA_VERSION + 1, "not rewritten");
+    assert!(txn.open_table(RAW_ALERTS).is_err(), "no tables created");
+}
+
+#[test]
+fn a_file_without_a_version_is_migrated() {
+    // Version 0: written before versions were recorded; alerts already there.
+    let dir = TempDir::new("older");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let path = dir.path().join("tocsin.redb");
+    let old = firing("bot-1", 4);
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let json = serde_json::to_string(&old).unwrap();
+        txn.open_table(RAW_ALERTS)
+            .unwrap()
+            .insert(old.fingerprint.0, json.as_str())
+            .unwrap();
+        txn.open_table(RAW_META).unwrap();
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(store.load_alerts().unwrap(), vec![old.clone()]);
+    assert_eq!(store.next_incident().unwrap(), 1);
+    assert!(store.timeline(old.fingerprint).unwrap().is_empty());
+    // The next batch carrying the alert maps its incident and moves the counter.
+    store
+        .apply(&Batch {
+            alerts: vec![old.clone()],
+            next_incident: 1,
+            ..Batch::default()
+        })
+        .unwrap();
+    assert_eq!(store.next_incident().unwrap(), 5);
+    drop(store);
+    assert_eq!(
+        Store::open(&path).unwrap().schema_version().unwrap(),
+        SCHEMA_VERSION
+    );
+}
+
+#[test]
+fn a_corrupt_record_is_a_typed_error() {
+    let dir = TempDir::new("corrupt");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let path = dir.path().join("tocsin.redb");
+    {
+        Store::open(&path).unwrap();
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(RAW_ALERTS)
+            .unwrap()
+            .insert(7, "{not json")
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let err = Store::open(&path).unwrap().load_alerts().unwrap_err();
+    assert!(matches!(err, StoreError::Decode { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("corrupt alerts record 0000000000000007: "),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Atomicity: fail the disk at every write of a batch's commit in turn, reopen
+// what reached it, and find either all of the batch or none of it.
+// ---------------------------------------------------------------------------
+
+/// An in-memory disk that fails every write once `writes_left` reaches zero
+/// (negative: never), keeping the bytes written until then, like a crash.
+#[derive(Debug, Clone, Default)]
+struct FlakyDisk {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    writes_left: Arc<AtomicI64>,
+}
+
+impl FlakyDisk {
+    fn healthy() -> FlakyDisk {
+        let d = FlakyDisk::default();
+        d.writes_left.store(-1, Ordering::SeqCst);
+        d
+    }
+
+    /// What survives the crash: a new disk over a copy of the bytes.
+    fn after_crash(&self) -> FlakyDisk {
+        let d = FlakyDisk::healthy();
+        *d.bytes.lock().unwrap() = self.bytes.lock().unwrap().clone();
+        d
+    }
+
+    fn spend(&self) -> io::Result<()> {
+        let left = self.writes_left.load(Ordering::SeqCst);
+        if left == 0 {
+            return Err(io::Error::other("disk failed"));
+        }
+        if left > 0 {
+            self.writes_left.fetch_sub(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+impl redb::StorageBackend for FlakyDisk {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.bytes.lock().unwrap().len() as u64)
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        let bytes = self.bytes.lock().unwrap();
+        let src = bytes
+            .get(offset as usize..offset as usize + out.len())
+            .ok_or_else(|| io::Error::other("read past the end"))?;
+        out.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.spend()?;
+        self.bytes.lock().unwrap().resize(len as usize, 0);
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.spend()
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.spend()?;
+        let mut bytes = self.bytes.lock().unwrap();
+        let dst = bytes
+            .get_mut(offset as usize..offset as usize + data.len())
+            .ok_or_else(|| io::Error::other("write past the end"))?;
+        dst.copy_from_slice(data);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_batch_is_all_or_nothing() {
+    let first = Batch {
+        alerts: vec![pending("bot-1")],
+        timeline: vec![(
+            pending("bot-1").fingerprint,
+            entry(1, State::Inactive, State::Pending, "first"),
+        )],
+        next_incident: 1,
+        ..Batch::default()
+    };
+    let mut fired = pending("bot-1");
+    fired.state = State::Firing;
+    fired.incident = Some(1);
+    let second = Batch {
+        alerts: vec![fired.clone(), firing("bot-2", 2)],
+        timeline: vec![
+            (
+                fired.fingerprint,
+                entry(2, State::Pending, State::Firing, "second"),
+            ),
+            (
+                firing("bot-2", 2).fingerprint,
+                entry(2, State::Inactive, State::Firing, "second"),
+            ),
+        ],
+        next_incident: 3,
+        ..Batch::default()
+    };
+
+    let mut failures = 0;
+    for budget in 0.. {
+        let disk = FlakyDisk::healthy();
+        let store = Store::with_backend(disk.clone()).unwrap();
+        store.apply(&first).unwrap();
+        disk.writes_left.store(budget, Ordering::SeqCst);
+        let result = store.apply(&second);
+        drop(store);
+
+        let reopened = Store::with_backend(disk.after_crash()).unwrap();
+        let alerts = reopened.load_alerts().unwrap();
+        let timeline = reopened.timeline(fired.fingerprint).unwrap();
+        let next = reopened.next_incident().unwrap();
+        let applied = alerts.len() == 2;
+        if applied {
+            assert_eq!(timeline.len(), 2, "budget {budget}");
+            assert_eq!(next, 3, "budget {budget}");
+            assert_eq!(
+                reopened.alert_by_incident(2).unwrap().map(|a| a.state),
+                Some(State::Firing)
+            );
+        } else {
+            assert_eq!(alerts, first.alerts, "budget {budget}");
+            assert_eq!(timeline.len(), 1, "budget {budget}");
+            assert_eq!(next, 1, "budget {budget}");
+            assert_eq!(reopened.alert_by_incident(1).unwrap(), None);
+        }
+        match result {
+            // Committed durably before returning: it must be there.
+            Ok(()) => {
+                assert!(applied, "budget {budget}");
+                break;
+            }
+            Err(_) => failures += 1,
+        }
+    }
+    assert!(failures > 0, "the disk never failed mid-commit");
+}
+
+#[test]
+fn store_and_errors_cross_threads() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<Store>();
+    send_sync::<StoreError>();
+}
