@@ -1,9 +1,13 @@
 //! tocsin: a rule-engine alert manager. See ARCHITECTURE.md for the map.
 
+pub mod alert;
 pub mod clock;
+pub mod engine;
 pub mod eval;
 pub mod export;
 pub mod humanize;
 pub mod labels;
 pub mod rules;
+pub mod ruletest;
 pub mod series;
+pub mod store;

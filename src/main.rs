@@ -36,6 +36,17 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Run rule unit tests (promtool's `test rules` YAML shape).
+    Test {
+        /// Test files (`*.test.yml`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        #[command(flatten)]
+        limits: Limits,
+    },
     /// Export rules to another system's format.
     Export {
         #[command(subcommand)]
@@ -86,6 +97,11 @@ fn main() -> ExitCode {
             limits,
         } => check(&paths, format, &limits.options()),
         Command::Fmt { check, paths } => fmt(&paths, check),
+        Command::Test {
+            files,
+            junit,
+            limits,
+        } => test(&files, junit.as_deref(), &limits.options()),
         Command::Export {
             target: ExportTarget::Prometheus { paths, limits },
         } => export_prometheus(&paths, &limits.options()),
@@ -179,6 +195,54 @@ fn fmt(paths: &[PathBuf], check: bool) -> ExitCode {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+/// Runs rule unit tests; prints failures as expected-vs-got per alert, as promtool.
+fn test(files: &[PathBuf], junit: Option<&std::path::Path>, options: &CheckOptions) -> ExitCode {
+    let mut reports = Vec::new();
+    for file in files {
+        let report = tocsin::ruletest::run_file(file, options);
+        println!("Unit testing: {}", file.display());
+        if let Some(e) = &report.error {
+            println!("  ERROR: {e}");
+        }
+        for g in &report.groups {
+            if g.failures.is_empty() {
+                println!("  PASS: {}", g.name);
+            } else {
+                println!("  FAILED: {}", g.name);
+                for f in &g.failures {
+                    println!("    {}", f.trim_end().replace('\n', "\n    "));
+                }
+            }
+        }
+        reports.push(report);
+    }
+    let (passed, failed) = reports
+        .iter()
+        .flat_map(|r| &r.groups)
+        .fold((0, 0), |(p, f), g| {
+            if g.failures.is_empty() {
+                (p + 1, f)
+            } else {
+                (p, f + 1)
+            }
+        });
+    let errors = reports.iter().filter(|r| r.error.is_some()).count();
+    println!("{passed} passed, {} failed", failed + errors);
+    if let Some(path) = junit {
+        let written = tocsin::ruletest::junit(&reports)
+            .and_then(|xml| std::fs::write(path, xml).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("error: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if failed + errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// Prints Prometheus rule YAML on stdout; rules PromQL cannot express are errors.

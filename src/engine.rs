@@ -1,0 +1,281 @@
+//! The engine: each evaluation turns rule results into state-machine events, steps
+//! every affected alert, and hands back one batch for the store plus the
+//! notifications owed. It owns alert state in memory; persisting the batch before
+//! acting on the notifications is the caller's job (and its invariant).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::alert::{self, Action, Alert, Event, NotifyReason, Params, Rejected, State};
+use crate::clock::Timestamp;
+use crate::eval::evaluate_rule;
+use crate::humanize::ValueFormat;
+use crate::labels::{Fingerprint, Labels};
+use crate::rules::RuleSet;
+use crate::rules::model::AlertRule;
+use crate::series::SeriesStore;
+use crate::store::Batch;
+
+/// A notification owed: written to the store with the state change that caused it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notification {
+    pub alert: Fingerprint,
+    pub incident: Option<u64>,
+    pub reason: NotifyReason,
+    pub at: Timestamp,
+}
+
+/// What one evaluation or operation changed.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub batch: Batch,
+    pub notifications: Vec<Notification>,
+}
+
+pub struct Engine {
+    rules: Arc<RuleSet>,
+    params: HashMap<String, Params>,
+    alerts: HashMap<Fingerprint, Alert>,
+    /// The series labels each alert came from, for `resolve when` lookups. Not
+    /// persisted: after a restart it is rebuilt as soon as the series is evaluated.
+    series_labels: HashMap<Fingerprint, Labels>,
+    next_incident: u64,
+}
+
+impl Engine {
+    /// An engine over `rules`, resuming `alerts` loaded from the store.
+    pub fn new(rules: Arc<RuleSet>, alerts: Vec<Alert>, next_incident: u64) -> Engine {
+        let mut e = Engine {
+            rules: Arc::new(RuleSet::default()),
+            params: HashMap::new(),
+            alerts: alerts.into_iter().map(|a| (a.fingerprint, a)).collect(),
+            series_labels: HashMap::new(),
+            next_incident: next_incident.max(1),
+        };
+        e.set_rules(rules);
+        e
+    }
+
+    /// Swaps in a new rule set. Alerts of rules that still exist keep their state.
+    pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
+        self.params = rules
+            .alerts
+            .iter()
+            .map(|r| (r.name.clone(), Params::from_rule(r)))
+            .collect();
+        self.rules = rules;
+    }
+
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.rules
+    }
+
+    pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.values()
+    }
+
+    pub fn alert(&self, fp: Fingerprint) -> Option<&Alert> {
+        self.alerts.get(&fp)
+    }
+
+    pub fn alert_by_incident(&self, id: u64) -> Option<&Alert> {
+        self.alerts.values().find(|a| a.incident == Some(id))
+    }
+
+    /// Evaluates every rule at `now`.
+    pub fn evaluate(&mut self, series: &SeriesStore, now: Timestamp) -> Outcome {
+        let rules = self.rules.clone();
+        let mut out = Outcome {
+            batch: Batch {
+                next_incident: self.next_incident,
+                ..Batch::default()
+            },
+            ..Outcome::default()
+        };
+        for rule in &rules.alerts {
+            self.evaluate_one(rule, series, now, &mut out);
+        }
+        out.batch.next_incident = self.next_incident;
+        out
+    }
+
+    fn evaluate_one(
+        &mut self,
+        rule: &AlertRule,
+        series: &SeriesStore,
+        now: Timestamp,
+        out: &mut Outcome,
+    ) {
+        let result = evaluate_rule(rule, series, now);
+        let mut seen = HashSet::with_capacity(result.active.len());
+        for (labels, value) in &result.active {
+            let full = alert_labels(rule, labels);
+            let fp = full.fingerprint();
+            seen.insert(fp);
+            self.series_labels.insert(fp, labels.clone());
+            let resolve_holds = result.resolvable.as_ref().map(|r| r.contains(labels));
+            let alert = self
+                .alerts
+                .remove(&fp)
+                .unwrap_or_else(|| Alert::new(fp, rule.name.clone(), full));
+            self.step(
+                alert,
+                &Event::Evaluated {
+                    holds: true,
+                    resolve_holds,
+                    value: *value,
+                },
+                now,
+                out,
+            );
+        }
+        // Alerts of this rule whose series no longer meet the condition. Resolved ones
+        // too: a manually resolved alert waits for its condition to clear once.
+        let others: Vec<Fingerprint> = self
+            .alerts
+            .values()
+            .filter(|a| {
+                a.rule == rule.name && a.state != State::Inactive && !seen.contains(&a.fingerprint)
+            })
+            .map(|a| a.fingerprint)
+            .collect();
+        for fp in others {
+            let resolve_holds =
+                result
+                    .resolvable
+                    .as_ref()
+                    .map(|r| match self.series_labels.get(&fp) {
+                        Some(l) => r.contains(l) || !result.active.contains_key(l),
+                        None => true,
+                    });
+            let alert = self.alerts.remove(&fp).expect("listed above");
+            let value = alert.value;
+            self.step(
+                alert,
+                &Event::Evaluated {
+                    holds: false,
+                    resolve_holds,
+                    value,
+                },
+                now,
+                out,
+            );
+        }
+    }
+
+    /// Applies an operator's event (ack, unack, resolve, silence) to one alert.
+    pub fn apply(
+        &mut self,
+        fp: Fingerprint,
+        event: &Event,
+        now: Timestamp,
+    ) -> Result<Outcome, Rejected> {
+        let Some(alert) = self.alerts.get(&fp) else {
+            return Err(Rejected {
+                reason: "no such alert".into(),
+            });
+        };
+        let params = self.params_for(&alert.rule);
+        let transition = alert::step(&params, alert, event, now)?;
+        let mut out = Outcome {
+            batch: Batch {
+                next_incident: self.next_incident,
+                ..Batch::default()
+            },
+            ..Outcome::default()
+        };
+        self.absorb(transition, now, &mut out);
+        out.batch.next_incident = self.next_incident;
+        Ok(out)
+    }
+
+    fn params_for(&self, rule: &str) -> Params {
+        // An alert whose rule was removed by a reload still answers acks and resolves.
+        self.params.get(rule).cloned().unwrap_or_default()
+    }
+
+    fn step(&mut self, alert: Alert, event: &Event, now: Timestamp, out: &mut Outcome) {
+        let params = self.params_for(&alert.rule);
+        match alert::step(&params, &alert, event, now) {
+            Ok(t) => {
+                let changed = t.alert != alert;
+                if changed || !t.actions.is_empty() {
+                    self.absorb(t, now, out);
+                } else {
+                    self.alerts.insert(alert.fingerprint, alert);
+                }
+            }
+            // Evaluations are never rejected; keep the alert as it was if one is.
+            Err(_) => {
+                self.alerts.insert(alert.fingerprint, alert);
+            }
+        }
+    }
+
+    /// Takes a transition into the engine's state and the outcome.
+    fn absorb(&mut self, t: alert::Transition, now: Timestamp, out: &mut Outcome) {
+        let mut alert = t.alert;
+        for action in t.actions {
+            match action {
+                Action::OpenIncident => {
+                    alert.incident = Some(self.next_incident);
+                    self.next_incident += 1;
+                }
+                Action::Notify(reason) => out.notifications.push(Notification {
+                    alert: alert.fingerprint,
+                    incident: alert.incident,
+                    reason,
+                    at: now,
+                }),
+                Action::Record(entry) => out.batch.timeline.push((alert.fingerprint, entry)),
+            }
+        }
+        // Notifications recorded before OpenIncident ran carry the new id too.
+        for n in out
+            .notifications
+            .iter_mut()
+            .filter(|n| n.alert == alert.fingerprint)
+        {
+            n.incident = alert.incident;
+        }
+        if alert.state == State::Inactive && alert.incident.is_none() {
+            out.batch.removed.push(alert.fingerprint);
+            self.series_labels.remove(&alert.fingerprint);
+        } else {
+            out.batch.alerts.push(alert.clone());
+            self.alerts.insert(alert.fingerprint, alert);
+        }
+    }
+
+    /// The alert's annotations, rendered with its value and labels.
+    pub fn annotations(&self, alert: &Alert) -> std::collections::BTreeMap<String, String> {
+        let Some(rule) = self.rules.alerts.iter().find(|r| r.name == alert.rule) else {
+            return Default::default();
+        };
+        let value = ValueFormat::for_unit(rule.value_unit).format(alert.value);
+        let labels = alert.labels.to_map();
+        rule.annotations
+            .iter()
+            .map(|(k, t)| {
+                (
+                    k.clone(),
+                    t.render(&value, &rule.name, rule.severity.name(), &labels),
+                )
+            })
+            .collect()
+    }
+}
+
+/// An alert's labels: its series' labels, the rule's labels over them, then
+/// `alertname` and `severity`, as Prometheus labels an alert.
+pub fn alert_labels(rule: &AlertRule, series: &Labels) -> Labels {
+    series.merged(
+        rule.labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain([
+                ("alertname", rule.name.as_str()),
+                ("severity", rule.severity.name()),
+            ]),
+    )
+}

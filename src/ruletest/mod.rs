@@ -1,0 +1,295 @@
+//! `tocsin test`: rule unit tests in the YAML shape of `promtool test rules`, so
+//! one test file serves tocsin and, through `tocsin export prometheus`, Prometheus.
+
+pub mod notation;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::alert::State;
+use crate::clock::Timestamp;
+use crate::engine::Engine;
+use crate::rules::{self, CheckOptions, RuleSet};
+use crate::series::{Limits, Sample, SeriesStore, stale_marker};
+use notation::Slot;
+
+#[derive(Debug, Deserialize)]
+pub struct TestFile {
+    pub rule_files: Vec<String>,
+    #[serde(default)]
+    pub evaluation_interval: Option<String>,
+    pub tests: Vec<TestGroup>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TestGroup {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub interval: Option<String>,
+    #[serde(default)]
+    pub input_series: Vec<InputSeries>,
+    #[serde(default)]
+    pub alert_rule_test: Vec<AlertTest>,
+    /// Not supported: tocsin has no query language to test. Reported, not ignored.
+    #[serde(default)]
+    pub promql_expr_test: Vec<serde_yaml_ng::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InputSeries {
+    pub series: String,
+    pub values: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AlertTest {
+    pub eval_time: String,
+    pub alertname: String,
+    #[serde(default)]
+    pub exp_alerts: Vec<ExpectedAlert>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ExpectedAlert {
+    #[serde(default)]
+    pub exp_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub exp_annotations: BTreeMap<String, String>,
+}
+
+/// The outcome of one test group.
+#[derive(Debug)]
+pub struct GroupReport {
+    pub name: String,
+    /// Empty when the group passed.
+    pub failures: Vec<String>,
+    pub duration: Duration,
+}
+
+/// The outcome of one test file; `error` is set when it could not run at all.
+#[derive(Debug)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub error: Option<String>,
+    pub groups: Vec<GroupReport>,
+}
+
+impl FileReport {
+    pub fn passed(&self) -> bool {
+        self.error.is_none() && self.groups.iter().all(|g| g.failures.is_empty())
+    }
+}
+
+/// Runs one test file: reads its rule files (relative to it), then every group.
+pub fn run_file(path: &Path, options: &CheckOptions) -> FileReport {
+    let mut report = FileReport {
+        path: path.to_path_buf(),
+        error: None,
+        groups: Vec::new(),
+    };
+    match load(path, options) {
+        Ok((file, rules)) => {
+            let default_interval = file.evaluation_interval.as_deref().unwrap_or("1m");
+            for (i, group) in file.tests.iter().enumerate() {
+                let name = group
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("test #{}", i + 1));
+                let started = std::time::Instant::now();
+                let failures =
+                    run_group(group, &rules, default_interval).unwrap_or_else(|e| vec![e]);
+                report.groups.push(GroupReport {
+                    name,
+                    failures,
+                    duration: started.elapsed(),
+                });
+            }
+        }
+        Err(e) => report.error = Some(e),
+    }
+    report
+}
+
+fn load(path: &Path, options: &CheckOptions) -> Result<(TestFile, Arc<RuleSet>), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file: TestFile =
+        serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let paths: Vec<PathBuf> = file.rule_files.iter().map(|f| dir.join(f)).collect();
+    let sources = rules::read_sources(&paths).map_err(|e| e.to_string())?;
+    let set = rules::check_sources(&sources, options).map_err(|d| {
+        format!(
+            "rule files do not check:\n{}",
+            rules::diagnostic::render(&sources, &d, false)
+        )
+    })?;
+    Ok((file, Arc::new(set)))
+}
+
+fn duration(text: &str, what: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{what} `{text}`: {e}"))
+}
+
+fn run_group(
+    group: &TestGroup,
+    rules: &Arc<RuleSet>,
+    default_interval: &str,
+) -> Result<Vec<String>, String> {
+    if !group.promql_expr_test.is_empty() {
+        return Err(
+            "promql_expr_test is not supported: tocsin tests alerts (alert_rule_test)".into(),
+        );
+    }
+    let eval_interval = duration(default_interval, "evaluation_interval")?;
+    let interval = match &group.interval {
+        Some(i) => duration(i, "interval")?,
+        None => eval_interval,
+    };
+    if eval_interval.is_zero() || interval.is_zero() {
+        return Err("intervals must be above zero".into());
+    }
+    let mut series = SeriesStore::new(Limits {
+        // A test reads everything it was given: keep it all.
+        retention: Duration::from_secs(u32::MAX as u64),
+        max_samples_per_series: usize::MAX,
+        ..Limits::default()
+    });
+    for input in &group.input_series {
+        let (metric, labels) = notation::parse_series(&input.series)?;
+        let slots = notation::parse_values(&input.values)?;
+        for (k, slot) in slots.into_iter().enumerate() {
+            let t = Timestamp::from_secs(0) + interval * k as u32;
+            let v = match slot {
+                Slot::Value(v) => v,
+                Slot::Stale => stale_marker(),
+                Slot::Missing => continue,
+            };
+            series
+                .append(&metric, &labels, Sample { t, v })
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let mut checks: Vec<(Duration, &AlertTest)> = Vec::new();
+    for t in &group.alert_rule_test {
+        checks.push((duration(&t.eval_time, "eval_time")?, t));
+        if !rules.alerts.iter().any(|a| a.name == t.alertname) {
+            return Err(format!(
+                "alertname `{}` is not a rule in the rule files",
+                t.alertname
+            ));
+        }
+    }
+    checks.sort_by_key(|(t, _)| *t);
+    let end = checks.last().map_or(Duration::ZERO, |(t, _)| *t);
+
+    // Evaluate at every evaluation interval, as promtool does; a check at eval_time
+    // sees the evaluation at the last step at or before it.
+    let mut engine = Engine::new(rules.clone(), Vec::new(), 1);
+    let mut failures = Vec::new();
+    let mut next = 0;
+    let mut step = Duration::ZERO;
+    while step <= end {
+        let now = Timestamp::from_secs(0) + step;
+        engine.evaluate(&series, now);
+        while next < checks.len() && checks[next].0 < step + eval_interval {
+            let (at, test) = checks[next];
+            let got = firing(&engine, &test.alertname);
+            let mut want: Vec<ExpectedAlert> = test
+                .exp_alerts
+                .iter()
+                .map(|e| {
+                    let mut e = e.clone();
+                    e.exp_labels
+                        .insert("alertname".into(), test.alertname.clone());
+                    e
+                })
+                .collect();
+            want.sort();
+            if got != want {
+                failures.push(describe_failure(&test.alertname, at, &want, &got));
+            }
+            next += 1;
+        }
+        step += eval_interval;
+    }
+    Ok(failures)
+}
+
+/// The firing alerts of one rule, with labels and rendered annotations, sorted.
+fn firing(engine: &Engine, alertname: &str) -> Vec<ExpectedAlert> {
+    let mut got: Vec<ExpectedAlert> = engine
+        .alerts()
+        .filter(|a| a.rule == alertname && a.state == State::Firing)
+        .map(|a| ExpectedAlert {
+            exp_labels: a.labels.to_map(),
+            exp_annotations: engine.annotations(a),
+        })
+        .collect();
+    got.sort();
+    got
+}
+
+fn describe_failure(
+    alertname: &str,
+    at: Duration,
+    want: &[ExpectedAlert],
+    got: &[ExpectedAlert],
+) -> String {
+    let mut s = format!(
+        "alertname: {alertname}, time: {},\n",
+        humantime::format_duration(at)
+    );
+    for (title, alerts) in [("exp", want), ("got", got)] {
+        let _ = writeln!(
+            s,
+            "    {title}:{}",
+            if alerts.is_empty() { " []" } else { "" }
+        );
+        for (i, a) in alerts.iter().enumerate() {
+            let _ = writeln!(s, "        {i}:");
+            let _ = writeln!(s, "          Labels:{}", braces(&a.exp_labels));
+            let _ = writeln!(s, "          Annotations:{}", braces(&a.exp_annotations));
+        }
+    }
+    s
+}
+
+fn braces(m: &BTreeMap<String, String>) -> String {
+    let inner: Vec<String> = m.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{{{}}}", inner.join(", "))
+}
+
+/// Writes JUnit XML for CI systems: one suite per file, one case per group.
+pub fn junit(reports: &[FileReport]) -> Result<String, String> {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let mut report = Report::new("tocsin test");
+    for file in reports {
+        let mut suite = TestSuite::new(file.path.display().to_string());
+        if let Some(e) = &file.error {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+            status.set_message(e.as_str());
+            suite.add_test_case(TestCase::new("load", status));
+        }
+        for g in &file.groups {
+            let status = if g.failures.is_empty() {
+                TestCaseStatus::success()
+            } else {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                s.set_message(format!("{} alert check(s) failed", g.failures.len()));
+                s.set_description(g.failures.join("\n"));
+                s
+            };
+            let mut case = TestCase::new(g.name.as_str(), status);
+            case.set_time(g.duration);
+            suite.add_test_case(case);
+        }
+        report.add_test_suite(suite);
+    }
+    report.to_string().map_err(|e| e.to_string())
+}
