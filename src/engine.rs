@@ -40,6 +40,11 @@ pub struct Engine {
     /// persisted: after a restart it is rebuilt as soon as the series is evaluated.
     series_labels: HashMap<Fingerprint, Labels>,
     next_incident: u64,
+    /// Until this time, an alert loaded from the store whose series has not been
+    /// seen yet is left alone: after a restart the series store is empty, and "no
+    /// data yet" must not reset a pending alert's `for` progress or resolve a firing
+    /// one (the Prometheus restart bug). Set at the first evaluation.
+    warm_until: Option<Timestamp>,
 }
 
 impl Engine {
@@ -51,6 +56,7 @@ impl Engine {
             alerts: alerts.into_iter().map(|a| (a.fingerprint, a)).collect(),
             series_labels: HashMap::new(),
             next_incident: next_incident.max(1),
+            warm_until: None,
         };
         e.set_rules(rules);
         e
@@ -84,6 +90,10 @@ impl Engine {
 
     /// Evaluates every rule at `now`.
     pub fn evaluate(&mut self, series: &SeriesStore, now: Timestamp) -> Outcome {
+        let warm_until = *self
+            .warm_until
+            .get_or_insert(now + series.limits().lookback);
+        let warming = now < warm_until;
         let rules = self.rules.clone();
         let mut out = Outcome {
             batch: Batch {
@@ -93,7 +103,7 @@ impl Engine {
             ..Outcome::default()
         };
         for rule in &rules.alerts {
-            self.evaluate_one(rule, series, now, &mut out);
+            self.evaluate_one(rule, series, now, warming, &mut out);
         }
         out.batch.next_incident = self.next_incident;
         out
@@ -104,6 +114,7 @@ impl Engine {
         rule: &AlertRule,
         series: &SeriesStore,
         now: Timestamp,
+        warming: bool,
         out: &mut Outcome,
     ) {
         let result = evaluate_rule(rule, series, now);
@@ -129,6 +140,20 @@ impl Engine {
                 out,
             );
         }
+        // While warming up, learn which stored alerts' series now have data (and so
+        // a real answer), even where the condition is false.
+        if warming {
+            for labels in result
+                .observed
+                .iter()
+                .filter(|l| !result.active.contains_key(*l))
+            {
+                let fp = alert_labels(rule, labels).fingerprint();
+                if self.alerts.contains_key(&fp) {
+                    self.series_labels.insert(fp, labels.clone());
+                }
+            }
+        }
         // Alerts of this rule whose series no longer meet the condition. Resolved ones
         // too: a manually resolved alert waits for its condition to clear once.
         let others: Vec<Fingerprint> = self
@@ -137,6 +162,7 @@ impl Engine {
             .filter(|a| {
                 a.rule == rule.name && a.state != State::Inactive && !seen.contains(&a.fingerprint)
             })
+            .filter(|a| !warming || self.series_labels.contains_key(&a.fingerprint))
             .map(|a| a.fingerprint)
             .collect();
         for fp in others {

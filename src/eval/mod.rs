@@ -19,20 +19,28 @@ pub struct RuleResult {
     pub active: HashMap<Labels, f64>,
     /// For rules with `resolve when`: label sets where that condition holds.
     pub resolvable: Option<HashSet<Labels>>,
+    /// Label sets the condition was decided for, true or false: series with data.
+    pub observed: HashSet<Labels>,
 }
 
 /// Evaluates one rule at `now`. Cost grows with the series of the metrics the rule
 /// names, not with the whole store.
 pub fn evaluate_rule(rule: &AlertRule, store: &SeriesStore, now: Timestamp) -> RuleResult {
     let cx = Context { store, now };
-    let active = cx.condition(&rule.condition.expr).true_entries().collect();
+    let truth = cx.condition(&rule.condition.expr);
+    let observed = truth.entries.keys().cloned().collect();
+    let active = truth.true_entries().collect();
     let resolvable = rule.resolve_when.as_ref().map(|c| {
         cx.condition(&c.expr)
             .true_entries()
             .map(|(l, _)| l)
             .collect()
     });
-    RuleResult { active, resolvable }
+    RuleResult {
+        active,
+        resolvable,
+        observed,
+    }
 }
 
 /// Evaluates a numeric or boolean expression; exposed for tests and tools.
