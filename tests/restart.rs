@@ -360,7 +360,7 @@ fn kill_9_storm() {
             host.wait_ok(t * 60).expect("child answers");
         }
         next = acked_until + 1;
-        if kills < 20 || rng.next() % 2 == 0 {
+        if kills < 20 || rng.next().is_multiple_of(2) {
             notes = host.kill();
             kills += 1;
         } else {
