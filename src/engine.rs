@@ -4,6 +4,8 @@
 //! acting on the notifications is the caller's job (and its invariant).
 
 use std::collections::{HashMap, HashSet};
+
+use rustc_hash::FxHashSet;
 use std::sync::Arc;
 
 use crate::alert::{self, Action, Alert, Event, NotifyReason, Params, Rejected, State};
@@ -36,6 +38,8 @@ pub struct Engine {
     rules: Arc<RuleSet>,
     params: HashMap<String, Params>,
     alerts: HashMap<Fingerprint, Alert>,
+    /// The alerts of each rule, so a rule's evaluation visits only its own alerts.
+    by_rule: HashMap<String, HashSet<Fingerprint>>,
     /// The series labels each alert came from, for `resolve when` lookups. Not
     /// persisted: after a restart it is rebuilt as soon as the series is evaluated.
     series_labels: HashMap<Fingerprint, Labels>,
@@ -53,13 +57,38 @@ impl Engine {
         let mut e = Engine {
             rules: Arc::new(RuleSet::default()),
             params: HashMap::new(),
-            alerts: alerts.into_iter().map(|a| (a.fingerprint, a)).collect(),
+            alerts: HashMap::new(),
+            by_rule: HashMap::new(),
             series_labels: HashMap::new(),
             next_incident: next_incident.max(1),
             warm_until: None,
         };
         e.set_rules(rules);
+        for a in alerts {
+            e.put(a);
+        }
         e
+    }
+
+    fn put(&mut self, alert: Alert) {
+        match self.by_rule.get_mut(&alert.rule) {
+            Some(set) => {
+                set.insert(alert.fingerprint);
+            }
+            None => {
+                self.by_rule
+                    .insert(alert.rule.clone(), HashSet::from([alert.fingerprint]));
+            }
+        }
+        self.alerts.insert(alert.fingerprint, alert);
+    }
+
+    fn forget(&mut self, alert: &Alert) {
+        self.alerts.remove(&alert.fingerprint);
+        if let Some(set) = self.by_rule.get_mut(&alert.rule) {
+            set.remove(&alert.fingerprint);
+        }
+        self.series_labels.remove(&alert.fingerprint);
     }
 
     /// Swaps in a new rule set. Alerts of rules that still exist keep their state.
@@ -118,74 +147,76 @@ impl Engine {
         out: &mut Outcome,
     ) {
         let result = evaluate_rule(rule, series, now);
-        let mut seen = HashSet::with_capacity(result.active.len());
-        for (labels, value) in &result.active {
+        let mut seen = HashSet::new();
+        for (labels, value) in result.active() {
             let full = alert_labels(rule, labels);
             let fp = full.fingerprint();
             seen.insert(fp);
-            self.series_labels.insert(fp, labels.clone());
+            self.series_labels.entry(fp).or_insert_with(|| labels.clone());
             let resolve_holds = result.resolvable.as_ref().map(|r| r.contains(labels));
             let alert = self
                 .alerts
                 .remove(&fp)
                 .unwrap_or_else(|| Alert::new(fp, rule.name.clone(), full));
-            self.step(
-                alert,
-                &Event::Evaluated {
-                    holds: true,
-                    resolve_holds,
-                    value: *value,
-                },
-                now,
-                out,
-            );
+            let event = Event::Evaluated {
+                holds: true,
+                resolve_holds,
+                value,
+            };
+            self.step(alert, &event, now, out);
         }
+        let unmapped = |e: &Engine| {
+            e.by_rule
+                .get(&rule.name)
+                .is_some_and(|set| set.iter().any(|fp| !e.series_labels.contains_key(fp)))
+        };
         // While warming up, learn which stored alerts' series now have data (and so
         // a real answer), even where the condition is false.
-        if warming {
-            for labels in result
-                .observed
-                .iter()
-                .filter(|l| !result.active.contains_key(*l))
-            {
+        if warming && unmapped(self) {
+            for (labels, ..) in result.decided.iter().filter(|(_, holds, _)| !holds) {
                 let fp = alert_labels(rule, labels).fingerprint();
                 if self.alerts.contains_key(&fp) {
-                    self.series_labels.insert(fp, labels.clone());
+                    self.series_labels.insert(fp, labels.clone().into_owned());
                 }
             }
         }
         // Alerts of this rule whose series no longer meet the condition. Resolved ones
         // too: a manually resolved alert waits for its condition to clear once.
         let others: Vec<Fingerprint> = self
-            .alerts
-            .values()
-            .filter(|a| {
-                a.rule == rule.name && a.state != State::Inactive && !seen.contains(&a.fingerprint)
-            })
+            .by_rule
+            .get(&rule.name)
+            .into_iter()
+            .flatten()
+            .filter(|fp| !seen.contains(*fp))
+            .filter_map(|fp| self.alerts.get(fp))
+            .filter(|a| a.state != State::Inactive)
             .filter(|a| !warming || self.series_labels.contains_key(&a.fingerprint))
             .map(|a| a.fingerprint)
             .collect();
+        if others.is_empty() {
+            return;
+        }
+        let observed: FxHashSet<&Labels> = match result.resolvable {
+            Some(_) => result.decided.iter().map(|(l, ..)| &**l).collect(),
+            None => FxHashSet::default(),
+        };
         for fp in others {
             let resolve_holds =
                 result
                     .resolvable
                     .as_ref()
                     .map(|r| match self.series_labels.get(&fp) {
-                        Some(l) => r.contains(l) || !result.active.contains_key(l),
+                        // A series with no data at all can resolve.
+                        Some(l) => r.contains(l) || !observed.contains(l),
                         None => true,
                     });
             let alert = self.alerts.remove(&fp).expect("listed above");
-            let value = alert.value;
-            self.step(
-                alert,
-                &Event::Evaluated {
-                    holds: false,
-                    resolve_holds,
-                    value,
-                },
-                now,
-                out,
-            );
+            let event = Event::Evaluated {
+                holds: false,
+                resolve_holds,
+                value: alert.value,
+            };
+            self.step(alert, &event, now, out);
         }
     }
 
@@ -228,48 +259,42 @@ impl Engine {
                 if changed || !t.actions.is_empty() {
                     self.absorb(t, now, out);
                 } else {
-                    self.alerts.insert(alert.fingerprint, alert);
+                    self.put(alert);
                 }
             }
             // Evaluations are never rejected; keep the alert as it was if one is.
-            Err(_) => {
-                self.alerts.insert(alert.fingerprint, alert);
-            }
+            Err(_) => self.put(alert),
         }
     }
 
     /// Takes a transition into the engine's state and the outcome.
     fn absorb(&mut self, t: alert::Transition, now: Timestamp, out: &mut Outcome) {
         let mut alert = t.alert;
+        let mut reasons = Vec::new();
         for action in t.actions {
             match action {
                 Action::OpenIncident => {
                     alert.incident = Some(self.next_incident);
                     self.next_incident += 1;
                 }
-                Action::Notify(reason) => out.notifications.push(Notification {
-                    alert: alert.fingerprint,
-                    incident: alert.incident,
-                    reason,
-                    at: now,
-                }),
+                Action::Notify(reason) => reasons.push(reason),
                 Action::Record(entry) => out.batch.timeline.push((alert.fingerprint, entry)),
             }
         }
-        // Notifications recorded before OpenIncident ran carry the new id too.
-        for n in out
-            .notifications
-            .iter_mut()
-            .filter(|n| n.alert == alert.fingerprint)
-        {
-            n.incident = alert.incident;
-        }
+        // After all actions, so a notification carries an incident opened with it.
+        out.notifications
+            .extend(reasons.into_iter().map(|reason| Notification {
+                alert: alert.fingerprint,
+                incident: alert.incident,
+                reason,
+                at: now,
+            }));
         if alert.state == State::Inactive && alert.incident.is_none() {
             out.batch.removed.push(alert.fingerprint);
-            self.series_labels.remove(&alert.fingerprint);
+            self.forget(&alert);
         } else {
             out.batch.alerts.push(alert.clone());
-            self.alerts.insert(alert.fingerprint, alert);
+            self.put(alert);
         }
     }
 

@@ -2,19 +2,28 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::hash::Hasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-/// A set of `name="value"` pairs, sorted by name, names unique. Cheap to hash and
-/// compare; the metric name is not part of it (it is the series' key beside it).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A set of `name="value"` pairs, sorted by name, names unique; the metric name is
+/// not part of it (it is the series' key beside it).
+///
+/// Labels are cloned and hashed on every evaluation of every series, so a clone is
+/// a reference count and the hash is the Alertmanager fingerprint, computed once.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(from = "BTreeMap<String, String>", into = "BTreeMap<String, String>")]
-pub struct Labels(Vec<(String, String)>);
+pub struct Labels(Arc<Inner>);
+
+struct Inner {
+    pairs: Box<[(Box<str>, Box<str>)]>,
+    fingerprint: Fingerprint,
+}
 
 impl Labels {
     pub fn new() -> Self {
-        Labels(Vec::new())
+        Labels::from_pairs(std::iter::empty::<(String, String)>())
     }
 
     /// Builds from pairs in any order; a later duplicate name wins; empty values are
@@ -27,26 +36,30 @@ impl Labels {
             .map(|(k, v)| (k.into(), v.into()))
             .filter(|(_, v)| !v.is_empty())
             .collect();
-        Labels(map.into_iter().collect())
+        let pairs: Box<[(Box<str>, Box<str>)]> =
+            map.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let fingerprint = fingerprint(&pairs);
+        Labels(Arc::new(Inner { pairs, fingerprint }))
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+        let pairs = &self.0.pairs;
+        pairs
+            .binary_search_by(|(k, _)| (**k).cmp(name))
             .ok()
-            .map(|i| self.0[i].1.as_str())
+            .map(|i| &*pairs[i].1)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.0.pairs.iter().map(|(k, v)| (&**k, &**v))
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.pairs.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.pairs.is_empty()
     }
 
     /// These labels with `extra` added (overriding same names).
@@ -55,21 +68,67 @@ impl Labels {
     }
 
     pub fn to_map(&self) -> BTreeMap<String, String> {
-        self.0.iter().cloned().collect()
+        self.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
-    /// Alertmanager's fingerprint of a label set (FNV-1a 64 over sorted names and
-    /// values, each followed by 0xff), so an alert has the same id here as in an
-    /// Alertmanager webhook for the same labels.
+    /// Alertmanager's fingerprint of this label set, so an alert has the same id here
+    /// as in an Alertmanager webhook for the same labels.
     pub fn fingerprint(&self) -> Fingerprint {
-        let mut h = fnv::FnvHasher::default();
-        for (k, v) in &self.0 {
-            h.write(k.as_bytes());
-            h.write_u8(0xff);
-            h.write(v.as_bytes());
-            h.write_u8(0xff);
-        }
-        Fingerprint(h.finish())
+        self.0.fingerprint
+    }
+}
+
+/// FNV-1a 64 over the sorted names and values, each followed by 0xff: Alertmanager's
+/// `LabelSet.Fingerprint`.
+fn fingerprint(pairs: &[(Box<str>, Box<str>)]) -> Fingerprint {
+    let mut h = fnv::FnvHasher::default();
+    for (k, v) in pairs {
+        h.write(k.as_bytes());
+        h.write_u8(0xff);
+        h.write(v.as_bytes());
+        h.write_u8(0xff);
+    }
+    Fingerprint(h.finish())
+}
+
+impl Default for Labels {
+    fn default() -> Self {
+        Labels::new()
+    }
+}
+
+impl PartialEq for Labels {
+    fn eq(&self, o: &Labels) -> bool {
+        Arc::ptr_eq(&self.0, &o.0)
+            || (self.0.fingerprint == o.0.fingerprint && self.0.pairs == o.0.pairs)
+    }
+}
+
+impl Eq for Labels {}
+
+impl Hash for Labels {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.fingerprint.0);
+    }
+}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, o: &Labels) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Ord for Labels {
+    fn cmp(&self, o: &Labels) -> std::cmp::Ordering {
+        self.0.pairs.cmp(&o.0.pairs)
+    }
+}
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -81,14 +140,14 @@ impl From<BTreeMap<String, String>> for Labels {
 
 impl From<Labels> for BTreeMap<String, String> {
     fn from(l: Labels) -> Self {
-        l.0.into_iter().collect()
+        l.to_map()
     }
 }
 
 impl fmt::Display for Labels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("{")?;
-        for (i, (k, v)) in self.0.iter().enumerate() {
+        for (i, (k, v)) in self.iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
             }

@@ -4,7 +4,9 @@
 
 mod functions;
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::clock::Timestamp;
 use crate::labels::Labels;
@@ -14,46 +16,61 @@ use crate::series::{Sample, SeriesStore};
 
 /// What one rule's evaluation found, per label set of the series it read.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct RuleResult {
-    /// Label sets where the condition holds, with the value that made it hold.
-    pub active: HashMap<Labels, f64>,
+pub struct RuleResult<'a> {
+    /// Every label set the condition was decided for (series with data): whether it
+    /// holds there, and the value. Borrowed from the series store where possible.
+    pub decided: Vec<(Cow<'a, Labels>, bool, f64)>,
     /// For rules with `resolve when`: label sets where that condition holds.
-    pub resolvable: Option<HashSet<Labels>>,
-    /// Label sets the condition was decided for, true or false: series with data.
-    pub observed: HashSet<Labels>,
+    pub resolvable: Option<FxHashSet<Labels>>,
+}
+
+impl RuleResult<'_> {
+    /// Label sets where the condition holds, with the value that made it hold.
+    pub fn active(&self) -> impl Iterator<Item = (&Labels, f64)> {
+        self.decided
+            .iter()
+            .filter(|(_, holds, _)| *holds)
+            .map(|(l, _, v)| (&**l, *v))
+    }
 }
 
 /// Evaluates one rule at `now`. Cost grows with the series of the metrics the rule
 /// names, not with the whole store.
-pub fn evaluate_rule(rule: &AlertRule, store: &SeriesStore, now: Timestamp) -> RuleResult {
+pub fn evaluate_rule<'a>(
+    rule: &AlertRule,
+    store: &'a SeriesStore,
+    now: Timestamp,
+) -> RuleResult<'a> {
     let cx = Context { store, now };
-    let truth = cx.condition(&rule.condition.expr);
-    let observed = truth.entries.keys().cloned().collect();
-    let active = truth.true_entries().collect();
+    let decided = cx.condition(&rule.condition.expr).entries;
     let resolvable = rule.resolve_when.as_ref().map(|c| {
         cx.condition(&c.expr)
-            .true_entries()
-            .map(|(l, _)| l)
+            .entries
+            .into_iter()
+            .filter(|(_, holds, _)| *holds)
+            .map(|(l, _, _)| l.into_owned())
             .collect()
     });
     RuleResult {
-        active,
+        decided,
         resolvable,
-        observed,
     }
 }
 
 /// Evaluates a numeric or boolean expression; exposed for tests and tools.
-pub fn evaluate_expr(expr: &Expr, store: &SeriesStore, now: Timestamp) -> Value {
+pub fn evaluate_expr<'a>(expr: &Expr, store: &'a SeriesStore, now: Timestamp) -> Value<'a> {
     Context { store, now }.eval(expr)
 }
 
+/// One value per label set; the labels are the store's own.
+pub type Vector<'a> = Vec<(Cow<'a, Labels>, f64)>;
+
 /// A value during evaluation.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Value {
+pub enum Value<'a> {
     Scalar(f64),
-    Vector(HashMap<Labels, f64>),
-    Condition(Truth),
+    Vector(Vector<'a>),
+    Condition(Truth<'a>),
 }
 
 /// The truth of a condition per label set. A comparison knows the label sets it
@@ -61,22 +78,23 @@ pub enum Value {
 /// is what makes `a and not b` keep `a` where `b` has no series, as PromQL's
 /// `a unless b` does.
 #[derive(Clone, Debug, PartialEq, Default)]
-pub struct Truth {
-    pub entries: HashMap<Labels, (bool, f64)>,
+pub struct Truth<'a> {
+    pub entries: Vec<(Cow<'a, Labels>, bool, f64)>,
     pub default: bool,
 }
 
-impl Truth {
-    fn get(&self, l: &Labels) -> bool {
-        self.entries.get(l).map_or(self.default, |e| e.0)
-    }
-
-    pub fn true_entries(self) -> impl Iterator<Item = (Labels, f64)> {
+impl Truth<'_> {
+    /// An index for looking label sets up in this truth.
+    fn index(&self) -> FxHashMap<&Labels, (bool, f64)> {
         self.entries
-            .into_iter()
-            .filter(|(_, (t, _))| *t)
-            .map(|(l, (_, v))| (l, v))
+            .iter()
+            .map(|(l, t, v)| (&**l, (*t, *v)))
+            .collect()
     }
+}
+
+fn index<'v>(v: &'v Vector<'_>) -> FxHashMap<&'v Labels, f64> {
+    v.iter().map(|(l, x)| (&**l, *x)).collect()
 }
 
 struct Context<'a> {
@@ -84,21 +102,21 @@ struct Context<'a> {
     now: Timestamp,
 }
 
-impl Context<'_> {
-    fn condition(&self, e: &Expr) -> Truth {
+impl<'a> Context<'a> {
+    fn condition(&self, e: &Expr) -> Truth<'a> {
         match self.eval(e) {
             Value::Condition(t) => t,
             // The checker only lets conditions reach here; a number is "true where
             // present" as PromQL treats a bare vector in an alert expression.
             Value::Vector(v) => Truth {
-                entries: v.into_iter().map(|(l, x)| (l, (true, x))).collect(),
+                entries: v.into_iter().map(|(l, x)| (l, true, x)).collect(),
                 default: false,
             },
             Value::Scalar(_) => Truth::default(),
         }
     }
 
-    fn eval(&self, e: &Expr) -> Value {
+    fn eval(&self, e: &Expr) -> Value<'a> {
         match e {
             Expr::Number(n) => Value::Scalar(*n),
             Expr::Instant(sel) => Value::Vector(self.instant(sel)),
@@ -112,40 +130,51 @@ impl Context<'_> {
             Expr::Arith(op, l, r) => arith(*op, self.eval(l), self.eval(r)),
             Expr::Compare(op, l, r) => {
                 let holds = |a: f64, b: f64| op.holds(a, b);
-                Value::Condition(match (self.eval(l), self.eval(r)) {
-                    (Value::Vector(a), Value::Scalar(b)) => Truth {
-                        entries: a.into_iter().map(|(l, x)| (l, (holds(x, b), x))).collect(),
-                        default: false,
-                    },
-                    (Value::Scalar(a), Value::Vector(b)) => Truth {
-                        entries: b.into_iter().map(|(l, x)| (l, (holds(a, x), x))).collect(),
-                        default: false,
-                    },
-                    (Value::Vector(a), Value::Vector(b)) => Truth {
-                        entries: a
-                            .into_iter()
-                            .filter_map(|(l, x)| b.get(&l).map(|&y| (l, (holds(x, y), x))))
-                            .collect(),
-                        default: false,
-                    },
-                    (Value::Scalar(a), Value::Scalar(b)) => Truth {
-                        entries: HashMap::new(),
-                        default: holds(a, b),
-                    },
-                    _ => Truth::default(),
+                let entries = match (self.eval(l), self.eval(r)) {
+                    (Value::Vector(a), Value::Scalar(b)) => {
+                        a.into_iter().map(|(l, x)| (l, holds(x, b), x)).collect()
+                    }
+                    (Value::Scalar(a), Value::Vector(b)) => {
+                        b.into_iter().map(|(l, x)| (l, holds(a, x), x)).collect()
+                    }
+                    (Value::Vector(a), Value::Vector(b)) => {
+                        let b = index(&b);
+                        a.iter()
+                            .filter_map(|(l, x)| {
+                                b.get(&**l).map(|&y| (l.clone(), holds(*x, y), *x))
+                            })
+                            .collect()
+                    }
+                    (Value::Scalar(a), Value::Scalar(b)) => {
+                        return Value::Condition(Truth {
+                            entries: Vec::new(),
+                            default: holds(a, b),
+                        });
+                    }
+                    _ => Vec::new(),
+                };
+                Value::Condition(Truth {
+                    entries,
+                    default: false,
                 })
             }
             Expr::And(l, r) => {
                 let (a, b) = (self.condition(l), self.condition(r));
-                let mut entries: HashMap<Labels, (bool, f64)> = a
+                let right = b.index();
+                let truth = |l: &Labels| right.get(l).map_or(b.default, |e| e.0);
+                let mut entries: Vec<(Cow<'a, Labels>, bool, f64)> = a
                     .entries
                     .iter()
-                    .map(|(l, &(t, v))| (l.clone(), (t && b.get(l), v)))
+                    .map(|(l, t, v)| (l.clone(), *t && truth(l), *v))
                     .collect();
                 if a.default {
-                    for (l, &(t, v)) in &b.entries {
-                        entries.entry(l.clone()).or_insert((t, v));
-                    }
+                    let left = a.index();
+                    entries.extend(
+                        b.entries
+                            .iter()
+                            .filter(|(l, ..)| !left.contains_key(&**l))
+                            .cloned(),
+                    );
                 }
                 Value::Condition(Truth {
                     entries,
@@ -154,18 +183,20 @@ impl Context<'_> {
             }
             Expr::Or(l, r) => {
                 let (a, b) = (self.condition(l), self.condition(r));
-                let mut entries = HashMap::with_capacity(a.entries.len() + b.entries.len());
-                for (l, &(t, v)) in &a.entries {
-                    let right = b.entries.get(l);
-                    let e = match right {
-                        _ if t => (true, v),
+                let (left, right) = (a.index(), b.index());
+                let mut entries = Vec::with_capacity(a.entries.len() + b.entries.len());
+                for (l, t, v) in &a.entries {
+                    let e = match right.get(&**l) {
+                        _ if *t => (true, *v),
                         Some(&(true, w)) => (true, w),
-                        _ => (b.default, v),
+                        _ => (b.default, *v),
                     };
-                    entries.insert(l.clone(), e);
+                    entries.push((l.clone(), e.0, e.1));
                 }
-                for (l, &(t, w)) in &b.entries {
-                    entries.entry(l.clone()).or_insert((t || a.default, w));
+                for (l, t, w) in &b.entries {
+                    if !left.contains_key(&**l) {
+                        entries.push((l.clone(), *t || a.default, *w));
+                    }
                 }
                 Value::Condition(Truth {
                     entries,
@@ -175,11 +206,7 @@ impl Context<'_> {
             Expr::Not(x) => {
                 let t = self.condition(x);
                 Value::Condition(Truth {
-                    entries: t
-                        .entries
-                        .into_iter()
-                        .map(|(l, (b, v))| (l, (!b, v)))
-                        .collect(),
+                    entries: t.entries.into_iter().map(|(l, b, v)| (l, !b, v)).collect(),
                     default: !t.default,
                 })
             }
@@ -187,10 +214,14 @@ impl Context<'_> {
     }
 
     fn matching<'s>(
-        &'s self,
+        &self,
         sel: &'s Selector,
-    ) -> impl Iterator<Item = (&'s Labels, &'s crate::series::Series)> + 's {
-        self.store
+    ) -> impl Iterator<Item = (&'a Labels, &'a crate::series::Series)> + 's
+    where
+        'a: 's,
+    {
+        let store: &'a SeriesStore = self.store;
+        store
             .metric(&sel.metric)
             .into_iter()
             .flat_map(|m| m.series.iter())
@@ -201,14 +232,17 @@ impl Context<'_> {
             })
     }
 
-    fn instant(&self, sel: &Selector) -> HashMap<Labels, f64> {
+    fn instant(&self, sel: &Selector) -> Vector<'a> {
         let lookback = self.store.limits().lookback;
         self.matching(sel)
-            .filter_map(|(l, s)| s.instant(self.now, lookback).map(|x| (l.clone(), x.v)))
+            .filter_map(|(l, s)| {
+                s.instant(self.now, lookback)
+                    .map(|x| (Cow::Borrowed(l), x.v))
+            })
             .collect()
     }
 
-    fn window(&self, w: &WindowCall) -> HashMap<Labels, f64> {
+    fn window(&self, w: &WindowCall) -> Vector<'a> {
         let from = self.now - w.range;
         let range_secs = w.range.as_secs_f64();
         let ahead_secs = w.ahead.map_or(0.0, |d| d.as_secs_f64());
@@ -218,7 +252,7 @@ impl Context<'_> {
                 buf.clear();
                 buf.extend(s.range(from, self.now));
                 functions::apply(w.function, &buf, self.now, range_secs, ahead_secs)
-                    .map(|v| (l.clone(), v))
+                    .map(|v| (Cow::Borrowed(l), v))
             })
             .collect()
     }
@@ -226,7 +260,7 @@ impl Context<'_> {
     /// `absent(m, W)`: one result, labelled by the selector's equality matchers as
     /// in PromQL's `absent_over_time`: true when no matching series has a sample in
     /// the window.
-    fn absent(&self, w: &WindowCall) -> Truth {
+    fn absent(&self, w: &WindowCall) -> Truth<'a> {
         let from = self.now - w.range;
         let present = self
             .matching(&w.selector)
@@ -240,13 +274,13 @@ impl Context<'_> {
         );
         let value = if present { 0.0 } else { 1.0 };
         Truth {
-            entries: HashMap::from([(labels, (!present, value))]),
+            entries: vec![(Cow::Owned(labels), !present, value)],
             default: false,
         }
     }
 }
 
-fn arith(op: ArithOp, l: Value, r: Value) -> Value {
+fn arith<'a>(op: ArithOp, l: Value<'a>, r: Value<'a>) -> Value<'a> {
     let f = |a: f64, b: f64| match op {
         ArithOp::Add => a + b,
         ArithOp::Sub => a - b,
@@ -261,12 +295,15 @@ fn arith(op: ArithOp, l: Value, r: Value) -> Value {
         (Value::Scalar(a), Value::Vector(b)) => {
             Value::Vector(b.into_iter().map(|(l, x)| (l, f(a, x))).collect())
         }
-        (Value::Vector(a), Value::Vector(b)) => Value::Vector(
-            a.into_iter()
-                .filter_map(|(l, x)| b.get(&l).map(|&y| (l, f(x, y))))
-                .collect(),
-        ),
+        (Value::Vector(a), Value::Vector(b)) => {
+            let b = index(&b);
+            Value::Vector(
+                a.iter()
+                    .filter_map(|(l, x)| b.get(&**l).map(|&y| (l.clone(), f(*x, y))))
+                    .collect(),
+            )
+        }
         // The checker rejects arithmetic on conditions.
-        _ => Value::Vector(HashMap::new()),
+        _ => Value::Vector(Vec::new()),
     }
 }

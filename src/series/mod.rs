@@ -73,6 +73,9 @@ pub enum SeriesError {
 #[derive(Clone, Debug, Default)]
 pub struct Series {
     samples: VecDeque<Sample>,
+    /// The newest sample, kept inline: an instant read at `now` (the common case)
+    /// then needs no trip to the sample buffer.
+    last: Option<Sample>,
 }
 
 impl Series {
@@ -90,8 +93,13 @@ impl Series {
     /// The latest sample at or before `at` within `lookback`, unless it is a stale
     /// marker (the series ended).
     pub fn instant(&self, at: Timestamp, lookback: Duration) -> Option<Sample> {
-        let end = self.samples.partition_point(|s| s.t <= at);
-        let s = *self.samples.get(end.checked_sub(1)?)?;
+        let s = match self.last {
+            Some(last) if last.t <= at => last,
+            _ => {
+                let end = self.samples.partition_point(|s| s.t <= at);
+                *self.samples.get(end.checked_sub(1)?)?
+            }
+        };
         (s.t >= at - lookback && !is_stale_marker(s.v)).then_some(s)
     }
 
@@ -104,7 +112,7 @@ impl Series {
     }
 
     fn last_t(&self) -> Option<Timestamp> {
-        self.samples.back().map(|s| s.t)
+        self.last.map(|s| s.t)
     }
 }
 
@@ -170,6 +178,7 @@ impl SeriesStore {
             }
             Some(last) if s.t == last => {
                 *series.samples.back_mut().expect("non-empty") = s;
+                series.last = Some(s);
                 return Ok(());
             }
             _ => {}
@@ -186,6 +195,7 @@ impl SeriesStore {
             });
         }
         series.samples.push_back(s);
+        series.last = Some(s);
         self.sample_count += 1;
         Ok(())
     }
