@@ -23,7 +23,7 @@ pub fn apply(
         WindowFn::Avg => Some(mean(samples)),
         WindowFn::Min => values.reduce(f64::min),
         WindowFn::Max => values.reduce(f64::max),
-        WindowFn::Sum => Some(values.sum()),
+        WindowFn::Sum => Some(kahan_sum(values)),
         WindowFn::Count => Some(samples.len() as f64),
         WindowFn::Rate => extrapolated_rate(samples, now, range_secs, true, true),
         WindowFn::Increase => extrapolated_rate(samples, now, range_secs, true, false),
@@ -37,13 +37,45 @@ pub fn apply(
     }
 }
 
-/// Prometheus' avg_over_time: a running mean that stays accurate for large values.
-fn mean(samples: &[Sample]) -> f64 {
-    let mut mean = 0.0;
-    for (i, s) in samples.iter().enumerate() {
-        mean += (s.v - mean) / (i as f64 + 1.0);
+/// Prometheus' `kahanSumInc`: Kahan–Neumaier compensated addition.
+fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// Prometheus' `sum_over_time`.
+fn kahan_sum(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut sum, mut c) = (0.0, 0.0);
+    for v in values {
+        (sum, c) = kahan_inc(v, sum, c);
     }
-    mean
+    if sum.is_infinite() { sum } else { sum + c }
+}
+
+/// Prometheus' `avg_over_time`: an incremental mean with compensated addition, which
+/// stays accurate for large values.
+fn mean(samples: &[Sample]) -> f64 {
+    let (mut mean, mut c, mut count) = (0.0_f64, 0.0, 0.0);
+    for s in samples {
+        count += 1.0;
+        if mean.is_infinite() {
+            if s.v.is_infinite() && (mean > 0.0) == (s.v > 0.0) {
+                // The mean stays at this infinity.
+                continue;
+            }
+            if !s.v.is_infinite() && !s.v.is_nan() {
+                // Any finite sample leaves an infinite mean as it is.
+                continue;
+            }
+        }
+        (mean, c) = kahan_inc(s.v / count - mean / count, mean, c);
+    }
+    if mean.is_infinite() { mean } else { mean + c }
 }
 
 /// Prometheus' `extrapolatedRate` (promql/functions.go, 2.42): the increase between
@@ -95,33 +127,43 @@ fn extrapolated_rate(
     } else {
         average_gap / 2.0
     };
-    result *= interval / sampled;
+    // The factor is built first and applied once, in Prometheus' order, so the last
+    // digits agree with promtool.
+    let mut factor = interval / sampled;
     if is_rate {
-        result /= range_secs;
+        factor /= range_secs;
     }
-    Some(result)
+    Some(result * factor)
 }
 
-/// Least squares over (t - origin, v): (slope per second, intercept at origin),
-/// computed as Prometheus does, with Kahan-free sums (2.42).
+/// Least squares over (t - origin, v): (slope per second, intercept at origin), as
+/// Prometheus' `linearRegression` computes it (compensated sums).
 fn linear_regression(samples: &[Sample], origin: Timestamp) -> (f64, f64) {
-    let n = samples.len() as f64;
-    let (mut sum_x, mut sum_y, mut sum_xy, mut sum_x2) = (0.0, 0.0, 0.0, 0.0);
-    let mut const_y = true;
+    let mut n = 0.0;
+    let (mut sum_x, mut c_x) = (0.0, 0.0);
+    let (mut sum_y, mut c_y) = (0.0, 0.0);
+    let (mut sum_xy, mut c_xy) = (0.0, 0.0);
+    let (mut sum_x2, mut c_x2) = (0.0, 0.0);
     let init_y = samples[0].v;
-    for s in samples {
-        if const_y && s.v != init_y {
+    let mut const_y = true;
+    for (i, s) in samples.iter().enumerate() {
+        if const_y && i > 0 && s.v != init_y {
             const_y = false;
         }
+        n += 1.0;
         let x = (s.t.0 - origin.0) as f64 / 1e3;
-        sum_x += x;
-        sum_y += s.v;
-        sum_xy += x * s.v;
-        sum_x2 += x * x;
+        (sum_x, c_x) = kahan_inc(x, sum_x, c_x);
+        (sum_y, c_y) = kahan_inc(s.v, sum_y, c_y);
+        (sum_xy, c_xy) = kahan_inc(x * s.v, sum_xy, c_xy);
+        (sum_x2, c_x2) = kahan_inc(x * x, sum_x2, c_x2);
     }
     if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
         return (0.0, init_y);
     }
+    let (sum_x, sum_y, sum_xy, sum_x2) = (sum_x + c_x, sum_y + c_y, sum_xy + c_xy, sum_x2 + c_x2);
     let cov_xy = sum_xy - sum_x * sum_y / n;
     let var_x = sum_x2 - sum_x * sum_x / n;
     let slope = cov_xy / var_x;
@@ -208,5 +250,26 @@ mod tests {
         )
         .unwrap();
         assert!((d + 0.01 / 3600.0).abs() < 1e-12, "{d}");
+    }
+
+    #[test]
+    fn last_digits_match_promtool() {
+        // Values printed by `promtool test rules` (Prometheus 2.42) for the same inputs.
+        let now = Timestamp::from_secs(120);
+        let a = series(&[(0, 7.0), (60, 7.0), (120, 3.0)]);
+        assert_eq!(
+            apply(WindowFn::Avg, &a, now, 120.0, 0.0),
+            Some(5.666666666666666)
+        );
+        let b = series(&[(0, 0.1), (60, 0.2), (120, 0.3)]);
+        assert_eq!(apply(WindowFn::Sum, &b, now, 120.0, 0.0), Some(0.6));
+        assert_eq!(
+            apply(WindowFn::Deriv, &b, now, 120.0, 0.0),
+            Some(0.0016666666666666668)
+        );
+        assert_eq!(apply(WindowFn::Predict, &b, now, 120.0, 3600.0), Some(6.3));
+        let c = series(&[(0, 0.0), (60, 1.0), (120, 2.0), (180, 5.0)]);
+        let rate = apply(WindowFn::Rate, &c, Timestamp::from_secs(180), 180.0, 0.0);
+        assert_eq!(rate, Some(0.02777777777777778));
     }
 }

@@ -116,8 +116,13 @@ fn expand(item: &str, out: &mut Vec<Slot>) -> Result<(), String> {
         Some(i) => (number(&head[..i])?, number(&head[i..])?),
         None => (number(head)?, 0.0),
     };
-    // N+1 values: the start and N steps, as promtool does.
-    out.extend((0..=n).map(|k| Slot::Value(start + step * k as f64)));
+    // N+1 values: the start and N steps, accumulated as promtool does (`0+0.1x10`
+    // ends at 0.9999999999999999, not 1).
+    let mut v = start;
+    for _ in 0..=n {
+        out.push(Slot::Value(v));
+        v += step;
+    }
     Ok(())
 }
 
