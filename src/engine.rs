@@ -152,7 +152,9 @@ impl Engine {
             let full = alert_labels(rule, labels);
             let fp = full.fingerprint();
             seen.insert(fp);
-            self.series_labels.entry(fp).or_insert_with(|| labels.clone());
+            self.series_labels
+                .entry(fp)
+                .or_insert_with(|| labels.clone());
             let resolve_holds = result.resolvable.as_ref().map(|r| r.contains(labels));
             let alert = self
                 .alerts
