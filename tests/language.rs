@@ -260,3 +260,87 @@ fn a_metric_without_a_unit_can_be_followed_by_more_items() {
     assert_eq!(set.metrics["a_total"].unit, None);
     assert_eq!(set.alerts.len(), 1);
 }
+
+/// Inputs the fuzzer found overflowing the stack or a `Duration` (kept as seeds in
+/// fuzz/seeds/parse_check/crash-*.rules): each is now a plain error.
+#[test]
+fn pathological_inputs_are_errors_not_crashes() {
+    let cases = [
+        (
+            format!(
+                "alert \"x\" {{ when {}a > 1 severity info }}",
+                "-".repeat(4000)
+            ),
+            "condition is too complex",
+        ),
+        (
+            format!(
+                "alert \"x\" {{ when {}a > 1 severity info }}",
+                "not ".repeat(4000)
+            ),
+            "condition is too complex",
+        ),
+        (
+            format!(
+                "alert \"x\" {{ when {}a > 1{} severity info }}",
+                "(".repeat(3000),
+                ")".repeat(3000)
+            ),
+            "expression nested too deeply",
+        ),
+        (
+            "alert \"x\" { when avg(a, 99999999999999w) > 1 severity info }".to_string(),
+            "too long",
+        ),
+        (
+            "alert \"x\" { when a > 1 for 99999999999999w severity info }".to_string(),
+            "too long",
+        ),
+    ];
+    for (text, want) in cases {
+        let sources = [SourceFile {
+            path: "x.rules".into(),
+            text,
+        }];
+        let diags = check_sources(&sources, &CheckOptions::default()).unwrap_err();
+        assert!(diags[0].message.contains(want), "{:?}", diags[0].message);
+    }
+}
+
+/// Just inside the limits, everything that walks expressions (check, fmt, export)
+/// still fits a test thread's stack in a debug build.
+#[test]
+fn the_deepest_accepted_condition_is_handled_everywhere() {
+    let deepest = [
+        format!(
+            "alert \"x\" {{\n  when {}a > 1\n  severity info\n}}\n",
+            "not ".repeat(185)
+        ),
+        format!(
+            "alert \"x\" {{\n  when {}a > 1\n  severity info\n}}\n",
+            "-".repeat(185)
+        ),
+        format!(
+            "alert \"x\" {{\n  when {}a{} > 1\n  severity info\n}}\n",
+            "(".repeat(32),
+            ")".repeat(32)
+        ),
+        format!(
+            "alert \"x\" {{\n  when a{} > 1\n  severity info\n}}\n",
+            " + a".repeat(60)
+        ),
+    ];
+    for text in deepest {
+        let sources = [SourceFile {
+            path: "x.rules".into(),
+            text: text.clone(),
+        }];
+        let set = check_sources(&sources, &CheckOptions::default()).expect("within the limits");
+        let _ = tocsin::export::prometheus::to_prometheus(&set);
+        let formatted = tocsin::rules::fmt::format_source(&text).unwrap();
+        assert_eq!(
+            tocsin::rules::fmt::format_source(&formatted).unwrap(),
+            formatted
+        );
+    }
+}

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use super::ast::{self, ExprKind, FieldKind, Span, Spanned};
-use super::diagnostic::{Diagnostic, SourceFile, line_col};
+use super::diagnostic::{Diagnostic, LineIndex, SourceFile};
 use super::model::*;
 use super::suggest;
 use super::template::Template;
@@ -43,6 +43,7 @@ pub fn check_files(
         let Some(file) = file else { continue };
         let mut cx = Checker {
             source: &sources[i],
+            lines: LineIndex::new(&sources[i].text),
             file: i,
             metrics: &metrics,
             options,
@@ -173,6 +174,8 @@ enum Units {
 
 struct Checker<'a> {
     source: &'a SourceFile,
+    /// Line starts of `source`, so an alert's line is a binary search.
+    lines: LineIndex,
     file: usize,
     metrics: &'a BTreeMap<String, (MetricInfo, (usize, Span))>,
     options: &'a CheckOptions,
@@ -242,7 +245,7 @@ impl Checker<'_> {
             name: alert.name.node.clone(),
             origin: Origin {
                 path: self.source.path.clone(),
-                line: line_col(&self.source.text, alert.span.start).0,
+                line: self.lines.line_col(&self.source.text, alert.span.start).0,
             },
             severity: severity?,
             value_unit: None,
@@ -410,6 +413,17 @@ impl Checker<'_> {
                     } else {
                         "a window must cover some time, e.g. `5m`"
                     }),
+            );
+            return None;
+        }
+        // Ten years is far past any window or hold anyone means; it also keeps the
+        // value inside what `Duration` and timestamps can represent.
+        const LONGEST: f64 = 10.0 * 365.0 * 86400.0;
+        if secs > LONGEST {
+            self.error(
+                Diagnostic::error(q.span, format!("`{context}` duration `{q}` is too long"))
+                    .with_label("longer than ten years")
+                    .with_hint("durations are written `30s`, `15m`, `6h`, `1d`"),
             );
             return None;
         }

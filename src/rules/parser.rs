@@ -27,9 +27,11 @@ static ARITH: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
 ///
 /// The error is boxed: it is rare, and a `Diagnostic` is large next to a `File`.
 pub fn parse_file(source: &str) -> Result<File, Box<Diagnostic>> {
+    check_nesting(source)?;
     let mut pairs =
         RulesParser::parse(Rule::file, source).map_err(|e| Box::new(syntax_error(e)))?;
     let file = pairs.next().expect("the file rule always yields one pair");
+    check_condition_sizes(&file)?;
     let items = file
         .into_inner()
         .filter(|p| p.as_rule() != Rule::EOI)
@@ -40,6 +42,78 @@ pub fn parse_file(source: &str) -> Result<File, Box<Diagnostic>> {
         })
         .collect();
     Ok(File { items })
+}
+
+/// The deepest parenthesis nesting a condition may have. Parsing, checking and
+/// printing recurse over expressions; bounding their depth keeps any input from
+/// overflowing the stack. Real conditions nest a few levels.
+pub const MAX_NESTING: usize = 32;
+
+/// The most grammar nodes one condition may have: a bound on expression depth from
+/// long operator chains and repeated `not`/`-`, which parentheses do not show.
+pub const MAX_CONDITION_NODES: usize = 200;
+
+/// Refuses parentheses nested deeper than [`MAX_NESTING`], before the recursive
+/// parser sees them. Strings and comments are skipped.
+fn check_nesting(source: &str) -> Result<(), Box<Diagnostic>> {
+    let mut depth = 0usize;
+    let mut chars = source.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => {
+                while let Some((_, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' | '\n' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '#' => {
+                for (_, c) in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '(' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(Box::new(
+                        Diagnostic::error(Span::new(i, i + 1), "expression nested too deeply")
+                            .with_label(format!("more than {MAX_NESTING} levels of parentheses"))
+                            .with_hint(
+                                "split the condition, or name parts of it in separate alerts",
+                            ),
+                    ));
+                }
+            }
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a condition with more than [`MAX_CONDITION_NODES`] grammar nodes, before
+/// it becomes a (deep) syntax tree. Iterative: it must not recurse itself.
+fn check_condition_sizes(file: &Pair<Rule>) -> Result<(), Box<Diagnostic>> {
+    for p in file.clone().into_inner().flatten() {
+        if p.as_rule() != Rule::condition {
+            continue;
+        }
+        let nodes = p.clone().into_inner().flatten().count();
+        if nodes > MAX_CONDITION_NODES {
+            return Err(Box::new(
+                Diagnostic::error(span(&p), "condition is too complex")
+                    .with_label(format!("{nodes} parts; at most {MAX_CONDITION_NODES}"))
+                    .with_hint("split it into several alerts"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A pair's children without keyword tokens, which carry no meaning of their own.
