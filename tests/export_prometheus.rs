@@ -11,6 +11,9 @@ use tocsin::rules::model::RuleSet;
 use tocsin::rules::template::{Field, Segment, Template};
 use tocsin::rules::{CheckOptions, SourceFile, check_sources, read_sources};
 
+mod common;
+use common::promtool;
+
 const METRICS: &str = "\
 metric cpu_usage gauge ratio
 metric memory_usage gauge ratio
@@ -74,22 +77,6 @@ fn expr(condition: &str) -> String {
 
 fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).map(|x| x.as_str().expect("a string"))
-}
-
-/// Runs promtool in `dir`, or fails saying how CI gets it: a silently skipped test
-/// would let a broken export through.
-fn promtool(dir: &Path, args: &[&str]) -> Output {
-    match Command::new("promtool")
-        .args(args)
-        .current_dir(dir)
-        .output()
-    {
-        Ok(o) => o,
-        Err(e) => panic!(
-            "cannot run promtool ({e}); it must be on PATH for these tests. \
-             CI installs it via `.ci/run` (Debian package `prometheus`)"
-        ),
-    }
 }
 
 fn assert_success(o: &Output, yaml: &str) {

@@ -13,6 +13,9 @@ use std::process::{Command, Output};
 
 use serde_yaml_ng::Value;
 
+mod common;
+use common::promtool;
+
 fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -38,22 +41,6 @@ where
         .args(args)
         .output()
         .expect("run the tocsin binary")
-}
-
-/// Runs promtool in `dir`, or fails saying how CI gets it: a silently skipped
-/// cross-check would let tocsin and Prometheus drift apart unnoticed.
-fn promtool(dir: &Path, args: &[&str]) -> Output {
-    match Command::new("promtool")
-        .args(args)
-        .current_dir(dir)
-        .output()
-    {
-        Ok(o) => o,
-        Err(e) => panic!(
-            "cannot run promtool ({e}); it must be on PATH for these tests. \
-             CI installs it via `.ci/run` (Debian package `prometheus`)"
-        ),
-    }
 }
 
 fn stdout(o: &Output) -> String {
