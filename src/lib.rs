@@ -1,12 +1,15 @@
 //! tocsin: a rule-engine alert manager. See ARCHITECTURE.md for the map.
 
 pub mod alert;
+pub mod app;
 pub mod clock;
 pub mod engine;
 pub mod eval;
 pub mod export;
+pub mod http;
 pub mod humanize;
 pub mod labels;
+pub mod notify;
 pub mod rules;
 pub mod ruletest;
 pub mod series;

@@ -18,6 +18,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon: evaluate rules over pushed samples, keep alert state in redb,
+    /// notify on the console, serve the HTTP API.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9095")]
+        listen: std::net::SocketAddr,
+        /// The redb file holding alert state.
+        #[arg(long, default_value = "data/tocsin.redb")]
+        data: PathBuf,
+        /// Rules files or folders.
+        #[arg(long = "rules", default_value = "rules")]
+        rules: Vec<PathBuf>,
+        /// How often rules are evaluated when no samples arrive.
+        #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+        evaluation_interval: Duration,
+        /// Write logs as JSON lines.
+        #[arg(long)]
+        log_json: bool,
+    },
     /// Check rules files or folders; report every error with file:line:col.
     Check {
         /// Rules files, or folders searched for *.rules.
@@ -91,6 +110,22 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve {
+            listen,
+            data,
+            rules,
+            evaluation_interval,
+            log_json,
+        } => {
+            let settings = tocsin::app::Settings {
+                listen,
+                data_path: data,
+                rule_paths: rules,
+                evaluation_interval,
+                ..tocsin::app::Settings::embedded_default()
+            };
+            serve(settings, log_json)
+        }
         Command::Check {
             paths,
             format,
@@ -106,6 +141,63 @@ fn main() -> ExitCode {
             target: ExportTarget::Prometheus { paths, limits },
         } => export_prometheus(&paths, &limits.options()),
     }
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+fn serve(settings: tocsin::app::Settings, log_json: bool) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    if !settings.listen.ip().is_loopback() {
+        eprintln!(
+            "error: refusing to listen on {} without API tokens; listen on 127.0.0.1",
+            settings.listen
+        );
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async {
+        let clock = std::sync::Arc::new(tocsin::clock::SystemClock);
+        let running = match tocsin::app::start(settings, clock).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        eprintln!("tocsin listening on http://{}", running.addr);
+        shutdown_signal().await;
+        running.stop().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }
 
 fn read(paths: &[PathBuf]) -> Result<Vec<SourceFile>, ExitCode> {

@@ -206,6 +206,45 @@ impl SeriesStore {
         Ok(())
     }
 
+    /// Whether a batch of samples would all be accepted, without changing anything,
+    /// so an ingest request can be refused whole. Returns the index of the first
+    /// sample that would be refused, and why.
+    pub fn check_batch<'b>(
+        &self,
+        batch: impl IntoIterator<Item = (&'b str, &'b Labels, Timestamp)>,
+    ) -> Result<(), (usize, SeriesError)> {
+        let mut newest: std::collections::HashMap<(&str, &Labels), Timestamp> = Default::default();
+        let mut new_series = 0;
+        for (i, (metric, labels, t)) in batch.into_iter().enumerate() {
+            let held = self.metrics.get(metric).and_then(|m| m.series.get(labels));
+            let last = newest
+                .get(&(metric, labels))
+                .copied()
+                .or_else(|| held.and_then(Series::last_t));
+            if held.is_none() && !newest.contains_key(&(metric, labels)) {
+                new_series += 1;
+                if self.series_count + new_series > self.limits.max_series {
+                    return Err((
+                        i,
+                        SeriesError::TooManySeries {
+                            limit: self.limits.max_series,
+                        },
+                    ));
+                }
+            }
+            if last.is_some_and(|last| t < last) {
+                let e = SeriesError::OutOfOrder {
+                    metric: metric.to_string(),
+                    labels: labels.clone(),
+                    at: t.0,
+                };
+                return Err((i, e));
+            }
+            newest.insert((metric, labels), t);
+        }
+        Ok(())
+    }
+
     /// Drops samples older than the retention and series left empty.
     pub fn trim(&mut self, now: Timestamp) {
         let cutoff = now - self.limits.retention;

@@ -1,0 +1,381 @@
+//! The embeddable daemon: `start(settings, clock)` binds, loads state and serves;
+//! tests start it on port 0. `main.rs` only turns flags into [`Settings`].
+//!
+//! One [`Core`] (series and engine) behind a std `Mutex`, never held across an
+//! `.await`: every operation that changes alert state runs on a blocking thread,
+//! commits its batch to redb, and only then hands the notifications to the channels.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::alert::{Alert, Event, Rejected, TimelineEntry};
+use crate::clock::{Clock, Timestamp};
+use crate::engine::{Engine, Notification};
+use crate::labels::{Fingerprint, Labels};
+use crate::notify::console;
+use crate::rules::{self, CheckOptions, RuleSet};
+use crate::series::{Limits, Sample, SeriesError, SeriesStore};
+use crate::store::{Store, StoreError};
+
+/// Everything the daemon needs to run, already validated.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_path: PathBuf,
+    pub rule_paths: Vec<PathBuf>,
+    pub check: CheckOptions,
+    pub evaluation_interval: Duration,
+    pub lookback: Duration,
+    pub max_series: usize,
+    pub max_samples_per_series: usize,
+    pub max_labels: usize,
+    pub body_limit: usize,
+}
+
+impl Settings {
+    /// The embedded default: rules/, ./data/tocsin.redb, loopback, console channel.
+    pub fn embedded_default() -> Settings {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9095)),
+            data_path: PathBuf::from("data/tocsin.redb"),
+            rule_paths: vec![PathBuf::from("rules")],
+            check: CheckOptions::default(),
+            evaluation_interval: Duration::from_secs(15),
+            lookback: Duration::from_secs(300),
+            max_series: 1_000_000,
+            max_samples_per_series: 100_000,
+            max_labels: 32,
+            body_limit: 1 << 20,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("rules do not check:\n{0}")]
+    Rules(String),
+    #[error("cannot read rules: {0}")]
+    RulesIo(std::io::Error),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A sample as accepted by the ingestion endpoints, already validated.
+#[derive(Clone, Debug)]
+pub struct IncomingSample {
+    pub metric: String,
+    pub labels: Labels,
+    pub value: f64,
+    pub at: Option<Timestamp>,
+}
+
+/// Why an operation on the daemon was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error("sample {index}: {source}")]
+    Sample { index: usize, source: SeriesError },
+    #[error("no alert with id {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Rejected(#[from] Rejected),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// The state every operation works on.
+struct Core {
+    series: SeriesStore,
+    engine: Engine,
+}
+
+/// The daemon's shared state: a cheap-clone handle.
+#[derive(Clone)]
+pub struct Daemon {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    core: Mutex<Core>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    /// Metric names any rule reads: an ingest that touches none needs no evaluation.
+    rule_metrics: std::collections::HashSet<String>,
+}
+
+/// An alert as the API shows it.
+#[derive(Clone, Debug)]
+pub struct AlertView {
+    pub alert: Alert,
+    pub annotations: std::collections::BTreeMap<String, String>,
+    pub severity: String,
+}
+
+impl Daemon {
+    /// Loads rules and stored alerts; binds nothing.
+    pub fn open(settings: Settings, clock: Arc<dyn Clock>) -> Result<Daemon, AppError> {
+        let sources = rules::read_sources(&settings.rule_paths).map_err(AppError::RulesIo)?;
+        let set: RuleSet = rules::check_sources(&sources, &settings.check)
+            .map_err(|d| AppError::Rules(rules::diagnostic::render(&sources, &d, false)))?;
+        let rule_metrics = set
+            .alerts
+            .iter()
+            .flat_map(|a| std::iter::once(&a.condition).chain(&a.resolve_when))
+            .flat_map(|c| c.expr.selectors())
+            .map(|s| s.metric.clone())
+            .collect();
+        let store = Store::open(&settings.data_path)?;
+        let limits = Limits {
+            retention: set.longest_window() + settings.lookback,
+            lookback: settings.lookback,
+            max_series: settings.max_series,
+            max_samples_per_series: settings.max_samples_per_series,
+        };
+        let engine = Engine::new(Arc::new(set), store.load_alerts()?, store.next_incident()?);
+        let core = Core {
+            series: SeriesStore::new(limits),
+            engine,
+        };
+        Ok(Daemon {
+            shared: Arc::new(Shared {
+                core: Mutex::new(core),
+                store,
+                clock,
+                settings,
+                rule_metrics,
+            }),
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.shared.settings
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.shared.clock.now()
+    }
+
+    fn core(&self) -> std::sync::MutexGuard<'_, Core> {
+        // A panic while holding the lock leaves the core as consistent as the store
+        // is: every change is committed before it is acted on.
+        self.shared.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a batch of samples whole or not at all, then evaluates if any sample
+    /// feeds a rule. Blocking (commits to redb): call from a blocking thread.
+    pub fn ingest(&self, samples: &[IncomingSample]) -> Result<usize, OpError> {
+        let now = self.now();
+        let mut core = self.core();
+        let at = |s: &IncomingSample| s.at.unwrap_or(now);
+        core.series
+            .check_batch(
+                samples
+                    .iter()
+                    .map(|s| (s.metric.as_str(), &s.labels, at(s))),
+            )
+            .map_err(|(index, source)| OpError::Sample { index, source })?;
+        for (index, s) in samples.iter().enumerate() {
+            let sample = Sample {
+                t: at(s),
+                v: s.value,
+            };
+            core.series
+                .append(&s.metric, &s.labels, sample)
+                .map_err(|source| OpError::Sample { index, source })?;
+        }
+        if samples
+            .iter()
+            .any(|s| self.shared.rule_metrics.contains(&s.metric))
+        {
+            self.evaluate_locked(&mut core, now)?;
+        }
+        Ok(samples.len())
+    }
+
+    /// One evaluation tick. Blocking.
+    pub fn tick(&self) -> Result<(), OpError> {
+        let now = self.now();
+        let mut core = self.core();
+        core.series.trim(now);
+        self.evaluate_locked(&mut core, now)
+    }
+
+    fn evaluate_locked(&self, core: &mut Core, now: Timestamp) -> Result<(), OpError> {
+        let Core { series, engine } = core;
+        let outcome = engine.evaluate(series, now);
+        self.commit_and_notify(engine, outcome)
+    }
+
+    /// Durable first, then the channels.
+    fn commit_and_notify(
+        &self,
+        engine: &Engine,
+        outcome: crate::engine::Outcome,
+    ) -> Result<(), OpError> {
+        if !outcome.batch.alerts.is_empty()
+            || !outcome.batch.removed.is_empty()
+            || !outcome.batch.timeline.is_empty()
+        {
+            self.shared.store.apply(&outcome.batch)?;
+        }
+        for n in &outcome.notifications {
+            self.deliver(engine, n);
+        }
+        Ok(())
+    }
+
+    fn deliver(&self, engine: &Engine, n: &Notification) {
+        let Some(alert) = engine.alert(n.alert) else {
+            return;
+        };
+        let annotations = engine.annotations(alert);
+        tracing::info!(alert_id = %alert.fingerprint, incident = ?alert.incident, reason = %n.reason, "notification");
+        console::send(alert, n, &annotations);
+    }
+
+    /// Finds an alert by incident number or fingerprint.
+    fn resolve_id(&self, core: &Core, id: &str) -> Result<Fingerprint, OpError> {
+        let by_incident = id
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| core.engine.alert_by_incident(n));
+        let by_fp = || {
+            id.parse::<Fingerprint>()
+                .ok()
+                .and_then(|fp| core.engine.alert(fp))
+        };
+        by_incident
+            .or_else(by_fp)
+            .map(|a| a.fingerprint)
+            .ok_or_else(|| OpError::NotFound(id.to_string()))
+    }
+
+    /// Applies an operator's event (ack, unack, resolve) to alert `id`. Blocking.
+    pub fn act(&self, id: &str, event: Event) -> Result<AlertView, OpError> {
+        let now = self.now();
+        let mut core = self.core();
+        let fp = self.resolve_id(&core, id)?;
+        let outcome = core.engine.apply(fp, &event, now)?;
+        self.commit_and_notify(&core.engine, outcome)?;
+        Ok(self.view(&core.engine, core.engine.alert(fp).expect("just acted on")))
+    }
+
+    fn view(&self, engine: &Engine, alert: &Alert) -> AlertView {
+        AlertView {
+            alert: alert.clone(),
+            annotations: engine.annotations(alert),
+            severity: alert.labels.get("severity").unwrap_or("").to_string(),
+        }
+    }
+
+    /// Every alert that is not inactive, newest incident first.
+    pub fn alerts(&self) -> Vec<AlertView> {
+        let core = self.core();
+        let mut out: Vec<AlertView> = core
+            .engine
+            .alerts()
+            .filter(|a| a.state != crate::alert::State::Inactive)
+            .map(|a| self.view(&core.engine, a))
+            .collect();
+        out.sort_by(|a, b| {
+            b.alert
+                .incident
+                .cmp(&a.alert.incident)
+                .then(a.alert.fingerprint.cmp(&b.alert.fingerprint))
+        });
+        out
+    }
+
+    /// One alert with its timeline.
+    pub fn alert(&self, id: &str) -> Result<(AlertView, Vec<TimelineEntry>), OpError> {
+        let (view, fp) = {
+            let core = self.core();
+            let fp = self.resolve_id(&core, id)?;
+            (
+                self.view(&core.engine, core.engine.alert(fp).expect("found")),
+                fp,
+            )
+        };
+        Ok((view, self.shared.store.timeline(fp)?))
+    }
+}
+
+/// A running daemon: its address, and a handle to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub daemon: Daemon,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops serving and ticking, and waits for in-flight requests to finish.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Opens the daemon, binds `settings.listen` (port 0 picks one), and serves until
+/// stopped: HTTP, plus an evaluation tick so `for` clauses advance without pushes.
+pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Running, AppError> {
+    let addr = settings.listen;
+    let daemon = tokio::task::spawn_blocking(move || Daemon::open(settings, clock))
+        .await
+        .expect("open does not panic")?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Listen { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| AppError::Listen { addr, source })?;
+    let (tx, rx) = watch::channel(false);
+    let router = crate::http::router(daemon.clone());
+    let ticker = daemon.clone();
+    let mut tick_rx = rx.clone();
+    let task = tokio::spawn(async move {
+        let tick = async move {
+            let mut interval = tokio::time::interval(ticker.settings().evaluation_interval);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => {
+                        let d = ticker.clone();
+                        match tokio::task::spawn_blocking(move || d.tick()).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => tracing::error!(error = %e, "evaluation failed"),
+                            Err(e) => tracing::error!(error = %e, "evaluation panicked"),
+                        }
+                    }
+                    _ = tick_rx.changed() => break,
+                }
+            }
+        };
+        let mut stop_rx = rx;
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+            let _ = stop_rx.changed().await;
+        });
+        let (served, ()) = tokio::join!(serve, tick);
+        if let Err(e) = served {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    tracing::info!(%addr, "tocsin listening");
+    Ok(Running {
+        addr,
+        daemon,
+        shutdown: tx,
+        task,
+    })
+}

@@ -1,0 +1,294 @@
+//! The daemon in-process on 127.0.0.1:0: push samples over HTTP, see alerts fire at
+//! once, ack them, restart, and have every bad request refused whole with a JSON
+//! reason.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tocsin::app::{Running, Settings, start};
+use tocsin::clock::{ManualClock, Timestamp};
+
+const RULES: &str = r#"metric cpu_usage gauge ratio
+metric unknown_api_calls gauge count
+
+alert "CPU使用率異常" {
+  when cpu_usage > 90% for 15m
+  severity critical
+  annotations {
+    summary = "{{ labels.host }} の CPU 使用率が {{ value }} です"
+  }
+}
+
+alert "異常API呼び出し" {
+  when unknown_api_calls > 0
+  severity critical
+}
+"#;
+
+fn dir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-{name}"));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("rules")).unwrap();
+    std::fs::write(d.join("rules/test.rules"), RULES).unwrap();
+    d
+}
+
+fn settings(dir: &Path) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_path: dir.join("data/tocsin.redb"),
+        rule_paths: vec![dir.join("rules")],
+        // Ticks are driven by hand through the manual clock.
+        evaluation_interval: Duration::from_secs(3600),
+        body_limit: 64 * 1024,
+        ..Settings::embedded_default()
+    }
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    fn new(r: &Running) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: format!("http://{}", r.addr),
+        }
+    }
+
+    async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn push(&self, samples: Value) -> (StatusCode, Value) {
+        self.post("/api/v1/samples", json!({ "samples": samples }).to_string())
+            .await
+    }
+
+    async fn alerts(&self) -> Vec<Value> {
+        let (status, body) = self.get("/api/v1/alerts").await;
+        assert_eq!(status, StatusCode::OK);
+        body["alerts"].as_array().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn a_sample_crossing_a_threshold_fires_within_the_push() {
+    let d = dir("fire");
+    let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
+    let running = start(settings(&d), Arc::new(clock.clone())).await.unwrap();
+    let c = Client::new(&running);
+    let (status, body) = c
+        .push(json!([{ "name": "unknown_api_calls", "labels": { "host": "bot-1" }, "value": 2 }]))
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "accepted": 1 })));
+    // No tick has run: the push itself evaluated the rule.
+    let alerts = c.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["state"], "firing");
+    assert_eq!(alerts[0]["id"], 1);
+    assert_eq!(alerts[0]["labels"]["host"], "bot-1");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn for_progress_ack_and_restart() {
+    let d = dir("ack");
+    let t0 = Timestamp::from_secs(1_800_000_000);
+    let clock = ManualClock::new(t0);
+    let running = start(settings(&d), Arc::new(clock.clone())).await.unwrap();
+    let c = Client::new(&running);
+    // cpu at 95% pushed every minute: pending until 15 minutes have passed.
+    for minute in 0..=15 {
+        clock.set(t0 + Duration::from_secs(minute * 60));
+        let (status, _) = c
+            .push(json!([{ "name": "cpu_usage", "labels": { "host": "bot-1" }, "value": 0.95 }]))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let state = c.alerts().await[0]["state"].clone();
+        assert_eq!(
+            state,
+            if minute < 15 { "pending" } else { "firing" },
+            "minute {minute}"
+        );
+    }
+    let (_, alert) = c.get("/api/v1/alerts/1").await;
+    assert_eq!(
+        alert["annotations"]["summary"],
+        "bot-1 の CPU 使用率が 95% です"
+    );
+
+    let (status, acked) = c
+        .post(
+            "/api/v1/alerts/1/ack",
+            r#"{"actor": "alice", "note": "looking"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (acked["state"].as_str(), acked["ack"]["actor"].as_str()),
+        (Some("acknowledged"), Some("alice"))
+    );
+    // Acking twice is a conflict, not a silent success.
+    let (status, body) = c.post("/api/v1/alerts/1/ack", "").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    running.stop().await;
+    let running = start(settings(&d), Arc::new(clock.clone())).await.unwrap();
+    let c = Client::new(&running);
+    let fp = acked["fingerprint"].as_str().unwrap().to_string();
+    let (status, alert) = c.get(&format!("/api/v1/alerts/{fp}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (alert["id"].as_u64(), alert["state"].as_str()),
+        (Some(1), Some("acknowledged"))
+    );
+    let timeline: Vec<(&str, &str)> = alert["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["to"].as_str().unwrap(), e["actor"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        timeline,
+        [("pending", ""), ("firing", ""), ("acknowledged", "alice")]
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_whole_with_a_json_reason() {
+    let d = dir("bad");
+    let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
+    let running = start(settings(&d), Arc::new(clock.clone())).await.unwrap();
+    let c = Client::new(&running);
+    let firing = json!({ "name": "unknown_api_calls", "value": 1 });
+
+    let cases: Vec<(Vec<u8>, StatusCode, &str)> = vec![
+        (
+            b"{not json".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid JSON",
+        ),
+        (
+            json!({ "samples": [firing, { "name": "x", "value": "high" }] })
+                .to_string()
+                .into_bytes(),
+            StatusCode::BAD_REQUEST,
+            "invalid JSON",
+        ),
+        (
+            json!({ "samples": [firing, { "name": "9bad", "value": 1 }] })
+                .to_string()
+                .into_bytes(),
+            StatusCode::BAD_REQUEST,
+            "sample 1: invalid metric name",
+        ),
+        (
+            json!({ "samples": [firing, { "name": "x", "labels": { "__a": "b" }, "value": 1 }] })
+                .to_string()
+                .into_bytes(),
+            StatusCode::BAD_REQUEST,
+            "sample 1: invalid label name",
+        ),
+        (
+            json!({ "samples": [firing], "extra": 1 })
+                .to_string()
+                .into_bytes(),
+            StatusCode::BAD_REQUEST,
+            "unknown field",
+        ),
+        (
+            vec![b'{', 0xff, 0xfe, b'}'],
+            StatusCode::BAD_REQUEST,
+            "invalid JSON",
+        ),
+        (
+            vec![b' '; 65 * 1024],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "larger than",
+        ),
+        // Out of order within one series: the second sample is older than the first.
+        (
+            json!({ "samples": [
+                { "name": "unknown_api_calls", "value": 1, "timestamp": 1_800_000_000_000i64 },
+                { "name": "unknown_api_calls", "value": 1, "timestamp": 1_799_999_999_000i64 },
+            ] })
+            .to_string()
+            .into_bytes(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "sample 1: sample at",
+        ),
+    ];
+    for (body, want_status, want_error) in cases {
+        let (status, reply) = c.post("/api/v1/samples", body).await;
+        assert_eq!(status, want_status, "{reply}");
+        let error = reply["error"].as_str().unwrap_or_default();
+        assert!(error.contains(want_error), "{error:?} lacks {want_error:?}");
+    }
+    // Every batch above held a firing sample first: none of it was applied.
+    assert!(c.alerts().await.is_empty());
+
+    let (status, reply) = c.get("/api/v1/alerts/42").await;
+    assert_eq!(
+        (status, reply["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("no alert with id 42"))
+    );
+    let (status, _) = c.post("/api/v1/alerts/42/snooze", "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = c.get("/api/v1/alerts?colour=red").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn alerts_filter_by_state_severity_and_label() {
+    let d = dir("filter");
+    let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
+    let running = start(settings(&d), Arc::new(clock.clone())).await.unwrap();
+    let c = Client::new(&running);
+    c.push(json!([
+        { "name": "unknown_api_calls", "labels": { "host": "bot-1" }, "value": 1 },
+        { "name": "unknown_api_calls", "labels": { "host": "bot-2" }, "value": 1 },
+        { "name": "cpu_usage", "labels": { "host": "bot-1" }, "value": 0.99 },
+    ]))
+    .await;
+    let count = |q: &'static str| {
+        let c = &c;
+        async move {
+            c.get(&format!("/api/v1/alerts?{q}")).await.1["alerts"]
+                .as_array()
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(count("state=firing").await, 2);
+    assert_eq!(count("state=pending").await, 1);
+    assert_eq!(count("severity=critical&label=host=bot-1").await, 2);
+    assert_eq!(count("state=firing&label=host=bot-2").await, 1);
+    running.stop().await;
+}
