@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::alert::{Alert, Event, Rejected, TimelineEntry};
 use crate::clock::{Clock, Timestamp};
-use crate::engine::{Engine, Notification};
+use crate::engine::{Engine, ExternalAlert, Notification};
 use crate::labels::{Fingerprint, Labels};
 use crate::notify::console;
 use crate::rules::{self, CheckOptions, RuleSet};
@@ -208,7 +208,29 @@ impl Daemon {
         let now = self.now();
         let mut core = self.core();
         core.series.trim(now);
+        let expired = core.engine.expire_external(now);
+        self.commit_and_notify(&core.engine, expired)?;
         self.evaluate_locked(&mut core, now)
+    }
+
+    /// Takes alerts another system evaluated (Alertmanager webhook, Prometheus
+    /// `POST /api/v2/alerts`) into the lifecycle, one committed batch for all.
+    /// Blocking.
+    pub fn receive_external(&self, alerts: Vec<ExternalAlert>) -> Result<usize, OpError> {
+        let now = self.now();
+        let mut core = self.core();
+        let mut total = crate::engine::Outcome::default();
+        let count = alerts.len();
+        for a in alerts {
+            let out = core.engine.receive_external(a, now);
+            total.batch.alerts.extend(out.batch.alerts);
+            total.batch.removed.extend(out.batch.removed);
+            total.batch.timeline.extend(out.batch.timeline);
+            total.batch.next_incident = out.batch.next_incident;
+            total.notifications.extend(out.notifications);
+        }
+        self.commit_and_notify(&core.engine, total)?;
+        Ok(count)
     }
 
     fn evaluate_locked(&self, core: &mut Core, now: Timestamp) -> Result<(), OpError> {

@@ -27,6 +27,14 @@ pub struct Notification {
     pub at: Timestamp,
 }
 
+/// An alert as another system sends it.
+#[derive(Clone, Debug)]
+pub struct ExternalAlert {
+    pub labels: Labels,
+    pub firing: bool,
+    pub external: crate::alert::External,
+}
+
 /// What one evaluation or operation changed.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -71,6 +79,12 @@ impl Engine {
     }
 
     fn put(&mut self, alert: Alert) {
+        // Alerts another system evaluated belong to no rule of ours, even when a
+        // rule has the same name.
+        if alert.external.is_some() {
+            self.alerts.insert(alert.fingerprint, alert);
+            return;
+        }
         match self.by_rule.get_mut(&alert.rule) {
             Some(set) => {
                 set.insert(alert.fingerprint);
@@ -234,7 +248,7 @@ impl Engine {
                 reason: "no such alert".into(),
             });
         };
-        let params = self.params_for(&alert.rule);
+        let params = self.params_for(alert);
         let transition = alert::step(&params, alert, event, now)?;
         let mut out = Outcome {
             batch: Batch {
@@ -248,13 +262,17 @@ impl Engine {
         Ok(out)
     }
 
-    fn params_for(&self, rule: &str) -> Params {
-        // An alert whose rule was removed by a reload still answers acks and resolves.
-        self.params.get(rule).cloned().unwrap_or_default()
+    fn params_for(&self, alert: &Alert) -> Params {
+        // External alerts follow their sender: fire and resolve at once. An alert whose
+        // rule was removed by a reload still answers acks and resolves.
+        match alert.external {
+            Some(_) => Params::default(),
+            None => self.params.get(&alert.rule).cloned().unwrap_or_default(),
+        }
     }
 
     fn step(&mut self, alert: Alert, event: &Event, now: Timestamp, out: &mut Outcome) {
-        let params = self.params_for(&alert.rule);
+        let params = self.params_for(&alert);
         match alert::step(&params, &alert, event, now) {
             Ok(t) => {
                 let changed = t.alert != alert;
@@ -300,8 +318,111 @@ impl Engine {
         }
     }
 
+    /// Takes one alert another system evaluated (an Alertmanager webhook or a
+    /// Prometheus `POST /api/v2/alerts`) into the same lifecycle. Idempotent: senders
+    /// deliver at least once, in any order, so an occurrence is identified by
+    /// fingerprint and `starts_at`, and an update about an older occurrence than the
+    /// one held never changes it.
+    pub fn receive_external(&mut self, incoming: ExternalAlert, now: Timestamp) -> Outcome {
+        let mut out = self.outcome();
+        let fp = incoming.labels.fingerprint();
+        let rule = incoming.labels.get("alertname").unwrap_or("").to_string();
+        let mut alert = self
+            .alerts
+            .remove(&fp)
+            .unwrap_or_else(|| Alert::new(fp, rule, incoming.labels.clone()));
+        let held = alert.external.as_ref().map(|e| e.starts_at);
+        if held.is_some_and(|h| incoming.external.starts_at < h) {
+            // About an older occurrence than the one held: stale.
+            self.put(alert);
+            return out;
+        }
+        let new_occurrence = held.is_some_and(|h| incoming.external.starts_at > h);
+        let same_occurrence = held == Some(incoming.external.starts_at);
+        if same_occurrence && incoming.firing && alert.state == State::Resolved {
+            // A late duplicate of the firing message: this occurrence has resolved.
+            self.put(alert);
+            return out;
+        }
+        alert.external = Some(incoming.external.clone());
+        if new_occurrence && incoming.firing {
+            // A newer occurrence means the older one ended, whatever was received.
+            let clear = Event::Evaluated {
+                holds: false,
+                resolve_holds: None,
+                value: alert.value,
+            };
+            self.step(alert, &clear, now, &mut out);
+            alert = self.alerts.remove(&fp).unwrap_or_else(|| {
+                let mut a = Alert::new(
+                    fp,
+                    incoming.labels.get("alertname").unwrap_or("").to_string(),
+                    incoming.labels.clone(),
+                );
+                a.external = Some(incoming.external.clone());
+                a
+            });
+        }
+        let event = Event::Evaluated {
+            holds: incoming.firing,
+            resolve_holds: None,
+            value: alert.value,
+        };
+        self.step(alert, &event, now, &mut out);
+        // Annotations or endsAt may have changed even when the state did not.
+        if let Some(a) = self.alerts.get(&fp)
+            && !out.batch.alerts.iter().any(|b| b.fingerprint == fp)
+        {
+            out.batch.alerts.push(a.clone());
+        }
+        out.batch.next_incident = self.next_incident;
+        out
+    }
+
+    /// Resolves external alerts whose sender stopped refreshing them before their
+    /// `ends_at`, as Alertmanager does.
+    pub fn expire_external(&mut self, now: Timestamp) -> Outcome {
+        let expired: Vec<Fingerprint> = self
+            .alerts
+            .values()
+            .filter(|a| a.state != State::Inactive && a.state != State::Resolved)
+            .filter(|a| {
+                a.external
+                    .as_ref()
+                    .and_then(|e| e.ends_at)
+                    .is_some_and(|end| end <= now)
+            })
+            .map(|a| a.fingerprint)
+            .collect();
+        let mut out = self.outcome();
+        for fp in expired {
+            let alert = self.alerts.remove(&fp).expect("listed above");
+            let event = Event::Evaluated {
+                holds: false,
+                resolve_holds: None,
+                value: alert.value,
+            };
+            self.step(alert, &event, now, &mut out);
+        }
+        out.batch.next_incident = self.next_incident;
+        out
+    }
+
+    fn outcome(&self) -> Outcome {
+        Outcome {
+            batch: Batch {
+                next_incident: self.next_incident,
+                ..Batch::default()
+            },
+            ..Outcome::default()
+        }
+    }
+
     /// The alert's annotations, rendered with its value and labels.
     pub fn annotations(&self, alert: &Alert) -> std::collections::BTreeMap<String, String> {
+        if let Some(e) = &alert.external {
+            return e.annotations.clone();
+        }
         let Some(rule) = self.rules.alerts.iter().find(|r| r.name == alert.rule) else {
             return Default::default();
         };

@@ -120,6 +120,22 @@ pub struct Alert {
     /// alert may fire again, or the next evaluation would undo the resolve.
     #[serde(default)]
     pub awaiting_clear: bool,
+    /// Set for alerts that another system evaluated (an Alertmanager webhook, a
+    /// Prometheus posting to `/api/v2/alerts`): what it said about the alert.
+    #[serde(default)]
+    pub external: Option<External>,
+}
+
+/// What the sending system said about an alert it evaluated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct External {
+    /// When the sender says this occurrence started: with the fingerprint, the
+    /// identity of one occurrence, so duplicates and stale updates are recognised.
+    pub starts_at: Timestamp,
+    /// When the sender says it ends if not refreshed (Prometheus' endsAt).
+    pub ends_at: Option<Timestamp>,
+    pub annotations: std::collections::BTreeMap<String, String>,
+    pub generator_url: Option<String>,
 }
 
 impl Alert {
@@ -143,6 +159,7 @@ impl Alert {
             recent_changes: Vec::new(),
             flapping: false,
             awaiting_clear: false,
+            external: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod ingest;
+mod intake;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -15,6 +16,8 @@ use crate::app::{Daemon, OpError};
 pub fn router(daemon: Daemon) -> Router {
     Router::new()
         .route("/api/v1/samples", post(ingest::samples))
+        .route("/api/v1/alertmanager", post(intake::alertmanager))
+        .route("/api/v2/alerts", post(intake::v2_alerts))
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/alerts/{id}", get(alerts::get_one))
         .route("/api/v1/alerts/{id}/{action}", post(alerts::act))
