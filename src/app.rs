@@ -18,6 +18,7 @@ use crate::alert::{Alert, Event, Rejected, TimelineEntry};
 use crate::clock::{Clock, Timestamp};
 use crate::engine::{Engine, ExternalAlert, Notification};
 use crate::labels::{Fingerprint, Labels};
+use crate::metrics::Metrics;
 use crate::notify::console;
 use crate::rules::{self, CheckOptions, RuleSet};
 use crate::series::{Limits, Sample, SeriesError, SeriesStore};
@@ -112,6 +113,7 @@ struct Shared {
     settings: Settings,
     /// Metric names any rule reads: an ingest that touches none needs no evaluation.
     rule_metrics: std::collections::HashSet<String>,
+    metrics: Metrics,
 }
 
 /// An alert as the API shows it.
@@ -142,7 +144,10 @@ impl Daemon {
             max_series: settings.max_series,
             max_samples_per_series: settings.max_samples_per_series,
         };
+        let metrics = Metrics::default();
+        metrics.rules.set(set.alerts.len() as i64);
         let engine = Engine::new(Arc::new(set), store.load_alerts()?, store.next_incident()?);
+        metrics.set_alert_states(engine.alerts().map(|a| &a.state));
         let core = Core {
             series: SeriesStore::new(limits),
             engine,
@@ -154,12 +159,17 @@ impl Daemon {
                 clock,
                 settings,
                 rule_metrics,
+                metrics,
             }),
         })
     }
 
     pub fn settings(&self) -> &Settings {
         &self.shared.settings
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
     }
 
     pub fn now(&self) -> Timestamp {
@@ -184,7 +194,18 @@ impl Daemon {
                     .iter()
                     .map(|s| (s.metric.as_str(), &s.labels, at(s))),
             )
-            .map_err(|(index, source)| OpError::Sample { index, source })?;
+            .map_err(|(index, source)| {
+                let reason = match source {
+                    SeriesError::TooManySeries { .. } => "series_limit",
+                    SeriesError::TooManySamples { .. } => "sample_limit",
+                    SeriesError::OutOfOrder { .. } => "out_of_order",
+                };
+                let refused = &self.shared.metrics.samples_refused;
+                refused
+                    .get_or_create(&Metrics::label("reason", reason))
+                    .inc_by(samples.len() as u64);
+                OpError::Sample { index, source }
+            })?;
         for (index, s) in samples.iter().enumerate() {
             let sample = Sample {
                 t: at(s),
@@ -194,6 +215,14 @@ impl Daemon {
                 .append(&s.metric, &s.labels, sample)
                 .map_err(|source| OpError::Sample { index, source })?;
         }
+        self.shared
+            .metrics
+            .samples_ingested
+            .inc_by(samples.len() as u64);
+        self.shared
+            .metrics
+            .series
+            .set(core.series.series_count() as i64);
         if samples
             .iter()
             .any(|s| self.shared.rule_metrics.contains(&s.metric))
@@ -208,6 +237,10 @@ impl Daemon {
         let now = self.now();
         let mut core = self.core();
         core.series.trim(now);
+        self.shared
+            .metrics
+            .series
+            .set(core.series.series_count() as i64);
         let expired = core.engine.expire_external(now);
         self.commit_and_notify(&core.engine, expired)?;
         self.evaluate_locked(&mut core, now)
@@ -216,7 +249,16 @@ impl Daemon {
     /// Takes alerts another system evaluated (Alertmanager webhook, Prometheus
     /// `POST /api/v2/alerts`) into the lifecycle, one committed batch for all.
     /// Blocking.
-    pub fn receive_external(&self, alerts: Vec<ExternalAlert>) -> Result<usize, OpError> {
+    pub fn receive_external(
+        &self,
+        source: &str,
+        alerts: Vec<ExternalAlert>,
+    ) -> Result<usize, OpError> {
+        self.shared
+            .metrics
+            .external_alerts
+            .get_or_create(&Metrics::label("source", source))
+            .inc_by(alerts.len() as u64);
         let now = self.now();
         let mut core = self.core();
         let mut total = crate::engine::Outcome::default();
@@ -235,7 +277,13 @@ impl Daemon {
 
     fn evaluate_locked(&self, core: &mut Core, now: Timestamp) -> Result<(), OpError> {
         let Core { series, engine } = core;
+        let started = std::time::Instant::now();
         let outcome = engine.evaluate(series, now);
+        self.shared.metrics.evaluations.inc();
+        self.shared
+            .metrics
+            .evaluation_seconds
+            .observe(started.elapsed().as_secs_f64());
         self.commit_and_notify(engine, outcome)
     }
 
@@ -250,6 +298,9 @@ impl Daemon {
             || !outcome.batch.timeline.is_empty()
         {
             self.shared.store.apply(&outcome.batch)?;
+            self.shared
+                .metrics
+                .set_alert_states(engine.alerts().map(|a| &a.state));
         }
         for n in &outcome.notifications {
             self.deliver(engine, n);
@@ -264,6 +315,15 @@ impl Daemon {
         let annotations = engine.annotations(alert);
         tracing::info!(alert_id = %alert.fingerprint, incident = ?alert.incident, reason = %n.reason, "notification");
         console::send(alert, n, &annotations);
+        let labels = vec![
+            ("channel".to_string(), "console".to_string()),
+            ("reason".to_string(), n.reason.name().to_string()),
+        ];
+        self.shared
+            .metrics
+            .notifications
+            .get_or_create(&labels)
+            .inc();
     }
 
     /// Finds an alert by incident number or fingerprint.

@@ -9,6 +9,7 @@ pub mod export;
 pub mod http;
 pub mod humanize;
 pub mod labels;
+pub mod metrics;
 pub mod notify;
 pub mod rules;
 pub mod ruletest;

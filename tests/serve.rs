@@ -292,3 +292,45 @@ async fn alerts_filter_by_state_severity_and_label() {
     assert_eq!(count("state=firing&label=host=bot-2").await, 1);
     running.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_expose_ingestion_evaluation_and_alert_states() {
+    let d = dir("metrics");
+    let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
+    let running = start(settings(&d), Arc::new(clock.clone())).await.unwrap();
+    let c = Client::new(&running);
+    c.push(json!([
+        { "name": "unknown_api_calls", "labels": { "host": "bot-1" }, "value": 1 },
+        { "name": "cpu_usage", "labels": { "host": "bot-1" }, "value": 0.99 },
+    ]))
+    .await;
+    let text = reqwest::get(format!("http://{}/metrics", running.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "tocsin_samples_ingested_total 2",
+        "tocsin_series 2",
+        "tocsin_alerts{state=\"firing\"} 1",
+        "tocsin_alerts{state=\"pending\"} 1",
+        "tocsin_alerts{state=\"resolved\"} 0",
+        "tocsin_notifications_total{channel=\"console\",reason=\"firing\"} 1",
+        "tocsin_rules 2",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    // The push evaluated; the tick may have too, at start.
+    let evaluations: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tocsin_evaluations_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(evaluations >= 1);
+    assert!(text.contains("tocsin_evaluation_duration_seconds_bucket"));
+    running.stop().await;
+}

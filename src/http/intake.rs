@@ -118,6 +118,10 @@ pub async fn alertmanager(
         ));
     }
     if hook.truncated_alerts > 0 {
+        daemon
+            .metrics()
+            .alertmanager_truncated_alerts
+            .inc_by(hook.truncated_alerts);
         tracing::warn!(group_key = %hook.group_key, truncated = hook.truncated_alerts, "alertmanager truncated this notification (max_alerts): some alerts were not sent");
     }
     tracing::debug!(group_key = %hook.group_key, reason = ?hook.notification_reason, alerts = hook.alerts.len(), "alertmanager webhook");
@@ -148,7 +152,7 @@ pub async fn alertmanager(
         });
     }
     let d = daemon.clone();
-    blocking(move || d.receive_external(alerts)).await?;
+    blocking(move || d.receive_external("alertmanager_webhook", alerts)).await?;
     Ok(StatusCode::OK)
 }
 
@@ -185,6 +189,6 @@ pub async fn v2_alerts(
         });
     }
     let d = daemon.clone();
-    blocking(move || d.receive_external(alerts)).await?;
+    blocking(move || d.receive_external("api_v2", alerts)).await?;
     Ok(StatusCode::OK)
 }

@@ -21,9 +21,21 @@ pub fn router(daemon: Daemon) -> Router {
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/alerts/{id}", get(alerts::get_one))
         .route("/api/v1/alerts/{id}/{action}", post(alerts::act))
+        .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
         .with_state(daemon)
+}
+
+/// `GET /metrics`: tocsin's own metrics in the OpenMetrics text format.
+async fn metrics(axum::extract::State(daemon): axum::extract::State<Daemon>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        daemon.metrics().render(),
+    )
 }
 
 /// A refusal: status and a JSON body `{"error": "..."}` plus any detail fields.

@@ -1,0 +1,114 @@
+//! tocsin's own metrics, for `/metrics` (prometheus-client renders the exposition
+//! format). One `Metrics` per daemon, updated where the work happens.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::alert::State;
+
+type Labels = Vec<(String, String)>;
+
+pub struct Metrics {
+    registry: Registry,
+    pub samples_ingested: Counter,
+    pub samples_refused: Family<Labels, Counter>,
+    pub series: Gauge,
+    pub evaluations: Counter,
+    pub evaluation_seconds: Histogram,
+    pub alerts: Family<Labels, Gauge>,
+    pub notifications: Family<Labels, Counter>,
+    pub external_alerts: Family<Labels, Counter>,
+    pub alertmanager_truncated_alerts: Counter,
+    pub rules: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("tocsin");
+        let m = Metrics {
+            samples_ingested: Counter::default(),
+            samples_refused: Family::default(),
+            series: Gauge::default(),
+            evaluations: Counter::default(),
+            evaluation_seconds: Histogram::new(exponential_buckets(0.0001, 4.0, 10)),
+            alerts: Family::default(),
+            notifications: Family::default(),
+            external_alerts: Family::default(),
+            alertmanager_truncated_alerts: Counter::default(),
+            rules: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "samples_ingested",
+            "Samples accepted by ingestion",
+            m.samples_ingested.clone(),
+        );
+        registry.register(
+            "samples_refused",
+            "Samples refused, by reason",
+            m.samples_refused.clone(),
+        );
+        registry.register("series", "Series held in memory", m.series.clone());
+        registry.register(
+            "evaluations",
+            "Rule evaluations of the whole rule set",
+            m.evaluations.clone(),
+        );
+        registry.register(
+            "evaluation_duration_seconds",
+            "Time to evaluate the whole rule set",
+            m.evaluation_seconds.clone(),
+        );
+        registry.register("alerts", "Alerts by state", m.alerts.clone());
+        registry.register(
+            "notifications",
+            "Notifications by channel and reason",
+            m.notifications.clone(),
+        );
+        registry.register(
+            "external_alerts_received",
+            "Alerts received from other systems, by source",
+            m.external_alerts.clone(),
+        );
+        registry.register(
+            "alertmanager_truncated_alerts",
+            "Alerts Alertmanager dropped from webhooks (max_alerts)",
+            m.alertmanager_truncated_alerts.clone(),
+        );
+        registry.register("rules", "Alert rules loaded", m.rules.clone());
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// Sets the per-state alert gauges from a full count (every state, zeros too,
+    /// so a state that empties drops to 0 rather than keeping its last value).
+    pub fn set_alert_states<'a>(&self, states: impl Iterator<Item = &'a State>) {
+        let mut counts = [0i64; State::ALL.len()];
+        for s in states {
+            if let Some(i) = State::ALL.iter().position(|x| x == s) {
+                counts[i] += 1;
+            }
+        }
+        for (s, n) in State::ALL.iter().zip(counts) {
+            self.alerts
+                .get_or_create(&vec![("state".to_string(), s.name().to_string())])
+                .set(n);
+        }
+    }
+
+    pub fn label(key: &str, value: &str) -> Labels {
+        vec![(key.to_string(), value.to_string())]
+    }
+
+    /// The exposition text (OpenMetrics).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
