@@ -37,6 +37,9 @@ pub struct Settings {
     pub max_samples_per_series: usize,
     pub max_labels: usize,
     pub body_limit: usize,
+    /// How often the rules files are checked for changes (hot reload); SIGHUP also
+    /// reloads.
+    pub rules_poll: Duration,
 }
 
 impl Settings {
@@ -53,6 +56,7 @@ impl Settings {
             max_samples_per_series: 100_000,
             max_labels: 32,
             body_limit: 1 << 20,
+            rules_poll: Duration::from_secs(2),
         }
     }
 }
@@ -98,6 +102,8 @@ pub enum OpError {
 struct Core {
     series: SeriesStore,
     engine: Engine,
+    /// Metric names any rule reads: an ingest that touches none needs no evaluation.
+    rule_metrics: std::collections::HashSet<String>,
 }
 
 /// The daemon's shared state: a cheap-clone handle.
@@ -111,8 +117,6 @@ struct Shared {
     store: Store,
     clock: Arc<dyn Clock>,
     settings: Settings,
-    /// Metric names any rule reads: an ingest that touches none needs no evaluation.
-    rule_metrics: std::collections::HashSet<String>,
     metrics: Metrics,
 }
 
@@ -130,13 +134,7 @@ impl Daemon {
         let sources = rules::read_sources(&settings.rule_paths).map_err(AppError::RulesIo)?;
         let set: RuleSet = rules::check_sources(&sources, &settings.check)
             .map_err(|d| AppError::Rules(rules::diagnostic::render(&sources, &d, false)))?;
-        let rule_metrics = set
-            .alerts
-            .iter()
-            .flat_map(|a| std::iter::once(&a.condition).chain(&a.resolve_when))
-            .flat_map(|c| c.expr.selectors())
-            .map(|s| s.metric.clone())
-            .collect();
+        let rule_metrics = metrics_read_by(&set);
         let store = Store::open(&settings.data_path)?;
         let limits = Limits {
             retention: set.longest_window() + settings.lookback,
@@ -151,6 +149,7 @@ impl Daemon {
         let core = Core {
             series: SeriesStore::new(limits),
             engine,
+            rule_metrics,
         };
         Ok(Daemon {
             shared: Arc::new(Shared {
@@ -158,7 +157,6 @@ impl Daemon {
                 store,
                 clock,
                 settings,
-                rule_metrics,
                 metrics,
             }),
         })
@@ -225,11 +223,50 @@ impl Daemon {
             .set(core.series.series_count() as i64);
         if samples
             .iter()
-            .any(|s| self.shared.rule_metrics.contains(&s.metric))
+            .any(|s| core.rule_metrics.contains(&s.metric))
         {
             self.evaluate_locked(&mut core, now)?;
         }
         Ok(samples.len())
+    }
+
+    /// Reads and checks the rules again and swaps them in if they are clean;
+    /// otherwise keeps the running rules and returns the diagnostics. Blocking.
+    pub fn reload(&self) -> Result<usize, String> {
+        let checked = rules::read_sources(&self.shared.settings.rule_paths)
+            .map_err(|e| e.to_string())
+            .and_then(|sources| {
+                rules::check_sources(&sources, &self.shared.settings.check)
+                    .map_err(|d| rules::diagnostic::render(&sources, &d, false))
+            });
+        let m = &self.shared.metrics;
+        let set = match checked {
+            Ok(set) => set,
+            Err(why) => {
+                m.rules_last_reload_success.set(0);
+                m.reloads
+                    .get_or_create(&Metrics::label("outcome", "failure"))
+                    .inc();
+                tracing::error!(diagnostics = %why, "rules reload failed; keeping the running rules");
+                return Err(why);
+            }
+        };
+        let now = self.now();
+        let mut core = self.core();
+        let count = set.alerts.len();
+        core.series
+            .set_retention(set.longest_window() + self.shared.settings.lookback);
+        core.rule_metrics = metrics_read_by(&set);
+        let outcome = core.engine.reload(Arc::new(set), now);
+        self.commit_and_notify(&core.engine, outcome)
+            .map_err(|e| e.to_string())?;
+        m.rules.set(count as i64);
+        m.rules_last_reload_success.set(1);
+        m.reloads
+            .get_or_create(&Metrics::label("outcome", "success"))
+            .inc();
+        tracing::info!(rules = count, "rules reloaded");
+        Ok(count)
     }
 
     /// One evaluation tick. Blocking.
@@ -276,7 +313,7 @@ impl Daemon {
     }
 
     fn evaluate_locked(&self, core: &mut Core, now: Timestamp) -> Result<(), OpError> {
-        let Core { series, engine } = core;
+        let Core { series, engine, .. } = core;
         let started = std::time::Instant::now();
         let outcome = engine.evaluate(series, now);
         self.shared.metrics.evaluations.inc();
@@ -393,6 +430,89 @@ impl Daemon {
     }
 }
 
+/// The metric names a rule set reads.
+fn metrics_read_by(set: &RuleSet) -> std::collections::HashSet<String> {
+    set.alerts
+        .iter()
+        .flat_map(|a| std::iter::once(&a.condition).chain(&a.resolve_when))
+        .flat_map(|c| c.expr.selectors())
+        .map(|s| s.metric.clone())
+        .collect()
+}
+
+/// A stamp of the rules files (paths, sizes, modification times), so a change in
+/// the rules folder is noticed by polling, without a platform file watcher.
+type RulesStamp = Vec<(PathBuf, u64, Option<std::time::SystemTime>)>;
+
+fn rules_stamp(paths: &[PathBuf]) -> RulesStamp {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            collect_stamps(p, &mut files);
+        } else {
+            stamp(p, &mut files);
+        }
+    }
+    files.sort();
+    files
+}
+
+fn collect_stamps(dir: &std::path::Path, out: &mut RulesStamp) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_stamps(&p, out);
+        } else if p.extension().is_some_and(|e| e == rules::EXTENSION) {
+            stamp(&p, out);
+        }
+    }
+}
+
+fn stamp(p: &std::path::Path, out: &mut RulesStamp) {
+    if let Ok(meta) = std::fs::metadata(p) {
+        out.push((p.to_path_buf(), meta.len(), meta.modified().ok()));
+    }
+}
+
+/// Reloads the rules when their files change (polled) or on SIGHUP, until stopped.
+async fn watch_rules(daemon: Daemon, mut stop: watch::Receiver<bool>) {
+    let paths = daemon.settings().rule_paths.clone();
+    let mut last = rules_stamp(&paths);
+    let mut poll = tokio::time::interval(daemon.settings().rules_poll);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let hangup = async {
+            match hup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup = std::future::pending::<()>();
+        let forced = tokio::select! {
+            _ = poll.tick() => false,
+            _ = hangup => true,
+            _ = stop.changed() => return,
+        };
+        let now = rules_stamp(&paths);
+        if !forced && now == last {
+            continue;
+        }
+        last = now;
+        let d = daemon.clone();
+        // The outcome is logged and counted by `reload`.
+        let _ = tokio::task::spawn_blocking(move || d.reload()).await;
+    }
+}
+
 /// A running daemon: its address, and a handle to stop it.
 pub struct Running {
     pub addr: SocketAddr,
@@ -426,6 +546,8 @@ pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Running,
     let router = crate::http::router(daemon.clone());
     let ticker = daemon.clone();
     let mut tick_rx = rx.clone();
+    let daemon_for_reload = daemon.clone();
+    let reload_rx = rx.clone();
     let task = tokio::spawn(async move {
         let tick = async move {
             let mut interval = tokio::time::interval(ticker.settings().evaluation_interval);
@@ -444,11 +566,12 @@ pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Running,
                 }
             }
         };
+        let reloader = watch_rules(daemon_for_reload, reload_rx);
         let mut stop_rx = rx;
         let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
             let _ = stop_rx.changed().await;
         });
-        let (served, ()) = tokio::join!(serve, tick);
+        let (served, (), ()) = tokio::join!(serve, tick, reloader);
         if let Err(e) = served {
             tracing::error!(error = %e, "server stopped");
         }

@@ -115,6 +115,35 @@ impl Engine {
         self.rules = rules;
     }
 
+    /// Swaps in a reloaded rule set: alerts of rules that still exist keep their
+    /// state; active alerts of rules that are gone are resolved (nothing would ever
+    /// evaluate them again).
+    pub fn reload(&mut self, rules: Arc<RuleSet>, now: Timestamp) -> Outcome {
+        self.set_rules(rules);
+        let orphans: Vec<Fingerprint> = self
+            .alerts
+            .values()
+            .filter(|a| a.external.is_none() && !self.params.contains_key(&a.rule))
+            .filter(|a| !matches!(a.state, State::Inactive | State::Resolved))
+            .map(|a| a.fingerprint)
+            .collect();
+        let mut out = self.outcome();
+        for fp in orphans {
+            let event = Event::Resolve {
+                actor: "tocsin".into(),
+                note: Some("the rule was removed by a reload".into()),
+            };
+            if let Ok(o) = self.apply(fp, &event, now) {
+                out.batch.alerts.extend(o.batch.alerts);
+                out.batch.removed.extend(o.batch.removed);
+                out.batch.timeline.extend(o.batch.timeline);
+                out.notifications.extend(o.notifications);
+            }
+        }
+        out.batch.next_incident = self.next_incident;
+        out
+    }
+
     pub fn rules(&self) -> &Arc<RuleSet> {
         &self.rules
     }

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub external_alerts: Family<Labels, Counter>,
     pub alertmanager_truncated_alerts: Counter,
     pub rules: Gauge,
+    pub rules_last_reload_success: Gauge,
+    pub reloads: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -40,6 +42,8 @@ impl Default for Metrics {
             external_alerts: Family::default(),
             alertmanager_truncated_alerts: Counter::default(),
             rules: Gauge::default(),
+            rules_last_reload_success: Gauge::default(),
+            reloads: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -80,6 +84,17 @@ impl Default for Metrics {
             m.alertmanager_truncated_alerts.clone(),
         );
         registry.register("rules", "Alert rules loaded", m.rules.clone());
+        registry.register(
+            "rules_last_reload_success",
+            "1 if the last rules reload succeeded, 0 if it failed and the old rules run on",
+            m.rules_last_reload_success.clone(),
+        );
+        registry.register(
+            "rules_reloads",
+            "Rules reloads, by outcome",
+            m.reloads.clone(),
+        );
+        m.rules_last_reload_success.set(1);
         Metrics { registry, ..m }
     }
 }

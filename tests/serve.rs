@@ -334,3 +334,95 @@ async fn metrics_expose_ingestion_evaluation_and_alert_states() {
     assert!(text.contains("tocsin_evaluation_duration_seconds_bucket"));
     running.stop().await;
 }
+
+/// Polls `/metrics` until `line` is there, for at most five seconds.
+async fn wait_metric(running: &Running, line: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let text = reqwest::get(format!("http://{}/metrics", running.addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no {line:?} in\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn hot_reload_keeps_good_rules_and_alert_state() {
+    let d = dir("reload");
+    let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
+    let s = Settings {
+        rules_poll: Duration::from_millis(50),
+        ..settings(&d)
+    };
+    let running = start(s, Arc::new(clock.clone())).await.unwrap();
+    let c = Client::new(&running);
+    c.push(json!([{ "name": "unknown_api_calls", "labels": { "host": "bot-1" }, "value": 1 }]))
+        .await;
+    let before = c.alerts().await;
+    assert_eq!(
+        (before[0]["id"].as_u64(), before[0]["state"].as_str()),
+        (Some(1), Some("firing"))
+    );
+
+    // A broken file: the running rules stay, and the failure is visible.
+    std::fs::write(
+        d.join("rules/broken.rules"),
+        "alert \"x\" {\n  when cpu_usage > \n}\n",
+    )
+    .unwrap();
+    wait_metric(&running, "tocsin_rules_last_reload_success 0").await;
+    wait_metric(&running, "tocsin_rules 2").await;
+    clock.advance(Duration::from_secs(60));
+    c.push(json!([{ "name": "unknown_api_calls", "labels": { "host": "bot-2" }, "value": 1 }]))
+        .await;
+    assert_eq!(c.alerts().await.len(), 2, "the old rules still evaluate");
+
+    // Fixed, with one more rule and 異常API呼び出し unchanged: its alerts keep their
+    // state and ids.
+    std::fs::write(
+        d.join("rules/broken.rules"),
+        "alert \"queue\" {\n  when queue_length > 100\n  severity info\n}\n",
+    )
+    .unwrap();
+    wait_metric(&running, "tocsin_rules 3").await;
+    wait_metric(&running, "tocsin_rules_last_reload_success 1").await;
+    clock.advance(Duration::from_secs(60));
+    c.push(json!([{ "name": "queue_length", "value": 500 }]))
+        .await;
+    let after = c.alerts().await;
+    let bot1 = after
+        .iter()
+        .find(|a| a["labels"]["host"] == "bot-1")
+        .unwrap();
+    assert_eq!(
+        (bot1["id"].as_u64(), bot1["state"].as_str()),
+        (Some(1), Some("firing"))
+    );
+    assert!(
+        after
+            .iter()
+            .any(|a| a["rule"] == "queue" && a["state"] == "firing")
+    );
+
+    // A rule removed: its active alerts resolve, since nothing would evaluate them.
+    std::fs::remove_file(d.join("rules/broken.rules")).unwrap();
+    wait_metric(&running, "tocsin_rules 2").await;
+    let queue = c
+        .alerts()
+        .await
+        .into_iter()
+        .find(|a| a["rule"] == "queue")
+        .unwrap();
+    assert_eq!(queue["state"], "resolved");
+    running.stop().await;
+}
