@@ -40,6 +40,8 @@ pub struct Settings {
     /// How often the rules files are checked for changes (hot reload); SIGHUP also
     /// reloads.
     pub rules_poll: Duration,
+    /// Targets to pull metrics from, as Prometheus scrapes.
+    pub scrape: Vec<crate::scrape::Target>,
 }
 
 impl Settings {
@@ -57,6 +59,7 @@ impl Settings {
             max_labels: 32,
             body_limit: 1 << 20,
             rules_poll: Duration::from_secs(2),
+            scrape: Vec::new(),
         }
     }
 }
@@ -543,6 +546,8 @@ pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Running,
         .local_addr()
         .map_err(|source| AppError::Listen { addr, source })?;
     let (tx, rx) = watch::channel(false);
+    let scraper =
+        crate::scrape::spawn(daemon.clone(), daemon.settings().scrape.clone(), rx.clone());
     let router = crate::http::router(daemon.clone());
     let ticker = daemon.clone();
     let mut tick_rx = rx.clone();
@@ -572,6 +577,8 @@ pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Running,
             let _ = stop_rx.changed().await;
         });
         let (served, (), ()) = tokio::join!(serve, tick, reloader);
+        // Scrape loops hold the daemon (and so the redb file): wait for them too.
+        let _ = scraper.await;
         if let Err(e) = served {
             tracing::error!(error = %e, "server stopped");
         }

@@ -13,5 +13,6 @@ pub mod metrics;
 pub mod notify;
 pub mod rules;
 pub mod ruletest;
+pub mod scrape;
 pub mod series;
 pub mod store;

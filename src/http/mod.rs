@@ -2,6 +2,7 @@
 //! the [`Daemon`] on a blocking thread; every refusal is a 4xx with a JSON reason.
 
 mod alerts;
+pub(crate) mod import;
 mod ingest;
 mod intake;
 
@@ -16,6 +17,7 @@ use crate::app::{Daemon, OpError};
 pub fn router(daemon: Daemon) -> Router {
     Router::new()
         .route("/api/v1/samples", post(ingest::samples))
+        .route("/api/v1/import/prometheus", post(import::prometheus))
         .route("/api/v1/alertmanager", post(intake::alertmanager))
         .route("/api/v2/alerts", post(intake::v2_alerts))
         .route("/api/v1/alerts", get(alerts::list))

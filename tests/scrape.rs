@@ -1,0 +1,256 @@
+//! Scrape targets against a local axum server on 127.0.0.1:0, in real time with
+//! short intervals: scraped metrics fire rules, every scrape writes `up`, and a
+//! target that is down, slow, failing or talking nonsense gets `up == 0`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde_json::Value;
+use tocsin::app::{Running, Settings, start};
+use tocsin::clock::SystemClock;
+use tocsin::labels::Labels;
+use tocsin::scrape::{self, Target};
+use tokio::sync::watch;
+
+const RULES: &str = r#"metric queue_depth gauge count
+metric up gauge count
+
+alert "QueueDeep" {
+  when queue_depth > 100
+  severity warning
+}
+
+alert "TargetUp" {
+  when up == 1
+  severity info
+}
+
+alert "TargetDown" {
+  when up == 0
+  severity critical
+}
+"#;
+
+const EXPOSITION: &str = "\
+# HELP queue_depth Jobs waiting.
+# TYPE queue_depth gauge
+queue_depth{queue=\"emails\",job=\"worker\"} 250
+queue_depth{queue=\"sms\"} 3
+";
+
+fn dir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("scrape-{name}"));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("rules")).unwrap();
+    std::fs::write(d.join("rules/test.rules"), RULES).unwrap();
+    d
+}
+
+async fn daemon(name: &str) -> Running {
+    let d = dir(name);
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_path: d.join("data/tocsin.redb"),
+        rule_paths: vec![d.join("rules")],
+        evaluation_interval: Duration::from_secs(3600),
+        ..Settings::embedded_default()
+    };
+    start(settings, Arc::new(SystemClock)).await.unwrap()
+}
+
+/// A metrics server: `/metrics` good, `/broken` 500, `/garbage` unparseable,
+/// `/slow` slower than any timeout here.
+async fn exporter() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                    EXPOSITION,
+                )
+            }),
+        )
+        .route(
+            "/broken",
+            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "oops\n") }),
+        )
+        .route("/garbage", get(|| async { "<html>not metrics</html>\n" }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                EXPOSITION
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, server)
+}
+
+fn target(name: &str, url: String) -> Target {
+    Target {
+        name: name.to_string(),
+        url,
+        interval: Duration::from_millis(200),
+        timeout: Duration::from_millis(200),
+        labels: Labels::from_pairs([("env", "test")]),
+    }
+}
+
+/// The firing alerts as (rule, job, instance, other label), sorted.
+async fn firing(r: &Running) -> Vec<(String, String, String, String)> {
+    let body: Value = reqwest::get(format!("http://{}/api/v1/alerts?state=firing", r.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let mut out: Vec<_> = body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let l = &a["labels"];
+            let other = format!(
+                "env={} queue={} exported_job={}",
+                s(&l["env"]),
+                s(&l["queue"]),
+                s(&l["exported_job"])
+            );
+            (s(&a["rule"]), s(&l["job"]), s(&l["instance"]), other)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Polls until `done` holds of the firing alerts, or fails after a few seconds.
+async fn wait_for(
+    r: &Running,
+    what: &str,
+    done: impl Fn(&[(String, String, String, String)]) -> bool,
+) -> Vec<(String, String, String, String)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    loop {
+        let now = firing(r).await;
+        if done(&now) {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}; firing: {now:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn has(alerts: &[(String, String, String, String)], rule: &str, job: &str) -> bool {
+    alerts.iter().any(|a| a.0 == rule && a.1 == job)
+}
+
+#[tokio::test]
+async fn scraped_metrics_fire_rules_and_a_dead_target_sets_up_to_zero() {
+    let running = daemon("fire").await;
+    let (addr, server) = exporter().await;
+    let instance = addr.to_string();
+    let (stop, shutdown) = watch::channel(false);
+    let scraper = scrape::spawn(
+        running.daemon.clone(),
+        vec![
+            target("worker", format!("http://{addr}/metrics")),
+            target("broken", format!("http://{addr}/broken")),
+            target("garbage", format!("http://{addr}/garbage")),
+            target("slow", format!("http://{addr}/slow")),
+        ],
+        shutdown,
+    );
+
+    let alerts = wait_for(&running, "the scraped metric's alert and every up", |a| {
+        has(a, "QueueDeep", "worker")
+            && has(a, "TargetUp", "worker")
+            && ["broken", "garbage", "slow"]
+                .iter()
+                .all(|job| has(a, "TargetDown", job))
+    })
+    .await;
+    // Target labels on every sample; the scraped `job` kept as `exported_job`.
+    let queue_deep: Vec<_> = alerts.iter().filter(|a| a.0 == "QueueDeep").collect();
+    assert_eq!(
+        queue_deep,
+        [&(
+            "QueueDeep".to_string(),
+            "worker".to_string(),
+            instance.clone(),
+            "env=test queue=emails exported_job=worker".to_string()
+        )]
+    );
+    assert!(
+        alerts
+            .iter()
+            .filter(|a| a.0.starts_with("Target"))
+            .all(|a| a.2 == instance && a.3 == "env=test queue= exported_job="),
+        "{alerts:#?}"
+    );
+
+    // The exporter goes away: connection refused, up becomes 0, and the series it
+    // served are marked stale, so their alert resolves at once.
+    server.abort();
+    let _ = server.await;
+    wait_for(&running, "TargetDown for the stopped worker", |a| {
+        has(a, "TargetDown", "worker")
+            && !has(a, "QueueDeep", "worker")
+            && !has(a, "TargetUp", "worker")
+    })
+    .await;
+
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), scraper)
+        .await
+        .expect("scrape loops stop when told")
+        .unwrap();
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn loops_stop_on_shutdown_and_bad_targets_are_skipped() {
+    let running = daemon("stop").await;
+    let (addr, server) = exporter().await;
+    let (stop, shutdown) = watch::channel(false);
+    let scraper = scrape::spawn(
+        running.daemon.clone(),
+        vec![
+            target("tls", format!("https://{addr}/metrics")),
+            target("worker", format!("http://{addr}/metrics")),
+        ],
+        shutdown,
+    );
+    wait_for(&running, "the worker scraped", |a| {
+        has(a, "QueueDeep", "worker")
+    })
+    .await;
+    assert!(!firing(&running).await.iter().any(|a| a.1 == "tls"));
+    drop(stop);
+    tokio::time::timeout(Duration::from_secs(5), scraper)
+        .await
+        .expect("scrape loops stop when the sender goes")
+        .unwrap();
+
+    let err = scrape::validate(&[target("tls", format!("https://{addr}/metrics"))]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("https targets are not supported yet"),
+        "{err}"
+    );
+
+    server.abort();
+    running.stop().await;
+}
