@@ -42,6 +42,9 @@ pub struct Settings {
     pub rules_poll: Duration,
     /// Targets to pull metrics from, as Prometheus scrapes.
     pub scrape: Vec<crate::scrape::Target>,
+    /// Bearer tokens for the write and intake endpoints; none means open (loopback
+    /// only: the config refuses anything else).
+    pub tokens: Vec<crate::config::Token>,
 }
 
 impl Settings {
@@ -60,7 +63,48 @@ impl Settings {
             body_limit: 1 << 20,
             rules_poll: Duration::from_secs(2),
             scrape: Vec::new(),
+            tokens: Vec::new(),
         }
+    }
+
+    /// The daemon's settings from a validated config file.
+    pub fn from_config(c: &crate::config::Config) -> Settings {
+        Settings {
+            listen: c.server.listen,
+            data_path: c.storage.path.clone(),
+            rule_paths: c.rules.paths.clone(),
+            check: c.check_options(),
+            evaluation_interval: c.rules.evaluation_interval,
+            lookback: c.rules.lookback,
+            max_series: c.limits.max_series,
+            max_samples_per_series: c.limits.max_samples_per_series,
+            max_labels: c.limits.max_labels,
+            body_limit: c.server.body_limit,
+            scrape: c
+                .scrape
+                .iter()
+                .map(|t| crate::scrape::Target {
+                    name: t.name.clone(),
+                    url: t.url.clone(),
+                    interval: t.interval,
+                    timeout: t.timeout,
+                    labels: Labels::new(),
+                })
+                .collect(),
+            tokens: c.tokens.clone(),
+            ..Settings::embedded_default()
+        }
+    }
+
+    /// The token a bearer value belongs to (compared in constant time).
+    pub fn token(&self, bearer: &str) -> Option<&crate::config::Token> {
+        let mut found = None;
+        for t in &self.tokens {
+            if t.token.matches(bearer) && found.is_none() {
+                found = Some(t);
+            }
+        }
+        found
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod app;
 pub mod clock;
+pub mod config;
 pub mod engine;
 pub mod eval;
 pub mod export;

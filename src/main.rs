@@ -19,29 +19,21 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: evaluate rules over pushed samples, keep alert state in redb,
-    /// notify on the console, serve the HTTP API.
+    /// notify on the console, serve the HTTP API. With no config file, the embedded
+    /// default: rules/, data/tocsin.redb, 127.0.0.1:9095, the console channel.
     Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:9095")]
-        listen: std::net::SocketAddr,
-        /// The redb file holding alert state.
-        #[arg(long, default_value = "data/tocsin.redb")]
-        data: PathBuf,
-        /// Rules files or folders.
-        #[arg(long = "rules", default_value = "rules")]
-        rules: Vec<PathBuf>,
-        /// How often rules are evaluated when no samples arrive.
-        #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
-        evaluation_interval: Duration,
-        /// Write logs as JSON lines.
-        #[arg(long)]
-        log_json: bool,
+        /// The config file (see tocsin.example.toml).
+        #[arg(long, env = "TOCSIN_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Check rules files or folders; report every error with file:line:col.
     Check {
-        /// Rules files, or folders searched for *.rules.
-        #[arg(required = true)]
+        /// Rules files, or folders searched for *.rules (default: the config's rules).
+        #[arg(required_unless_present = "config")]
         paths: Vec<PathBuf>,
+        /// Also validate this config file (and, without PATHs, check its rules).
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
         #[command(flatten)]
@@ -110,27 +102,30 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve {
-            listen,
-            data,
-            rules,
-            evaluation_interval,
-            log_json,
-        } => {
-            let settings = tocsin::app::Settings {
-                listen,
-                data_path: data,
-                rule_paths: rules,
-                evaluation_interval,
-                ..tocsin::app::Settings::embedded_default()
-            };
-            serve(settings, log_json)
-        }
+        Command::Serve { config } => serve(config.as_deref()),
         Command::Check {
             paths,
+            config,
             format,
             limits,
-        } => check(&paths, format, &limits.options()),
+        } => match config {
+            None => check(&paths, format, &limits.options()),
+            Some(file) => match tocsin::config::Config::load(Some(&file)) {
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(1)
+                }
+                Ok(c) => {
+                    eprintln!("ok: {}", file.display());
+                    let paths = if paths.is_empty() {
+                        c.rules.paths.clone()
+                    } else {
+                        paths
+                    };
+                    check(&paths, format, &c.check_options())
+                }
+            },
+        },
         Command::Fmt { check, paths } => fmt(&paths, check),
         Command::Test {
             files,
@@ -144,24 +139,24 @@ fn main() -> ExitCode {
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
-fn serve(settings: tocsin::app::Settings, log_json: bool) -> ExitCode {
+fn serve(config: Option<&std::path::Path>) -> ExitCode {
+    let config = match tocsin::config::Config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if log_json {
-        logs.json().init();
-    } else {
-        logs.init();
+    match config.log.format {
+        tocsin::config::LogFormat::Json => logs.json().init(),
+        tocsin::config::LogFormat::Text => logs.init(),
     }
-    if !settings.listen.ip().is_loopback() {
-        eprintln!(
-            "error: refusing to listen on {} without API tokens; listen on 127.0.0.1",
-            settings.listen
-        );
-        return ExitCode::from(2);
-    }
+    let settings = tocsin::app::Settings::from_config(&config);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

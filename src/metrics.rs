@@ -26,6 +26,7 @@ pub struct Metrics {
     pub rules: Gauge,
     pub rules_last_reload_success: Gauge,
     pub reloads: Family<Labels, Counter>,
+    pub auth_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -44,6 +45,7 @@ impl Default for Metrics {
             rules: Gauge::default(),
             rules_last_reload_success: Gauge::default(),
             reloads: Family::default(),
+            auth_failures: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -95,6 +97,11 @@ impl Default for Metrics {
             m.reloads.clone(),
         );
         m.rules_last_reload_success.set(1);
+        registry.register(
+            "auth_failures",
+            "Requests refused for a missing or wrong token",
+            m.auth_failures.clone(),
+        );
         Metrics { registry, ..m }
     }
 }

@@ -426,3 +426,80 @@ async fn hot_reload_keeps_good_rules_and_alert_state() {
     assert_eq!(queue["state"], "resolved");
     running.stop().await;
 }
+
+#[tokio::test]
+async fn with_tokens_writes_need_a_bearer_token_and_its_name_is_the_actor() {
+    use tocsin::config::{Secret, Token};
+    let d = dir("tokens");
+    let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
+    let s = Settings {
+        tokens: vec![
+            Token {
+                name: "ci".into(),
+                token: Secret::new("s3cret-ci"),
+            },
+            Token {
+                name: "alice".into(),
+                token: Secret::new("s3cret-alice"),
+            },
+        ],
+        ..settings(&d)
+    };
+    let running = start(s, Arc::new(clock.clone())).await.unwrap();
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let body = json!({ "samples": [{ "name": "unknown_api_calls", "value": 1 }] }).to_string();
+    let push = |auth: Option<&'static str>| {
+        let mut r = http
+            .post(format!("{base}/api/v1/samples"))
+            .body(body.clone());
+        if let Some(a) = auth {
+            r = r.header("Authorization", a);
+        }
+        r.send()
+    };
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("s3cret-ci"),
+        Some("Bearer s3cret-c"),
+    ] {
+        let r = push(auth).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        let reply: Value = r.json().await.unwrap();
+        assert_eq!(reply["error"], "missing or invalid bearer token");
+    }
+    let c = Client::new(&running);
+    assert!(
+        c.alerts().await.is_empty(),
+        "nothing applied; reads stay open"
+    );
+    assert_eq!(
+        push(Some("Bearer s3cret-ci")).await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    // The body cannot claim another actor: the token's name is recorded.
+    let acked: Value = http
+        .post(format!("{base}/api/v1/alerts/1/ack"))
+        .header("Authorization", "Bearer s3cret-alice")
+        .body(r#"{"actor": "mallory"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(acked["ack"]["actor"], "alice");
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.lines().any(|l| l == "tocsin_auth_failures_total 4"),
+        "{text}"
+    );
+    running.stop().await;
+}

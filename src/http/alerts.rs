@@ -118,6 +118,7 @@ struct ActionBody {
 pub async fn act(
     State(daemon): State<Daemon>,
     Path((id, action)): Path<(String, String)>,
+    caller: Option<axum::Extension<super::Caller>>,
     body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {
     let bytes = read_body(body, daemon.settings().body_limit).await?;
@@ -127,7 +128,11 @@ pub async fn act(
         serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?
     };
-    let actor = body.actor.unwrap_or_else(|| "api".to_string());
+    // With tokens, the token's name is the actor: a caller cannot act as someone else.
+    let actor = match caller {
+        Some(axum::Extension(super::Caller(name))) => name,
+        None => body.actor.unwrap_or_else(|| "api".to_string()),
+    };
     let event = match action.as_str() {
         "ack" => Event::Ack {
             actor,

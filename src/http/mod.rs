@@ -15,18 +15,61 @@ use serde_json::json;
 use crate::app::{Daemon, OpError};
 
 pub fn router(daemon: Daemon) -> Router {
-    Router::new()
+    // Writes and intake need a bearer token when tokens are configured.
+    let writes = Router::new()
         .route("/api/v1/samples", post(ingest::samples))
         .route("/api/v1/import/prometheus", post(import::prometheus))
         .route("/api/v1/alertmanager", post(intake::alertmanager))
         .route("/api/v2/alerts", post(intake::v2_alerts))
+        .route("/api/v1/alerts/{id}/{action}", post(alerts::act))
+        .route_layer(axum::middleware::from_fn_with_state(
+            daemon.clone(),
+            authenticate,
+        ));
+    Router::new()
+        .merge(writes)
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/alerts/{id}", get(alerts::get_one))
-        .route("/api/v1/alerts/{id}/{action}", post(alerts::act))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
         .with_state(daemon)
+}
+
+/// Who made a request: the name of the token it carried. Recorded as the actor of
+/// acks and resolves.
+#[derive(Clone, Debug)]
+pub struct Caller(pub String);
+
+/// Checks `Authorization: Bearer <token>` against the configured tokens (in constant
+/// time); with no tokens configured (loopback only) every request passes.
+async fn authenticate(
+    axum::extract::State(daemon): axum::extract::State<Daemon>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<Response, ApiError> {
+    if daemon.settings().tokens.is_empty() {
+        return Ok(next.run(request).await);
+    }
+    let bearer = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match bearer.and_then(|b| daemon.settings().token(b)) {
+        Some(token) => {
+            let caller = Caller(token.name.clone());
+            request.extensions_mut().insert(caller);
+            Ok(next.run(request).await)
+        }
+        None => {
+            daemon.metrics().auth_failures.inc();
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing or invalid bearer token",
+            ))
+        }
+    }
 }
 
 /// `GET /metrics`: tocsin's own metrics in the OpenMetrics text format.

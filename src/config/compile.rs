@@ -1,0 +1,511 @@
+//! Stage two: [`RawConfig`] → [`Config`]. Expands `${VAR}`, parses durations, sizes
+//! and addresses, fills in defaults, and checks what no single field can say alone
+//! (a public address needs tokens, names are unique). Every problem is collected;
+//! a field in error takes its default so checking can go on past it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::env;
+use super::error::{Location, Problem, Source};
+use super::raw::{RawConfig, RawSize, RawToken, Str};
+use super::{
+    Channels, Config, Console, Limits, Log, LogFormat, Rules, ScrapeTarget, Secret, Server,
+    Storage, Token,
+};
+
+/// A scrape target's interval when none is given.
+const DEFAULT_SCRAPE_INTERVAL: Duration = Duration::from_secs(15);
+/// A scrape's timeout when none is given, or the interval if that is shorter (as
+/// Prometheus does): a scrape never outlives its interval.
+const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The levels `log.level` accepts as a bare word.
+const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+
+pub(crate) struct Compiler<'a> {
+    src: &'a Source<'a>,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    pub problems: Vec<Problem>,
+}
+
+impl<'a> Compiler<'a> {
+    pub(crate) fn new(src: &'a Source<'a>, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Compiler {
+            src,
+            env,
+            problems: Vec::new(),
+        }
+    }
+
+    pub(crate) fn compile(&mut self, raw: RawConfig) -> Config {
+        let defaults = Config::default();
+        let tokens = self.tokens(&raw.tokens);
+        let server = Server {
+            listen: self.listen(&raw.server.listen, !raw.tokens.is_empty()),
+            body_limit: self.size(
+                &raw.server.body_limit,
+                "server.body_limit",
+                defaults.server.body_limit,
+            ),
+            request_timeout: self.duration(
+                &raw.server.request_timeout,
+                "server.request_timeout",
+                defaults.server.request_timeout,
+            ),
+        };
+        let storage = Storage {
+            path: self.path(&raw.storage.path, "storage.path", defaults.storage.path),
+        };
+        let rules = Rules {
+            paths: match &raw.rules.paths {
+                None => defaults.rules.paths,
+                Some(paths) => paths
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, p)| self.one_path(p, &format!("rules.paths[{i}]")))
+                    .collect(),
+            },
+            max_window: self.duration(
+                &raw.rules.max_window,
+                "rules.max_window",
+                defaults.rules.max_window,
+            ),
+            evaluation_interval: self.duration(
+                &raw.rules.evaluation_interval,
+                "rules.evaluation_interval",
+                defaults.rules.evaluation_interval,
+            ),
+            lookback: self.duration(
+                &raw.rules.lookback,
+                "rules.lookback",
+                defaults.rules.lookback,
+            ),
+        };
+        let limits = Limits {
+            max_series: self.count(
+                &raw.limits.max_series,
+                "limits.max_series",
+                defaults.limits.max_series,
+            ),
+            max_samples_per_series: self.count(
+                &raw.limits.max_samples_per_series,
+                "limits.max_samples_per_series",
+                defaults.limits.max_samples_per_series,
+            ),
+            max_labels: self.count(
+                &raw.limits.max_labels,
+                "limits.max_labels",
+                defaults.limits.max_labels,
+            ),
+        };
+        let scrape = self.scrape(&raw.scrape);
+        let channels = Channels {
+            console: Console {
+                enabled: raw
+                    .channels
+                    .console
+                    .enabled
+                    .as_ref()
+                    .map_or(defaults.channels.console.enabled, |e| *e.get_ref()),
+            },
+        };
+        let log = Log {
+            format: self
+                .log_format(&raw.log.format)
+                .unwrap_or(defaults.log.format),
+            level: self.log_level(&raw.log.level).unwrap_or(defaults.log.level),
+        };
+        Config {
+            server,
+            storage,
+            rules,
+            limits,
+            tokens,
+            scrape,
+            channels,
+            log,
+        }
+    }
+
+    fn report(&mut self, span: Range<usize>, message: String) {
+        let problem = self.src.problem(Some(span), message);
+        self.problems.push(problem);
+    }
+
+    /// The first line the value at `span` is on, to say where a duplicate was first seen.
+    fn line_of(&self, span: &Range<usize>) -> usize {
+        Location::of_offset(self.src.text, span.start).line
+    }
+
+    /// A string value with `${VAR}` expanded; `None` (reported) if it cannot be.
+    fn text(&mut self, value: &Spanned<String>, key: &str) -> Option<String> {
+        match env::expand(value.get_ref(), self.env) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                self.report(value.span(), format!("{key}: {}", e.message()));
+                None
+            }
+        }
+    }
+
+    /// A duration in humantime syntax (`15s`, `5m`, `1h 30m`), greater than zero.
+    fn duration(&mut self, value: &Str, key: &str, default: Duration) -> Duration {
+        self.parse_duration(value, key).unwrap_or(default)
+    }
+
+    fn parse_duration(&mut self, value: &Str, key: &str) -> Option<Duration> {
+        let value = value.as_ref()?;
+        let text = self.text(value, key)?;
+        match humantime::parse_duration(text.trim()) {
+            Ok(d) if d.is_zero() => {
+                self.report(value.span(), format!("{key}: must be greater than zero"));
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.report(
+                    value.span(),
+                    format!("{key}: invalid duration {text:?}: {e}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A count that must be at least one: a limit of zero would refuse everything.
+    fn count(&mut self, value: &Option<Spanned<u64>>, key: &str, default: usize) -> usize {
+        let Some(value) = value else {
+            return default;
+        };
+        match usize::try_from(*value.get_ref()) {
+            Ok(0) => {
+                self.report(value.span(), format!("{key}: must be greater than zero"));
+                default
+            }
+            Ok(n) => n,
+            Err(_) => {
+                self.report(value.span(), format!("{key}: too large for this machine"));
+                default
+            }
+        }
+    }
+
+    /// A size: an integer number of bytes, or a string with a unit (`"1MiB"`, `"512KB"`).
+    fn size(&mut self, value: &Option<Spanned<RawSize>>, key: &str, default: usize) -> usize {
+        let Some(value) = value else {
+            return default;
+        };
+        let bytes = match value.get_ref() {
+            RawSize::Bytes(n) => Ok(*n),
+            RawSize::Text(text) => {
+                let Some(text) = self.text(&Spanned::new(value.span(), text.clone()), key) else {
+                    return default;
+                };
+                parse_size(&text).map_err(|why| format!("{key}: invalid size {text:?}: {why}"))
+            }
+        };
+        match bytes.map(usize::try_from) {
+            Ok(Ok(0)) => self.report(value.span(), format!("{key}: must be greater than zero")),
+            Ok(Ok(n)) => return n,
+            Ok(Err(_)) => self.report(value.span(), format!("{key}: too large for this machine")),
+            Err(message) => self.report(value.span(), message),
+        }
+        default
+    }
+
+    fn path(&mut self, value: &Str, key: &str, default: PathBuf) -> PathBuf {
+        value
+            .as_ref()
+            .and_then(|v| self.one_path(v, key))
+            .unwrap_or(default)
+    }
+
+    fn one_path(&mut self, value: &Spanned<String>, key: &str) -> Option<PathBuf> {
+        let text = self.text(value, key)?;
+        if text.is_empty() {
+            self.report(value.span(), format!("{key}: path is empty"));
+            return None;
+        }
+        Some(PathBuf::from(text))
+    }
+
+    /// The listen address. A non-loopback address needs tokens: without them anyone
+    /// who can reach the port could push samples and ack alerts.
+    fn listen(&mut self, value: &Str, has_tokens: bool) -> SocketAddr {
+        let default = Config::default().server.listen;
+        let Some(value) = value else {
+            return default;
+        };
+        let Some(text) = self.text(value, "server.listen") else {
+            return default;
+        };
+        let addr: SocketAddr = match text.trim().parse() {
+            Ok(addr) => addr,
+            Err(_) => {
+                self.report(
+                    value.span(),
+                    format!(
+                        "server.listen: invalid address {text:?}: expected IP:PORT, \
+                         such as 127.0.0.1:9095 or [::1]:9095"
+                    ),
+                );
+                return default;
+            }
+        };
+        if !addr.ip().is_loopback() && !has_tokens {
+            self.report(
+                value.span(),
+                format!(
+                    "refusing to listen on {addr} without tokens: add [[tokens]] or \
+                     listen on 127.0.0.1"
+                ),
+            );
+        }
+        addr
+    }
+
+    fn tokens(&mut self, raw: &[RawToken]) -> Vec<Token> {
+        let mut tokens: Vec<Token> = Vec::new();
+        // Where each name was first seen, to report a duplicate against it.
+        let mut names: HashMap<String, usize> = HashMap::new();
+        for (i, t) in raw.iter().enumerate() {
+            let name = self.text(&t.name, &format!("tokens[{i}].name"));
+            let secret = self.text(&t.token, &format!("tokens[{i}].token"));
+            let name_ok = match &name {
+                None => false,
+                Some(n) if n.trim().is_empty() => {
+                    self.report(t.name.span(), format!("tokens[{i}].name: name is empty"));
+                    false
+                }
+                Some(n) => match names.get(n) {
+                    Some(&line) => {
+                        self.report(
+                            t.name.span(),
+                            format!(
+                                "tokens[{i}].name: duplicate token name {n:?} (first at line {line})"
+                            ),
+                        );
+                        false
+                    }
+                    None => {
+                        names.insert(n.clone(), self.line_of(&t.name.span()));
+                        true
+                    }
+                },
+            };
+            let secret = secret.map(Secret::new);
+            let secret_ok = match &secret {
+                None => false,
+                Some(s) if s.is_empty() => {
+                    self.report(t.token.span(), format!("tokens[{i}].token: token is empty"));
+                    false
+                }
+                Some(s)
+                    if s.expose()
+                        .chars()
+                        .any(|c| c.is_whitespace() || c.is_control()) =>
+                {
+                    self.report(
+                        t.token.span(),
+                        format!(
+                            "tokens[{i}].token: token contains whitespace or control characters"
+                        ),
+                    );
+                    false
+                }
+                Some(s) => match tokens.iter().find(|other| other.token == *s) {
+                    Some(other) => {
+                        let message = format!(
+                            "tokens[{i}].token: same token as token {:?}; each token must be \
+                             unique so it names one actor",
+                            other.name
+                        );
+                        self.report(t.token.span(), message);
+                        false
+                    }
+                    None => true,
+                },
+            };
+            if let (Some(name), Some(token), true, true) = (name, secret, name_ok, secret_ok) {
+                tokens.push(Token { name, token });
+            }
+        }
+        tokens
+    }
+
+    fn scrape(&mut self, raw: &[super::raw::RawScrape]) -> Vec<ScrapeTarget> {
+        let mut targets = Vec::new();
+        let mut names: HashMap<String, usize> = HashMap::new();
+        for (i, s) in raw.iter().enumerate() {
+            let key = |field: &str| format!("scrape[{i}].{field}");
+            let name = self.text(&s.name, &key("name"));
+            let name = match name {
+                Some(n) if n.trim().is_empty() => {
+                    self.report(s.name.span(), format!("{}: name is empty", key("name")));
+                    None
+                }
+                Some(n) => match names.get(&n) {
+                    Some(&line) => {
+                        self.report(
+                            s.name.span(),
+                            format!(
+                                "{}: duplicate scrape name {n:?} (first at line {line})",
+                                key("name")
+                            ),
+                        );
+                        None
+                    }
+                    None => {
+                        names.insert(n.clone(), self.line_of(&s.name.span()));
+                        Some(n)
+                    }
+                },
+                None => None,
+            };
+            let url = self.text(&s.url, &key("url")).and_then(|url| {
+                if is_http_url(&url) {
+                    Some(url)
+                } else {
+                    // Not quoted back: a URL may carry a password.
+                    self.report(
+                        s.url.span(),
+                        format!(
+                            "{}: expected an http:// or https:// url with a host",
+                            key("url")
+                        ),
+                    );
+                    None
+                }
+            });
+            let interval = self
+                .parse_duration(&s.interval, &key("interval"))
+                .unwrap_or(DEFAULT_SCRAPE_INTERVAL);
+            let timeout = match (&s.timeout, self.parse_duration(&s.timeout, &key("timeout"))) {
+                (Some(span), Some(t)) if t > interval => {
+                    self.report(
+                        span.span(),
+                        format!(
+                            "{}: {} is longer than the interval of {}",
+                            key("timeout"),
+                            humantime::format_duration(t),
+                            humantime::format_duration(interval)
+                        ),
+                    );
+                    interval
+                }
+                (_, Some(t)) => t,
+                (_, None) => DEFAULT_SCRAPE_TIMEOUT.min(interval),
+            };
+            if let (Some(name), Some(url)) = (name, url) {
+                targets.push(ScrapeTarget {
+                    name,
+                    url,
+                    interval,
+                    timeout,
+                });
+            }
+        }
+        targets
+    }
+
+    fn log_format(&mut self, value: &Str) -> Option<LogFormat> {
+        let value = value.as_ref()?;
+        let text = self.text(value, "log.format")?;
+        match text.trim() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            other => {
+                self.report(
+                    value.span(),
+                    format!("log.format: unknown format {other:?}, expected \"text\" or \"json\""),
+                );
+                None
+            }
+        }
+    }
+
+    /// A level (`info`) or tracing's filter directives (`info,tocsin::http=debug`). A
+    /// bare word that is not a level is refused: tracing would read it as a target
+    /// name and quietly log everything from that target.
+    fn log_level(&mut self, value: &Str) -> Option<String> {
+        let value = value.as_ref()?;
+        let text = self.text(value, "log.level")?;
+        let text = text.trim();
+        let bad_word = text
+            .split(',')
+            .map(str::trim)
+            .find(|d| !d.contains('=') && !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(d)));
+        let why = match bad_word {
+            Some(word) => Some(format!(
+                "unknown level {word:?}, expected one of {} (or directives such as \
+                 \"info,tocsin=debug\")",
+                LEVELS.join(", ")
+            )),
+            None => tracing_subscriber::EnvFilter::try_new(text)
+                .err()
+                .map(|e| e.to_string()),
+        };
+        match why {
+            Some(why) => {
+                self.report(value.span(), format!("log.level: {why}"));
+                None
+            }
+            None => Some(text.to_string()),
+        }
+    }
+}
+
+/// Bytes in `"1MiB"`, `"512 KB"`, `"1048576"`; the units of the rules language.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = (&text[..split], text[split..].trim());
+    let number: f64 = number.parse().map_err(|_| {
+        "expected a number of bytes with an optional unit, such as 1MiB".to_string()
+    })?;
+    let factor = if unit.is_empty() {
+        1.0
+    } else {
+        match crate::rules::units::literal_unit(unit) {
+            Ok((scale, crate::rules::units::Dim::BYTES)) => scale.apply(1.0),
+            Ok(_) => {
+                return Err(format!(
+                    "{unit:?} is not a size unit; use B, KB, MB, GB, KiB, MiB or GiB"
+                ));
+            }
+            Err(e) => {
+                return Err(match e.suggestion {
+                    Some(s) => format!("unknown unit {unit:?} (did you mean {s:?}?)"),
+                    None => format!("unknown unit {unit:?}; use B, KB, MB, GB, KiB, MiB or GiB"),
+                });
+            }
+        }
+    };
+    let bytes = number * factor;
+    if bytes.fract() != 0.0 || !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err("not a whole number of bytes".to_string());
+    }
+    Ok(bytes as u64)
+}
+
+/// `http://` or `https://`, a host, no whitespace. The rest is the HTTP client's to judge.
+fn is_http_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    let Some(rest) = lower
+        .strip_prefix("http://")
+        .or_else(|| lower.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    !host.is_empty() && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+}

@@ -1,0 +1,266 @@
+//! The daemon's configuration: one TOML file (`tocsin.toml`) → a validated, compiled
+//! [`Config`].
+//!
+//! Two stages, as ripgrep does with its flags. `raw` is the file as serde reads it:
+//! every field optional and spanned, strings left as written. `compile` turns that
+//! into the runtime `Config`: `${VAR}` expanded from the environment, durations, sizes
+//! and addresses parsed, defaults filled in, and cross-field rules checked. Every
+//! problem is collected and reported at its file:line:col; nothing downstream sees a
+//! raw value or a span.
+//!
+//! Every field has a default, so no file at all is the embedded default: rules from
+//! `rules/`, redb at `data/tocsin.redb`, HTTP on `127.0.0.1:9095`, the console channel.
+//! Relative paths are relative to the working directory, as the CLI's flags are.
+//! `tocsin.example.toml` at the repository root documents every field.
+
+mod compile;
+mod document;
+mod env;
+mod error;
+mod raw;
+mod secret;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::{ConfigError, Location, Problem};
+pub use secret::Secret;
+
+use crate::rules::CheckOptions;
+
+/// The whole configuration, validated. `Config::default()` is the embedded default.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub server: Server,
+    pub storage: Storage,
+    pub rules: Rules,
+    pub limits: Limits,
+    /// Bearer tokens accepted by the write and intake endpoints. With none, the API is
+    /// open, which is allowed on a loopback address only.
+    pub tokens: Vec<Token>,
+    /// Prometheus-format endpoints tocsin pulls samples from.
+    pub scrape: Vec<ScrapeTarget>,
+    pub channels: Channels,
+    pub log: Log,
+}
+
+/// `[server]`: the HTTP listener.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Server {
+    pub listen: SocketAddr,
+    /// The largest request body accepted, in bytes; larger ones get a 413.
+    pub body_limit: usize,
+    /// How long one request may take before it is answered with a timeout.
+    pub request_timeout: Duration,
+}
+
+/// `[storage]`: where alert state lives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Storage {
+    /// The redb file; its folder is created if missing.
+    pub path: PathBuf,
+}
+
+/// `[rules]`: which rules, and how they are evaluated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rules {
+    /// Rules files, or folders searched for `*.rules`. May be empty: a deployment
+    /// that only receives from Alertmanager has no rules of its own.
+    pub paths: Vec<PathBuf>,
+    /// The longest window a rule may read; series keep this much history (memory).
+    pub max_window: Duration,
+    /// How often rules are evaluated when no samples arrive.
+    pub evaluation_interval: Duration,
+    /// How long after its last sample a series still has a value (stale after).
+    pub lookback: Duration,
+}
+
+/// `[limits]`: bounds on what ingestion accepts, so no client can exhaust memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    /// Series held in total; new series beyond it are refused.
+    pub max_series: usize,
+    /// Samples held per series; samples beyond it are refused.
+    pub max_samples_per_series: usize,
+    /// Labels one sample may carry.
+    pub max_labels: usize,
+}
+
+/// One `[[tokens]]` entry: a bearer token and the actor it stands for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Token {
+    /// Recorded as the actor of what is done with the token (an ack's "who").
+    pub name: String,
+    pub token: Secret,
+}
+
+/// One `[[scrape]]` entry.
+#[derive(Clone, PartialEq)]
+pub struct ScrapeTarget {
+    pub name: String,
+    /// An http(s) URL serving the Prometheus text format. It may carry credentials
+    /// (`https://user:pass@host/metrics`), so `Debug` hides them.
+    pub url: String,
+    pub interval: Duration,
+    /// Never longer than `interval`.
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for ScrapeTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScrapeTarget")
+            .field("name", &self.name)
+            .field("url", &redact_userinfo(&self.url))
+            .field("interval", &self.interval)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// `https://user:pass@host/x` → `https://***@host/x`.
+fn redact_userinfo(url: &str) -> Cow<'_, str> {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return Cow::Borrowed(url);
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => Cow::Owned(format!("{}***{}", &url[..scheme_end], &rest[at..])),
+        None => Cow::Borrowed(url),
+    }
+}
+
+/// `[channels]`: where notifications go.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Channels {
+    pub console: Console,
+}
+
+/// `[channels.console]`: one line per notification on stdout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Console {
+    pub enabled: bool,
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Log {
+    pub format: LogFormat,
+    /// A tracing filter: a level (`info`) or directives (`info,tocsin::http=debug`).
+    pub level: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            server: Server {
+                listen: SocketAddr::from(([127, 0, 0, 1], 9095)),
+                body_limit: 1 << 20,
+                request_timeout: Duration::from_secs(30),
+            },
+            storage: Storage {
+                path: PathBuf::from("data/tocsin.redb"),
+            },
+            rules: Rules {
+                paths: vec![PathBuf::from("rules")],
+                max_window: CheckOptions::default().max_window,
+                evaluation_interval: Duration::from_secs(15),
+                lookback: Duration::from_secs(5 * 60),
+            },
+            limits: Limits {
+                max_series: 1_000_000,
+                max_samples_per_series: 100_000,
+                max_labels: 32,
+            },
+            tokens: Vec::new(),
+            scrape: Vec::new(),
+            channels: Channels {
+                console: Console { enabled: true },
+            },
+            log: Log {
+                format: LogFormat::Text,
+                level: "info".to_string(),
+            },
+        }
+    }
+}
+
+impl Config {
+    /// Reads the file at `path`, with `${VAR}` taken from the process environment;
+    /// `None` is the embedded default.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_str_with_env(&text, path, &|name| std::env::var(name).ok())
+    }
+
+    /// Reads a configuration from `text`. `path` only names the file in messages;
+    /// `env` looks up the variables of `${VAR}` (tests pass their own).
+    pub fn from_str_with_env(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let src = error::Source { file: path, text };
+        let (raw, mut problems) = document::read(&src).map_err(ConfigError::Invalid)?;
+        let mut compiler = compile::Compiler::new(&src, env);
+        let config = compiler.compile(raw);
+        problems.append(&mut compiler.problems);
+        if problems.is_empty() {
+            return Ok(config);
+        }
+        // In file order; problems found in one pass keep their order on one spot.
+        problems.sort_by_key(|p| p.location);
+        Err(ConfigError::Invalid(problems))
+    }
+
+    /// The token presented as `Authorization: Bearer <bearer>`, if it is one of ours.
+    /// Every token is compared in full, so the time taken does not tell which matched.
+    pub fn find_token(&self, bearer: &str) -> Option<&Token> {
+        let mut found = None;
+        for t in &self.tokens {
+            if t.token.matches(bearer) && found.is_none() {
+                found = Some(t);
+            }
+        }
+        found
+    }
+
+    /// The limits the rules checker applies.
+    pub fn check_options(&self) -> CheckOptions {
+        CheckOptions {
+            max_window: self.rules.max_window,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_is_redacted() {
+        assert_eq!(
+            redact_userinfo("https://u:p@host:9/m?x=a@b"),
+            "https://***@host:9/m?x=a@b"
+        );
+        assert_eq!(redact_userinfo("http://host/m@x"), "http://host/m@x");
+        assert_eq!(redact_userinfo("nonsense"), "nonsense");
+    }
+}
