@@ -45,6 +45,10 @@ pub struct Settings {
     /// Bearer tokens for the write and intake endpoints; none means open (loopback
     /// only: the config refuses anything else).
     pub tokens: Vec<crate::config::Token>,
+    /// How long one HTTP request may take before it is answered 408.
+    pub request_timeout: Duration,
+    /// Whether notifications are printed on the console channel.
+    pub console: bool,
 }
 
 impl Settings {
@@ -64,6 +68,8 @@ impl Settings {
             rules_poll: Duration::from_secs(2),
             scrape: Vec::new(),
             tokens: Vec::new(),
+            request_timeout: Duration::from_secs(30),
+            console: true,
         }
     }
 
@@ -92,6 +98,8 @@ impl Settings {
                 })
                 .collect(),
             tokens: c.tokens.clone(),
+            request_timeout: c.server.request_timeout,
+            console: c.channels.console.enabled,
             ..Settings::embedded_default()
         }
     }
@@ -398,6 +406,9 @@ impl Daemon {
         };
         let annotations = engine.annotations(alert);
         tracing::info!(alert_id = %alert.fingerprint, incident = ?alert.incident, reason = %n.reason, "notification");
+        if !self.shared.settings.console {
+            return;
+        }
         console::send(alert, n, &annotations);
         let labels = vec![
             ("channel".to_string(), "console".to_string()),

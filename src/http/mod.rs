@@ -33,6 +33,10 @@ pub fn router(daemon: Daemon) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            daemon.settings().request_timeout,
+        ))
         .with_state(daemon)
 }
 
