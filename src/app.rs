@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::notify::console;
 use crate::rules::{self, CheckOptions, RuleSet};
 use crate::series::{Limits, Sample, SeriesError, SeriesStore};
+use crate::silence::Silence;
 use crate::store::{Store, StoreError};
 
 /// Everything the daemon needs to run, already validated.
@@ -145,8 +146,11 @@ pub struct IncomingSample {
 pub enum OpError {
     #[error("sample {index}: {source}")]
     Sample { index: usize, source: SeriesError },
-    #[error("no alert with id {0}")]
+    /// What was not found, as a sentence: "no alert with id 42".
+    #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
     #[error("{0}")]
     Rejected(#[from] Rejected),
     #[error("store: {0}")]
@@ -159,6 +163,8 @@ struct Core {
     engine: Engine,
     /// Metric names any rule reads: an ingest that touches none needs no evaluation.
     rule_metrics: std::collections::HashSet<String>,
+    /// Every silence, expired ones too (they are history); few, so a list.
+    silences: Vec<Silence>,
 }
 
 /// The daemon's shared state: a cheap-clone handle.
@@ -205,6 +211,7 @@ impl Daemon {
             series: SeriesStore::new(limits),
             engine,
             rule_metrics,
+            silences: store.load_silences()?,
         };
         Ok(Daemon {
             shared: Arc::new(Shared {
@@ -313,7 +320,7 @@ impl Daemon {
             .set_retention(set.longest_window() + self.shared.settings.lookback);
         core.rule_metrics = metrics_read_by(&set);
         let outcome = core.engine.reload(Arc::new(set), now);
-        self.commit_and_notify(&core.engine, outcome)
+        self.commit_and_notify(&mut core, now, outcome)
             .map_err(|e| e.to_string())?;
         m.rules.set(count as i64);
         m.rules_last_reload_success.set(1);
@@ -334,7 +341,7 @@ impl Daemon {
             .series
             .set(core.series.series_count() as i64);
         let expired = core.engine.expire_external(now);
-        self.commit_and_notify(&core.engine, expired)?;
+        self.commit_and_notify(&mut core, now, expired)?;
         self.evaluate_locked(&mut core, now)
     }
 
@@ -357,37 +364,46 @@ impl Daemon {
         let count = alerts.len();
         for a in alerts {
             let out = core.engine.receive_external(a, now);
-            total.batch.alerts.extend(out.batch.alerts);
-            total.batch.removed.extend(out.batch.removed);
-            total.batch.timeline.extend(out.batch.timeline);
-            total.batch.next_incident = out.batch.next_incident;
-            total.notifications.extend(out.notifications);
+            total.absorb(out);
         }
-        self.commit_and_notify(&core.engine, total)?;
+        self.commit_and_notify(&mut core, now, total)?;
         Ok(count)
     }
 
     fn evaluate_locked(&self, core: &mut Core, now: Timestamp) -> Result<(), OpError> {
-        let Core { series, engine, .. } = core;
         let started = std::time::Instant::now();
-        let outcome = engine.evaluate(series, now);
+        let outcome = core.engine.evaluate(&core.series, now);
         self.shared.metrics.evaluations.inc();
         self.shared
             .metrics
             .evaluation_seconds
             .observe(started.elapsed().as_secs_f64());
-        self.commit_and_notify(engine, outcome)
+        self.commit_and_notify(core, now, outcome)
     }
 
-    /// Durable first, then the channels.
+    /// Brings silences up to date, then commits: durable first, then the channels.
     fn commit_and_notify(
         &self,
-        engine: &Engine,
-        outcome: crate::engine::Outcome,
+        core: &mut Core,
+        now: Timestamp,
+        mut outcome: crate::engine::Outcome,
     ) -> Result<(), OpError> {
-        if !outcome.batch.alerts.is_empty()
-            || !outcome.batch.removed.is_empty()
-            || !outcome.batch.timeline.is_empty()
+        let silenced = core.engine.sync_silences(&core.silences, now);
+        outcome.absorb(silenced);
+        let engine = &core.engine;
+        // An alert that appeared in this very step under an active silence was
+        // silenced from its first moment: its firing is not announced.
+        outcome.notifications.retain(|n| {
+            n.reason != crate::alert::NotifyReason::Firing
+                || engine
+                    .alert(n.alert)
+                    .is_none_or(|a| a.state != crate::alert::State::Suppressed)
+        });
+        let batch = &outcome.batch;
+        if !(batch.alerts.is_empty()
+            && batch.removed.is_empty()
+            && batch.timeline.is_empty()
+            && batch.silences.is_empty())
         {
             self.shared.store.apply(&outcome.batch)?;
             self.shared
@@ -435,7 +451,7 @@ impl Daemon {
         by_incident
             .or_else(by_fp)
             .map(|a| a.fingerprint)
-            .ok_or_else(|| OpError::NotFound(id.to_string()))
+            .ok_or_else(|| OpError::NotFound(format!("no alert with id {id}")))
     }
 
     /// Applies an operator's event (ack, unack, resolve) to alert `id`. Blocking.
@@ -444,8 +460,48 @@ impl Daemon {
         let mut core = self.core();
         let fp = self.resolve_id(&core, id)?;
         let outcome = core.engine.apply(fp, &event, now)?;
-        self.commit_and_notify(&core.engine, outcome)?;
+        self.commit_and_notify(&mut core, now, outcome)?;
         Ok(self.view(&core.engine, core.engine.alert(fp).expect("just acted on")))
+    }
+
+    /// Stores a new silence (validated) and applies it to the alerts at once.
+    /// Blocking.
+    pub fn add_silence(&self, silence: Silence) -> Result<Silence, OpError> {
+        silence.validate().map_err(OpError::Invalid)?;
+        let now = self.now();
+        let mut core = self.core();
+        core.silences.push(silence.clone());
+        let mut outcome = crate::engine::Outcome::default();
+        outcome.batch.silences.push(silence.clone());
+        if let Err(e) = self.commit_and_notify(&mut core, now, outcome) {
+            core.silences.retain(|s| s.id != silence.id);
+            return Err(e);
+        }
+        Ok(silence)
+    }
+
+    /// Ends a silence now; its alerts resume. Blocking.
+    pub fn expire_silence(&self, id: &str) -> Result<Silence, OpError> {
+        let now = self.now();
+        let mut core = self.core();
+        let Some(s) = core.silences.iter_mut().find(|s| s.id == id) else {
+            return Err(OpError::NotFound(format!("no silence with id {id}")));
+        };
+        if s.ends_at > now {
+            s.ends_at = now.max(s.starts_at);
+            if s.starts_at > now {
+                s.starts_at = now;
+            }
+        }
+        let expired = s.clone();
+        let mut outcome = crate::engine::Outcome::default();
+        outcome.batch.silences.push(expired.clone());
+        self.commit_and_notify(&mut core, now, outcome)?;
+        Ok(expired)
+    }
+
+    pub fn silences(&self) -> Vec<Silence> {
+        self.core().silences.clone()
     }
 
     fn view(&self, engine: &Engine, alert: &Alert) -> AlertView {

@@ -42,6 +42,26 @@ pub struct Outcome {
     pub notifications: Vec<Notification>,
 }
 
+impl Outcome {
+    /// Adds what another step changed, to be committed together.
+    pub fn absorb(&mut self, other: Outcome) {
+        self.batch.alerts.extend(other.batch.alerts);
+        self.batch.removed.extend(other.batch.removed);
+        self.batch.timeline.extend(other.batch.timeline);
+        self.batch.silences.extend(other.batch.silences);
+        self.batch.next_incident = self.batch.next_incident.max(other.batch.next_incident);
+        self.notifications.extend(other.notifications);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batch.alerts.is_empty()
+            && self.batch.removed.is_empty()
+            && self.batch.timeline.is_empty()
+            && self.batch.silences.is_empty()
+            && self.notifications.is_empty()
+    }
+}
+
 pub struct Engine {
     rules: Arc<RuleSet>,
     params: HashMap<String, Params>,
@@ -134,10 +154,7 @@ impl Engine {
                 note: Some("the rule was removed by a reload".into()),
             };
             if let Ok(o) = self.apply(fp, &event, now) {
-                out.batch.alerts.extend(o.batch.alerts);
-                out.batch.removed.extend(o.batch.removed);
-                out.batch.timeline.extend(o.batch.timeline);
-                out.notifications.extend(o.notifications);
+                out.absorb(o);
             }
         }
         out.batch.next_incident = self.next_incident;
@@ -403,6 +420,41 @@ impl Engine {
             && !out.batch.alerts.iter().any(|b| b.fingerprint == fp)
         {
             out.batch.alerts.push(a.clone());
+        }
+        out.batch.next_incident = self.next_incident;
+        out
+    }
+
+    /// Brings every alert's silences up to date at `now`: a silence that started or
+    /// now matches suppresses, one that ended or was expired releases.
+    pub fn sync_silences(
+        &mut self,
+        silences: &[crate::silence::Silence],
+        now: Timestamp,
+    ) -> Outcome {
+        let mut changes: Vec<(Fingerprint, Event)> = Vec::new();
+        for a in self.alerts.values().filter(|a| a.state != State::Inactive) {
+            let want: std::collections::BTreeSet<&str> = silences
+                .iter()
+                .filter(|s| s.silences(&a.labels, now))
+                .map(|s| s.id.as_str())
+                .collect();
+            for id in want.iter().filter(|id| !a.silenced_by.contains(**id)) {
+                changes.push((a.fingerprint, Event::SilenceStart { id: id.to_string() }));
+            }
+            for id in a
+                .silenced_by
+                .iter()
+                .filter(|id| !want.contains(id.as_str()))
+            {
+                changes.push((a.fingerprint, Event::SilenceEnd { id: id.clone() }));
+            }
+        }
+        let mut out = self.outcome();
+        for (fp, event) in changes {
+            if let Ok(o) = self.apply(fp, &event, now) {
+                out.absorb(o);
+            }
         }
         out.batch.next_incident = self.next_incident;
         out

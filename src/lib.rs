@@ -16,4 +16,5 @@ pub mod rules;
 pub mod ruletest;
 pub mod scrape;
 pub mod series;
+pub mod silence;
 pub mod store;

@@ -113,6 +113,7 @@ fn alerts_and_timelines_round_trip() {
             ),
         ],
         next_incident: 2,
+        silences: vec![],
     };
     store.apply(&batch).unwrap();
 
@@ -314,10 +315,11 @@ fn a_newer_schema_is_refused_and_left_alone() {
             if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION),
         "{err:?}"
     );
-    assert!(
-        err.to_string()
-            .starts_with("the state database has schema version 2")
+    let message = format!(
+        "the state database has schema version {}",
+        SCHEMA_VERSION + 1
     );
+    assert!(err.to_string().starts_with(&message), "{err}");
 
     use redb::ReadableDatabase;
     let db = redb::Database::create(&path).unwrap();
@@ -539,4 +541,34 @@ fn store_and_errors_cross_threads() {
     fn send_sync<T: Send + Sync + 'static>() {}
     send_sync::<Store>();
     send_sync::<StoreError>();
+}
+
+/// A file written by schema version 1 (before silences) opens, keeps its alerts and
+/// incident counter, and gains the silences table.
+#[test]
+fn a_version_1_file_is_migrated_to_the_current_schema() {
+    let dir = TempDir::new("v1");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let path = dir.path().join("tocsin.redb");
+    let a = firing("bot-1", 7);
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut meta = txn.open_table(RAW_META).unwrap();
+            meta.insert("schema_version", 1).unwrap();
+            meta.insert("next_incident", 8).unwrap();
+            let json = serde_json::to_string(&a).unwrap();
+            txn.open_table(RAW_ALERTS)
+                .unwrap()
+                .insert(a.fingerprint.0, json.as_str())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(store.load_alerts().unwrap(), vec![a]);
+    assert_eq!(store.next_incident().unwrap(), 8);
+    assert!(store.load_silences().unwrap().is_empty());
 }

@@ -5,6 +5,7 @@ mod alerts;
 pub(crate) mod import;
 mod ingest;
 mod intake;
+mod silences;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -22,6 +23,11 @@ pub fn router(daemon: Daemon) -> Router {
         .route("/api/v1/alertmanager", post(intake::alertmanager))
         .route("/api/v2/alerts", post(intake::v2_alerts))
         .route("/api/v1/alerts/{id}/{action}", post(alerts::act))
+        .route("/api/v1/silences", post(silences::create))
+        .route(
+            "/api/v1/silences/{id}",
+            axum::routing::delete(silences::expire),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             daemon.clone(),
             authenticate,
@@ -30,6 +36,7 @@ pub fn router(daemon: Daemon) -> Router {
         .merge(writes)
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/alerts/{id}", get(alerts::get_one))
+        .route("/api/v1/silences", get(silences::list))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
@@ -117,6 +124,7 @@ impl From<OpError> for ApiError {
     fn from(e: OpError) -> Self {
         let status = match &e {
             OpError::Sample { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            OpError::Invalid(_) => StatusCode::BAD_REQUEST,
             OpError::NotFound(_) => StatusCode::NOT_FOUND,
             OpError::Rejected(_) => StatusCode::CONFLICT,
             OpError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -36,6 +36,8 @@ pub struct Batch {
     pub timeline: Vec<(Fingerprint, TimelineEntry)>,
     /// The next incident id to hand out; the stored counter never goes back.
     pub next_incident: u64,
+    /// Silences to write as they are now (created, or expired early).
+    pub silences: Vec<crate::silence::Silence>,
 }
 
 pub struct Store {
@@ -156,6 +158,18 @@ impl Store {
         Ok(out)
     }
 
+    /// Every stored silence, expired ones included (they are history).
+    pub fn load_silences(&self) -> Result<Vec<crate::silence::Silence>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(schema::SILENCES)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            out.push(decode("silences", k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
     /// Writes `batch` in one durable transaction: all of it or, on error, none.
     pub fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
@@ -170,6 +184,11 @@ fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> 
     let mut alerts = txn.open_table(ALERTS)?;
     let mut timeline = txn.open_table(TIMELINE)?;
     let mut incidents = txn.open_table(INCIDENTS)?;
+    let mut silences = txn.open_table(schema::SILENCES)?;
+    for silence in &batch.silences {
+        let json = encode("silences", &silence.id, silence)?;
+        silences.insert(silence.id.as_str(), json.as_str())?;
+    }
 
     let stored_next = meta.get(NEXT_INCIDENT_KEY)?.map(|v| v.value());
     let mut next = stored_next.unwrap_or(1).max(batch.next_incident).max(1);

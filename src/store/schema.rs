@@ -11,7 +11,7 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use super::error::StoreError;
 
 /// The version this build writes. Files with a newer one are refused, not guessed at.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Counters and versions, by name.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -29,10 +29,13 @@ pub const TIMELINE: TableDefinition<(u64, u64), &str> = TableDefinition::new("ti
 /// firing of one alert forever.
 pub const INCIDENTS: TableDefinition<u64, u64> = TableDefinition::new("incidents");
 
+/// Silence id → JSON `Silence` (version 2 on).
+pub const SILENCES: TableDefinition<&str, &str> = TableDefinition::new("silences");
+
 type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 
 /// `MIGRATIONS[v]` turns a version `v` file into version `v + 1`.
-const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [v0_to_v1];
+const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [v0_to_v1, v1_to_v2];
 
 /// Brings a file at version `found` up to [`SCHEMA_VERSION`], one step at a time,
 /// inside the caller's transaction (so a failed migration leaves the file as it
@@ -49,6 +52,12 @@ pub fn migrate(txn: &WriteTransaction, found: u64) -> Result<(), StoreError> {
     }
     txn.open_table(META)?
         .insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
+    Ok(())
+}
+
+/// Version 2 adds silences.
+fn v1_to_v2(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(SILENCES)?;
     Ok(())
 }
 
