@@ -2,14 +2,15 @@
 //! valid exposition body fires alerts through a rule; every malformed body is
 //! refused whole with the line at fault, and nothing of it is applied.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tocsin::app::{Running, Settings, start};
 use tocsin::clock::{ManualClock, Timestamp};
+
+mod common;
 
 const RULES: &str = r#"metric temperature gauge count
 metric pending_jobs gauge count
@@ -28,23 +29,15 @@ alert "Backlog" {
 const NOW_MS: i64 = 1_800_000_000_000;
 
 fn dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("import-{name}"));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join("rules")).unwrap();
-    std::fs::write(d.join("rules/test.rules"), RULES).unwrap();
-    d
+    common::daemon_dir(&format!("import-{name}"), RULES)
 }
 
 async fn daemon(name: &str) -> Running {
     let d = dir(name);
     let settings = Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_path: d.join("data/tocsin.redb"),
-        rule_paths: vec![d.join("rules")],
-        evaluation_interval: Duration::from_secs(3600),
         max_labels: 4,
         body_limit: 16 * 1024,
-        ..Settings::embedded_default()
+        ..common::test_settings(&d)
     };
     let clock = ManualClock::new(Timestamp(NOW_MS));
     start(settings, Arc::new(clock)).await.unwrap()

@@ -5,12 +5,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use tocsin::app::{Running, Settings, start};
+use tocsin::app::{Running, start};
 use tocsin::clock::{ManualClock, Timestamp};
+
+mod common;
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(
@@ -36,13 +37,7 @@ fn dir(name: &str) -> PathBuf {
 
 async fn daemon(name: &str, clock: &ManualClock) -> Running {
     let d = dir(name);
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_path: d.join("data/tocsin.redb"),
-        rule_paths: vec![d.join("rules")],
-        evaluation_interval: Duration::from_secs(3600),
-        ..Settings::embedded_default()
-    };
+    let settings = common::test_settings(&d);
     start(settings, Arc::new(clock.clone())).await.unwrap()
 }
 

@@ -2,7 +2,7 @@
 //! short intervals: scraped metrics fire rules, every scrape writes `up`, and a
 //! target that is down, slow, failing or talking nonsense gets `up == 0`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,11 +10,13 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::Value;
-use tocsin::app::{Running, Settings, start};
+use tocsin::app::{Running, start};
 use tocsin::clock::SystemClock;
 use tocsin::labels::Labels;
 use tocsin::scrape::{self, Target};
 use tokio::sync::watch;
+
+mod common;
 
 const RULES: &str = r#"metric queue_depth gauge count
 metric up gauge count
@@ -43,22 +45,12 @@ queue_depth{queue=\"sms\"} 3
 ";
 
 fn dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("scrape-{name}"));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join("rules")).unwrap();
-    std::fs::write(d.join("rules/test.rules"), RULES).unwrap();
-    d
+    common::daemon_dir(&format!("scrape-{name}"), RULES)
 }
 
 async fn daemon(name: &str) -> Running {
     let d = dir(name);
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_path: d.join("data/tocsin.redb"),
-        rule_paths: vec![d.join("rules")],
-        evaluation_interval: Duration::from_secs(3600),
-        ..Settings::embedded_default()
-    };
+    let settings = common::test_settings(&d);
     start(settings, Arc::new(SystemClock)).await.unwrap()
 }
 

@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 use tocsin::app::{Running, Settings, start};
 use tocsin::clock::{ManualClock, Timestamp};
 
+mod common;
+
 const RULES: &str = r#"metric cpu_usage gauge ratio
 metric unknown_api_calls gauge count
 
@@ -29,22 +31,13 @@ alert "異常API呼び出し" {
 "#;
 
 fn dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-{name}"));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join("rules")).unwrap();
-    std::fs::write(d.join("rules/test.rules"), RULES).unwrap();
-    d
+    common::daemon_dir(&format!("serve-{name}"), RULES)
 }
 
 fn settings(dir: &Path) -> Settings {
     Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_path: dir.join("data/tocsin.redb"),
-        rule_paths: vec![dir.join("rules")],
-        // Ticks are driven by hand through the manual clock.
-        evaluation_interval: Duration::from_secs(3600),
         body_limit: 64 * 1024,
-        ..Settings::embedded_default()
+        ..common::test_settings(dir)
     }
 }
 

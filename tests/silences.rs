@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 use tocsin::app::{Running, Settings, start};
 use tocsin::clock::{ManualClock, Timestamp};
 
+mod common;
+
 fn dir(name: &str) -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("silences-{name}"));
     let _ = std::fs::remove_dir_all(&d);
@@ -24,13 +26,7 @@ fn dir(name: &str) -> PathBuf {
 }
 
 fn settings(d: &Path) -> Settings {
-    Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_path: d.join("data/tocsin.redb"),
-        rule_paths: vec![d.join("rules")],
-        evaluation_interval: Duration::from_secs(3600),
-        ..Settings::embedded_default()
-    }
+    common::test_settings(d)
 }
 
 struct C {

@@ -1,4 +1,5 @@
-//! Helpers shared by integration tests that talk to real peers.
+//! Helpers shared by integration tests. Each test crate uses a part of them.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -16,5 +17,27 @@ pub fn promtool(dir: &Path, args: &[&str]) -> Output {
             "cannot run promtool ({e}); it must be on PATH for these tests. \
              CI installs it via `.ci/run` (Debian package `prometheus`)"
         ),
+    }
+}
+
+/// A fresh folder for one test's daemon under the target's temp dir, with `rules`
+/// written to `rules/test.rules`.
+pub fn daemon_dir(name: &str, rules: &str) -> std::path::PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("rules")).unwrap();
+    std::fs::write(d.join("rules/test.rules"), rules).unwrap();
+    d
+}
+
+/// Settings for an in-process daemon over `dir` on 127.0.0.1:0. The evaluation tick
+/// is an hour apart, so tests drive time by hand (pushes evaluate at once).
+pub fn test_settings(dir: &Path) -> tocsin::app::Settings {
+    tocsin::app::Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_path: dir.join("data/tocsin.redb"),
+        rule_paths: vec![dir.join("rules")],
+        evaluation_interval: std::time::Duration::from_secs(3600),
+        ..tocsin::app::Settings::embedded_default()
     }
 }
