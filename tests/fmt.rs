@@ -233,8 +233,10 @@ fn label_name() -> impl Strategy<Value = String> {
     "[a-zA-Z_][a-zA-Z0-9_]{0,8}"
 }
 
+/// A bare word (kinds, units, severities): never a keyword, which the grammar
+/// reads as the start of the next field or item.
 fn word() -> impl Strategy<Value = String> {
-    "[a-zA-Z]{1,8}"
+    "[a-zA-Z]{1,8}".prop_filter("keywords are not words", |w| not_keyword(w))
 }
 
 /// Any text, weighted towards what needs escaping or could pass for a comment.
@@ -437,7 +439,10 @@ fn field() -> impl Strategy<Value = Field> {
 }
 
 fn item() -> impl Strategy<Value = Item> {
-    let unit = option::of("[a-zA-Z]{1,8}(/[a-zA-Z]{1,8})?");
+    let unit = option::of(
+        "[a-zA-Z]{1,8}(/[a-zA-Z]{1,8})?"
+            .prop_filter("keywords are not units", |u| not_keyword(u.split('/').next().unwrap_or(""))),
+    );
     let metric = (metric_name(), word(), unit).prop_map(|(name, kind, unit)| {
         Item::Metric(MetricDecl {
             name: spanned(name),
@@ -456,18 +461,9 @@ fn item() -> impl Strategy<Value = Item> {
     prop_oneof![metric, alert]
 }
 
-/// A file the grammar can read back: a metric without a unit only comes last,
-/// because the grammar would take the next item's keyword for its unit.
+/// Any file of up to five items (a metric without a unit may be followed by more).
 fn file() -> impl Strategy<Value = File> {
-    vec(item(), 0..5).prop_map(|mut items| {
-        let last = items.len().saturating_sub(1);
-        for item in &mut items[..last] {
-            if let Item::Metric(m) = item {
-                m.unit.get_or_insert_with(|| spanned("count".to_string()));
-            }
-        }
-        File { items }
-    })
+    vec(item(), 0..5).prop_map(|items| File { items })
 }
 
 /// Decorates printed lines: 1 = trailing comment, 2 = comment line above, 3 = blank
