@@ -440,8 +440,9 @@ fn field() -> impl Strategy<Value = Field> {
 
 fn item() -> impl Strategy<Value = Item> {
     let unit = option::of(
-        "[a-zA-Z]{1,8}(/[a-zA-Z]{1,8})?"
-            .prop_filter("keywords are not units", |u| not_keyword(u.split('/').next().unwrap_or(""))),
+        "[a-zA-Z]{1,8}(/[a-zA-Z]{1,8})?".prop_filter("keywords are not units", |u| {
+            not_keyword(u.split('/').next().unwrap_or(""))
+        }),
     );
     let metric = (metric_name(), word(), unit).prop_map(|(name, kind, unit)| {
         Item::Metric(MetricDecl {
