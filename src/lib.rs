@@ -2,6 +2,7 @@
 
 pub mod alert;
 pub mod app;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod engine;

@@ -58,11 +58,112 @@ enum Command {
         #[command(flatten)]
         limits: Limits,
     },
+    /// List alerts (client of a running tocsin).
+    Alerts {
+        #[command(flatten)]
+        server: Server,
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        severity: Option<String>,
+        /// `name=value`; repeatable.
+        #[arg(long)]
+        label: Vec<String>,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one alert with its timeline (incident number or fingerprint).
+    Alert {
+        #[command(flatten)]
+        server: Server,
+        id: String,
+    },
+    /// Acknowledge an alert: escalation stops.
+    Ack {
+        #[command(flatten)]
+        server: Server,
+        id: String,
+        #[arg(long)]
+        note: Option<String>,
+        /// Who acks (ignored when a token is used: the token's name is recorded).
+        #[arg(long, env = "USER")]
+        actor: Option<String>,
+    },
+    /// Take an ack back: escalation resumes.
+    Unack {
+        #[command(flatten)]
+        server: Server,
+        id: String,
+        #[arg(long, env = "USER")]
+        actor: Option<String>,
+    },
+    /// Resolve an alert by hand.
+    Resolve {
+        #[command(flatten)]
+        server: Server,
+        id: String,
+        #[arg(long)]
+        note: Option<String>,
+        #[arg(long, env = "USER")]
+        actor: Option<String>,
+    },
+    /// Silences: add, list, expire.
+    Silence {
+        #[command(subcommand)]
+        action: SilenceAction,
+    },
     /// Export rules to another system's format.
     Export {
         #[command(subcommand)]
         target: ExportTarget,
     },
+}
+
+#[derive(Subcommand)]
+enum SilenceAction {
+    /// Silence alerts matching every MATCHER (`host=bot-1`, `host=~bot-.*`, `sev!=info`).
+    Add {
+        #[command(flatten)]
+        server: Server,
+        #[arg(required = true)]
+        matchers: Vec<String>,
+        /// How long, e.g. `2h`.
+        #[arg(long, default_value = "1h")]
+        duration: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+        #[arg(long, env = "USER")]
+        created_by: Option<String>,
+    },
+    /// List silences.
+    List {
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Expire a silence now.
+    Expire {
+        #[command(flatten)]
+        server: Server,
+        id: String,
+    },
+}
+
+/// Where the daemon is, for the client commands.
+#[derive(clap::Args)]
+struct Server {
+    /// The tocsin API.
+    #[arg(long, env = "TOCSIN_SERVER", default_value = "http://127.0.0.1:9095")]
+    server: String,
+    /// A bearer token (from the environment; never printed).
+    #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl Server {
+    fn client(&self) -> tocsin::client::Client {
+        tocsin::client::Client::new(&self.server, self.token.clone())
+    }
 }
 
 #[derive(Subcommand)]
@@ -135,6 +236,134 @@ fn main() -> ExitCode {
         Command::Export {
             target: ExportTarget::Prometheus { paths, limits },
         } => export_prometheus(&paths, &limits.options()),
+        Command::Alerts {
+            server,
+            state,
+            severity,
+            label,
+            json,
+        } => {
+            let mut filters: Vec<(String, String)> = Vec::new();
+            filters.extend(state.map(|s| ("state".to_string(), s)));
+            filters.extend(severity.map(|s| ("severity".to_string(), s)));
+            filters.extend(label.into_iter().map(|l| ("label".to_string(), l)));
+            client_call(async move {
+                let body = server.client().alerts(&filters).await?;
+                Ok(if json {
+                    format!("{body}\n")
+                } else {
+                    tocsin::client::alerts_table(&body)
+                })
+            })
+        }
+        Command::Alert { server, id } => client_call(async move {
+            Ok(tocsin::client::alert_details(
+                &server.client().alert(&id).await?,
+            ))
+        }),
+        Command::Ack {
+            server,
+            id,
+            note,
+            actor,
+        } => client_call(async move {
+            let a = server
+                .client()
+                .act(&id, "ack", actor.as_deref(), note.as_deref())
+                .await?;
+            Ok(format!("{}\n", tocsin::client::state_line(&a)))
+        }),
+        Command::Unack { server, id, actor } => client_call(async move {
+            let a = server
+                .client()
+                .act(&id, "unack", actor.as_deref(), None)
+                .await?;
+            Ok(format!("{}\n", tocsin::client::state_line(&a)))
+        }),
+        Command::Resolve {
+            server,
+            id,
+            note,
+            actor,
+        } => client_call(async move {
+            let a = server
+                .client()
+                .act(&id, "resolve", actor.as_deref(), note.as_deref())
+                .await?;
+            Ok(format!("{}\n", tocsin::client::state_line(&a)))
+        }),
+        Command::Silence { action } => match action {
+            SilenceAction::Add {
+                server,
+                matchers,
+                duration,
+                comment,
+                created_by,
+            } => {
+                let parsed: Result<Vec<_>, _> = matchers
+                    .iter()
+                    .map(|m| tocsin::client::parse_matcher(m))
+                    .collect();
+                let matchers = match parsed {
+                    Ok(m) => m,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                client_call(async move {
+                    let body = serde_json::json!({
+                        "matchers": matchers, "duration": duration, "comment": comment, "created_by": created_by,
+                    });
+                    let s = server.client().add_silence(body).await?;
+                    Ok(format!("{}\n", s["id"].as_str().unwrap_or("")))
+                })
+            }
+            SilenceAction::List { server } => client_call(async move {
+                Ok(tocsin::client::silences_table(
+                    &server.client().silences().await?,
+                ))
+            }),
+            SilenceAction::Expire { server, id } => client_call(async move {
+                let s = server.client().expire_silence(&id).await?;
+                Ok(format!(
+                    "{} {}\n",
+                    s["id"].as_str().unwrap_or(""),
+                    s["status"].as_str().unwrap_or("")
+                ))
+            }),
+        },
+    }
+}
+
+/// Runs one client request and prints its output. Exit 1 when the daemon refused,
+/// 2 when it could not be reached.
+fn client_call(
+    call: impl std::future::Future<Output = Result<String, tocsin::client::ClientError>>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(call) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ tocsin::client::ClientError::Refused(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

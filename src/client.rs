@@ -1,0 +1,240 @@
+//! The CLI's client side: `tocsin alerts`, `ack`, `unack`, `resolve`, `silence ...`
+//! over the HTTP API. Formatting for people lives here too; `main.rs` only parses
+//! flags.
+
+use serde_json::{Value, json};
+
+/// Where the daemon is and how to authenticate. The token is never printed.
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The daemon answered with a refusal: its JSON reason.
+    #[error("{0}")]
+    Refused(String),
+    #[error("cannot reach {base}: {reason}")]
+    Unreachable { base: String, reason: String },
+}
+
+impl Client {
+    pub fn new(base: &str, token: Option<String>) -> Client {
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(&self, req: reqwest::RequestBuilder) -> Result<Value, ClientError> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req.send().await.map_err(|e| ClientError::Unreachable {
+            base: self.base.clone(),
+            reason: e.to_string(),
+        })?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            Ok(body)
+        } else {
+            let reason = body["error"]
+                .as_str()
+                .map_or_else(|| format!("HTTP {status}"), str::to_string);
+            Err(ClientError::Refused(reason))
+        }
+    }
+
+    pub async fn alerts(&self, filters: &[(String, String)]) -> Result<Value, ClientError> {
+        let url = reqwest::Url::parse_with_params(&format!("{}/api/v1/alerts", self.base), filters)
+            .map_err(|e| ClientError::Unreachable {
+                base: self.base.clone(),
+                reason: e.to_string(),
+            })?;
+        self.call(self.http.get(url)).await
+    }
+
+    pub async fn alert(&self, id: &str) -> Result<Value, ClientError> {
+        self.call(self.http.get(format!("{}/api/v1/alerts/{id}", self.base)))
+            .await
+    }
+
+    /// `action` is `ack`, `unack` or `resolve`.
+    pub async fn act(
+        &self,
+        id: &str,
+        action: &str,
+        actor: Option<&str>,
+        note: Option<&str>,
+    ) -> Result<Value, ClientError> {
+        let body = json!({ "actor": actor, "note": note });
+        self.call(
+            self.http
+                .post(format!("{}/api/v1/alerts/{id}/{action}", self.base))
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn silences(&self) -> Result<Value, ClientError> {
+        self.call(self.http.get(format!("{}/api/v1/silences", self.base)))
+            .await
+    }
+
+    pub async fn add_silence(&self, body: Value) -> Result<Value, ClientError> {
+        self.call(
+            self.http
+                .post(format!("{}/api/v1/silences", self.base))
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn expire_silence(&self, id: &str) -> Result<Value, ClientError> {
+        self.call(
+            self.http
+                .delete(format!("{}/api/v1/silences/{id}", self.base)),
+        )
+        .await
+    }
+}
+
+/// Parses a matcher written as in Alertmanager: `host=bot-1`, `host!=x`,
+/// `host=~bot-.*`, `host!~x`.
+pub fn parse_matcher(text: &str) -> Result<Value, String> {
+    for op in ["=~", "!~", "!=", "="] {
+        if let Some((name, value)) = text.split_once(op) {
+            let value = value.trim_matches('"');
+            return Ok(json!({ "name": name.trim(), "op": op, "value": value }));
+        }
+    }
+    Err(format!(
+        "matcher {text:?} is not name=value, name!=value, name=~regex or name!~regex"
+    ))
+}
+
+/// The series labels of an alert, without `alertname` and `severity`.
+fn labels(a: &Value) -> String {
+    let pairs: Vec<String> = a["labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| k.as_str() != "alertname" && k.as_str() != "severity")
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .collect();
+    pairs.join(",")
+}
+
+fn id(a: &Value) -> String {
+    a["id"].as_u64().map_or_else(
+        || a["fingerprint"].as_str().unwrap_or("").to_string(),
+        |n| format!("#{n}"),
+    )
+}
+
+/// One line per alert: id, state, severity, rule, labels, since.
+pub fn alerts_table(body: &Value) -> String {
+    let mut out = format!(
+        "{:<6} {:<13} {:<9} {:<24} {:<40} {}\n",
+        "ID", "STATE", "SEVERITY", "RULE", "LABELS", "SINCE"
+    );
+    for a in body["alerts"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "{:<6} {:<13} {:<9} {:<24} {:<40} {}\n",
+            id(a),
+            a["state"].as_str().unwrap_or(""),
+            a["severity"].as_str().unwrap_or(""),
+            a["rule"].as_str().unwrap_or(""),
+            labels(a),
+            a["fired_at"]
+                .as_str()
+                .or(a["active_since"].as_str())
+                .unwrap_or(""),
+        ));
+    }
+    out
+}
+
+/// An alert and its timeline, for people.
+pub fn alert_details(a: &Value) -> String {
+    let mut out = format!(
+        "{} {} [{}] {}\n  labels: {}\n",
+        id(a),
+        a["rule"].as_str().unwrap_or(""),
+        a["severity"].as_str().unwrap_or(""),
+        a["state"].as_str().unwrap_or(""),
+        labels(a)
+    );
+    for (k, v) in a["annotations"].as_object().into_iter().flatten() {
+        out.push_str(&format!("  {k}: {}\n", v.as_str().unwrap_or("")));
+    }
+    out.push_str("  timeline:\n");
+    for e in a["timeline"].as_array().into_iter().flatten() {
+        let who = e["actor"]
+            .as_str()
+            .map(|a| format!(" by {a}"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "    {} {} -> {}{}: {}\n",
+            e["at"].as_str().unwrap_or(""),
+            e["from"].as_str().unwrap_or(""),
+            e["to"].as_str().unwrap_or(""),
+            who,
+            e["reason"].as_str().unwrap_or("")
+        ));
+    }
+    out
+}
+
+/// The one-line result of an ack, unack or resolve.
+pub fn state_line(a: &Value) -> String {
+    let by = a["ack"]["actor"]
+        .as_str()
+        .filter(|_| a["state"] == "acknowledged")
+        .map(|x| format!(" by {x}"))
+        .unwrap_or_default();
+    format!(
+        "{} {} {}{by}",
+        id(a),
+        a["rule"].as_str().unwrap_or(""),
+        a["state"].as_str().unwrap_or("")
+    )
+}
+
+/// One line per silence.
+pub fn silences_table(body: &Value) -> String {
+    let mut out = format!(
+        "{:<36} {:<8} {:<24} {:<24} {:<10} {}\n",
+        "ID", "STATUS", "ENDS", "MATCHERS", "BY", "COMMENT"
+    );
+    for s in body["silences"].as_array().into_iter().flatten() {
+        let matchers: Vec<String> = s["matchers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                format!(
+                    "{}{}{}",
+                    m["name"].as_str().unwrap_or(""),
+                    m["op"].as_str().unwrap_or(""),
+                    m["value"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        out.push_str(&format!(
+            "{:<36} {:<8} {:<24} {:<24} {:<10} {}\n",
+            s["id"].as_str().unwrap_or(""),
+            s["status"].as_str().unwrap_or(""),
+            s["ends_at"].as_str().unwrap_or(""),
+            matchers.join(","),
+            s["created_by"].as_str().unwrap_or(""),
+            s["comment"].as_str().unwrap_or("")
+        ));
+    }
+    out
+}
