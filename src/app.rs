@@ -179,6 +179,9 @@ struct Shared {
     clock: Arc<dyn Clock>,
     settings: Settings,
     metrics: Metrics,
+    /// False while the store refuses writes: state changes cannot be made durable,
+    /// so `/readyz` says not ready until a commit succeeds again.
+    store_ok: std::sync::atomic::AtomicBool,
 }
 
 /// An alert as the API shows it.
@@ -220,6 +223,7 @@ impl Daemon {
                 clock,
                 settings,
                 metrics,
+                store_ok: std::sync::atomic::AtomicBool::new(true),
             }),
         })
     }
@@ -230,6 +234,13 @@ impl Daemon {
 
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
+    }
+
+    /// Whether state changes can be made durable right now.
+    pub fn ready(&self) -> bool {
+        self.shared
+            .store_ok
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn now(&self) -> Timestamp {
@@ -405,7 +416,12 @@ impl Daemon {
             && batch.timeline.is_empty()
             && batch.silences.is_empty())
         {
-            self.shared.store.apply(&outcome.batch)?;
+            let committed = self.shared.store.apply(&outcome.batch);
+            let ok = committed.is_ok();
+            self.shared
+                .store_ok
+                .store(ok, std::sync::atomic::Ordering::SeqCst);
+            committed?;
             self.shared
                 .metrics
                 .set_alert_states(engine.alerts().map(|a| &a.state));

@@ -103,6 +103,14 @@ async fn a_sample_crossing_a_threshold_fires_within_the_push() {
     let alerts = c.alerts().await;
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0]["state"], "firing");
+    let ready = reqwest::get(format!("http://{}/readyz", running.addr))
+        .await
+        .unwrap();
+    assert_eq!(
+        ready.status(),
+        StatusCode::OK,
+        "the store took the commit: ready"
+    );
     assert_eq!(alerts[0]["id"], 1);
     assert_eq!(alerts[0]["labels"]["host"], "bot-1");
     running.stop().await;

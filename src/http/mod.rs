@@ -39,7 +39,7 @@ pub fn router(daemon: Daemon) -> Router {
         .route("/api/v1/silences", get(silences::list))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(|| async { "ready\n" }))
+        .route("/readyz", get(readyz))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             daemon.settings().request_timeout,
@@ -80,6 +80,20 @@ async fn authenticate(
                 "missing or invalid bearer token",
             ))
         }
+    }
+}
+
+/// `GET /readyz`: 200 while state changes can be committed, 503 while the store
+/// refuses writes.
+async fn readyz(axum::extract::State(daemon): axum::extract::State<Daemon>) -> Response {
+    if daemon.ready() {
+        "ready\n".into_response()
+    } else {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the state store refuses writes",
+        )
+        .into_response()
     }
 }
 
