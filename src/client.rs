@@ -50,6 +50,20 @@ impl Client {
         }
     }
 
+    /// `base` + path segments, each escaped: an id can never reach another endpoint.
+    fn url(&self, segments: &[&str]) -> Result<reqwest::Url, ClientError> {
+        let bad = |reason: String| ClientError::Unreachable {
+            base: self.base.clone(),
+            reason,
+        };
+        let mut url = reqwest::Url::parse(&self.base).map_err(|e| bad(e.to_string()))?;
+        url.path_segments_mut()
+            .map_err(|_| bad("not a base URL".into()))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
     pub async fn alerts(&self, filters: &[(String, String)]) -> Result<Value, ClientError> {
         let url = reqwest::Url::parse_with_params(&format!("{}/api/v1/alerts", self.base), filters)
             .map_err(|e| ClientError::Unreachable {
@@ -60,7 +74,7 @@ impl Client {
     }
 
     pub async fn alert(&self, id: &str) -> Result<Value, ClientError> {
-        self.call(self.http.get(format!("{}/api/v1/alerts/{id}", self.base)))
+        self.call(self.http.get(self.url(&["api", "v1", "alerts", id])?))
             .await
     }
 
@@ -75,7 +89,7 @@ impl Client {
         let body = json!({ "actor": actor, "note": note });
         self.call(
             self.http
-                .post(format!("{}/api/v1/alerts/{id}/{action}", self.base))
+                .post(self.url(&["api", "v1", "alerts", id, action])?)
                 .json(&body),
         )
         .await
@@ -96,11 +110,8 @@ impl Client {
     }
 
     pub async fn expire_silence(&self, id: &str) -> Result<Value, ClientError> {
-        self.call(
-            self.http
-                .delete(format!("{}/api/v1/silences/{id}", self.base)),
-        )
-        .await
+        self.call(self.http.delete(self.url(&["api", "v1", "silences", id])?))
+            .await
     }
 }
 
