@@ -136,7 +136,10 @@ async fn refusals_exit_1_and_an_unreachable_server_exits_2() {
     // An id cannot reach another endpoint: it is one escaped path segment.
     // Unescaped, `1?x` would read alert 1 with a query string.
     let o = tocsin(args(&r, &["alert", "1?x"])).await;
-    assert_eq!((o.status.code(), err(&o)), (Some(1), "error: no alert with id 1?x\n".to_string()));
+    assert_eq!(
+        (o.status.code(), err(&o)),
+        (Some(1), "error: no alert with id 1?x\n".to_string())
+    );
     let o = tocsin(args(&r, &["silence", "add", "host"])).await;
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
     let addr = r.addr;
