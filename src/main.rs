@@ -266,32 +266,14 @@ fn main() -> ExitCode {
             id,
             note,
             actor,
-        } => client_call(async move {
-            let a = server
-                .client()
-                .act(&id, "ack", actor.as_deref(), note.as_deref())
-                .await?;
-            Ok(format!("{}\n", tocsin::client::state_line(&a)))
-        }),
-        Command::Unack { server, id, actor } => client_call(async move {
-            let a = server
-                .client()
-                .act(&id, "unack", actor.as_deref(), None)
-                .await?;
-            Ok(format!("{}\n", tocsin::client::state_line(&a)))
-        }),
+        } => act(server, id, "ack", actor, note),
+        Command::Unack { server, id, actor } => act(server, id, "unack", actor, None),
         Command::Resolve {
             server,
             id,
             note,
             actor,
-        } => client_call(async move {
-            let a = server
-                .client()
-                .act(&id, "resolve", actor.as_deref(), note.as_deref())
-                .await?;
-            Ok(format!("{}\n", tocsin::client::state_line(&a)))
-        }),
+        } => act(server, id, "resolve", actor, note),
         Command::Silence { action } => match action {
             SilenceAction::Add {
                 server,
@@ -334,6 +316,23 @@ fn main() -> ExitCode {
             }),
         },
     }
+}
+
+/// `ack`, `unack` and `resolve`: one call, then the alert's new state on one line.
+fn act(
+    server: Server,
+    id: String,
+    action: &'static str,
+    actor: Option<String>,
+    note: Option<String>,
+) -> ExitCode {
+    client_call(async move {
+        let a = server
+            .client()
+            .act(&id, action, actor.as_deref(), note.as_deref())
+            .await?;
+        Ok(format!("{}\n", tocsin::client::state_line(&a)))
+    })
 }
 
 /// Runs one client request and prints its output. Exit 1 when the daemon refused,
