@@ -50,6 +50,24 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Whether notifications are printed on the console channel.
     pub console: bool,
+    /// People, groups and on-call rotations.
+    pub directory: Arc<crate::escalation::Directory>,
+    /// Routes and escalation policies.
+    pub routing: Arc<crate::escalation::Routing>,
+    pub slack: Option<crate::notify::slack::SlackSettings>,
+    pub email: Option<crate::notify::email::EmailSettings>,
+    pub sms: Option<crate::notify::sms::TwilioSettings>,
+    pub webhooks: Vec<crate::notify::webhook::WebhookSettings>,
+    /// Recurring maintenance windows.
+    pub maintenance: Vec<crate::maintenance::MaintenanceWindow>,
+    /// Scheduled email reports (daily summary, weekly report).
+    pub reports: Vec<crate::report::ReportSchedule>,
+    /// Slack signing secrets; several while one is being rotated. Empty: the Slack
+    /// endpoints refuse everything.
+    pub slack_signing_secrets: Vec<crate::config::Secret>,
+    /// The base URL Slack and Twilio reach tocsin at (behind a TLS proxy), for
+    /// checking Twilio signatures, which sign the full URL.
+    pub public_url: Option<String>,
 }
 
 impl Settings {
@@ -71,6 +89,16 @@ impl Settings {
             tokens: Vec::new(),
             request_timeout: Duration::from_secs(30),
             console: true,
+            directory: Arc::default(),
+            routing: Arc::new(crate::escalation::Routing::console_only()),
+            slack: None,
+            email: None,
+            sms: None,
+            webhooks: Vec::new(),
+            maintenance: Vec::new(),
+            reports: Vec::new(),
+            slack_signing_secrets: Vec::new(),
+            public_url: None,
         }
     }
 
@@ -441,7 +469,15 @@ impl Daemon {
         if !self.shared.settings.console {
             return;
         }
-        console::send(alert, n, &annotations);
+        let _ = annotations;
+        console::send(&crate::notify::Message {
+            key: String::new(),
+            reason: n.reason,
+            level: 1,
+            alerts: vec![engine.snapshot(alert)],
+            update: None,
+            at: n.at,
+        });
         let labels = vec![
             ("channel".to_string(), "console".to_string()),
             ("reason".to_string(), n.reason.name().to_string()),

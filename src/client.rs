@@ -25,7 +25,9 @@ impl Client {
         Client {
             base: base.trim_end_matches('/').to_string(),
             token,
-            http: reqwest::Client::new(),
+            http: crate::tls::http_client()
+                .build()
+                .expect("a plain client builds"),
         }
     }
 

@@ -519,6 +519,27 @@ impl Engine {
             })
             .collect()
     }
+
+    /// The alert as messages show it, as it is now.
+    pub fn snapshot(&self, alert: &Alert) -> crate::notify::AlertSnapshot {
+        crate::notify::AlertSnapshot {
+            fingerprint: alert.fingerprint,
+            incident: alert.incident,
+            rule: alert.rule.clone(),
+            severity: alert.labels.get("severity").unwrap_or("").to_string(),
+            labels: alert.labels.to_map(),
+            annotations: self.annotations(alert),
+            state: alert.state,
+            fired_at: alert.fired_at,
+            resolved_at: alert.resolved_at,
+            acked_by: alert.ack.as_ref().map(|a| a.actor.clone()),
+            acked_at: alert.ack.as_ref().map(|a| a.at),
+            generator_url: alert
+                .external
+                .as_ref()
+                .and_then(|e| e.generator_url.clone()),
+        }
+    }
 }
 
 /// An alert's labels: its series' labels, the rule's labels over them, then

@@ -159,7 +159,7 @@ pub fn spawn(
         if targets.is_empty() {
             return;
         }
-        let client = match reqwest::Client::builder()
+        let client = match crate::tls::http_client()
             // Scrape targets are addressed directly, as Prometheus does without
             // `proxy_url`: an HTTP_PROXY meant for something else must not apply.
             .no_proxy()
@@ -556,7 +556,7 @@ mod tests {
         let t = target(&format!("http://scraper:s3cret@127.0.0.1:{port}/metrics"));
         let p = t.prepare().unwrap();
         assert_eq!(p.instance, format!("127.0.0.1:{port}"));
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let client = crate::tls::http_client().no_proxy().build().unwrap();
         let e = fetch(&client, &p, 1024).await.unwrap_err().to_string();
         assert!(!e.contains("s3cret") && e.contains("onnect"), "{e}");
     }

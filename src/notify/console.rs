@@ -1,44 +1,45 @@
-//! The console channel: one line per notification on standard output, for the
+//! The console channel: one line per alert of a message on standard output, for the
 //! embedded default and for trying tocsin out.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
-use crate::alert::{Alert, NotifyReason};
-use crate::engine::Notification;
+use super::{AlertSnapshot, Message};
+use crate::alert::NotifyReason;
 
-/// The line printed for a notification, e.g.
+/// The line printed for one alert of a message, e.g.
 /// `FIRING #3 CPU使用率異常 [critical] {host="bot-1"} — bot-1 の CPU 使用率が 95% です`.
-pub fn line(alert: &Alert, n: &Notification, annotations: &BTreeMap<String, String>) -> String {
-    let what = match n.reason {
-        NotifyReason::Firing => "FIRING",
-        NotifyReason::Resolved => "RESOLVED",
-        NotifyReason::Acknowledged => "ACKED",
-        NotifyReason::Unacknowledged => "UNACKED",
-        NotifyReason::AckExpired => "ACK EXPIRED",
-        NotifyReason::SilenceEnded => "SILENCE ENDED",
+pub fn line(reason: NotifyReason, level: u32, alert: &AlertSnapshot) -> String {
+    let what = match reason {
+        NotifyReason::Firing if level > 1 => format!("ESCALATED L{level}"),
+        NotifyReason::Firing => "FIRING".to_string(),
+        NotifyReason::Resolved => "RESOLVED".to_string(),
+        NotifyReason::Acknowledged => "ACKED".to_string(),
+        NotifyReason::Unacknowledged => "UNACKED".to_string(),
+        NotifyReason::AckExpired => "ACK EXPIRED".to_string(),
+        NotifyReason::SilenceEnded => "SILENCE ENDED".to_string(),
     };
-    let id = n
+    let id = alert
         .incident
         .map_or_else(|| alert.fingerprint.to_string(), |i| format!("#{i}"));
-    let severity = alert.labels.get("severity").unwrap_or("");
     let series = crate::labels::Labels::from_pairs(
         alert
             .labels
             .iter()
-            .filter(|(k, _)| !matches!(*k, "alertname" | "severity")),
+            .filter(|(k, _)| !matches!(k.as_str(), "alertname" | "severity")),
     );
-    let mut s = format!("{what} {id} {} [{severity}] {series}", alert.rule);
-    if let Some(summary) = annotations.get("summary") {
+    let mut s = format!("{what} {id} {} [{}] {series}", alert.rule, alert.severity);
+    if let Some(summary) = alert.annotations.get("summary") {
         s.push_str(" — ");
         s.push_str(summary);
     }
     s
 }
 
-pub fn send(alert: &Alert, n: &Notification, annotations: &BTreeMap<String, String>) {
+pub fn send(msg: &Message) {
     let mut out = std::io::stdout().lock();
     // A closed stdout must not take the daemon down; the store has the state.
-    let _ = writeln!(out, "{}", line(alert, n, annotations));
+    for a in &msg.alerts {
+        let _ = writeln!(out, "{}", line(msg.reason, msg.level, a));
+    }
     let _ = out.flush();
 }

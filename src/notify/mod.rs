@@ -1,3 +1,163 @@
-//! Notification channels. Only this module talks to the outside world about alerts.
+//! Channels: how a notification leaves tocsin.
+//!
+//! The outbox (`crate::outbox`) decides what is owed to whom and when; a channel
+//! only turns one [`Message`] into one request to the outside world and says
+//! whether it went through. Channels never read the store or the engine: a message
+//! carries snapshots of its alerts, so an outbox entry written before a crash can be
+//! sent after the restart exactly as it was meant.
 
 pub mod console;
+pub mod email;
+pub mod slack;
+pub mod sms;
+pub mod webhook;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{NotifyReason, State};
+use crate::clock::Timestamp;
+use crate::labels::Fingerprint;
+
+/// An alert as a message shows it, taken when the notification was owed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertSnapshot {
+    pub fingerprint: Fingerprint,
+    pub incident: Option<u64>,
+    /// The rule (alert) name, e.g. `投稿成功率低下`.
+    pub rule: String,
+    /// `critical`, `warning`, `info` (or whatever the labels say; may be empty).
+    pub severity: String,
+    /// Every label, `alertname` and `severity` included.
+    pub labels: BTreeMap<String, String>,
+    /// Rendered annotations: `summary`, `description`, `impact`, `action`, ...
+    pub annotations: BTreeMap<String, String>,
+    pub state: State,
+    pub fired_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    /// Who acked, and when, while acknowledged.
+    pub acked_by: Option<String>,
+    pub acked_at: Option<Timestamp>,
+    /// Where the alert came from, when another system evaluated it.
+    pub generator_url: Option<String>,
+}
+
+/// Where a message goes. Ordered and serializable: escalation remembers the set of
+/// addresses it notified, so a resolve reaches exactly those.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "via", rename_all = "snake_case")]
+pub enum Address {
+    /// Standard output of the daemon.
+    Console,
+    /// A Slack channel name (`#alerts-critical`), channel id (`C123`) or, with a
+    /// bot token, a user id (`U123`) for a direct message.
+    Slack { channel: String },
+    /// One mail to these recipients (a person, or a group's list).
+    Email { to: Vec<String> },
+    /// An SMS to an E.164 number.
+    Sms { to: String },
+    /// A voice call to an E.164 number.
+    Voice { to: String },
+    /// A generic JSON webhook, by its configured name.
+    Webhook { name: String },
+}
+
+impl Address {
+    /// The channel's name, for metrics and logs: `slack`, `email`, `sms`, ...
+    pub fn channel(&self) -> &'static str {
+        match self {
+            Address::Console => "console",
+            Address::Slack { .. } => "slack",
+            Address::Email { .. } => "email",
+            Address::Sms { .. } => "sms",
+            Address::Voice { .. } => "voice",
+            Address::Webhook { .. } => "webhook",
+        }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Console => f.write_str("console"),
+            Address::Slack { channel } => write!(f, "slack:{channel}"),
+            Address::Email { to } => write!(f, "email:{}", to.join(",")),
+            Address::Sms { to } => write!(f, "sms:{to}"),
+            Address::Voice { to } => write!(f, "voice:{to}"),
+            Address::Webhook { name } => write!(f, "webhook:{name}"),
+        }
+    }
+}
+
+/// One message to one address, about one or more alerts (grouped).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// The idempotency key: the same across retries and restarts, different for
+    /// every distinct notification. Webhooks receive it; the notification log uses
+    /// it so a message is never sent twice once it was confirmed.
+    pub key: String,
+    pub reason: NotifyReason,
+    /// The escalation level that owes this message, from 1; 0 for messages that are
+    /// not pages (acked, resolved updates).
+    pub level: u32,
+    /// At least one alert; several when alerts were grouped.
+    pub alerts: Vec<AlertSnapshot>,
+    /// A reference returned when an earlier message about the same alert was
+    /// delivered on this address ([`Delivered::reference`]), so the channel can
+    /// edit it (Slack `chat.update`) or thread to it. None for a first message.
+    pub update: Option<String>,
+    /// When the message was owed.
+    pub at: Timestamp,
+}
+
+/// What a channel reports after a message went through.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// A handle for later updates of this message (Slack: `"{channel_id}:{ts}"`;
+    /// email: the Message-ID of the thread root), if the channel has one.
+    pub reference: Option<String>,
+}
+
+/// Why a message did not go through.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Worth trying again later: a 5xx, a 429, a timeout, a refused connection, an
+    /// SMTP 4xx. `after` is the wait the other side asked for (Retry-After).
+    #[error("{reason}")]
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    /// Will fail the same way every time: a bad address, bad credentials, a 4xx
+    /// that is not a rate limit. The outbox falls back at once.
+    #[error("{reason}")]
+    Permanent { reason: String },
+}
+
+impl SendError {
+    pub fn retry(reason: impl Into<String>) -> SendError {
+        SendError::Retry {
+            reason: reason.into(),
+            after: None,
+        }
+    }
+
+    pub fn permanent(reason: impl Into<String>) -> SendError {
+        SendError::Permanent {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The headline every channel starts with, from the seed's message formats:
+/// `:rotating_light: CRITICAL: 投稿成功率低下` style words without the Slack parts.
+pub fn severity_word(severity: &str) -> String {
+    if severity.is_empty() {
+        "ALERT".to_string()
+    } else {
+        severity.to_uppercase()
+    }
+}
