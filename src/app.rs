@@ -16,10 +16,12 @@ use tokio::task::JoinHandle;
 
 use crate::alert::{Alert, Event, Rejected, TimelineEntry};
 use crate::clock::{Clock, Timestamp};
-use crate::engine::{Engine, ExternalAlert, Notification};
+use crate::engine::{Engine, ExternalAlert};
+use crate::escalation::state::{self as escalation, Escalation, Resolver};
 use crate::labels::{Fingerprint, Labels};
 use crate::metrics::Metrics;
-use crate::notify::console;
+use crate::notify::{Address, Channels};
+use crate::outbox::{self, Delivery, Outbox};
 use crate::rules::{self, CheckOptions, RuleSet};
 use crate::series::{Limits, Sample, SeriesError, SeriesStore};
 use crate::silence::Silence;
@@ -153,6 +155,8 @@ pub enum AppError {
     RulesIo(std::io::Error),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("channels: {0}")]
+    Channels(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -193,6 +197,10 @@ struct Core {
     rule_metrics: std::collections::HashSet<String>,
     /// Every silence, expired ones too (they are history); few, so a list.
     silences: Vec<Silence>,
+    /// The escalation of every alert being paged about, mirrored in the store.
+    escalations: std::collections::HashMap<Fingerprint, Escalation>,
+    /// Messages owed, mirrored in the store's outbox table.
+    outbox: Outbox,
 }
 
 /// The daemon's shared state: a cheap-clone handle.
@@ -210,6 +218,14 @@ struct Shared {
     /// False while the store refuses writes: state changes cannot be made durable,
     /// so `/readyz` says not ready until a commit succeeds again.
     store_ok: std::sync::atomic::AtomicBool,
+    channels: Channels,
+    /// Wakes the delivery loop when something was added to the outbox.
+    wake: tokio::sync::Notify,
+    /// One delivery pass at a time, so no message is picked up twice.
+    delivering: tokio::sync::Mutex<()>,
+    /// When each Slack channel was last posted to: Slack disables apps that post
+    /// more than about one message per second per channel.
+    slack_paced: Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
 /// An alert as the API shows it.
@@ -223,6 +239,17 @@ pub struct AlertView {
 impl Daemon {
     /// Loads rules and stored alerts; binds nothing.
     pub fn open(settings: Settings, clock: Arc<dyn Clock>) -> Result<Daemon, AppError> {
+        let channels = Channels::from_settings(&settings).map_err(AppError::Channels)?;
+        Daemon::open_with(settings, clock, channels)
+    }
+
+    /// [`Daemon::open`] with the channels given (a recording set in tests and in
+    /// `tocsin test`).
+    pub fn open_with(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        channels: Channels,
+    ) -> Result<Daemon, AppError> {
         let sources = rules::read_sources(&settings.rule_paths).map_err(AppError::RulesIo)?;
         let set: RuleSet = rules::check_sources(&sources, &settings.check)
             .map_err(|d| AppError::Rules(rules::diagnostic::render(&sources, &d, false)))?;
@@ -238,12 +265,23 @@ impl Daemon {
         metrics.rules.set(set.alerts.len() as i64);
         let engine = Engine::new(Arc::new(set), store.load_alerts()?, store.next_incident()?);
         metrics.set_alert_states(engine.alerts().map(|a| &a.state));
+        let timing = outbox::Timing {
+            group_wait: settings.routing.group_wait,
+            ..outbox::Timing::default()
+        };
         let core = Core {
             series: SeriesStore::new(limits),
             engine,
             rule_metrics,
             silences: store.load_silences()?,
+            escalations: store
+                .load_escalations()?
+                .into_iter()
+                .map(|e| (e.fingerprint, e))
+                .collect(),
+            outbox: Outbox::new(timing, store.load_outbox()?, store.next_delivery()?),
         };
+        metrics.outbox_pending.set(core.outbox.len() as i64);
         Ok(Daemon {
             shared: Arc::new(Shared {
                 core: Mutex::new(core),
@@ -252,6 +290,10 @@ impl Daemon {
                 settings,
                 metrics,
                 store_ok: std::sync::atomic::AtomicBool::new(true),
+                channels,
+                wake: tokio::sync::Notify::new(),
+                delivering: tokio::sync::Mutex::new(()),
+                slack_paced: Mutex::new(Default::default()),
             }),
         })
     }
@@ -381,7 +423,8 @@ impl Daemon {
             .set(core.series.series_count() as i64);
         let expired = core.engine.expire_external(now);
         self.commit_and_notify(&mut core, now, expired)?;
-        self.evaluate_locked(&mut core, now)
+        self.evaluate_locked(&mut core, now)?;
+        self.escalate_due(&mut core, now)
     }
 
     /// Takes alerts another system evaluated (Alertmanager webhook, Prometheus
@@ -420,30 +463,36 @@ impl Daemon {
         self.commit_and_notify(core, now, outcome)
     }
 
-    /// Brings silences up to date, then commits: durable first, then the channels.
+    /// Brings silences and maintenance windows up to date, turns notifications into
+    /// escalation steps and outbox deliveries, and commits all of it in one
+    /// transaction; only then is the delivery loop woken. Durable first, then sent.
     fn commit_and_notify(
         &self,
         core: &mut Core,
         now: Timestamp,
         mut outcome: crate::engine::Outcome,
     ) -> Result<(), OpError> {
-        let silenced = core.engine.sync_silences(&core.silences, now);
+        let mut silences = core.silences.clone();
+        silences.extend(
+            self.shared
+                .settings
+                .maintenance
+                .iter()
+                .filter_map(|w| w.active(now)),
+        );
+        let silenced = core.engine.sync_silences(&silences, now);
         outcome.absorb(silenced);
-        let engine = &core.engine;
         // An alert that appeared in this very step under an active silence was
         // silenced from its first moment: its firing is not announced.
+        let engine = &core.engine;
         outcome.notifications.retain(|n| {
             n.reason != crate::alert::NotifyReason::Firing
                 || engine
                     .alert(n.alert)
                     .is_none_or(|a| a.state != crate::alert::State::Suppressed)
         });
-        let batch = &outcome.batch;
-        if !(batch.alerts.is_empty()
-            && batch.removed.is_empty()
-            && batch.timeline.is_empty()
-            && batch.silences.is_empty())
-        {
+        self.escalate(core, now, &mut outcome);
+        if !outcome.batch.is_empty() {
             let committed = self.shared.store.apply(&outcome.batch);
             let ok = committed.is_ok();
             self.shared
@@ -452,41 +501,349 @@ impl Daemon {
             committed?;
             self.shared
                 .metrics
-                .set_alert_states(engine.alerts().map(|a| &a.state));
+                .set_alert_states(core.engine.alerts().map(|a| &a.state));
+            self.shared
+                .metrics
+                .outbox_pending
+                .set(core.outbox.len() as i64);
         }
-        for n in &outcome.notifications {
-            self.deliver(engine, n);
+        if !outcome.batch.outbox.is_empty() {
+            self.shared.wake.notify_one();
         }
         Ok(())
     }
 
-    fn deliver(&self, engine: &Engine, n: &Notification) {
-        let Some(alert) = engine.alert(n.alert) else {
+    /// The escalation side of a step: each notification moves its alert's
+    /// escalation and owes messages; alerts that stopped paging without one (acked
+    /// by a silence, resolved while flapping) pause or end theirs.
+    fn escalate(&self, core: &mut Core, now: Timestamp, outcome: &mut crate::engine::Outcome) {
+        let settings = &self.shared.settings;
+        let slack = |sev: &str| self.shared.channels.slack_channel(sev);
+        let resolver = Resolver {
+            directory: &settings.directory,
+            routing: &settings.routing,
+            slack_channel: &slack,
+        };
+        let notified: std::collections::HashSet<Fingerprint> =
+            outcome.notifications.iter().map(|n| n.alert).collect();
+        for n in std::mem::take(&mut outcome.notifications) {
+            let Some(alert) = core.engine.alert(n.alert) else {
+                continue;
+            };
+            tracing::info!(alert_id = %alert.fingerprint, incident = ?alert.incident, reason = %n.reason, "notification");
+            let current = core.escalations.remove(&n.alert);
+            let (next, owed) =
+                escalation::on_notification(current, n.reason, alert, &resolver, now);
+            let snapshot = core.engine.snapshot(alert);
+            let group = group_key(&settings.routing.group_by, &alert.labels);
+            let deliveries = core.outbox.enqueue(&snapshot, owed, &group, now);
+            outcome.batch.outbox.extend(deliveries);
+            if let Some(e) = &next {
+                core.escalations.insert(n.alert, e.clone());
+            }
+            outcome.batch.escalations.push((n.alert, next));
+            outcome.notifications.push(n);
+        }
+        let changed: Vec<Fingerprint> = outcome
+            .batch
+            .alerts
+            .iter()
+            .map(|a| a.fingerprint)
+            .filter(|fp| !notified.contains(fp) && core.escalations.contains_key(fp))
+            .collect();
+        for fp in changed {
+            let Some(esc) = core.escalations.remove(&fp) else {
+                continue;
+            };
+            let Some(alert) = core.engine.alert(fp) else {
+                outcome.batch.escalations.push((fp, None));
+                continue;
+            };
+            let next = match alert.state {
+                crate::alert::State::Firing => Some(esc),
+                crate::alert::State::Acknowledged | crate::alert::State::Suppressed => {
+                    Some(Escalation {
+                        due_at: None,
+                        ..esc
+                    })
+                }
+                _ => None,
+            };
+            if let Some(e) = &next {
+                core.escalations.insert(fp, e.clone());
+            }
+            outcome.batch.escalations.push((fp, next));
+        }
+    }
+
+    /// Runs the escalation steps whose deadline has come, and expires acks older
+    /// than their policy's `ack_timeout`. Part of every tick.
+    fn escalate_due(&self, core: &mut Core, now: Timestamp) -> Result<(), OpError> {
+        let routing = &self.shared.settings.routing;
+        let expired: Vec<Fingerprint> = core
+            .engine
+            .alerts()
+            .filter(|a| a.state == crate::alert::State::Acknowledged)
+            .filter(|a| {
+                let timeout = routing.policy_for(&a.labels).ack_timeout;
+                match (timeout, &a.ack) {
+                    (Some(t), Some(ack)) => ack.at + t <= now,
+                    _ => false,
+                }
+            })
+            .map(|a| a.fingerprint)
+            .collect();
+        let mut outcome = crate::engine::Outcome::default();
+        for fp in expired {
+            if let Ok(o) = core.engine.apply(fp, &Event::AckExpired, now) {
+                outcome.absorb(o);
+            }
+        }
+        let due: Vec<Fingerprint> = core
+            .escalations
+            .values()
+            .filter(|e| e.due_at.is_some_and(|t| t <= now))
+            .map(|e| e.fingerprint)
+            .collect();
+        let settings = &self.shared.settings;
+        let slack = |sev: &str| self.shared.channels.slack_channel(sev);
+        let resolver = Resolver {
+            directory: &settings.directory,
+            routing: &settings.routing,
+            slack_channel: &slack,
+        };
+        for fp in due {
+            let Some(esc) = core.escalations.remove(&fp) else {
+                continue;
+            };
+            let Some(alert) = core.engine.alert(fp) else {
+                outcome.batch.escalations.push((fp, None));
+                continue;
+            };
+            let (next, owed) = escalation::on_due(esc, alert, &resolver, now);
+            let snapshot = core.engine.snapshot(alert);
+            let group = group_key(&settings.routing.group_by, &alert.labels);
+            outcome
+                .batch
+                .outbox
+                .extend(core.outbox.enqueue(&snapshot, owed, &group, now));
+            if let Some(e) = &next {
+                core.escalations.insert(fp, e.clone());
+            }
+            outcome.batch.escalations.push((fp, next));
+        }
+        self.commit_and_notify(core, now, outcome)?;
+        self.audit(core, now);
+        Ok(())
+    }
+
+    /// Every unacked firing alert must have a step ahead of it or a message in
+    /// flight; one that has neither is a stuck escalation, and it must show.
+    fn audit(&self, core: &Core, now: Timestamp) {
+        let grace = self
+            .shared
+            .settings
+            .evaluation_interval
+            .max(Duration::from_secs(60));
+        let overdue = core
+            .engine
+            .alerts()
+            .filter(|a| a.state == crate::alert::State::Firing && !a.flapping)
+            .filter(|a| {
+                let ahead = core
+                    .escalations
+                    .get(&a.fingerprint)
+                    .and_then(|e| e.due_at)
+                    .is_some_and(|t| t + grace > now);
+                !ahead && !core.outbox.has_pending_for(a.fingerprint)
+            })
+            .count();
+        if overdue > 0 {
+            tracing::error!(
+                overdue,
+                "escalations overdue: firing alerts with no step ahead"
+            );
+        }
+        self.shared.metrics.escalations_overdue.set(overdue as i64);
+    }
+
+    /// When the outbox next has something due.
+    pub fn next_delivery_due(&self) -> Option<Timestamp> {
+        self.core().outbox.next_due()
+    }
+
+    /// Sends every message due now, one at a time, and settles each in the store:
+    /// delivered (logged under its idempotency key), rescheduled with backoff, or
+    /// handed to the fallback. Returns how many messages were attempted.
+    pub async fn deliver_due(&self) -> usize {
+        let _one_pass = self.shared.delivering.lock().await;
+        let now = self.now();
+        let due = self.core().outbox.due(now);
+        let count = due.len();
+        for mut m in due {
+            let keys = self.core().outbox.keys(&m.deliveries);
+            let store = &self.shared.store;
+            let already =
+                !keys.is_empty() && keys.iter().all(|k| store.was_sent(k).unwrap_or(false));
+            let result = if already {
+                outbox::Outcome::AlreadySent
+            } else {
+                if m.message.alerts.len() == 1 {
+                    let fp = m.message.alerts[0].fingerprint;
+                    m.message.update = store.reference(fp, &m.address.to_string()).ok().flatten();
+                }
+                self.pace(&m.address).await;
+                match self.shared.channels.send(&m.address, &m.message).await {
+                    Ok(d) => outbox::Outcome::Delivered {
+                        reference: d.reference,
+                    },
+                    Err(e) => outbox::Outcome::Failed(e),
+                }
+            };
+            self.count_delivery(&m, &result);
+            let d = self.clone();
+            let settled = tokio::task::spawn_blocking(move || d.settle(&m, &result)).await;
+            match settled {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "cannot record a delivery"),
+                Err(e) => tracing::error!(error = %e, "recording a delivery panicked"),
+            }
+        }
+        count
+    }
+
+    fn count_delivery(&self, m: &outbox::DueMessage, result: &outbox::Outcome) {
+        let channel = m.address.channel().to_string();
+        match result {
+            outbox::Outcome::Delivered { .. } => {
+                self.shared
+                    .metrics
+                    .notifications
+                    .get_or_create(&vec![
+                        ("channel".to_string(), channel),
+                        ("reason".to_string(), m.message.reason.name().to_string()),
+                    ])
+                    .inc();
+            }
+            outbox::Outcome::Failed(e) => {
+                let kind = match e {
+                    crate::notify::SendError::Retry { .. } => "retry",
+                    crate::notify::SendError::Permanent { .. } => "permanent",
+                };
+                tracing::warn!(address = %m.address, error = %e, kind, "delivery failed");
+                self.shared
+                    .metrics
+                    .delivery_failures
+                    .get_or_create(&vec![
+                        ("channel".to_string(), channel),
+                        ("kind".to_string(), kind.to_string()),
+                    ])
+                    .inc();
+            }
+            outbox::Outcome::AlreadySent => {}
+        }
+    }
+
+    /// Waits out Slack's pace of one message per second per channel.
+    async fn pace(&self, address: &Address) {
+        let Address::Slack { channel } = address else {
             return;
         };
-        let annotations = engine.annotations(alert);
-        tracing::info!(alert_id = %alert.fingerprint, incident = ?alert.incident, reason = %n.reason, "notification");
-        if !self.shared.settings.console {
-            return;
+        let wait = {
+            let mut last = self
+                .shared
+                .slack_paced
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let now = std::time::Instant::now();
+            let next = last
+                .get(channel)
+                .map_or(now, |t| (*t + Duration::from_secs(1)).max(now));
+            last.insert(channel.clone(), next);
+            next - now
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
-        let _ = annotations;
-        console::send(&crate::notify::Message {
-            key: String::new(),
-            reason: n.reason,
-            level: 1,
-            alerts: vec![engine.snapshot(alert)],
-            update: None,
-            at: n.at,
-        });
-        let labels = vec![
-            ("channel".to_string(), "console".to_string()),
-            ("reason".to_string(), n.reason.name().to_string()),
-        ];
+    }
+
+    /// Records what happened to one message, in one transaction. Blocking.
+    fn settle(&self, m: &outbox::DueMessage, result: &outbox::Outcome) -> Result<(), OpError> {
+        let now = self.now();
+        let mut core = self.core();
+        let settled = core.outbox.settle(m, result, now);
+        let mut batch = crate::store::Batch {
+            next_incident: 0,
+            outbox: settled.put,
+            outbox_done: settled.delete,
+            sent: settled.sent.into_iter().map(|k| (k, now)).collect(),
+            references: settled
+                .references
+                .into_iter()
+                .map(|(a, addr, r)| (a.fingerprint, addr.to_string(), r))
+                .collect(),
+            ..Default::default()
+        };
+        for (alert, note) in settled.notes {
+            batch.timeline.push((
+                alert.fingerprint,
+                TimelineEntry {
+                    at: now,
+                    from: alert.state,
+                    to: alert.state,
+                    actor: None,
+                    via: Some(m.address.channel().to_string()),
+                    reason: note,
+                    note: None,
+                },
+            ));
+        }
+        for failed in settled.fallback {
+            for d in self.fallbacks(&failed, now) {
+                batch.outbox.push(core.outbox.add(d));
+            }
+        }
+        let committed = self.shared.store.apply(&batch);
+        self.shared
+            .store_ok
+            .store(committed.is_ok(), std::sync::atomic::Ordering::SeqCst);
         self.shared
             .metrics
-            .notifications
-            .get_or_create(&labels)
-            .inc();
+            .outbox_pending
+            .set(core.outbox.len() as i64);
+        committed?;
+        Ok(())
+    }
+
+    /// The deliveries that stand in for one that keeps failing: the policy's
+    /// fallback addresses, other than the failing one.
+    fn fallbacks(&self, failed: &Delivery, now: Timestamp) -> Vec<Delivery> {
+        let settings = &self.shared.settings;
+        let labels = Labels::from_pairs(failed.alert.labels.clone());
+        let policy = settings.routing.policy_for(&labels);
+        let slack = |sev: &str| self.shared.channels.slack_channel(sev);
+        let resolver = Resolver {
+            directory: &settings.directory,
+            routing: &settings.routing,
+            slack_channel: &slack,
+        };
+        resolver
+            .fallback(policy, &failed.alert.severity, now)
+            .into_iter()
+            .filter(|a| *a != failed.address)
+            .map(|address| Delivery {
+                id: 0,
+                key: format!("{}.fallback.{address}", failed.key),
+                address,
+                due_at: now,
+                created_at: now,
+                attempts: 0,
+                last_error: None,
+                fallback_for: Some(failed.address.clone()),
+                fell_back: false,
+                ..failed.clone()
+            })
+            .collect()
     }
 
     /// Finds an alert by incident number or fingerprint.
@@ -596,6 +953,15 @@ impl Daemon {
     }
 }
 
+/// The grouping key of an alert: the values of the `group_by` labels.
+fn group_key(group_by: &[String], labels: &Labels) -> String {
+    group_by
+        .iter()
+        .map(|l| format!("{l}={}", labels.get(l).unwrap_or("")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The metric names a rule set reads.
 fn metrics_read_by(set: &RuleSet) -> std::collections::HashSet<String> {
     set.alerts
@@ -679,6 +1045,29 @@ async fn watch_rules(daemon: Daemon, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Delivers the outbox until stopped: woken when something is enqueued, and at
+/// least once a second for retries and batches coming due.
+async fn deliver_loop(daemon: Daemon, mut stop: watch::Receiver<bool>) {
+    loop {
+        daemon.deliver_due().await;
+        let wait = daemon
+            .next_delivery_due()
+            .map_or(Duration::from_secs(1), |t| {
+                let now = daemon.now();
+                if t <= now {
+                    Duration::ZERO
+                } else {
+                    t.since(now).min(Duration::from_secs(1))
+                }
+            });
+        tokio::select! {
+            _ = daemon.shared.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 /// A running daemon: its address, and a handle to stop it.
 pub struct Running {
     pub addr: SocketAddr,
@@ -716,6 +1105,8 @@ pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Running,
     let mut tick_rx = rx.clone();
     let daemon_for_reload = daemon.clone();
     let reload_rx = rx.clone();
+    let daemon_for_delivery = daemon.clone();
+    let delivery_rx = rx.clone();
     let task = tokio::spawn(async move {
         let tick = async move {
             let mut interval = tokio::time::interval(ticker.settings().evaluation_interval);
@@ -735,11 +1126,12 @@ pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Running,
             }
         };
         let reloader = watch_rules(daemon_for_reload, reload_rx);
+        let deliveries = deliver_loop(daemon_for_delivery, delivery_rx);
         let mut stop_rx = rx;
         let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
             let _ = stop_rx.changed().await;
         });
-        let (served, (), ()) = tokio::join!(serve, tick, reloader);
+        let (served, (), (), ()) = tokio::join!(serve, tick, reloader, deliveries);
         // Scrape loops hold the daemon (and so the redb file): wait for them too.
         let _ = scraper.await;
         if let Err(e) = served {

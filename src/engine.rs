@@ -49,16 +49,18 @@ impl Outcome {
         self.batch.removed.extend(other.batch.removed);
         self.batch.timeline.extend(other.batch.timeline);
         self.batch.silences.extend(other.batch.silences);
+        self.batch.escalations.extend(other.batch.escalations);
+        self.batch.outbox.extend(other.batch.outbox);
+        self.batch.outbox_done.extend(other.batch.outbox_done);
+        self.batch.sent.extend(other.batch.sent);
+        self.batch.references.extend(other.batch.references);
+        self.batch.jobs.extend(other.batch.jobs);
         self.batch.next_incident = self.batch.next_incident.max(other.batch.next_incident);
         self.notifications.extend(other.notifications);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.batch.alerts.is_empty()
-            && self.batch.removed.is_empty()
-            && self.batch.timeline.is_empty()
-            && self.batch.silences.is_empty()
-            && self.notifications.is_empty()
+        self.batch.is_empty() && self.notifications.is_empty()
     }
 }
 

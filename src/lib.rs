@@ -17,6 +17,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod notify;
 pub mod oncall;
+pub mod outbox;
 pub mod report;
 pub mod rules;
 pub mod ruletest;

@@ -21,6 +21,9 @@ pub struct Metrics {
     pub evaluation_seconds: Histogram,
     pub alerts: Family<Labels, Gauge>,
     pub notifications: Family<Labels, Counter>,
+    pub delivery_failures: Family<Labels, Counter>,
+    pub outbox_pending: Gauge,
+    pub escalations_overdue: Gauge,
     pub external_alerts: Family<Labels, Counter>,
     pub alertmanager_truncated_alerts: Counter,
     pub rules: Gauge,
@@ -40,6 +43,9 @@ impl Default for Metrics {
             evaluation_seconds: Histogram::new(exponential_buckets(0.0001, 4.0, 10)),
             alerts: Family::default(),
             notifications: Family::default(),
+            delivery_failures: Family::default(),
+            outbox_pending: Gauge::default(),
+            escalations_overdue: Gauge::default(),
             external_alerts: Family::default(),
             alertmanager_truncated_alerts: Counter::default(),
             rules: Gauge::default(),
@@ -74,6 +80,21 @@ impl Default for Metrics {
             "notifications",
             "Notifications by channel and reason",
             m.notifications.clone(),
+        );
+        registry.register(
+            "delivery_failures",
+            "Failed delivery attempts, by channel and kind (retry or permanent)",
+            m.delivery_failures.clone(),
+        );
+        registry.register(
+            "outbox_pending",
+            "Messages owed and not yet delivered",
+            m.outbox_pending.clone(),
+        );
+        registry.register(
+            "escalations_overdue",
+            "Firing, unacknowledged alerts with no escalation step ahead and no message in flight (must be 0)",
+            m.escalations_overdue.clone(),
         );
         registry.register(
             "external_alerts_received",

@@ -26,7 +26,9 @@ async fn daemon(name: &str, tokens: Vec<Token>) -> Running {
     .await
     .unwrap();
     let body = json!({ "samples": [{ "name": "unknown_api_calls", "labels": { "host": "bot-1" }, "value": 1 }] });
-    let mut req = reqwest::Client::new()
+    let mut req = tocsin::tls::http_client()
+        .build()
+        .unwrap()
         .post(format!("http://{}/api/v1/samples", r.addr))
         .json(&body);
     if let Some(t) = r.daemon.settings().tokens.first() {

@@ -49,7 +49,7 @@ fn serve_pushes_fire_on_the_console_and_stop_gracefully() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let http = reqwest::Client::new();
+        let http = tocsin::tls::http_client().build().unwrap();
         let started = Instant::now();
         while http.get(format!("{base}/healthz")).send().await.is_err() {
             assert!(started.elapsed() < Duration::from_secs(20), "tocsin serve did not start");

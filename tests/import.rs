@@ -44,7 +44,9 @@ async fn daemon(name: &str) -> Running {
 }
 
 async fn post(r: &Running, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
-    let resp = reqwest::Client::new()
+    let resp = tocsin::tls::http_client()
+        .build()
+        .unwrap()
         .post(format!("http://{}/api/v1/import/prometheus", r.addr))
         .header("content-type", "text/plain; version=0.0.4")
         .body(body)

@@ -108,7 +108,7 @@ async fn alertmanager_webhook_into_tocsin_fires_then_resolves() {
         ],
         &d,
     );
-    let http = reqwest::Client::new();
+    let http = tocsin::tls::http_client().build().unwrap();
     let am = format!("http://127.0.0.1:{am_port}/api/v2/alerts");
     let alert = json!([{ "labels": { "alertname": "DiskFull", "instance": "db1:9100", "severity": "critical" },
                          "annotations": { "summary": "Disk 95% full on db1" } }]);

@@ -49,7 +49,7 @@ struct Client {
 impl Client {
     fn new(r: &Running) -> Client {
         Client {
-            http: reqwest::Client::new(),
+            http: tocsin::tls::http_client().build().unwrap(),
             base: format!("http://{}", r.addr),
         }
     }
@@ -448,7 +448,7 @@ async fn with_tokens_writes_need_a_bearer_token_and_its_name_is_the_actor() {
     };
     let running = start(s, Arc::new(clock.clone())).await.unwrap();
     let base = format!("http://{}", running.addr);
-    let http = reqwest::Client::new();
+    let http = tocsin::tls::http_client().build().unwrap();
     let body = json!({ "samples": [{ "name": "unknown_api_calls", "value": 1 }] }).to_string();
     let push = |auth: Option<&'static str>| {
         let mut r = http

@@ -38,7 +38,7 @@ impl C {
     fn new(r: &Running) -> C {
         C {
             base: format!("http://{}", r.addr),
-            http: reqwest::Client::new(),
+            http: tocsin::tls::http_client().build().unwrap(),
         }
     }
     async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {

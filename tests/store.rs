@@ -113,7 +113,7 @@ fn alerts_and_timelines_round_trip() {
             ),
         ],
         next_incident: 2,
-        silences: vec![],
+        ..Batch::default()
     };
     store.apply(&batch).unwrap();
 

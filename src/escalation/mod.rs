@@ -4,3 +4,4 @@
 pub mod policy;
 
 pub use policy::{Directory, Group, Level, Method, Person, Policy, Route, Routing, Target};
+pub mod state;

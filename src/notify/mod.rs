@@ -161,3 +161,106 @@ pub fn severity_word(severity: &str) -> String {
         severity.to_uppercase()
     }
 }
+
+/// Every configured channel, and the one place a message is sent through.
+pub struct Channels {
+    console: bool,
+    slack: Option<slack::Slack>,
+    email: Option<email::Email>,
+    sms: Option<sms::Twilio>,
+    webhooks: std::collections::HashMap<String, webhook::Webhook>,
+    /// When set, messages are recorded here instead of sent (`tocsin test`'s
+    /// escalation tests, and tests of the notification path).
+    recorder: Option<Recorder>,
+}
+
+/// Messages a recording [`Channels`] took, in order.
+#[derive(Clone, Default)]
+pub struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<(Address, Message)>>>);
+
+impl Recorder {
+    /// Everything recorded so far, leaving it empty.
+    pub fn take(&self) -> Vec<(Address, Message)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Channels {
+    /// The channels the settings configure.
+    pub fn from_settings(s: &crate::app::Settings) -> Result<Channels, String> {
+        Ok(Channels {
+            console: s.console,
+            slack: s.slack.clone().map(slack::Slack::new),
+            email: s.email.clone().map(email::Email::new).transpose()?,
+            sms: s.sms.clone().map(sms::Twilio::new),
+            webhooks: s
+                .webhooks
+                .iter()
+                .map(|w| (w.name.clone(), webhook::Webhook::new(w.clone())))
+                .collect(),
+            recorder: None,
+        })
+    }
+
+    /// Channels that record every message instead of sending it. Slack channels
+    /// by severity follow `slack` when given.
+    pub fn recording(slack: Option<slack::SlackSettings>) -> (Channels, Recorder) {
+        let recorder = Recorder::default();
+        let channels = Channels {
+            console: true,
+            slack: slack.map(slack::Slack::new),
+            email: None,
+            sms: None,
+            webhooks: Default::default(),
+            recorder: Some(recorder.clone()),
+        };
+        (channels, recorder)
+    }
+
+    /// The Slack channel for alerts of `severity`, when Slack is configured.
+    pub fn slack_channel(&self, severity: &str) -> Option<String> {
+        self.slack
+            .as_ref()
+            .map(|s| s.channel_for(severity).to_string())
+    }
+
+    /// Sends one message to one address.
+    pub async fn send(&self, to: &Address, msg: &Message) -> Result<Delivered, SendError> {
+        if let Some(r) = &self.recorder {
+            let mut log = r.0.lock().unwrap_or_else(|e| e.into_inner());
+            log.push((to.clone(), msg.clone()));
+            return Ok(Delivered {
+                reference: Some(format!("recorded:{}", log.len())),
+            });
+        }
+        let missing = |what: &str| SendError::permanent(format!("{what} is not configured"));
+        match to {
+            Address::Console => {
+                if self.console {
+                    console::send(msg);
+                }
+                Ok(Delivered::default())
+            }
+            Address::Slack { channel } => match &self.slack {
+                Some(s) => s.send(channel, msg).await,
+                None => Err(missing("[channels.slack]")),
+            },
+            Address::Email { to } => match &self.email {
+                Some(e) => e.send(to, msg).await,
+                None => Err(missing("[channels.email]")),
+            },
+            Address::Sms { to } => match &self.sms {
+                Some(t) => t.send_sms(to, msg).await,
+                None => Err(missing("[channels.sms]")),
+            },
+            Address::Voice { to } => match &self.sms {
+                Some(t) => t.call(to, msg).await,
+                None => Err(missing("[channels.sms]")),
+            },
+            Address::Webhook { name } => match self.webhooks.get(name) {
+                Some(w) => w.send(msg).await,
+                None => Err(missing(&format!("webhook {name:?}"))),
+            },
+        }
+    }
+}

@@ -19,7 +19,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::alert::{Alert, State, TimelineEntry};
+use crate::clock::Timestamp;
+use crate::escalation::state::Escalation;
 use crate::labels::Fingerprint;
+use crate::outbox::Delivery;
 pub use error::StoreError;
 pub use schema::SCHEMA_VERSION;
 use schema::{ALERTS, INCIDENTS, META, NEXT_INCIDENT_KEY, SCHEMA_VERSION_KEY, TIMELINE};
@@ -38,6 +41,33 @@ pub struct Batch {
     pub next_incident: u64,
     /// Silences to write as they are now (created, or expired early).
     pub silences: Vec<crate::silence::Silence>,
+    /// Escalations to write as they are now; None deletes the alert's escalation.
+    pub escalations: Vec<(Fingerprint, Option<Escalation>)>,
+    /// Outbox deliveries to write (new, or rescheduled).
+    pub outbox: Vec<Delivery>,
+    /// Outbox deliveries done with.
+    pub outbox_done: Vec<u64>,
+    /// Idempotency keys confirmed sent, and when.
+    pub sent: Vec<(String, Timestamp)>,
+    /// Message references per (alert, address), for later updates.
+    pub references: Vec<(Fingerprint, String, String)>,
+    /// Scheduled jobs that ran, and when.
+    pub jobs: Vec<(String, Timestamp)>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty()
+            && self.removed.is_empty()
+            && self.timeline.is_empty()
+            && self.silences.is_empty()
+            && self.escalations.is_empty()
+            && self.outbox.is_empty()
+            && self.outbox_done.is_empty()
+            && self.sent.is_empty()
+            && self.references.is_empty()
+            && self.jobs.is_empty()
+    }
 }
 
 pub struct Store {
@@ -170,6 +200,78 @@ impl Store {
         Ok(out)
     }
 
+    /// Every escalation in progress.
+    pub fn load_escalations(&self) -> Result<Vec<Escalation>, StoreError> {
+        self.load_all(schema::ESCALATIONS, "escalations")
+    }
+
+    /// Every delivery still owed, oldest first.
+    pub fn load_outbox(&self) -> Result<Vec<Delivery>, StoreError> {
+        self.load_all(schema::OUTBOX, "outbox")
+    }
+
+    fn load_all<T: DeserializeOwned>(
+        &self,
+        def: redb::TableDefinition<u64, &str>,
+        name: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(def)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            out.push(decode(name, k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The next delivery id to hand out.
+    pub fn next_delivery(&self) -> Result<u64, StoreError> {
+        self.meta(schema::NEXT_DELIVERY_KEY)
+            .map(|v| v.unwrap_or(1).max(1))
+    }
+
+    /// Whether the notification log has this idempotency key: the message went out.
+    pub fn was_sent(&self, key: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(schema::SENT)?.get(key)?.is_some())
+    }
+
+    /// The reference of the last message about `fp` on `address`.
+    pub fn reference(&self, fp: Fingerprint, address: &str) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(schema::MESSAGE_REFS)?;
+        Ok(table.get((fp.0, address))?.map(|v| v.value().to_string()))
+    }
+
+    /// When a scheduled job last ran.
+    pub fn job_ran(&self, name: &str) -> Result<Option<Timestamp>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(schema::JOBS)?;
+        Ok(table.get(name)?.map(|v| Timestamp(v.value())))
+    }
+
+    /// Forgets notification-log keys confirmed before `before`: a delivery owed
+    /// that long ago is not retried any more, so its key can go.
+    pub fn prune_sent(&self, before: Timestamp) -> Result<usize, StoreError> {
+        let txn = self.db.begin_write()?;
+        let n = {
+            let mut table = txn.open_table(schema::SENT)?;
+            let old: Vec<String> = table
+                .iter()?
+                .filter_map(|r| r.ok())
+                .filter(|(_, v)| v.value() < before.0)
+                .map(|(k, _)| k.value().to_string())
+                .collect();
+            for k in &old {
+                table.remove(k.as_str())?;
+            }
+            old.len()
+        };
+        txn.commit()?;
+        Ok(n)
+    }
+
     /// Writes `batch` in one durable transaction: all of it or, on error, none.
     pub fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
@@ -232,6 +334,46 @@ fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> 
 
     if stored_next != Some(next) {
         meta.insert(NEXT_INCIDENT_KEY, next)?;
+    }
+
+    let mut escalations = txn.open_table(schema::ESCALATIONS)?;
+    for (fp, esc) in &batch.escalations {
+        match esc {
+            Some(e) => {
+                escalations.insert(fp.0, encode("escalations", fp, e)?.as_str())?;
+            }
+            None => {
+                escalations.remove(fp.0)?;
+            }
+        }
+    }
+    let mut outbox = txn.open_table(schema::OUTBOX)?;
+    let mut next_delivery = meta
+        .get(schema::NEXT_DELIVERY_KEY)?
+        .map(|v| v.value())
+        .unwrap_or(1);
+    let stored_delivery = next_delivery;
+    for d in &batch.outbox {
+        outbox.insert(d.id, encode("outbox", d.id, d)?.as_str())?;
+        next_delivery = next_delivery.max(d.id + 1);
+    }
+    for id in &batch.outbox_done {
+        outbox.remove(*id)?;
+    }
+    if next_delivery != stored_delivery {
+        meta.insert(schema::NEXT_DELIVERY_KEY, next_delivery)?;
+    }
+    let mut sent = txn.open_table(schema::SENT)?;
+    for (key, at) in &batch.sent {
+        sent.insert(key.as_str(), at.0)?;
+    }
+    let mut refs = txn.open_table(schema::MESSAGE_REFS)?;
+    for (fp, address, reference) in &batch.references {
+        refs.insert((fp.0, address.as_str()), reference.as_str())?;
+    }
+    let mut jobs = txn.open_table(schema::JOBS)?;
+    for (name, at) in &batch.jobs {
+        jobs.insert(name.as_str(), at.0)?;
     }
     Ok(())
 }

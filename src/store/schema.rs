@@ -11,7 +11,7 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use super::error::StoreError;
 
 /// The version this build writes. Files with a newer one are refused, not guessed at.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// Counters and versions, by name.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -32,10 +32,25 @@ pub const INCIDENTS: TableDefinition<u64, u64> = TableDefinition::new("incidents
 /// Silence id → JSON `Silence` (version 2 on).
 pub const SILENCES: TableDefinition<&str, &str> = TableDefinition::new("silences");
 
+/// Fingerprint → JSON `Escalation`: the next step of each alert being escalated,
+/// with its deadline (version 3 on).
+pub const ESCALATIONS: TableDefinition<u64, &str> = TableDefinition::new("escalations");
+/// Delivery id → JSON `Delivery`: every message owed and not yet delivered.
+pub const OUTBOX: TableDefinition<u64, &str> = TableDefinition::new("outbox");
+/// The notification log: idempotency key → when it was confirmed sent (ms).
+pub const SENT: TableDefinition<&str, i64> = TableDefinition::new("sent");
+/// (fingerprint, address) → the channel's reference of the message about that
+/// alert (Slack `channel:ts`), so an ack or resolve edits it.
+pub const MESSAGE_REFS: TableDefinition<(u64, &str), &str> = TableDefinition::new("message_refs");
+/// Scheduled jobs (reports) → when they last ran (ms).
+pub const JOBS: TableDefinition<&str, i64> = TableDefinition::new("jobs");
+/// Key of [`META`]: the next delivery id.
+pub const NEXT_DELIVERY_KEY: &str = "next_delivery";
+
 type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 
 /// `MIGRATIONS[v]` turns a version `v` file into version `v + 1`.
-const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [v0_to_v1, v1_to_v2];
+const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [v0_to_v1, v1_to_v2, v2_to_v3];
 
 /// Brings a file at version `found` up to [`SCHEMA_VERSION`], one step at a time,
 /// inside the caller's transaction (so a failed migration leaves the file as it
@@ -52,6 +67,17 @@ pub fn migrate(txn: &WriteTransaction, found: u64) -> Result<(), StoreError> {
     }
     txn.open_table(META)?
         .insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
+    Ok(())
+}
+
+/// Version 3 adds escalations, the outbox, the notification log, message
+/// references and scheduled jobs.
+fn v2_to_v3(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(ESCALATIONS)?;
+    txn.open_table(OUTBOX)?;
+    txn.open_table(SENT)?;
+    txn.open_table(MESSAGE_REFS)?;
+    txn.open_table(JOBS)?;
     Ok(())
 }
 

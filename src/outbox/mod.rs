@@ -1,0 +1,405 @@
+//! The outbox: every message owed, persisted in the same redb transaction as the
+//! state change that owed it, then handed to the channels until it goes through.
+//!
+//! Pure bookkeeping over an in-memory mirror of the outbox table; the daemon
+//! commits what these functions return before it acts on it. The stages, in order:
+//! schedule (group wait, SMS window) → group due entries into messages → the
+//! channel sends → settle (delivered, retry with backoff, fall back, give up).
+//!
+//! Guarantees: at-least-once delivery with a stable idempotency key per message;
+//! the notification log (`sent` keys) keeps a confirmed message from going twice.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::alert::NotifyReason;
+use crate::clock::Timestamp;
+use crate::escalation::state::Owed;
+use crate::notify::{Address, AlertSnapshot, Message, SendError};
+
+/// One message owed to one address about one alert.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: u64,
+    /// The idempotency key; stable across retries and restarts.
+    pub key: String,
+    pub address: Address,
+    pub reason: NotifyReason,
+    pub level: u32,
+    pub alert: AlertSnapshot,
+    /// Deliveries with the same address, reason, level and group go out as one
+    /// message when they are due together.
+    pub group: String,
+    /// Not before this time (group wait, SMS window, backoff).
+    pub due_at: Timestamp,
+    pub created_at: Timestamp,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// Set on a delivery made because another address kept failing.
+    pub fallback_for: Option<Address>,
+    /// Whether the fallback for this delivery has been sent already.
+    #[serde(default)]
+    pub fell_back: bool,
+}
+
+/// How deliveries are scheduled and retried.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    /// A first notification of a group opens a window this long; alerts of the
+    /// same group arriving inside it go out together when it closes.
+    pub group_wait: Duration,
+    /// At most one SMS (and one call) per number this often; later alerts are
+    /// batched into the next one, never dropped.
+    pub phone_interval: Duration,
+    /// Failures before the fallback is used.
+    pub fallback_after: u32,
+    /// A delivery still failing this long after it was owed is given up (and
+    /// recorded as failed).
+    pub give_up_after: Duration,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            group_wait: Duration::from_secs(30),
+            phone_interval: Duration::from_secs(30 * 60),
+            fallback_after: 5,
+            give_up_after: Duration::from_secs(24 * 3600),
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The in-memory mirror of the outbox table, and the send windows.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    entries: BTreeMap<u64, Delivery>,
+    next_id: u64,
+    /// Per window key, the last slot used: a time in the future means a batch is
+    /// scheduled then and new entries join it.
+    windows: HashMap<String, Timestamp>,
+    pub timing: Timing,
+}
+
+/// Messages due now, with the deliveries each one settles.
+#[derive(Clone, Debug)]
+pub struct DueMessage {
+    pub message: Message,
+    pub address: Address,
+    pub deliveries: Vec<u64>,
+}
+
+/// What happened to a message, for [`Outbox::settle`].
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    Delivered {
+        reference: Option<String>,
+    },
+    Failed(SendError),
+    /// The notification log says it was sent before (a crash after sending).
+    AlreadySent,
+}
+
+/// Changes to persist after settling a message.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Settled {
+    /// Deliveries to write (rescheduled, or new fallbacks).
+    pub put: Vec<Delivery>,
+    /// Deliveries done with (sent, or given up).
+    pub delete: Vec<u64>,
+    /// Idempotency keys confirmed sent.
+    pub sent: Vec<String>,
+    /// What people reviewing the incident should see, per alert.
+    pub notes: Vec<(AlertSnapshot, String)>,
+    /// Slack message references to remember per (alert, address) for updates.
+    pub references: Vec<(AlertSnapshot, Address, String)>,
+    /// A fallback is owed: the caller resolves the policy's fallback addresses.
+    pub fallback: Vec<Delivery>,
+}
+
+impl Outbox {
+    pub fn new(timing: Timing, entries: Vec<Delivery>, next_id: u64) -> Outbox {
+        let next_id = entries
+            .iter()
+            .map(|d| d.id + 1)
+            .max()
+            .unwrap_or(1)
+            .max(next_id);
+        Outbox {
+            entries: entries.into_iter().map(|d| (d.id, d)).collect(),
+            next_id,
+            windows: HashMap::new(),
+            timing,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &Delivery> {
+        self.entries.values()
+    }
+
+    /// Whether anything is still owed about this alert.
+    pub fn has_pending_for(&self, fp: crate::labels::Fingerprint) -> bool {
+        self.entries.values().any(|d| d.alert.fingerprint == fp)
+    }
+
+    /// The earliest time something is due.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.entries.values().map(|d| d.due_at).min()
+    }
+
+    /// Schedules the messages owed about `alert`. The returned deliveries are in
+    /// the mirror already; the caller writes them in its transaction.
+    pub fn enqueue(
+        &mut self,
+        alert: &AlertSnapshot,
+        owed: Vec<Owed>,
+        group: &str,
+        now: Timestamp,
+    ) -> Vec<Delivery> {
+        let mut out = Vec::with_capacity(owed.len());
+        for o in owed {
+            let key = format!(
+                "{}.{}.{}.L{}.{}.{}",
+                alert.fingerprint,
+                alert.incident.unwrap_or(0),
+                o.reason.name().replace(' ', "_"),
+                o.level,
+                o.round,
+                o.address
+            );
+            let due_at = self.slot(&o.address, o.reason, o.level, group, now);
+            let d = Delivery {
+                id: self.next_id,
+                key,
+                address: o.address,
+                reason: o.reason,
+                level: o.level,
+                alert: alert.clone(),
+                group: group.to_string(),
+                due_at,
+                created_at: now,
+                attempts: 0,
+                last_error: None,
+                fallback_for: None,
+                fell_back: false,
+            };
+            self.next_id += 1;
+            self.entries.insert(d.id, d.clone());
+            out.push(d);
+        }
+        out
+    }
+
+    /// Adds deliveries made elsewhere (fallbacks) to the mirror, with new ids.
+    pub fn add(&mut self, mut d: Delivery) -> Delivery {
+        d.id = self.next_id;
+        self.next_id += 1;
+        self.entries.insert(d.id, d.clone());
+        d
+    }
+
+    /// When a new delivery may go: at once, or with the batch its window holds.
+    fn slot(
+        &mut self,
+        address: &Address,
+        reason: NotifyReason,
+        level: u32,
+        group: &str,
+        now: Timestamp,
+    ) -> Timestamp {
+        let (key, len) = match address {
+            Address::Sms { .. } | Address::Voice { .. } => {
+                (address.to_string(), self.timing.phone_interval)
+            }
+            // Only first notifications are grouped; updates and resolved notices go
+            // at once, and later levels are due together anyway.
+            _ if level == 1 && reason != NotifyReason::Resolved => {
+                (format!("{address}|{group}"), self.timing.group_wait)
+            }
+            _ => return now,
+        };
+        let due = match self.windows.get(&key) {
+            // A message is scheduled now or later: join it.
+            Some(&last) if last >= now => last,
+            Some(&last) if now < last + len => last + len,
+            _ => now,
+        };
+        self.windows.insert(key, due);
+        due
+    }
+
+    /// Groups the deliveries due at `now` into messages.
+    pub fn due(&self, now: Timestamp) -> Vec<DueMessage> {
+        let mut groups: BTreeMap<(Address, String, String, u32), Vec<&Delivery>> = BTreeMap::new();
+        for d in self.entries.values().filter(|d| d.due_at <= now) {
+            let group = match d.address {
+                // One SMS per window carries everything owed to that number.
+                Address::Sms { .. } | Address::Voice { .. } => String::new(),
+                _ => d.group.clone(),
+            };
+            groups
+                .entry((
+                    d.address.clone(),
+                    group,
+                    d.reason.name().to_string(),
+                    d.level,
+                ))
+                .or_default()
+                .push(d);
+        }
+        groups
+            .into_values()
+            .map(|ds| {
+                let key = if ds.len() == 1 {
+                    ds[0].key.clone()
+                } else {
+                    // Stable for the same set of deliveries.
+                    let ids: Vec<String> = ds.iter().map(|d| d.id.to_string()).collect();
+                    format!("group.{}.{}", ds[0].key, ids.join("-"))
+                };
+                DueMessage {
+                    address: ds[0].address.clone(),
+                    deliveries: ds.iter().map(|d| d.id).collect(),
+                    message: Message {
+                        key,
+                        reason: ds[0].reason,
+                        level: ds[0].level,
+                        alerts: ds.iter().map(|d| d.alert.clone()).collect(),
+                        update: None,
+                        at: ds.iter().map(|d| d.created_at).min().unwrap_or(now),
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// The idempotency keys of a due message's deliveries.
+    pub fn keys(&self, ids: &[u64]) -> Vec<String> {
+        ids.iter()
+            .filter_map(|id| self.entries.get(id))
+            .map(|d| d.key.clone())
+            .collect()
+    }
+
+    /// Records what happened to a message and returns what to persist.
+    pub fn settle(&mut self, due: &DueMessage, outcome: &Outcome, now: Timestamp) -> Settled {
+        let mut s = Settled::default();
+        for id in &due.deliveries {
+            let Some(d) = self.entries.get(id).cloned() else {
+                continue;
+            };
+            match outcome {
+                Outcome::Delivered { reference } => {
+                    self.entries.remove(id);
+                    s.delete.push(*id);
+                    s.sent.push(d.key.clone());
+                    let what = match &d.fallback_for {
+                        Some(failed) => format!("notified {} instead of {failed}", d.address),
+                        None => format!("notified {}", d.address),
+                    };
+                    s.notes.push((d.alert.clone(), describe(&what, &d)));
+                    if let Some(r) = reference
+                        && due.deliveries.len() == 1
+                    {
+                        s.references
+                            .push((d.alert.clone(), d.address.clone(), r.clone()));
+                    }
+                }
+                Outcome::AlreadySent => {
+                    self.entries.remove(id);
+                    s.delete.push(*id);
+                }
+                Outcome::Failed(err) => self.failed(d, err, now, &mut s),
+            }
+        }
+        s
+    }
+
+    fn failed(&mut self, mut d: Delivery, err: &SendError, now: Timestamp, s: &mut Settled) {
+        d.attempts += 1;
+        d.last_error = Some(err.to_string());
+        let (permanent, asked) = match err {
+            SendError::Permanent { .. } => (true, None),
+            SendError::Retry { after, .. } => (false, *after),
+        };
+        let too_old = now.since(d.created_at) >= self.timing.give_up_after;
+        let fall_back = !d.fell_back
+            && d.fallback_for.is_none()
+            && (permanent || d.attempts >= self.timing.fallback_after || too_old);
+        if fall_back {
+            d.fell_back = true;
+            s.fallback.push(d.clone());
+            s.notes.push((
+                d.alert.clone(),
+                format!(
+                    "delivery to {} failing after {} attempt(s): {err}; using the fallback",
+                    d.address, d.attempts
+                ),
+            ));
+        }
+        if permanent || too_old {
+            self.entries.remove(&d.id);
+            s.delete.push(d.id);
+            s.notes.push((
+                d.alert.clone(),
+                format!(
+                    "delivery to {} failed after {} attempt(s): {err}",
+                    d.address, d.attempts
+                ),
+            ));
+            return;
+        }
+        let backoff = self.backoff(d.id, d.attempts);
+        // The other side said how long to wait (Retry-After): that wins.
+        d.due_at = now + asked.unwrap_or(backoff);
+        self.entries.insert(d.id, d.clone());
+        s.put.push(d);
+    }
+
+    /// The wait before attempt `attempts + 1`: exponential with jitter, seeded by
+    /// the delivery so a replay of the same failures waits the same.
+    fn backoff(&self, id: u64, attempts: u32) -> Duration {
+        backon::ExponentialBuilder::new()
+            .with_min_delay(self.timing.min_backoff)
+            .with_max_delay(self.timing.max_backoff)
+            .with_factor(2.0)
+            .with_jitter_seed(id)
+            .with_jitter()
+            .without_max_times()
+            .build()
+            .nth(attempts.saturating_sub(1) as usize)
+            .unwrap_or(self.timing.max_backoff)
+    }
+}
+
+fn describe(what: &str, d: &Delivery) -> String {
+    let level = if d.level > 0 {
+        format!(" (level {})", d.level)
+    } else {
+        String::new()
+    };
+    let retries = if d.attempts > 0 {
+        format!(" after {} failed attempt(s)", d.attempts)
+    } else {
+        String::new()
+    };
+    format!("{what}: {}{level}{retries}", d.reason)
+}
