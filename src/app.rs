@@ -250,6 +250,7 @@ impl Daemon {
         clock: Arc<dyn Clock>,
         channels: Channels,
     ) -> Result<Daemon, AppError> {
+        crate::tls::install_crypto_provider();
         let sources = rules::read_sources(&settings.rule_paths).map_err(AppError::RulesIo)?;
         let set: RuleSet = rules::check_sources(&sources, &settings.check)
             .map_err(|d| AppError::Rules(rules::diagnostic::render(&sources, &d, false)))?;
@@ -1087,6 +1088,7 @@ impl Running {
 /// Opens the daemon, binds `settings.listen` (port 0 picks one), and serves until
 /// stopped: HTTP, plus an evaluation tick so `for` clauses advance without pushes.
 pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Running, AppError> {
+    crate::tls::install_crypto_provider();
     let addr = settings.listen;
     let daemon = tokio::task::spawn_blocking(move || Daemon::open(settings, clock))
         .await

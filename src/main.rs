@@ -201,6 +201,8 @@ enum Format {
 }
 
 fn main() -> ExitCode {
+    // Before any HTTP client exists: reqwest is built without a TLS provider.
+    tocsin::tls::install_crypto_provider();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => serve(config.as_deref()),

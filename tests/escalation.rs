@@ -261,6 +261,13 @@ async fn seed_policy_pages_at_exactly_0_15_30_and_60_minutes() {
         "{third:?}"
     );
     assert_eq!(third.len(), 4, "on-call and manager, each by SMS and call");
+    // Each delivery is on the alert's timeline, for the post-incident review.
+    let (_, timeline) = h.daemon.alert("1").unwrap();
+    let notes: Vec<&str> = timeline.iter().map(|e| e.reason.as_str()).collect();
+    assert!(
+        notes.contains(&"notified slack:UMANAGER: firing (level 2)"),
+        "{notes:?}"
+    );
     let fourth = &pages[&(60, 4)];
     assert!(fourth.contains(&"email:management@company.com".to_string()));
     assert!(fourth.contains(&"sms:+819000000004".to_string()));

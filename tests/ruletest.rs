@@ -541,3 +541,29 @@ fn invalid_yaml_is_an_error() {
         &["ERROR:", &file.display().to_string(), "line 7"],
     );
 }
+
+#[test]
+fn escalation_tests_run_and_report_each_difference() {
+    let file = manifest_dir().join("tests/fixtures/escalation/console.test.yml");
+    let out = tocsin([OsStr::new("test"), file.as_os_str()]);
+    let text = all_output(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("PASS: the console hears of a firing and of its resolve"),
+        "{text}"
+    );
+    assert!(
+        text.contains("PASS: an ack is announced, and stops the repeat"),
+        "{text}"
+    );
+    // Unacked, the default policy repeats after 4h: the test did not say so.
+    assert!(
+        text.contains("FAILED: a wrong expectation is reported"),
+        "{text}"
+    );
+    assert!(
+        text.contains("unexpected: at 4h firing level 1 → console"),
+        "{text}"
+    );
+    assert!(text.contains("2 passed, 1 failed"), "{text}");
+}

@@ -32,6 +32,7 @@ fn settings(d: &Path) -> Settings {
 struct C {
     base: String,
     http: reqwest::Client,
+    daemon: tocsin::app::Daemon,
 }
 
 impl C {
@@ -39,6 +40,7 @@ impl C {
         C {
             base: format!("http://{}", r.addr),
             http: tocsin::tls::http_client().build().unwrap(),
+            daemon: r.daemon.clone(),
         }
     }
     async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
@@ -77,7 +79,9 @@ impl C {
         )
         .await
     }
+    /// Firing notifications delivered so far (after flushing the outbox).
     async fn firing_notifications(&self) -> u64 {
+        self.daemon.deliver_due().await;
         let text = self
             .http
             .get(format!("{}/metrics", self.base))
@@ -135,6 +139,7 @@ async fn silences_suppress_resume_and_persist() {
     assert_eq!(c.state("bot-3").await, "firing");
 
     // The silence survives a restart.
+    drop(c);
     r.stop().await;
     let r = start(settings(&d), Arc::new(clock.clone())).await.unwrap();
     let c = C::new(&r);

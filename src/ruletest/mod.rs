@@ -1,6 +1,7 @@
 //! `tocsin test`: rule unit tests in the YAML shape of `promtool test rules`, so
 //! one test file serves tocsin and, through `tocsin export prometheus`, Prometheus.
 
+pub mod escalation;
 pub mod notation;
 
 use std::collections::BTreeMap;
@@ -86,8 +87,14 @@ impl FileReport {
     }
 }
 
-/// Runs one test file: reads its rule files (relative to it), then every group.
+/// Runs one test file: rule tests (its rule files, relative to it, then every
+/// group) or, for a file of `escalation_tests`, escalation tests.
 pub fn run_file(path: &Path, options: &CheckOptions) -> FileReport {
+    if let Ok(text) = std::fs::read_to_string(path)
+        && escalation::is_escalation_file(&text)
+    {
+        return escalation::run_file(path, &text);
+    }
     let mut report = FileReport {
         path: path.to_path_buf(),
         error: None,
