@@ -256,6 +256,8 @@ impl Daemon {
             .map_err(|d| AppError::Rules(rules::diagnostic::render(&sources, &d, false)))?;
         let rule_metrics = metrics_read_by(&set);
         let store = Store::open(&settings.data_path)?;
+        // The notification log only has to outlive retries (a day at most).
+        store.prune_sent(clock.now() - Duration::from_secs(7 * 86400))?;
         let limits = Limits {
             retention: set.longest_window() + settings.lookback,
             lookback: settings.lookback,
@@ -533,8 +535,10 @@ impl Daemon {
             };
             tracing::info!(alert_id = %alert.fingerprint, incident = ?alert.incident, reason = %n.reason, "notification");
             let current = core.escalations.remove(&n.alert);
+            let named = core.engine.escalation_of(alert);
+            let policy = settings.routing.policy_for(&alert.labels, named);
             let (next, owed) =
-                escalation::on_notification(current, n.reason, alert, &resolver, now);
+                escalation::on_notification(current, n.reason, alert, policy, &resolver, now);
             let snapshot = core.engine.snapshot(alert);
             let group = group_key(&settings.routing.group_by, &alert.labels);
             let deliveries = core.outbox.enqueue(&snapshot, owed, &group, now);
@@ -586,7 +590,9 @@ impl Daemon {
             .alerts()
             .filter(|a| a.state == crate::alert::State::Acknowledged)
             .filter(|a| {
-                let timeout = routing.policy_for(&a.labels).ack_timeout;
+                let timeout = routing
+                    .policy_for(&a.labels, core.engine.escalation_of(a))
+                    .ack_timeout;
                 match (timeout, &a.ack) {
                     (Some(t), Some(ack)) => ack.at + t <= now,
                     _ => false,
@@ -821,7 +827,7 @@ impl Daemon {
     fn fallbacks(&self, failed: &Delivery, now: Timestamp) -> Vec<Delivery> {
         let settings = &self.shared.settings;
         let labels = Labels::from_pairs(failed.alert.labels.clone());
-        let policy = settings.routing.policy_for(&labels);
+        let policy = settings.routing.policy_for(&labels, None);
         let slack = |sev: &str| self.shared.channels.slack_channel(sev);
         let resolver = Resolver {
             directory: &settings.directory,

@@ -522,6 +522,18 @@ impl Engine {
             .collect()
     }
 
+    /// The escalation policy the alert's rule names (`escalate "POLICY"`), if any.
+    pub fn escalation_of(&self, alert: &Alert) -> Option<&str> {
+        if alert.external.is_some() {
+            return None;
+        }
+        self.rules
+            .alerts
+            .iter()
+            .find(|r| r.name == alert.rule)
+            .and_then(|r| r.escalation.as_deref())
+    }
+
     /// The alert as messages show it, as it is now.
     pub fn snapshot(&self, alert: &Alert) -> crate::notify::AlertSnapshot {
         crate::notify::AlertSnapshot {

@@ -140,8 +140,14 @@ pub struct Routing {
 }
 
 impl Routing {
-    /// The policy for an alert with these labels.
-    pub fn policy_for(&self, labels: &Labels) -> &Policy {
+    /// The policy for an alert with these labels: the one its rule names
+    /// (`escalate "POLICY"`, or the `tocsin_escalation` label an exported rule
+    /// carries) if it exists, else the first route that matches.
+    pub fn policy_for(&self, labels: &Labels, named: Option<&str>) -> &Policy {
+        let named = named.or_else(|| labels.get(crate::export::prometheus::ESCALATION_LABEL));
+        if let Some(p) = named.and_then(|n| self.policies.get(n)) {
+            return p;
+        }
         let name = self
             .routes
             .iter()

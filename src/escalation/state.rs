@@ -156,16 +156,18 @@ impl Resolver<'_> {
 
 /// What a notification from the state machine means for the alert's escalation:
 /// the escalation afterwards (None: there is none) and the messages owed now.
+/// `policy` is the one the alert follows now (see `Routing::policy_for`); it is
+/// kept for the occurrence.
 pub fn on_notification(
     current: Option<Escalation>,
     reason: NotifyReason,
     alert: &Alert,
+    policy: &Policy,
     resolver: &Resolver<'_>,
     now: Timestamp,
 ) -> (Option<Escalation>, Vec<Owed>) {
     match reason {
         NotifyReason::Firing => {
-            let policy = resolver.routing.policy_for(&alert.labels);
             let esc = Escalation {
                 fingerprint: alert.fingerprint,
                 incident: alert.incident,
@@ -180,7 +182,6 @@ pub fn on_notification(
         }
         NotifyReason::AckExpired | NotifyReason::SilenceEnded | NotifyReason::Unacknowledged => {
             // Escalation starts again from level 1, for the same occurrence.
-            let policy = resolver.routing.policy_for(&alert.labels);
             let mut esc = current.unwrap_or_else(|| Escalation {
                 fingerprint: alert.fingerprint,
                 incident: alert.incident,
@@ -278,7 +279,11 @@ fn run_due(
     }
     let Some(policy) = resolver.routing.policies.get(&esc.policy) else {
         // The policy was removed by a reload: follow the one routing picks now.
-        esc.policy = resolver.routing.policy_for(&alert.labels).name.clone();
+        esc.policy = resolver
+            .routing
+            .policy_for(&alert.labels, None)
+            .name
+            .clone();
         return run_due(esc, reason, alert, resolver, now);
     };
     let severity = alert.labels.get("severity").unwrap_or("");

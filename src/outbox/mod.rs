@@ -403,3 +403,141 @@ fn describe(what: &str, d: &Delivery) -> String {
     };
     format!("{what}: {}{level}{retries}", d.reason)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::State;
+    use crate::labels::Fingerprint;
+
+    const T: Timestamp = Timestamp(1_800_000_000_000);
+    const S: Duration = Duration::from_secs(1);
+
+    fn alert(n: u64) -> AlertSnapshot {
+        AlertSnapshot {
+            fingerprint: Fingerprint(n),
+            incident: Some(n),
+            rule: "HostDown".into(),
+            severity: "critical".into(),
+            labels: Default::default(),
+            annotations: Default::default(),
+            state: State::Firing,
+            fired_at: Some(T),
+            resolved_at: None,
+            acked_by: None,
+            acked_at: None,
+            generator_url: None,
+        }
+    }
+
+    fn owed(address: Address, level: u32) -> Vec<Owed> {
+        vec![Owed {
+            address,
+            reason: NotifyReason::Firing,
+            level,
+            round: "r0".into(),
+        }]
+    }
+
+    fn slack() -> Address {
+        Address::Slack {
+            channel: "#alerts-critical".into(),
+        }
+    }
+
+    #[test]
+    fn a_group_sends_its_first_alert_at_once_and_batches_the_rest() {
+        let mut o = Outbox::default();
+        o.enqueue(&alert(1), owed(slack(), 1), "g", T);
+        o.enqueue(&alert(2), owed(slack(), 1), "g", T + S);
+        o.enqueue(&alert(3), owed(slack(), 1), "g", T + 20 * S);
+        // Another group is not held back.
+        o.enqueue(&alert(4), owed(slack(), 1), "other", T + S);
+        // Sends what is due at `now` and says how many alerts each message had.
+        let mut send = |now| -> Vec<usize> {
+            let due = o.due(now);
+            for m in &due {
+                o.settle(m, &Outcome::Delivered { reference: None }, now);
+            }
+            due.iter().map(|m| m.message.alerts.len()).collect()
+        };
+        assert_eq!(send(T), [1]);
+        assert_eq!(send(T + 29 * S), [1], "the other group, at once");
+        assert_eq!(send(T + 30 * S), [2], "the batch closes at +30s");
+        // Escalations (level 2) are not grouped by wait.
+        let mut o = Outbox::default();
+        let d = o.enqueue(&alert(1), owed(slack(), 2), "g", T);
+        let e = o.enqueue(&alert(2), owed(slack(), 2), "g", T + S);
+        assert_eq!((d[0].due_at, e[0].due_at), (T, T + S));
+    }
+
+    #[test]
+    fn retries_back_off_then_fall_back_then_deliver_when_the_channel_returns() {
+        let mut o = Outbox::default();
+        o.enqueue(&alert(1), owed(slack(), 2), "g", T);
+        let mut now = T;
+        let mut waits = Vec::new();
+        let mut fallbacks = 0;
+        for _ in 0..7 {
+            let due = o.due(now).remove(0);
+            let s = o.settle(&due, &Outcome::Failed(SendError::retry("HTTP 500")), now);
+            fallbacks += s.fallback.len();
+            let next = o.next_due().unwrap();
+            waits.push(next.since(now));
+            now = next;
+        }
+        assert_eq!(fallbacks, 1, "one fallback, after the fifth failure");
+        assert!(waits.windows(2).all(|w| w[0] <= w[1] * 2), "{waits:?}");
+        assert!(waits.iter().all(|w| *w <= Duration::from_secs(300)));
+        assert!(waits[4] >= Duration::from_secs(8), "grows: {waits:?}");
+        // The channel is back: delivered once, logged under its key.
+        let due = o.due(now).remove(0);
+        let s = o.settle(&due, &Outcome::Delivered { reference: None }, now);
+        assert_eq!(s.sent.len(), 1);
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn retry_after_is_obeyed_and_a_permanent_error_falls_back_at_once() {
+        let mut o = Outbox::default();
+        o.enqueue(&alert(1), owed(slack(), 2), "g", T);
+        let due = o.due(T).remove(0);
+        let asked = SendError::Retry {
+            reason: "429".into(),
+            after: Some(Duration::from_secs(7)),
+        };
+        o.settle(&due, &Outcome::Failed(asked), T);
+        assert_eq!(o.next_due(), Some(T + 7 * S));
+        let due = o.due(T + 7 * S).remove(0);
+        let s = o.settle(
+            &due,
+            &Outcome::Failed(SendError::permanent("invalid_auth")),
+            T,
+        );
+        assert_eq!((s.fallback.len(), s.delete.len()), (1, 1));
+        assert!(o.is_empty());
+        assert!(
+            s.notes
+                .iter()
+                .any(|(_, n)| n.contains("failed after 2 attempt(s): invalid_auth"))
+        );
+    }
+
+    #[test]
+    fn a_phone_gets_one_message_per_window_with_everything_owed() {
+        let mut o = Outbox::default();
+        let sms = Address::Sms {
+            to: "+819000000001".into(),
+        };
+        o.enqueue(&alert(1), owed(sms.clone(), 3), "a", T);
+        o.enqueue(&alert(2), owed(sms.clone(), 3), "b", T + 60 * S);
+        o.enqueue(&alert(3), owed(sms.clone(), 3), "c", T + 600 * S);
+        let first = o.due(T);
+        assert_eq!(first.len(), 1);
+        o.settle(&first[0], &Outcome::Delivered { reference: None }, T);
+        assert!(o.due(T + 1799 * S).is_empty());
+        let later = o.due(T + 1800 * S);
+        let sizes: Vec<usize> = later.iter().map(|m| m.message.alerts.len()).collect();
+        assert_eq!(sizes, [2], "one SMS carrying both later alerts");
+    }
+}
