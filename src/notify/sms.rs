@@ -1,8 +1,19 @@
 //! SMS and voice calls through Twilio's REST API (reqwest, form-encoded, basic auth).
+//!
+//! A text is written for a phone screen: severity, incident number, rule, the labels
+//! that tell two alerts apart, the summary, and how to acknowledge. It is cut to the
+//! configured number of segments, and the cut falls on the summary so "Reply ACK 42"
+//! always survives. Segment arithmetic (GSM-7 vs UCS-2) lives in pure functions here
+//! because Japanese text costs more than twice as many segments as English.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{Delivered, Message, SendError};
+use serde::Deserialize;
+
+use super::webhook::{http_client, retry_after, transport_error};
+use super::{AlertSnapshot, Delivered, Message, SendError, severity_word};
+use crate::alert::NotifyReason;
 use crate::config::Secret;
 
 /// `[channels.sms]`, validated.
@@ -21,20 +32,806 @@ pub struct TwilioSettings {
 
 pub struct Twilio {
     settings: TwilioSettings,
+    /// Built once: it keeps the TLS connection to Twilio open between messages.
+    client: Result<reqwest::Client, String>,
+}
+
+/// Twilio's body limit is 1,600 characters (error 21617); ten GSM-7 segments (1,530
+/// septets) stay under it whatever the configuration says.
+const MAX_SEGMENTS: u32 = 10;
+
+/// Twilio refuses inline TwiML longer than this.
+const MAX_TWIML_CHARS: usize = 4000;
+
+/// The part of a Twilio answer we read: `sid` on success, `code` and `message` on
+/// failure.
+#[derive(Deserialize, Default)]
+struct TwilioAnswer {
+    sid: Option<String>,
+    code: Option<u32>,
+    message: Option<String>,
 }
 
 impl Twilio {
     pub fn new(settings: TwilioSettings) -> Twilio {
-        Twilio { settings }
+        let client = http_client(settings.timeout);
+        Twilio { settings, client }
     }
 
+    /// Sends `msg` as one SMS to `to` (E.164). The reference is the Message SID.
     pub async fn send_sms(&self, to: &str, msg: &Message) -> Result<Delivered, SendError> {
-        let _ = (to, msg, &self.settings);
-        Err(SendError::permanent("sms: not built yet"))
+        let body = sms_body(msg, self.settings.max_segments);
+        let form = [
+            ("To", to),
+            ("From", self.settings.from.as_str()),
+            ("Body", body.as_str()),
+        ];
+        self.create("Messages", "sms", &form).await
     }
 
+    /// Calls `to` and reads `msg` out (TwiML `<Say>`, Japanese voice). The reference
+    /// is the Call SID.
     pub async fn call(&self, to: &str, msg: &Message) -> Result<Delivered, SendError> {
-        let _ = (to, msg);
-        Err(SendError::permanent("voice: not built yet"))
+        let twiml = twiml(msg);
+        let form = [
+            ("To", to),
+            ("From", self.settings.from.as_str()),
+            ("Twiml", twiml.as_str()),
+        ];
+        self.create("Calls", "voice", &form).await
+    }
+
+    /// `POST {api}/2010-04-01/Accounts/{sid}/{resource}.json`: creates a Message or
+    /// a Call, and maps Twilio's answer to delivered / retry / permanent.
+    async fn create(
+        &self,
+        resource: &str,
+        what: &str,
+        form: &[(&str, &str)],
+    ) -> Result<Delivered, SendError> {
+        let what = format!("twilio {what}");
+        let s = &self.settings;
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|e| SendError::permanent(format!("{what}: {e}")))?;
+        let mut url = reqwest::Url::parse(&s.api_url)
+            .map_err(|e| SendError::permanent(format!("{what}: api_url is invalid: {e}")))?;
+        // Segments are escaped one by one, so an odd account SID cannot change the path.
+        url.path_segments_mut()
+            .map_err(|()| SendError::permanent(format!("{what}: api_url cannot take a path")))?
+            .pop_if_empty()
+            .extend([
+                "2010-04-01",
+                "Accounts",
+                &s.account_sid,
+                &format!("{resource}.json"),
+            ]);
+
+        let response = client
+            .post(url)
+            .basic_auth(&s.account_sid, Some(s.auth_token.expose()))
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| transport_error(&what, e, s.timeout))?;
+
+        let status = response.status();
+        let headers = response.headers().clone();
+        // Twilio's answers are small; a cap keeps a broken proxy from feeding us forever.
+        let answer: TwilioAnswer = read_capped(response, 64 * 1024)
+            .await
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        if status.is_success() {
+            // Once Twilio said 201 the text is on its way: an unreadable body must not
+            // turn into a retry that pages the person twice.
+            return Ok(Delivered {
+                reference: answer.sid,
+            });
+        }
+
+        let reason = redact(&failure_reason(&what, status, &answer), &s.auth_token);
+        let retry = status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            || status.is_server_error()
+            || answer.code == Some(20429);
+        if retry {
+            Err(SendError::Retry {
+                reason,
+                after: retry_after(&headers),
+            })
+        } else {
+            Err(SendError::permanent(reason))
+        }
+    }
+}
+
+/// `twilio sms: HTTP 400, error 21211: The 'To' number … is not a valid phone number
+/// (check the person's number)`.
+fn failure_reason(what: &str, status: reqwest::StatusCode, answer: &TwilioAnswer) -> String {
+    let mut reason = format!("{what}: HTTP {}", status.as_u16());
+    if let Some(code) = answer.code {
+        reason.push_str(&format!(", error {code}"));
+    }
+    if let Some(message) = &answer.message {
+        let message: String = message.chars().take(300).collect();
+        reason.push_str(": ");
+        reason.push_str(message.trim());
+    }
+    if let Some(hint) = answer.code.and_then(hint) {
+        reason.push_str(&format!(" ({hint})"));
+    }
+    reason
+}
+
+/// What an operator should do about the errors that need one (PROTOCOLS.md §3.1).
+fn hint(code: u32) -> Option<&'static str> {
+    Some(match code {
+        20003 => "check account_sid and auth_token",
+        21211 | 21614 | 21612 => "check the person's number",
+        21610 => "the recipient replied STOP; they must text START to the sending number",
+        21608 => "a trial account can only send to verified numbers",
+        21606 => "the `from` number cannot send SMS",
+        21408 => "enable the destination country in Twilio's geo permissions",
+        21602 => "the body was empty",
+        _ => return None,
+    })
+}
+
+/// Removes the token from a text that came from outside (Twilio's own message), in
+/// case it ever echoes it.
+fn redact(text: &str, token: &Secret) -> String {
+    if token.is_empty() {
+        text.to_string()
+    } else {
+        text.replace(token.expose(), "***")
+    }
+}
+
+/// Reads at most `limit` bytes of a body; None when reading fails.
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok()? {
+        let room = limit.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= limit {
+            break;
+        }
+    }
+    Some(body)
+}
+
+// ---------------------------------------------------------------------------------
+// The text of an SMS
+
+/// The SMS for `msg`, at most `max_segments` segments (and never more than Twilio
+/// accepts). One alert:
+/// `[CRITICAL] #42 投稿成功率低下 account=a1: {summary}. Reply ACK 42`;
+/// several (alerts batched in the per-recipient window):
+/// `[tocsin] 3 alerts: #42 投稿成功率低下; #43 …; #44 … Reply ACK <n>`.
+pub fn sms_body(msg: &Message, max_segments: u32) -> String {
+    let (text, tail) = sms_parts(msg);
+    fit_keeping(&text, &tail, max_segments.min(MAX_SEGMENTS))
+}
+
+/// The text, which may be cut, and the tail that must survive (escalation level,
+/// how to acknowledge).
+fn sms_parts(msg: &Message) -> (String, String) {
+    let paging = is_page(msg.reason);
+    let mut tail = String::new();
+    if paging && msg.level > 1 {
+        tail.push_str(&format!(" Escalation level {}.", msg.level));
+    }
+    let text = match msg.alerts.as_slice() {
+        [one] => {
+            if paging && let Some(n) = one.incident {
+                tail.push_str(&format!(" Reply ACK {n}"));
+            }
+            single_text(msg.reason, one)
+        }
+        many => {
+            if paging && many.iter().any(|a| a.incident.is_some()) {
+                tail.push_str(" Reply ACK <n>");
+            }
+            batch_text(msg.reason, many)
+        }
+    };
+    (text, tail)
+}
+
+/// Messages that ask someone to act, as opposed to updates (acked, resolved).
+fn is_page(reason: NotifyReason) -> bool {
+    !matches!(reason, NotifyReason::Resolved | NotifyReason::Acknowledged)
+}
+
+fn single_text(reason: NotifyReason, a: &AlertSnapshot) -> String {
+    let name = alert_name(a);
+    match reason {
+        NotifyReason::Resolved => format!("RESOLVED {name}"),
+        NotifyReason::Acknowledged => format!("ACKED {name}{}", acked_by(a)),
+        _ => {
+            let mut s = format!(
+                "[{}] {}{name}",
+                severity_word(&a.severity),
+                page_word(reason)
+            );
+            match a.annotations.get("summary").map(|s| one_line(s)) {
+                Some(summary) if !summary.is_empty() => {
+                    s.push_str(": ");
+                    s.push_str(&summary);
+                    if !summary.ends_with(['.', '。', '!', '?', '！', '？']) {
+                        s.push('.');
+                    }
+                }
+                _ => s.push('.'),
+            }
+            s
+        }
+    }
+}
+
+fn batch_text(reason: NotifyReason, alerts: &[AlertSnapshot]) -> String {
+    let n = alerts.len();
+    let (head, per_alert): (String, fn(&AlertSnapshot) -> String) = match reason {
+        NotifyReason::Resolved => (format!("RESOLVED {n} alerts: "), alert_name),
+        NotifyReason::Acknowledged => (format!("ACKED {n} alerts: "), |a| {
+            format!("{}{}", alert_name(a), acked_by(a))
+        }),
+        _ => match page_word(reason).trim() {
+            "" => (format!("[tocsin] {n} alerts: "), alert_name),
+            why => (format!("[tocsin] {n} alerts, {why}: "), alert_name),
+        },
+    };
+    let items: Vec<String> = alerts.iter().map(per_alert).collect();
+    format!("{head}{}", items.join("; "))
+}
+
+/// Why a page that is not a first notification came: said before the alert.
+fn page_word(reason: NotifyReason) -> &'static str {
+    match reason {
+        NotifyReason::AckExpired => "ACK EXPIRED ",
+        NotifyReason::SilenceEnded => "SILENCE ENDED ",
+        NotifyReason::Unacknowledged => "UNACKED ",
+        _ => "",
+    }
+}
+
+/// `#42 投稿成功率低下 account=a1 host=web-1`: the incident, the rule, and the
+/// labels that tell this alert from its siblings.
+fn alert_name(a: &AlertSnapshot) -> String {
+    let mut s = String::new();
+    if let Some(n) = a.incident {
+        s.push_str(&format!("#{n} "));
+    }
+    s.push_str(&one_line(&a.rule));
+    let labels = compact_labels(&a.labels);
+    if !labels.is_empty() {
+        s.push(' ');
+        s.push_str(&labels);
+    }
+    s
+}
+
+fn acked_by(a: &AlertSnapshot) -> String {
+    a.acked_by
+        .as_deref()
+        .map_or_else(String::new, |who| format!(" by {}", one_line(who)))
+}
+
+/// `account=a1 host=web-1`, without `alertname` and `severity` (already said).
+fn compact_labels(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "alertname" | "severity"))
+        .map(|(k, v)| {
+            let v = one_line(v);
+            if v.is_empty() || v.contains(' ') {
+                format!("{k}=\"{v}\"")
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Line breaks and runs of spaces cost segments and say nothing on a phone.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+// ---------------------------------------------------------------------------------
+// Encoding and segments
+
+/// How an SMS body travels. Twilio picks GSM-7 when every character is in the GSM
+/// 03.38 alphabet, UCS-2 otherwise; one character outside it (a kana, an emoji, `…`)
+/// turns the whole message into UCS-2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmsEncoding {
+    /// 7-bit GSM 03.38: 160 septets in one segment, 153 per part when concatenated.
+    Gsm7,
+    /// UTF-16: 70 code units in one segment, 67 per part when concatenated.
+    Ucs2,
+}
+
+/// The GSM 03.38 default alphabet, in table order (0x1B, the escape to the extension
+/// table, left out).
+const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?\
+                         ¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+
+/// The extension table: each of these is sent as escape + character, two septets.
+const GSM_EXTENSION: &str = "\u{c}^{}\\[~]|€";
+
+/// Septets `c` takes in GSM-7, or None when GSM-7 cannot carry it.
+fn gsm_septets(c: char) -> Option<usize> {
+    if GSM_BASIC.contains(c) {
+        Some(1)
+    } else if GSM_EXTENSION.contains(c) {
+        Some(2)
+    } else {
+        None
+    }
+}
+
+pub fn encoding(body: &str) -> SmsEncoding {
+    if body.chars().all(|c| gsm_septets(c).is_some()) {
+        SmsEncoding::Gsm7
+    } else {
+        SmsEncoding::Ucs2
+    }
+}
+
+/// How many segments (billed SMS) `body` takes. Concatenated parts lose room to the
+/// header that joins them, and a two-unit character (a GSM escape pair, a UTF-16
+/// surrogate pair) is never split between parts, so it may start a new one early.
+pub fn segments(body: &str) -> u32 {
+    match encoding(body) {
+        SmsEncoding::Gsm7 => pack(body.chars().filter_map(gsm_septets), 160, 153),
+        SmsEncoding::Ucs2 => pack(body.chars().map(char::len_utf16), 70, 67),
+    }
+}
+
+/// Segments for characters of the given sizes: one if all fit in `single`, else
+/// parts of at most `part` filled in order without splitting a character.
+fn pack(sizes: impl Iterator<Item = usize> + Clone, single: usize, part: usize) -> u32 {
+    if sizes.clone().sum::<usize>() <= single {
+        return 1;
+    }
+    let (mut parts, mut used) = (1u32, 0usize);
+    for size in sizes {
+        if used + size > part {
+            parts = parts.saturating_add(1);
+            used = 0;
+        }
+        used += size;
+    }
+    parts
+}
+
+/// `body` cut so it fits in `max_segments` (at least one), ending in an ellipsis
+/// when cut: `...` while the result is GSM-7 (a `…` would make it UCS-2 and halve
+/// the room), `…` otherwise.
+pub fn fit(body: &str, max_segments: u32) -> String {
+    fit_keeping(body, "", max_segments)
+}
+
+/// `text` + `tail`, with `text` cut so the whole fits in `max_segments`; the tail is
+/// cut only when it cannot fit even after all of `text`.
+fn fit_keeping(text: &str, tail: &str, max_segments: u32) -> String {
+    let max = max_segments.max(1);
+    let whole = format!("{text}{tail}");
+    if segments(&whole) <= max {
+        return whole;
+    }
+    let cut_at: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+    let cut = |k: usize| {
+        let kept = text[..cut_at[k]].trim_end();
+        let ellipsis = match encoding(&format!("{kept}{tail}")) {
+            SmsEncoding::Gsm7 => "...",
+            SmsEncoding::Ucs2 => "…",
+        };
+        format!("{kept}{ellipsis}{tail}")
+    };
+    if segments(&cut(0)) > max {
+        return if tail.is_empty() {
+            // Unreachable for max >= 1 ("..." is one segment), kept total.
+            String::new()
+        } else {
+            fit_keeping(&whole, "", max)
+        };
+    }
+    // The segments of cut(k) never fall as k grows: find the last k that fits.
+    let (mut fits, mut too_long) = (0, cut_at.len());
+    while too_long - fits > 1 {
+        let mid = (fits + too_long) / 2;
+        if segments(&cut(mid)) <= max {
+            fits = mid;
+        } else {
+            too_long = mid;
+        }
+    }
+    cut(fits)
+}
+
+// ---------------------------------------------------------------------------------
+// The voice call
+
+/// Inline TwiML that reads the message out twice (the first words are often lost
+/// while the phone reaches an ear), in Japanese, within Twilio's 4,000 characters.
+pub fn twiml(msg: &Message) -> String {
+    let open = r#"<Response><Say language="ja-JP" loop="2">"#;
+    let close = "</Say></Response>";
+    let (head, details, tail) = speech(msg);
+    let fixed = open.chars().count()
+        + close.chars().count()
+        + xml_escape(&head).chars().count()
+        + xml_escape(&tail).chars().count();
+    let said = if fixed < MAX_TWIML_CHARS {
+        format!(
+            "{}{}{}",
+            xml_escape(&head),
+            xml_escape_within(&details, MAX_TWIML_CHARS - fixed),
+            xml_escape(&tail)
+        )
+    } else {
+        // A rule name of thousands of characters: say what fits.
+        let budget = MAX_TWIML_CHARS - open.chars().count() - close.chars().count();
+        xml_escape_within(&format!("{head}{details}{tail}"), budget)
+    };
+    format!("{open}{said}{close}")
+}
+
+/// What the call says: a head (what and which incident), details that may be cut
+/// (labels, summary), and a tail (how to acknowledge).
+fn speech(msg: &Message) -> (String, String, String) {
+    let paging = is_page(msg.reason);
+    let mut details = String::new();
+    let mut tail = String::new();
+    let head = match msg.alerts.as_slice() {
+        [a] => {
+            let incident = a
+                .incident
+                .map_or_else(String::new, |n| format!("インシデント {n} 番、"));
+            let rule = one_line(&a.rule);
+            if paging {
+                let labels = spoken_labels(&a.labels);
+                if !labels.is_empty() {
+                    details.push_str(&format!("{labels}。"));
+                }
+                if let Some(summary) = a.annotations.get("summary") {
+                    details.push_str(&format!("{}。", one_line(summary)));
+                }
+                if let Some(n) = a.incident {
+                    tail = format!("確認するには、SMS で ACK {n} と返信してください。");
+                }
+            }
+            match msg.reason {
+                NotifyReason::Resolved => format!("{incident}{rule} は解決しました。"),
+                NotifyReason::Acknowledged => {
+                    let who = a
+                        .acked_by
+                        .as_deref()
+                        .map_or_else(String::new, |w| format!("{} さんが", one_line(w)));
+                    format!("{incident}{rule} は{who}確認しました。")
+                }
+                reason => format!(
+                    "tocsin から{}です。{}{incident}{rule}。",
+                    severity_ja(&a.severity),
+                    page_ja(reason)
+                ),
+            }
+        }
+        many => {
+            let items: Vec<String> = many
+                .iter()
+                .map(|a| {
+                    let incident = a.incident.map_or_else(String::new, |n| format!("{n} 番 "));
+                    format!("{incident}{}", one_line(&a.rule))
+                })
+                .collect();
+            details = format!("{}。", items.join("、"));
+            if paging && many.iter().any(|a| a.incident.is_some()) {
+                tail = "確認するには、SMS で ACK と番号を返信してください。".to_string();
+            }
+            let n = many.len();
+            match msg.reason {
+                NotifyReason::Resolved => format!("{n} 件のアラートが解決しました。"),
+                NotifyReason::Acknowledged => format!("{n} 件のアラートが確認されました。"),
+                reason => format!("tocsin から {n} 件のアラートです。{}", page_ja(reason)),
+            }
+        }
+    };
+    if paging && msg.level > 1 {
+        tail = format!("エスカレーション レベル {} です。{tail}", msg.level);
+    }
+    (head, details, tail)
+}
+
+fn severity_ja(severity: &str) -> String {
+    match severity {
+        "critical" => "重大アラート".to_string(),
+        "warning" => "警告アラート".to_string(),
+        "info" => "お知らせ".to_string(),
+        "" => "アラート".to_string(),
+        other => format!("{} アラート", one_line(other)),
+    }
+}
+
+fn page_ja(reason: NotifyReason) -> &'static str {
+    match reason {
+        NotifyReason::AckExpired => "確認の期限が切れました。",
+        NotifyReason::SilenceEnded => "サイレンスが終わりました。",
+        NotifyReason::Unacknowledged => "確認が取り消されました。",
+        _ => "",
+    }
+}
+
+/// `account a1、host web-1`: spoken, so no `=` for the voice to read out.
+fn spoken_labels(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "alertname" | "severity"))
+        .map(|(k, v)| format!("{k} {}", one_line(v)))
+        .collect::<Vec<_>>()
+        .join("、")
+}
+
+/// Text for an XML element. Control characters are not allowed in XML 1.0 at all,
+/// and one in a label would make Twilio refuse every call about that alert, so they
+/// become spaces.
+fn xml_escape(text: &str) -> String {
+    xml_escape_within(text, usize::MAX)
+}
+
+/// As [`xml_escape`], stopping before the escaped text would exceed `budget`
+/// characters, so an entity is never cut in half.
+fn xml_escape_within(text: &str, budget: usize) -> String {
+    let mut out = String::new();
+    let mut used = 0usize;
+    for c in text.chars() {
+        let piece = match c {
+            '&' => "&amp;",
+            '<' => "&lt;",
+            '>' => "&gt;",
+            '"' => "&quot;",
+            '\'' => "&apos;",
+            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => " ",
+            _ => "",
+        };
+        let len = if piece.is_empty() { 1 } else { piece.len() };
+        if used + len > budget {
+            break;
+        }
+        used += len;
+        if piece.is_empty() {
+            out.push(c);
+        } else {
+            out.push_str(piece);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gsm_alphabet_has_127_characters_and_10_extensions() {
+        assert_eq!(GSM_BASIC.chars().count(), 127);
+        assert_eq!(GSM_EXTENSION.chars().count(), 10);
+    }
+
+    #[test]
+    fn plain_english_is_gsm_and_one_kana_or_backtick_is_not() {
+        assert_eq!(
+            encoding("[CRITICAL] #42 DiskFull host=db1"),
+            SmsEncoding::Gsm7
+        );
+        assert_eq!(encoding("price: 5€ {a|b} ~[x]^\\"), SmsEncoding::Gsm7);
+        assert_eq!(encoding("Ünïcode? no: ï"), SmsEncoding::Ucs2);
+        assert_eq!(encoding("DiskFull あ"), SmsEncoding::Ucs2);
+        assert_eq!(encoding("`code`"), SmsEncoding::Ucs2);
+        assert_eq!(encoding("wait…"), SmsEncoding::Ucs2);
+    }
+
+    #[test]
+    fn gsm_fits_160_in_one_segment_then_153_per_part() {
+        assert_eq!(segments(&"a".repeat(160)), 1);
+        assert_eq!(segments(&"a".repeat(161)), 2);
+        assert_eq!(segments(&"a".repeat(306)), 2);
+        assert_eq!(segments(&"a".repeat(307)), 3);
+        assert_eq!(segments(""), 1);
+    }
+
+    #[test]
+    fn gsm_extension_characters_count_twice() {
+        assert_eq!(segments(&"{".repeat(80)), 1);
+        assert_eq!(segments(&"{".repeat(81)), 2);
+        assert_eq!(segments(&format!("{}€", "a".repeat(158))), 1);
+        assert_eq!(segments(&format!("{}€", "a".repeat(159))), 2);
+    }
+
+    #[test]
+    fn an_escape_pair_is_not_split_between_parts() {
+        // 306 septets would be two full parts, but the `{` cannot straddle them.
+        let body = format!("{}{{{}", "a".repeat(152), "a".repeat(152));
+        assert_eq!(segments(&body), 3);
+    }
+
+    #[test]
+    fn japanese_fits_70_in_one_segment_then_67_per_part() {
+        assert_eq!(segments(&"投".repeat(70)), 1);
+        assert_eq!(segments(&"投".repeat(71)), 2);
+        assert_eq!(segments(&"投".repeat(134)), 2);
+        assert_eq!(segments(&"投".repeat(135)), 3);
+    }
+
+    #[test]
+    fn emoji_take_two_utf16_units_and_are_never_split() {
+        assert_eq!(segments(&"🔥".repeat(35)), 1);
+        assert_eq!(segments(&"🔥".repeat(36)), 2);
+        // 134 units would be two full parts, but 67 is odd: a pair would straddle.
+        assert_eq!(segments(&"🔥".repeat(67)), 3);
+    }
+
+    #[test]
+    fn fit_leaves_a_fitting_body_alone() {
+        let body = "a".repeat(160);
+        assert_eq!(fit(&body, 1), body);
+        assert_eq!(fit("投稿成功率低下", 1), "投稿成功率低下");
+    }
+
+    #[test]
+    fn fit_cuts_gsm_with_three_dots_so_it_stays_gsm() {
+        let cut = fit(&"a".repeat(161), 1);
+        assert_eq!(cut, format!("{}...", "a".repeat(157)));
+        assert_eq!(encoding(&cut), SmsEncoding::Gsm7);
+        let cut = fit(&"b".repeat(1000), 2);
+        assert_eq!(cut.len(), 306);
+        assert_eq!(segments(&cut), 2);
+    }
+
+    #[test]
+    fn fit_cuts_japanese_to_70_units_with_an_ellipsis() {
+        let cut = fit(&"投".repeat(71), 1);
+        assert_eq!(cut, format!("{}…", "投".repeat(69)));
+        assert_eq!(segments(&cut), 1);
+        let cut = fit(&"投".repeat(500), 3);
+        assert_eq!(cut.encode_utf16().count(), 3 * 67);
+        assert_eq!(segments(&cut), 3);
+    }
+
+    #[test]
+    fn fit_keeps_whole_emoji() {
+        let cut = fit(&"🔥".repeat(40), 1);
+        assert_eq!(cut, format!("{}…", "🔥".repeat(34)));
+        assert_eq!(segments(&cut), 1);
+    }
+
+    #[test]
+    fn fit_treats_zero_segments_as_one() {
+        assert_eq!(segments(&fit(&"a".repeat(500), 0)), 1);
+    }
+
+    #[test]
+    fn fit_keeping_cuts_the_text_and_keeps_the_tail() {
+        let fitted = fit_keeping(&"x".repeat(300), " Reply ACK 42", 1);
+        assert!(fitted.ends_with("... Reply ACK 42"), "{fitted}");
+        assert_eq!(fitted.len(), 160);
+        // A tail longer than the room is cut too, rather than overflowing.
+        let fitted = fit_keeping("x", &"y".repeat(400), 1);
+        assert_eq!(segments(&fitted), 1);
+    }
+
+    fn alert(incident: u64, rule: &str, labels: &[(&str, &str)]) -> AlertSnapshot {
+        let mut all: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        all.insert("alertname".into(), rule.into());
+        all.insert("severity".into(), "critical".into());
+        AlertSnapshot {
+            fingerprint: crate::labels::Fingerprint(incident),
+            incident: Some(incident),
+            rule: rule.into(),
+            severity: "critical".into(),
+            labels: all,
+            annotations: BTreeMap::new(),
+            state: crate::alert::State::Firing,
+            fired_at: None,
+            resolved_at: None,
+            acked_by: None,
+            acked_at: None,
+            generator_url: None,
+        }
+    }
+
+    fn message(reason: NotifyReason, level: u32, alerts: Vec<AlertSnapshot>) -> Message {
+        Message {
+            key: "k".into(),
+            reason,
+            level,
+            alerts,
+            update: None,
+            at: crate::clock::Timestamp(0),
+        }
+    }
+
+    #[test]
+    fn one_alert_says_severity_incident_labels_summary_and_how_to_ack() {
+        let mut a = alert(42, "投稿成功率低下", &[("account", "a1")]);
+        a.annotations
+            .insert("summary".into(), "成功率 80%\n(閾値 95%)".into());
+        let msg = message(NotifyReason::Firing, 1, vec![a]);
+        assert_eq!(
+            sms_body(&msg, 3),
+            "[CRITICAL] #42 投稿成功率低下 account=a1: 成功率 80% (閾値 95%). Reply ACK 42"
+        );
+    }
+
+    #[test]
+    fn an_escalated_page_says_its_level() {
+        let msg = message(NotifyReason::Firing, 3, vec![alert(7, "DiskFull", &[])]);
+        assert_eq!(
+            sms_body(&msg, 1),
+            "[CRITICAL] #7 DiskFull. Escalation level 3. Reply ACK 7"
+        );
+    }
+
+    #[test]
+    fn updates_say_resolved_or_acked_by_whom_without_asking_for_an_ack() {
+        let a = alert(42, "DiskFull", &[("host", "db 1")]);
+        let msg = message(NotifyReason::Resolved, 0, vec![a.clone()]);
+        assert_eq!(sms_body(&msg, 1), "RESOLVED #42 DiskFull host=\"db 1\"");
+        let mut acked = a;
+        acked.acked_by = Some("alice".into());
+        let msg = message(NotifyReason::Acknowledged, 0, vec![acked]);
+        assert_eq!(
+            sms_body(&msg, 1),
+            "ACKED #42 DiskFull host=\"db 1\" by alice"
+        );
+    }
+
+    #[test]
+    fn a_long_summary_is_cut_and_the_ack_line_survives() {
+        let mut a = alert(42, "投稿成功率低下", &[]);
+        a.annotations.insert("summary".into(), "低下".repeat(200));
+        let body = sms_body(&message(NotifyReason::Firing, 1, vec![a]), 2);
+        assert_eq!(segments(&body), 2);
+        assert!(body.ends_with("… Reply ACK 42"), "{body}");
+    }
+
+    #[test]
+    fn twiml_escapes_label_text_and_strips_control_characters() {
+        let mut a = alert(42, "Disk<Full>", &[("note", "a & \"b\"\u{1}")]);
+        a.annotations.insert("summary".into(), "<Hangup/>".into());
+        let t = twiml(&message(NotifyReason::Firing, 1, vec![a]));
+        assert!(
+            t.starts_with(r#"<Response><Say language="ja-JP" loop="2">"#),
+            "{t}"
+        );
+        assert!(t.ends_with("</Say></Response>"), "{t}");
+        assert!(t.contains("Disk&lt;Full&gt;"), "{t}");
+        assert!(t.contains("note a &amp; &quot;b&quot; 。"), "{t}");
+        assert!(t.contains("&lt;Hangup/&gt;"), "{t}");
+        assert!(!t.contains('\u{1}'));
+        assert!(t.contains("ACK 42"), "{t}");
+    }
+
+    #[test]
+    fn twiml_stays_within_4000_characters_and_keeps_the_ack_line() {
+        let mut a = alert(42, "DiskFull", &[]);
+        a.annotations.insert("summary".into(), "&".repeat(5000));
+        let t = twiml(&message(NotifyReason::Firing, 1, vec![a]));
+        assert!(t.chars().count() <= MAX_TWIML_CHARS);
+        assert!(t.contains("ACK 42 と返信してください。</Say>"), "{t}");
+        // No entity was cut in half.
+        assert_eq!(t.matches('&').count(), t.matches("&amp;").count());
+
+        let giant = alert(43, &"<".repeat(5000), &[]);
+        let t = twiml(&message(NotifyReason::Firing, 1, vec![giant]));
+        assert!(t.chars().count() <= MAX_TWIML_CHARS);
+        assert!(t.ends_with("&lt;</Say></Response>"), "{t}");
     }
 }
