@@ -178,10 +178,7 @@ fn url_port_variants(url: &str) -> Vec<String> {
     let other = match port_colon {
         None => format!("{scheme}://{authority}:{default_port}{tail}"),
         Some(i) if &host_port[i + 1..] == default_port => {
-            format!(
-                "{scheme}://{}{tail}",
-                &authority[..host_start + i]
-            )
+            format!("{scheme}://{}{tail}", &authority[..host_start + i])
         }
         Some(_) => return out,
     };
@@ -255,7 +252,13 @@ mod tests {
                 Refusal::WrongSignature,
             ),
             (
-                slack(&[SLACK_SECRET], Some(SLACK_TS), Some(SLACK_SIG), &altered, now),
+                slack(
+                    &[SLACK_SECRET],
+                    Some(SLACK_TS),
+                    Some(SLACK_SIG),
+                    &altered,
+                    now,
+                ),
                 Refusal::WrongSignature,
             ),
             (
@@ -263,7 +266,13 @@ mod tests {
                 Refusal::MissingTimestamp,
             ),
             (
-                slack(&[SLACK_SECRET], Some("soon"), Some(SLACK_SIG), SLACK_BODY, now),
+                slack(
+                    &[SLACK_SECRET],
+                    Some("soon"),
+                    Some(SLACK_SIG),
+                    SLACK_BODY,
+                    now,
+                ),
                 Refusal::BadTimestamp,
             ),
             (
@@ -271,20 +280,44 @@ mod tests {
                 Refusal::MissingSignature,
             ),
             (
-                slack(&[SLACK_SECRET], Some(SLACK_TS), Some(&upper), SLACK_BODY, now),
+                slack(
+                    &[SLACK_SECRET],
+                    Some(SLACK_TS),
+                    Some(&upper),
+                    SLACK_BODY,
+                    now,
+                ),
                 Refusal::WrongSignature,
             ),
             (
-                slack(&[SLACK_SECRET], Some(SLACK_TS), Some("v0=zz"), SLACK_BODY, now),
+                slack(
+                    &[SLACK_SECRET],
+                    Some(SLACK_TS),
+                    Some("v0=zz"),
+                    SLACK_BODY,
+                    now,
+                ),
                 Refusal::WrongSignature,
             ),
             // Six minutes late, and six minutes early.
             (
-                slack(&[SLACK_SECRET], Some(SLACK_TS), Some(SLACK_SIG), SLACK_BODY, now + 360),
+                slack(
+                    &[SLACK_SECRET],
+                    Some(SLACK_TS),
+                    Some(SLACK_SIG),
+                    SLACK_BODY,
+                    now + 360,
+                ),
                 Refusal::StaleTimestamp,
             ),
             (
-                slack(&[SLACK_SECRET], Some(SLACK_TS), Some(SLACK_SIG), SLACK_BODY, now - 360),
+                slack(
+                    &[SLACK_SECRET],
+                    Some(SLACK_TS),
+                    Some(SLACK_SIG),
+                    SLACK_BODY,
+                    now - 360,
+                ),
                 Refusal::StaleTimestamp,
             ),
         ];
@@ -293,7 +326,14 @@ mod tests {
         }
         // Exactly five minutes is still inside the window.
         assert!(
-            slack(&[SLACK_SECRET], Some(SLACK_TS), Some(SLACK_SIG), SLACK_BODY, now + 300).is_ok()
+            slack(
+                &[SLACK_SECRET],
+                Some(SLACK_TS),
+                Some(SLACK_SIG),
+                SLACK_BODY,
+                now + 300
+            )
+            .is_ok()
         );
     }
 
@@ -318,9 +358,15 @@ mod tests {
     fn twilio_published_example_verifies_with_or_without_the_port() {
         let token = Secret::new("12345");
         let p = twilio_params();
-        assert_eq!(verify_twilio(&token, TWILIO_URL, &p, Some(TWILIO_SIG)), Ok(()));
+        assert_eq!(
+            verify_twilio(&token, TWILIO_URL, &p, Some(TWILIO_SIG)),
+            Ok(())
+        );
         let with_port = "https://mycompany.com:443/myapp.php?foo=1&bar=2";
-        assert_eq!(verify_twilio(&token, with_port, &p, Some(TWILIO_SIG)), Ok(()));
+        assert_eq!(
+            verify_twilio(&token, with_port, &p, Some(TWILIO_SIG)),
+            Ok(())
+        );
     }
 
     #[test]
@@ -332,8 +378,18 @@ mod tests {
         let cases = [
             verify_twilio(&Secret::new("54321"), TWILIO_URL, &p, Some(TWILIO_SIG)),
             verify_twilio(&token, TWILIO_URL, &changed, Some(TWILIO_SIG)),
-            verify_twilio(&token, "https://mycompany.com/myapp.php?foo=1", &p, Some(TWILIO_SIG)),
-            verify_twilio(&token, "https://mycompany.com:8443/myapp.php?foo=1&bar=2", &p, Some(TWILIO_SIG)),
+            verify_twilio(
+                &token,
+                "https://mycompany.com/myapp.php?foo=1",
+                &p,
+                Some(TWILIO_SIG),
+            ),
+            verify_twilio(
+                &token,
+                "https://mycompany.com:8443/myapp.php?foo=1&bar=2",
+                &p,
+                Some(TWILIO_SIG),
+            ),
             verify_twilio(&token, TWILIO_URL, &p, Some("not base64!")),
         ];
         for (i, got) in cases.into_iter().enumerate() {

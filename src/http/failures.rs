@@ -135,7 +135,14 @@ pub fn client_ip(extensions: &axum::http::Extensions, headers: &HeaderMap) -> Ip
 /// entries come from the client and prove nothing.
 fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
     let last = headers.get_all("x-forwarded-for").iter().next_back()?;
-    let ip: IpAddr = last.to_str().ok()?.rsplit(',').next()?.trim().parse().ok()?;
+    let ip: IpAddr = last
+        .to_str()
+        .ok()?
+        .rsplit(',')
+        .next()?
+        .trim()
+        .parse()
+        .ok()?;
     Some(ip.to_canonical())
 }
 
@@ -188,13 +195,27 @@ mod tests {
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let refuse = |ip| {
             failures
-                .refuse(&metrics, ip, "/x", "wrong_token", StatusCode::UNAUTHORIZED, "no")
+                .refuse(
+                    &metrics,
+                    ip,
+                    "/x",
+                    "wrong_token",
+                    StatusCode::UNAUTHORIZED,
+                    "no",
+                )
                 .status()
         };
         for i in 0..FAILURE_BURST {
             assert_eq!(refuse(a), StatusCode::UNAUTHORIZED, "failure {i}");
         }
-        let over = failures.refuse(&metrics, a, "/x", "wrong_token", StatusCode::UNAUTHORIZED, "no");
+        let over = failures.refuse(
+            &metrics,
+            a,
+            "/x",
+            "wrong_token",
+            StatusCode::UNAUTHORIZED,
+            "no",
+        );
         assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
         let retry: u64 = over.headers()[header::RETRY_AFTER]
             .to_str()

@@ -187,7 +187,11 @@ async fn commands(
     };
     let name = command.name();
     let (visibility, text) = run(&inbound, &form.user_id, command).await;
-    inbound.count("slack", name, visibility == Visibility::InChannel || name_is_read(name));
+    inbound.count(
+        "slack",
+        name,
+        visibility == Visibility::InChannel || name_is_read(name),
+    );
     reply(visibility, text)
 }
 
@@ -237,12 +241,9 @@ async fn act(daemon: &Daemon, person: &Person, command: Command) -> Result<Strin
             },
         ),
         Command::Unack { id } => ("took back the ack of", id, None, Event::Unack { actor }),
-        Command::Resolve { id, note } => (
-            "resolved",
-            id,
-            note.clone(),
-            Event::Resolve { actor, note },
-        ),
+        Command::Resolve { id, note } => {
+            ("resolved", id, note.clone(), Event::Resolve { actor, note })
+        }
         Command::Silence {
             matchers,
             duration,
@@ -271,7 +272,11 @@ async fn silence(
     comment: String,
 ) -> Result<String, String> {
     let now = daemon.now();
-    let shown = matchers.iter().map(matcher_text).collect::<Vec<_>>().join(" ");
+    let shown = matchers
+        .iter()
+        .map(matcher_text)
+        .collect::<Vec<_>>()
+        .join(" ");
     let silence = Silence {
         id: uuid::Uuid::new_v4().to_string(),
         matchers,
@@ -389,7 +394,9 @@ async fn list(daemon: &Daemon, severity: Option<&str>) -> String {
 
 fn list_line(v: &AlertView, now: Timestamp) -> String {
     let a = &v.alert;
-    let since = a.fired_at.map_or(String::new(), |t| format!(" for {}", age(now.since(t))));
+    let since = a
+        .fired_at
+        .map_or(String::new(), |t| format!(" for {}", age(now.since(t))));
     let state = match (&a.state, &a.ack) {
         (AlertState::Acknowledged, Some(ack)) => format!("acked by {}", escape(&ack.actor)),
         (AlertState::Suppressed, _) => "silenced".to_string(),
@@ -536,10 +543,7 @@ fn parse_command(text: &str) -> Result<Command, String> {
         "resolve" => id_and_note("resolve").map(|(id, note)| Command::Resolve { id, note }),
         "silence" => parse_silence(rest),
         "list" => Ok(Command::List {
-            severity: rest
-                .split_whitespace()
-                .next()
-                .map(|s| s.to_lowercase()),
+            severity: rest.split_whitespace().next().map(|s| s.to_lowercase()),
         }),
         "who" => Ok(Command::Who),
         other => Err(format!("Unknown command `{}`.", escape(other))),
@@ -799,7 +803,9 @@ async fn tell(response_url: String, text: String) {
     });
     match client.post(&response_url).json(&body).send().await {
         Ok(r) if r.status().is_success() => {}
-        Ok(r) => tracing::warn!(status = %r.status(), "slack: response_url refused the reply to a button"),
+        Ok(r) => {
+            tracing::warn!(status = %r.status(), "slack: response_url refused the reply to a button")
+        }
         Err(e) => tracing::warn!(error = %e.without_url(), "slack: cannot reply to a button"),
     }
 }
@@ -877,7 +883,11 @@ mod tests {
     #[test]
     fn bad_commands_say_what_is_wrong() {
         let err = |t: &str| parse_command(t).unwrap_err();
-        assert!(err("ack").contains("needs an alert number"), "{}", err("ack"));
+        assert!(
+            err("ack").contains("needs an alert number"),
+            "{}",
+            err("ack")
+        );
         assert!(err("ack <!channel>").contains("needs an alert number"));
         assert!(err("silence 2h").contains("is not a label matcher"));
         assert!(err("silence host=a").contains("needs label matchers and then a duration"));

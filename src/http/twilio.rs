@@ -210,7 +210,10 @@ mod tests {
             parse_ack("  ack #7  on my way "),
             Some(("7".into(), Some("on my way".into())))
         );
-        assert_eq!(parse_ack("Ack 3\nnote"), Some(("3".into(), Some("note".into()))));
+        assert_eq!(
+            parse_ack("Ack 3\nnote"),
+            Some(("3".into(), Some("note".into())))
+        );
         for bad in ["", "ACK", "ACK x", "ACKNOWLEDGE 4", "STOP", "resolve 4"] {
             assert_eq!(parse_ack(bad), None, "{bad:?}");
         }
