@@ -344,6 +344,16 @@ async fn forged_stale_altered_replayed_or_unsigned_requests_get_401_and_change_n
         assert_eq!(h.alert(1).await["state"], "firing", "{what}");
     }
 
+    // A body over the configured limit is refused before it is read whole.
+    let huge = format!("{body}&pad={}", "x".repeat(2 << 20));
+    let r = h
+        .signed("/slack/commands", &huge, SECRET, now)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(h.alert(1).await["state"], "firing");
+
     // The same signed request twice: the copy is refused.
     let first = h
         .signed("/slack/commands", &body, SECRET, now)
