@@ -219,11 +219,13 @@ fn button_body(user: &str, action_id: &str, value: &str, response_url: &str) -> 
     serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()
 }
 
+/// The last thing a person did on the alert (deliveries are on the timeline too).
 fn timeline_last(alert: &Value) -> (String, String, String) {
     let e = alert["timeline"]
         .as_array()
         .unwrap()
-        .last()
+        .iter()
+        .rfind(|e| !e["actor"].is_null())
         .unwrap()
         .clone();
     let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
