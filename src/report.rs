@@ -84,11 +84,7 @@ pub struct OpenIncident {
 /// are read from the timeline (an entry from an inactive state into an active one
 /// starts one). Time to ack is taken to the first entry into `Acknowledged` after
 /// the firing, time to resolve to the first entry into `Resolved`.
-pub fn summarize(
-    alerts: &[(Alert, Vec<TimelineEntry>)],
-    from: Timestamp,
-    to: Timestamp,
-) -> Report {
+pub fn summarize(alerts: &[(Alert, Vec<TimelineEntry>)], from: Timestamp, to: Timestamp) -> Report {
     let in_period = |t: Timestamp| from <= t && t < to;
     let mut fired = 0;
     let mut to_ack = Vec::new();
@@ -141,8 +137,8 @@ pub fn summarize(
         })
         .collect();
     // Stable: the BTreeMap already ordered ties by name.
-    by_rule.sort_by(|a, b| b.count.cmp(&a.count));
-    open.sort_by(|a, b| (a.fired_at, a.incident).cmp(&(b.fired_at, b.incident)));
+    by_rule.sort_by_key(|r| std::cmp::Reverse(r.count));
+    open.sort_by_key(|o| (o.fired_at, o.incident));
 
     Report {
         from,
@@ -213,7 +209,11 @@ impl Occurrence {
 
     /// Who holds the ack as of `t`, if the alert is acknowledged then.
     fn acked_by_at(&self, t: Timestamp) -> Option<String> {
-        let (_, state, actor) = self.changes.iter().take_while(|(at, _, _)| *at < t).last()?;
+        let (_, state, actor) = self
+            .changes
+            .iter()
+            .take_while(|(at, _, _)| *at < t)
+            .last()?;
         if *state == State::Acknowledged {
             actor.clone()
         } else {

@@ -197,7 +197,10 @@ impl Email {
             Ok(Err(e)) => Err(classify(&e, &self.settings)),
             Err(_elapsed) => {
                 if let Ok(fresh) = build_transport(&self.settings) {
-                    *self.transport.lock().unwrap_or_else(PoisonError::into_inner) = fresh;
+                    *self
+                        .transport
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = fresh;
                 }
                 Err(SendError::retry(format!(
                     "email: no reply from {}:{} within {}",
@@ -238,11 +241,7 @@ fn build_transport(settings: &EmailSettings) -> Result<Transport, String> {
 /// replies are; 5xx replies (a bad mailbox, bad credentials) and what our side
 /// cannot do with this server (no STARTTLS, no common auth mechanism) are not.
 fn classify(e: &lettre::transport::smtp::Error, settings: &EmailSettings) -> SendError {
-    let mut reason = format!(
-        "email: smtp {}:{}: {e}",
-        settings.host.as_str(),
-        settings.port
-    );
+    let mut reason = format!("email: smtp {}:{}: {e}", settings.host, settings.port);
     // lettre does not put credentials in its errors, but the server's reply text is
     // quoted as is; a password must not reach a log line through it.
     if let Some(password) = &settings.password
@@ -414,7 +413,13 @@ fn alert_text(headline: &str, msg: &Message, sections: &[Section]) -> String {
     let mut out = format!("{headline}\n");
     for s in sections {
         let _ = write!(out, "\n{} ({})\n", s.title, s.state);
-        let width = s.rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0) + 2;
+        let width = s
+            .rows
+            .iter()
+            .map(|(k, _)| k.chars().count())
+            .max()
+            .unwrap_or(0)
+            + 2;
         for (name, value) in &s.rows {
             let lines: Vec<&str> = match value {
                 Value::Text(t) | Value::Url(t) => t.lines().collect(),
@@ -438,9 +443,9 @@ fn alert_html(headline: &str, msg: &Message, sections: &[Section]) -> String {
         severity_color(&msg.alerts[0].severity)
     };
     let mut out = html_head();
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<h2 style=\"color:{color};margin:0 0 12px\">{}</h2>\n",
+        "<h2 style=\"color:{color};margin:0 0 12px\">{}</h2>",
         esc(headline)
     );
     for s in sections {
@@ -489,7 +494,7 @@ fn reason_words(msg: &Message) -> String {
 }
 
 const TH: &str = "text-align:left;vertical-align:top;padding:2px 16px 2px 0;color:#444";
-const TD: &str = "vertical-align:top;padding:2px 0;white-space:pre-wrap";
+const TD: &str = "vertical-align:top;padding:2px 16px 2px 0;white-space:pre-wrap";
 const RESOLVED_COLOR: &str = "#2e7d32";
 
 fn severity_color(severity: &str) -> &'static str {
@@ -582,7 +587,9 @@ fn report_numbers(report: &Report) -> Vec<(&'static str, String)> {
 }
 
 fn open_columns(o: &crate::report::OpenIncident) -> [String; 5] {
-    let incident = o.incident.map_or_else(|| "—".to_string(), |n| format!("#{n}"));
+    let incident = o
+        .incident
+        .map_or_else(|| "—".to_string(), |n| format!("#{n}"));
     let state = match &o.acked_by {
         Some(by) => format!("{} by {by}", o.state),
         None => o.state.to_string(),
@@ -728,10 +735,7 @@ mod tests {
     #[test]
     fn first_firing_opens_the_thread_and_the_rest_reply_to_it() {
         let root = "<alert.0000000000000abc.1000@example.com>";
-        let first = Thread::of(
-            &message("k1", NotifyReason::Firing, 1, None),
-            "example.com",
-        );
+        let first = Thread::of(&message("k1", NotifyReason::Firing, 1, None), "example.com");
         assert_eq!((first.id.as_str(), first.root.as_str()), (root, root));
 
         let later = [
