@@ -217,6 +217,22 @@ impl Channels {
         (channels, recorder)
     }
 
+    /// Sends a scheduled report by email (recorded, not sent, when recording).
+    pub async fn send_report(
+        &self,
+        name: &str,
+        to: &[String],
+        report: &crate::report::Report,
+    ) -> Result<Delivered, SendError> {
+        if self.recorder.is_some() {
+            return Ok(Delivered::default());
+        }
+        match &self.email {
+            Some(e) => e.send_report(name, to, report).await,
+            None => Err(SendError::permanent("[channels.email] is not configured")),
+        }
+    }
+
     /// The Slack channel for alerts of `severity`, when Slack is configured.
     pub fn slack_channel(&self, severity: &str) -> Option<String> {
         self.slack
