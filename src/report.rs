@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::calendar::Recurrence;
 
 /// One `[[reports]]` entry: what period it covers, when it is sent, to whom.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ReportSchedule {
     /// `daily`, `weekly`, ... shown in the subject.
     pub name: String,

@@ -6,7 +6,7 @@ use super::{Delivered, Message, SendError};
 use crate::config::Secret;
 
 /// `[channels.sms]`, validated.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TwilioSettings {
     pub account_sid: String,
     pub auth_token: Secret,

@@ -6,7 +6,7 @@ use super::{Delivered, Message, SendError};
 use crate::config::Secret;
 
 /// One `[[channels.webhook]]`, validated.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct WebhookSettings {
     pub name: String,
     /// The URL may hold a credential, so it is a secret.
