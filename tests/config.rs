@@ -1204,6 +1204,10 @@ start = \"2026-01-05\"
             "tocsin.toml:12:9: maintenance[0].start: invalid cron expression \"0 2 * *\": expected 5 fields (minute hour day-of-month month day-of-week), found 4",
         ),
         (
+            "[[maintenance]]\nname = \"feb31\"\nstart = \"0 0 31 2 *\"\nduration = \"2h\"\n",
+            "tocsin.toml:12:9: maintenance[0].start: cron expression \"0 0 31 2 *\" never occurs",
+        ),
+        (
             "[[maintenance]]\nname = \"weekly\"\nstart = \"0 2 * * SUN\"\nduration = \"0s\"\n",
             "tocsin.toml:13:12: maintenance[0].duration: must be greater than zero",
         ),

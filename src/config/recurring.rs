@@ -47,6 +47,16 @@ impl Compiler<'_> {
     ) -> Option<Recurrence> {
         let text = self.text(value, key)?;
         match Recurrence::parse(text.trim(), tz) {
+            // A date that never comes (`0 0 31 2 *`) would quietly never open a
+            // window or send a report. Searched from a fixed instant: checking stays
+            // a pure function of the file.
+            Ok(r) if r.next_after(crate::clock::Timestamp(0)).is_none() => {
+                self.report(
+                    value.span(),
+                    format!("{key}: cron expression {:?} never occurs", text.trim()),
+                );
+                None
+            }
             Ok(r) => Some(r),
             Err(why) => {
                 self.report(
