@@ -131,6 +131,16 @@ impl Settings {
             tokens: c.tokens.clone(),
             request_timeout: c.server.request_timeout,
             console: c.channels.console.enabled,
+            directory: Arc::new(c.directory.clone()),
+            routing: Arc::new(c.routing.clone()),
+            slack: c.channels.slack.clone(),
+            email: c.channels.email.clone(),
+            sms: c.channels.sms.clone(),
+            webhooks: c.channels.webhooks.clone(),
+            maintenance: c.maintenance.clone(),
+            reports: c.reports.clone(),
+            slack_signing_secrets: c.channels.slack_signing_secrets.clone(),
+            public_url: c.server.public_url.clone(),
             ..Settings::embedded_default()
         }
     }

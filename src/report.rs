@@ -13,7 +13,7 @@ use crate::calendar::Recurrence;
 use crate::clock::Timestamp;
 
 /// One `[[reports]]` entry: what period it covers, when it is sent, to whom.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ReportSchedule {
     /// `daily`, `weekly`, ... shown in the subject.
     pub name: String,

@@ -37,7 +37,7 @@ pub enum SmtpTls {
 }
 
 /// `[channels.email]`, validated.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EmailSettings {
     pub host: String,
     pub port: u16,

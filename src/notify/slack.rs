@@ -23,7 +23,7 @@ use crate::clock::Timestamp;
 use crate::config::Secret;
 
 /// `[channels.slack]`, validated.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SlackSettings {
     /// An incoming webhook URL (the whole URL is the secret). Either this or
     /// `bot_token`; with both, the bot token is used.
