@@ -663,7 +663,7 @@ fn the_seed_config_compiles_to_the_specs_escalation() {
 
     // Anything routes to it.
     let labels = tocsin::labels::Labels::from_pairs([("alertname", "x"), ("severity", "info")]);
-    assert_eq!(routing.policy_for(&labels).name, "default");
+    assert_eq!(routing.policy_for(&labels, None).name, "default");
 
     // People, groups, the rotation.
     let dir = &config.directory;
@@ -879,18 +879,18 @@ fn routes_levels_and_targets_compile() {
     let labels = |pairs: &[(&str, &str)]| tocsin::labels::Labels::from_pairs(pairs.iter().copied());
     assert_eq!(
         routing
-            .policy_for(&labels(&[("severity", "critical"), ("host", "bot-1")]))
+            .policy_for(&labels(&[("severity", "critical"), ("host", "bot-1")]), None)
             .name,
         "critical"
     );
     assert_eq!(
         routing
-            .policy_for(&labels(&[("severity", "critical"), ("host", "db-1")]))
+            .policy_for(&labels(&[("severity", "critical"), ("host", "db-1")]), None)
             .name,
         "business-hours"
     );
     assert_eq!(
-        routing.policy_for(&labels(&[("team", "audit")])).name,
+        routing.policy_for(&labels(&[("team", "audit")]), None).name,
         "audit"
     );
 
