@@ -879,7 +879,10 @@ fn routes_levels_and_targets_compile() {
     let labels = |pairs: &[(&str, &str)]| tocsin::labels::Labels::from_pairs(pairs.iter().copied());
     assert_eq!(
         routing
-            .policy_for(&labels(&[("severity", "critical"), ("host", "bot-1")]), None)
+            .policy_for(
+                &labels(&[("severity", "critical"), ("host", "bot-1")]),
+                None
+            )
             .name,
         "critical"
     );

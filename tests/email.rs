@@ -603,3 +603,76 @@ async fn logs_in_and_never_shows_the_password() {
     assert!(!format!("{err} {err:?}").contains(wrong), "{err:?}");
     assert_eq!(server.received().len(), 1);
 }
+
+#[path = "common/mod.rs"]
+mod common;
+
+/// The daemon sends the daily summary at 09:00 Tokyo time, once: not before, not
+/// twice, not again after a restart.
+#[tokio::test]
+async fn the_daily_summary_goes_on_schedule_once_even_across_a_restart() {
+    use std::sync::Arc;
+    use tocsin::alert::External;
+    use tocsin::app::{Daemon, Settings};
+    use tocsin::calendar::Recurrence;
+    use tocsin::clock::{Clock, ManualClock};
+    use tocsin::engine::ExternalAlert;
+    use tocsin::report::ReportSchedule;
+
+    let server = SmtpServer::start("scheduled-report");
+    let dir = common::daemon_dir("email-scheduled-report", "");
+    // 2026-11-30 08:50 in Tokyo.
+    let clock = ManualClock::new(Timestamp::from_secs(1_764_460_200));
+    let settings = || Settings {
+        rule_paths: Vec::new(),
+        console: false,
+        email: Some(settings(server.port)),
+        reports: vec![ReportSchedule {
+            name: "daily".into(),
+            when: Recurrence::parse("0 9 * * *", chrono_tz::Asia::Tokyo).unwrap(),
+            period: Duration::from_secs(86400),
+            to: vec!["ops@example.com".into()],
+        }],
+        ..common::test_settings(&dir)
+    };
+    let daemon = Daemon::open(settings(), Arc::new(clock.clone())).unwrap();
+    let fire = ExternalAlert {
+        labels: Labels::from_pairs([("alertname", "投稿成功率低下"), ("severity", "warning")]),
+        firing: true,
+        external: External {
+            starts_at: clock.now(),
+            ends_at: None,
+            annotations: BTreeMap::new(),
+            generator_url: None,
+        },
+    };
+    let d = daemon.clone();
+    tokio::task::spawn_blocking(move || d.receive_external("test", vec![fire]))
+        .await
+        .unwrap()
+        .unwrap();
+
+    daemon.run_reports().await;
+    assert!(server.received().is_empty(), "not before 09:00");
+    clock.advance(Duration::from_secs(600));
+    daemon.run_reports().await;
+    daemon.run_reports().await;
+    let mails = server.received();
+    assert_eq!(mails.len(), 1, "once at 09:00");
+    let subject = header(&mails[0], "Subject").unwrap();
+    assert!(subject.contains("daily incident summary"), "{subject}");
+    assert!(
+        text(&mails[0]).contains("投稿成功率低下"),
+        "{}",
+        text(&mails[0])
+    );
+
+    drop(daemon);
+    clock.advance(Duration::from_secs(3600));
+    let daemon = Daemon::open(settings(), Arc::new(clock.clone())).unwrap();
+    daemon.run_reports().await;
+    assert_eq!(server.received().len(), 1, "not again after a restart");
+    clock.advance(Duration::from_secs(23 * 3600));
+    daemon.run_reports().await;
+    assert_eq!(server.received().len(), 2, "the next day's");
+}
