@@ -539,12 +539,7 @@ impl Daemon {
     /// by a silence, resolved while flapping) pause or end theirs.
     fn escalate(&self, core: &mut Core, now: Timestamp, outcome: &mut crate::engine::Outcome) {
         let settings = &self.shared.settings;
-        let slack = |sev: &str| self.shared.channels.slack_channel(sev);
-        let resolver = Resolver {
-            directory: &settings.directory,
-            routing: &settings.routing,
-            slack_channel: &slack,
-        };
+        let resolver = self.resolver();
         let notified: std::collections::HashSet<Fingerprint> =
             outcome.notifications.iter().map(|n| n.alert).collect();
         for n in std::mem::take(&mut outcome.notifications) {
@@ -599,6 +594,16 @@ impl Daemon {
         }
     }
 
+    /// Turns policy targets into addresses with this daemon's people and channels.
+    fn resolver(&self) -> Resolver<'_> {
+        let settings = &self.shared.settings;
+        Resolver {
+            directory: &settings.directory,
+            routing: &settings.routing,
+            slack: settings.slack.as_ref(),
+        }
+    }
+
     /// Runs the escalation steps whose deadline has come, and expires acks older
     /// than their policy's `ack_timeout`. Part of every tick.
     fn escalate_due(&self, core: &mut Core, now: Timestamp) -> Result<(), OpError> {
@@ -631,12 +636,7 @@ impl Daemon {
             .map(|e| e.fingerprint)
             .collect();
         let settings = &self.shared.settings;
-        let slack = |sev: &str| self.shared.channels.slack_channel(sev);
-        let resolver = Resolver {
-            directory: &settings.directory,
-            routing: &settings.routing,
-            slack_channel: &slack,
-        };
+        let resolver = self.resolver();
         for fp in due {
             let Some(esc) = core.escalations.remove(&fp) else {
                 continue;
@@ -927,12 +927,7 @@ impl Daemon {
         let settings = &self.shared.settings;
         let labels = Labels::from_pairs(failed.alert.labels.clone());
         let policy = settings.routing.policy_for(&labels, None);
-        let slack = |sev: &str| self.shared.channels.slack_channel(sev);
-        let resolver = Resolver {
-            directory: &settings.directory,
-            routing: &settings.routing,
-            slack_channel: &slack,
-        };
+        let resolver = self.resolver();
         resolver
             .fallback(policy, &failed.alert.severity, now)
             .into_iter()

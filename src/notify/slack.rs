@@ -41,6 +41,11 @@ pub struct SlackSettings {
 }
 
 impl SlackSettings {
+    /// The channel for alerts of `severity`.
+    pub fn channel_for(&self, severity: &str) -> &str {
+        self.channels.get(severity).unwrap_or(&self.default_channel)
+    }
+
     /// The seed's channels: `#alerts-critical`, `#alerts-warning`, `#alerts-info`.
     pub fn seed_channels() -> BTreeMap<String, String> {
         ["critical", "warning", "info"]
@@ -85,10 +90,7 @@ impl Slack {
 
     /// The channel for alerts of `severity`.
     pub fn channel_for(&self, severity: &str) -> &str {
-        self.settings
-            .channels
-            .get(severity)
-            .unwrap_or(&self.settings.default_channel)
+        self.settings.channel_for(severity)
     }
 
     /// Posts `msg` to `channel`, or updates the message `msg.update` names.

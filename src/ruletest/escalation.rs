@@ -268,7 +268,7 @@ async fn run_test(
     }
 
     let clock = ManualClock::new(start);
-    let (channels, recorder) = Channels::recording(settings.slack.clone());
+    let (channels, recorder) = Channels::recording();
     let daemon = Daemon::open_with(settings, Arc::new(clock.clone()), channels)
         .map_err(|e| e.to_string())?;
     let mut got: BTreeMap<Moment, BTreeSet<String>> = BTreeMap::new();
