@@ -131,6 +131,16 @@ impl Settings {
             tokens: c.tokens.clone(),
             request_timeout: c.server.request_timeout,
             console: c.channels.console.enabled,
+            directory: Arc::new(c.directory.clone()),
+            routing: Arc::new(c.routing.clone()),
+            slack: c.channels.slack.clone(),
+            email: c.channels.email.clone(),
+            sms: c.channels.sms.clone(),
+            webhooks: c.channels.webhooks.clone(),
+            maintenance: c.maintenance.clone(),
+            reports: c.reports.clone(),
+            slack_signing_secrets: c.channels.slack_signing_secrets.clone(),
+            public_url: c.server.public_url.clone(),
             ..Settings::embedded_default()
         }
     }
@@ -226,6 +236,11 @@ struct Shared {
     /// When each Slack channel was last posted to: Slack disables apps that post
     /// more than about one message per second per channel.
     slack_paced: Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// When this daemon opened: a report whose period ended before it is not
+    /// sent late on a first start.
+    opened_at: Timestamp,
+    /// Reports that failed to send, and when: retried five minutes later.
+    report_failed: Mutex<std::collections::HashMap<String, Timestamp>>,
 }
 
 /// An alert as the API shows it.
@@ -251,6 +266,7 @@ impl Daemon {
         channels: Channels,
     ) -> Result<Daemon, AppError> {
         crate::tls::install_crypto_provider();
+        let opened_at = clock.now();
         let sources = rules::read_sources(&settings.rule_paths).map_err(AppError::RulesIo)?;
         let set: RuleSet = rules::check_sources(&sources, &settings.check)
             .map_err(|d| AppError::Rules(rules::diagnostic::render(&sources, &d, false)))?;
@@ -297,6 +313,8 @@ impl Daemon {
                 wake: tokio::sync::Notify::new(),
                 delivering: tokio::sync::Mutex::new(()),
                 slack_paced: Mutex::new(Default::default()),
+                opened_at,
+                report_failed: Mutex::new(Default::default()),
             }),
         })
     }
@@ -521,12 +539,7 @@ impl Daemon {
     /// by a silence, resolved while flapping) pause or end theirs.
     fn escalate(&self, core: &mut Core, now: Timestamp, outcome: &mut crate::engine::Outcome) {
         let settings = &self.shared.settings;
-        let slack = |sev: &str| self.shared.channels.slack_channel(sev);
-        let resolver = Resolver {
-            directory: &settings.directory,
-            routing: &settings.routing,
-            slack_channel: &slack,
-        };
+        let resolver = self.resolver();
         let notified: std::collections::HashSet<Fingerprint> =
             outcome.notifications.iter().map(|n| n.alert).collect();
         for n in std::mem::take(&mut outcome.notifications) {
@@ -581,6 +594,16 @@ impl Daemon {
         }
     }
 
+    /// Turns policy targets into addresses with this daemon's people and channels.
+    fn resolver(&self) -> Resolver<'_> {
+        let settings = &self.shared.settings;
+        Resolver {
+            directory: &settings.directory,
+            routing: &settings.routing,
+            slack: settings.slack.as_ref(),
+        }
+    }
+
     /// Runs the escalation steps whose deadline has come, and expires acks older
     /// than their policy's `ack_timeout`. Part of every tick.
     fn escalate_due(&self, core: &mut Core, now: Timestamp) -> Result<(), OpError> {
@@ -613,12 +636,7 @@ impl Daemon {
             .map(|e| e.fingerprint)
             .collect();
         let settings = &self.shared.settings;
-        let slack = |sev: &str| self.shared.channels.slack_channel(sev);
-        let resolver = Resolver {
-            directory: &settings.directory,
-            routing: &settings.routing,
-            slack_channel: &slack,
-        };
+        let resolver = self.resolver();
         for fp in due {
             let Some(esc) = core.escalations.remove(&fp) else {
                 continue;
@@ -695,9 +713,9 @@ impl Daemon {
             let result = if already {
                 outbox::Outcome::AlreadySent
             } else {
-                if m.message.alerts.len() == 1 {
-                    let fp = m.message.alerts[0].fingerprint;
-                    m.message.update = store.reference(fp, &m.address.to_string()).ok().flatten();
+                if let [alert] = m.message.alerts.as_slice() {
+                    let key = reference_key(&m.address, alert.incident);
+                    m.message.update = store.reference(alert.fingerprint, &key).ok().flatten();
                 }
                 self.pace(&m.address).await;
                 match self.shared.channels.send(&m.address, &m.message).await {
@@ -751,6 +769,87 @@ impl Daemon {
         }
     }
 
+    /// Sends the scheduled reports whose time has come (daily summary, weekly
+    /// report): each once per occurrence of its schedule, recorded in the store so
+    /// a restart neither skips nor repeats one.
+    pub async fn run_reports(&self) {
+        let now = self.now();
+        for schedule in &self.shared.settings.reports {
+            let Some(due) = schedule.when.last_at_or_before(now) else {
+                continue;
+            };
+            let last = match self.shared.store.job_ran(&schedule.name) {
+                Ok(last) => last.unwrap_or(self.shared.opened_at),
+                Err(e) => {
+                    tracing::error!(error = %e, report = %schedule.name, "cannot read report schedule");
+                    continue;
+                }
+            };
+            let failed_at = self
+                .shared
+                .report_failed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&schedule.name)
+                .copied();
+            if due <= last || failed_at.is_some_and(|t| now < t + Duration::from_secs(300)) {
+                continue;
+            }
+            let d = self.clone();
+            let history = tokio::task::spawn_blocking(move || d.history()).await;
+            let Ok(Ok(history)) = history else {
+                tracing::error!(report = %schedule.name, "cannot read alert history for a report");
+                continue;
+            };
+            let report = crate::report::summarize(&history, due - schedule.period, due);
+            let sent = self
+                .shared
+                .channels
+                .send_report(&schedule.name, &schedule.to, &report)
+                .await;
+            let mut failed = self
+                .shared
+                .report_failed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match sent {
+                Ok(_) => {
+                    failed.remove(&schedule.name);
+                    let batch = crate::store::Batch {
+                        jobs: vec![(schedule.name.clone(), due)],
+                        ..Default::default()
+                    };
+                    if let Err(e) = self.shared.store.apply(&batch) {
+                        tracing::error!(error = %e, report = %schedule.name, "cannot record a sent report");
+                    }
+                    tracing::info!(report = %schedule.name, "report sent");
+                }
+                Err(e) => {
+                    failed.insert(schedule.name.clone(), now);
+                    tracing::warn!(error = %e, report = %schedule.name, "report not sent; retrying in 5 minutes");
+                }
+            }
+        }
+    }
+
+    /// Every alert with its timeline, for reports. Blocking.
+    fn history(&self) -> Result<Vec<(Alert, Vec<TimelineEntry>)>, OpError> {
+        let alerts: Vec<Alert> = self
+            .core()
+            .engine
+            .alerts()
+            .filter(|a| a.incident.is_some())
+            .cloned()
+            .collect();
+        alerts
+            .into_iter()
+            .map(|a| {
+                let t = self.shared.store.timeline(a.fingerprint)?;
+                Ok((a, t))
+            })
+            .collect()
+    }
+
     /// Waits out Slack's pace of one message per second per channel.
     async fn pace(&self, address: &Address) {
         let Address::Slack { channel } = address else {
@@ -787,7 +886,7 @@ impl Daemon {
             references: settled
                 .references
                 .into_iter()
-                .map(|(a, addr, r)| (a.fingerprint, addr.to_string(), r))
+                .map(|(a, addr, r)| (a.fingerprint, reference_key(&addr, a.incident), r))
                 .collect(),
             ..Default::default()
         };
@@ -828,12 +927,7 @@ impl Daemon {
         let settings = &self.shared.settings;
         let labels = Labels::from_pairs(failed.alert.labels.clone());
         let policy = settings.routing.policy_for(&labels, None);
-        let slack = |sev: &str| self.shared.channels.slack_channel(sev);
-        let resolver = Resolver {
-            directory: &settings.directory,
-            routing: &settings.routing,
-            slack_channel: &slack,
-        };
+        let resolver = self.resolver();
         resolver
             .fallback(policy, &failed.alert.severity, now)
             .into_iter()
@@ -960,6 +1054,12 @@ impl Daemon {
     }
 }
 
+/// Where a message reference is kept: per address and incident, so a new
+/// occurrence of an alert starts a new Slack message and a new mail thread.
+fn reference_key(address: &Address, incident: Option<u64>) -> String {
+    format!("{address}#{}", incident.unwrap_or(0))
+}
+
 /// The grouping key of an alert: the values of the `group_by` labels.
 fn group_key(group_by: &[String], labels: &Labels) -> String {
     group_by
@@ -1057,6 +1157,7 @@ async fn watch_rules(daemon: Daemon, mut stop: watch::Receiver<bool>) {
 async fn deliver_loop(daemon: Daemon, mut stop: watch::Receiver<bool>) {
     loop {
         daemon.deliver_due().await;
+        daemon.run_reports().await;
         let wait = daemon
             .next_delivery_due()
             .map_or(Duration::from_secs(1), |t| {

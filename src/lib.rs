@@ -23,6 +23,7 @@ pub mod rules;
 pub mod ruletest;
 pub mod scrape;
 pub mod series;
+pub mod signature;
 pub mod silence;
 pub mod store;
 pub mod tls;

@@ -29,7 +29,10 @@ pub struct Metrics {
     pub rules: Gauge,
     pub rules_last_reload_success: Gauge,
     pub reloads: Family<Labels, Counter>,
-    pub auth_failures: Counter,
+    /// Refused credentials, by endpoint (route) and reason.
+    pub auth_failures: Family<Labels, Counter>,
+    /// What people asked for from Slack and by SMS, by source, command and outcome.
+    pub inbound_commands: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -51,7 +54,8 @@ impl Default for Metrics {
             rules: Gauge::default(),
             rules_last_reload_success: Gauge::default(),
             reloads: Family::default(),
-            auth_failures: Counter::default(),
+            auth_failures: Family::default(),
+            inbound_commands: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -120,8 +124,13 @@ impl Default for Metrics {
         m.rules_last_reload_success.set(1);
         registry.register(
             "auth_failures",
-            "Requests refused for a missing or wrong token",
+            "Requests refused for a missing or wrong credential (bearer token, Slack or Twilio signature), by endpoint and reason",
             m.auth_failures.clone(),
+        );
+        registry.register(
+            "inbound_commands",
+            "Commands from Slack and SMS, by source, command and outcome (done or refused)",
+            m.inbound_commands.clone(),
         );
         Metrics { registry, ..m }
     }

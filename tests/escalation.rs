@@ -107,6 +107,7 @@ fn seed_settings(dir: &std::path::Path) -> Settings {
         directory: Arc::new(directory),
         routing: Arc::new(routing),
         rule_paths: Vec::new(),
+        slack: Some(slack()),
         ..common::test_settings(dir)
     }
 }
@@ -134,7 +135,7 @@ struct Harness {
 
 impl Harness {
     fn open(settings: Settings, clock: ManualClock) -> Harness {
-        let (channels, recorder) = Channels::recording(Some(slack()));
+        let (channels, recorder) = Channels::recording();
         let daemon = Daemon::open_with(settings, Arc::new(clock.clone()), channels).unwrap();
         Harness {
             daemon,

@@ -567,3 +567,12 @@ fn escalation_tests_run_and_report_each_difference() {
     );
     assert!(text.contains("2 passed, 1 failed"), "{text}");
 }
+
+#[test]
+fn the_seed_policy_passes_its_escalation_tests() {
+    let file = manifest_dir().join("tocsin.seed.test.yml");
+    let out = tocsin([OsStr::new("test"), file.as_os_str()]);
+    let text = all_output(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("5 passed, 0 failed"), "{text}");
+}

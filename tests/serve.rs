@@ -502,9 +502,11 @@ async fn with_tokens_writes_need_a_bearer_token_and_its_name_is_the_actor() {
         .text()
         .await
         .unwrap();
-    assert!(
-        text.lines().any(|l| l == "tocsin_auth_failures_total 4"),
-        "{text}"
-    );
+    let refused: u64 = text
+        .lines()
+        .filter(|l| l.starts_with("tocsin_auth_failures_total{endpoint=\"/api/v1/samples\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(refused, 4, "{text}");
     running.stop().await;
 }

@@ -15,8 +15,7 @@ use super::env;
 use super::error::{Location, Problem, Source};
 use super::raw::{RawConfig, RawSize, RawToken, Str};
 use super::{
-    Channels, Config, Console, Limits, Log, LogFormat, Rules, ScrapeTarget, Secret, Server,
-    Storage, Token,
+    Config, Console, Limits, Log, LogFormat, Rules, ScrapeTarget, Secret, Server, Storage, Token,
 };
 
 /// A scrape target's interval when none is given.
@@ -29,7 +28,7 @@ const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
 
 pub(crate) struct Compiler<'a> {
-    src: &'a Source<'a>,
+    pub(super) src: &'a Source<'a>,
     env: &'a dyn Fn(&str) -> Option<String>,
     pub problems: Vec<Problem>,
 }
@@ -58,6 +57,12 @@ impl<'a> Compiler<'a> {
                 "server.request_timeout",
                 defaults.server.request_timeout,
             ),
+            public_url: raw
+                .server
+                .public_url
+                .as_ref()
+                .and_then(|v| self.http_url(v, "server.public_url"))
+                .map(|url| url.trim_end_matches('/').to_string()),
         };
         let storage = Storage {
             path: self.path(&raw.storage.path, "storage.path", defaults.storage.path),
@@ -105,16 +110,19 @@ impl<'a> Compiler<'a> {
             ),
         };
         let scrape = self.scrape(&raw.scrape);
-        let channels = Channels {
-            console: Console {
-                enabled: raw
-                    .channels
-                    .console
-                    .enabled
-                    .as_ref()
-                    .map_or(defaults.channels.console.enabled, |e| *e.get_ref()),
-            },
+        let console = Console {
+            enabled: raw
+                .channels
+                .console
+                .enabled
+                .as_ref()
+                .map_or(defaults.channels.console.enabled, |e| *e.get_ref()),
         };
+        let channels = self.channels(&raw.channels, console);
+        let directory = self.directory(&raw);
+        let routing = self.routing(&raw, &directory, &channels);
+        let maintenance = self.maintenance(&raw.maintenance);
+        let reports = self.reports(&raw.reports, channels.email.is_some());
         let log = Log {
             format: self
                 .log_format(&raw.log.format)
@@ -129,22 +137,26 @@ impl<'a> Compiler<'a> {
             tokens,
             scrape,
             channels,
+            directory,
+            routing,
+            maintenance,
+            reports,
             log,
         }
     }
 
-    fn report(&mut self, span: Range<usize>, message: String) {
+    pub(super) fn report(&mut self, span: Range<usize>, message: String) {
         let problem = self.src.problem(Some(span), message);
         self.problems.push(problem);
     }
 
     /// The first line the value at `span` is on, to say where a duplicate was first seen.
-    fn line_of(&self, span: &Range<usize>) -> usize {
+    pub(super) fn line_of(&self, span: &Range<usize>) -> usize {
         Location::of_offset(self.src.text, span.start).line
     }
 
     /// A string value with `${VAR}` expanded; `None` (reported) if it cannot be.
-    fn text(&mut self, value: &Spanned<String>, key: &str) -> Option<String> {
+    pub(super) fn text(&mut self, value: &Spanned<String>, key: &str) -> Option<String> {
         match env::expand(value.get_ref(), self.env) {
             Ok(text) => Some(text),
             Err(e) => {
@@ -155,18 +167,29 @@ impl<'a> Compiler<'a> {
     }
 
     /// A duration in humantime syntax (`15s`, `5m`, `1h 30m`), greater than zero.
-    fn duration(&mut self, value: &Str, key: &str, default: Duration) -> Duration {
+    pub(super) fn duration(&mut self, value: &Str, key: &str, default: Duration) -> Duration {
         self.parse_duration(value, key).unwrap_or(default)
     }
 
-    fn parse_duration(&mut self, value: &Str, key: &str) -> Option<Duration> {
+    pub(super) fn parse_duration(&mut self, value: &Str, key: &str) -> Option<Duration> {
         let value = value.as_ref()?;
-        let text = self.text(value, key)?;
-        match humantime::parse_duration(text.trim()) {
-            Ok(d) if d.is_zero() => {
+        match self.duration_or_zero(value, key)? {
+            d if d.is_zero() => {
                 self.report(value.span(), format!("{key}: must be greater than zero"));
                 None
             }
+            d => Some(d),
+        }
+    }
+
+    /// A duration that may be zero (`after = "0s"`: at once).
+    pub(super) fn duration_or_zero(
+        &mut self,
+        value: &Spanned<String>,
+        key: &str,
+    ) -> Option<Duration> {
+        let text = self.text(value, key)?;
+        match humantime::parse_duration(text.trim()) {
             Ok(d) => Some(d),
             Err(e) => {
                 self.report(
@@ -176,6 +199,103 @@ impl<'a> Compiler<'a> {
                 None
             }
         }
+    }
+
+    /// A string that must say something: expanded and trimmed, refused when empty.
+    pub(super) fn nonempty(&mut self, value: &Spanned<String>, key: &str) -> Option<String> {
+        let text = self.text(value, key)?;
+        let text = text.trim();
+        if text.is_empty() {
+            self.report(value.span(), format!("{key}: must not be empty"));
+            return None;
+        }
+        Some(text.to_string())
+    }
+
+    /// A secret: expanded, not empty, with no whitespace (a pasted newline would
+    /// make every request fail). Never quoted in a message.
+    pub(super) fn secret(&mut self, value: &Spanned<String>, key: &str) -> Option<Secret> {
+        let secret = Secret::new(self.text(value, key)?);
+        let why = if secret.is_empty() {
+            "is empty"
+        } else if secret
+            .expose()
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            "contains whitespace or control characters"
+        } else {
+            return Some(secret);
+        };
+        self.report(value.span(), format!("{key}: {why}"));
+        None
+    }
+
+    /// An http(s) URL. Not quoted back in a message: a URL may carry a password.
+    pub(super) fn http_url(&mut self, value: &Spanned<String>, key: &str) -> Option<String> {
+        let url = self.text(value, key)?;
+        if is_http_url(&url) {
+            return Some(url.trim().to_string());
+        }
+        self.report(
+            value.span(),
+            format!("{key}: expected an http:// or https:// url with a host"),
+        );
+        None
+    }
+
+    /// An email address (`ops@company.com`), as SMTP will take it.
+    pub(super) fn email_address(&mut self, value: &Spanned<String>, key: &str) -> Option<String> {
+        let text = self.text(value, key)?;
+        let text = text.trim();
+        match text.parse::<lettre::Address>() {
+            Ok(_) => Some(text.to_string()),
+            Err(_) => {
+                self.report(
+                    value.span(),
+                    format!("{key}: invalid email address {text:?}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A phone number in E.164 (`+819012345678`), as Twilio takes it.
+    pub(super) fn phone(&mut self, value: &Spanned<String>, key: &str) -> Option<String> {
+        let text = self.text(value, key)?;
+        let text = text.trim();
+        if is_e164(text) {
+            return Some(text.to_string());
+        }
+        self.report(
+            value.span(),
+            format!(
+                "{key}: {text:?} is not an E.164 number: write + and the country code, \
+                 then the number without its leading 0, no spaces or dashes \
+                 (\"+819012345678\")"
+            ),
+        );
+        None
+    }
+
+    /// A name unique among its kind (`what`: "webhook"), remembered in `seen`.
+    pub(super) fn unique_name(
+        &mut self,
+        value: &Spanned<String>,
+        key: &str,
+        what: &str,
+        seen: &mut HashMap<String, usize>,
+    ) -> Option<String> {
+        let name = self.nonempty(value, key)?;
+        if let Some(&line) = seen.get(&name) {
+            self.report(
+                value.span(),
+                format!("{key}: duplicate {what} name {name:?} (first at line {line})"),
+            );
+            return None;
+        }
+        seen.insert(name.clone(), self.line_of(&value.span()));
+        Some(name)
     }
 
     /// A count that must be at least one: a limit of zero would refuse everything.
@@ -496,8 +616,18 @@ fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// `+`, a country code that does not start with 0, at most 15 digits in all.
+fn is_e164(text: &str) -> bool {
+    let Some(digits) = text.strip_prefix('+') else {
+        return false;
+    };
+    (2..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
 /// `http://` or `https://`, a host, no whitespace. The rest is the HTTP client's to judge.
-fn is_http_url(url: &str) -> bool {
+pub(super) fn is_http_url(url: &str) -> bool {
     let lower = url.to_ascii_lowercase();
     let Some(rest) = lower
         .strip_prefix("http://")

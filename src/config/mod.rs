@@ -9,15 +9,25 @@
 //! raw value or a span.
 //!
 //! Every field has a default, so no file at all is the embedded default: rules from
-//! `rules/`, redb at `data/tocsin.redb`, HTTP on `127.0.0.1:9095`, the console channel.
+//! `rules/`, redb at `data/tocsin.redb`, HTTP on `127.0.0.1:9095`, the console channel,
+//! and one escalation policy that prints every alert there
+//! ([`Routing::console_only`]).
+//!
+//! The escalation sections (`[people]`, `[groups]`, `[schedules]`, `[escalation]`,
+//! `[policies]`) compile into the types of [`crate::escalation`], linked and checked:
+//! every id a target, member or route names exists, every person a level reaches has
+//! the address its methods need, and every channel a policy uses is configured.
 //! Relative paths are relative to the working directory, as the CLI's flags are.
 //! `tocsin.example.toml` at the repository root documents every field.
 
+mod channels;
 mod compile;
 mod document;
 mod env;
 mod error;
+mod escalation;
 mod raw;
+mod recurring;
 mod secret;
 
 use std::borrow::Cow;
@@ -29,6 +39,13 @@ use std::time::Duration;
 pub use error::{ConfigError, Location, Problem};
 pub use secret::Secret;
 
+use crate::escalation::{Directory, Routing};
+use crate::maintenance::MaintenanceWindow;
+use crate::notify::email::EmailSettings;
+use crate::notify::slack::SlackSettings;
+use crate::notify::sms::TwilioSettings;
+use crate::notify::webhook::WebhookSettings;
+use crate::report::ReportSchedule;
 use crate::rules::CheckOptions;
 
 /// The whole configuration, validated. `Config::default()` is the embedded default.
@@ -44,6 +61,15 @@ pub struct Config {
     /// Prometheus-format endpoints tocsin pulls samples from.
     pub scrape: Vec<ScrapeTarget>,
     pub channels: Channels,
+    /// `[people]`, `[groups]` and `[schedules]`: who can be paged, and who is on call.
+    pub directory: Directory,
+    /// `[escalation]` and `[policies]`: which policy an alert follows and whom each
+    /// level reaches. Without `[policies]`, the console-only default.
+    pub routing: Routing,
+    /// `[[maintenance]]`: recurring windows during which matching alerts are silenced.
+    pub maintenance: Vec<MaintenanceWindow>,
+    /// `[[reports]]`: the incident summaries sent by email on a schedule.
+    pub reports: Vec<ReportSchedule>,
     pub log: Log,
 }
 
@@ -55,6 +81,9 @@ pub struct Server {
     pub body_limit: usize,
     /// How long one request may take before it is answered with a timeout.
     pub request_timeout: Duration,
+    /// The base URL Slack and Twilio reach tocsin at (behind a TLS proxy), without a
+    /// trailing `/`: Twilio signs the full URL it calls.
+    pub public_url: Option<String>,
 }
 
 /// `[storage]`: where alert state lives.
@@ -133,10 +162,20 @@ fn redact_userinfo(url: &str) -> Cow<'_, str> {
     }
 }
 
-/// `[channels]`: where notifications go.
+/// `[channels]`: where notifications go. A channel left out is off, and a policy
+/// that needs it is refused.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Channels {
     pub console: Console,
+    pub slack: Option<SlackSettings>,
+    /// `[channels.slack] signing_secrets`: requests from Slack (slash commands,
+    /// buttons) must be signed with one; several while one is being rotated.
+    pub slack_signing_secrets: Vec<Secret>,
+    pub email: Option<EmailSettings>,
+    /// `[channels.sms]`: Twilio, for SMS and voice calls.
+    pub sms: Option<TwilioSettings>,
+    /// `[[channels.webhook]]`, each with a unique name.
+    pub webhooks: Vec<WebhookSettings>,
 }
 
 /// `[channels.console]`: one line per notification on stdout.
@@ -168,6 +207,7 @@ impl Default for Config {
                 listen: SocketAddr::from(([127, 0, 0, 1], 9095)),
                 body_limit: 1 << 20,
                 request_timeout: Duration::from_secs(30),
+                public_url: None,
             },
             storage: Storage {
                 path: PathBuf::from("data/tocsin.redb"),
@@ -187,7 +227,16 @@ impl Default for Config {
             scrape: Vec::new(),
             channels: Channels {
                 console: Console { enabled: true },
+                slack: None,
+                slack_signing_secrets: Vec::new(),
+                email: None,
+                sms: None,
+                webhooks: Vec::new(),
             },
+            directory: Directory::default(),
+            routing: Routing::console_only(),
+            maintenance: Vec::new(),
+            reports: Vec::new(),
             log: Log {
                 format: LogFormat::Text,
                 level: "info".to_string(),

@@ -6,6 +6,7 @@
 //!
 //! `deny_unknown_fields` everywhere: a misspelt key is an error, not a silent default.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
@@ -13,6 +14,10 @@ use serde::de::{self, Visitor};
 use toml::Spanned;
 
 pub(crate) type Str = Option<Spanned<String>>;
+/// A list of strings, each with its span; absent is empty.
+pub(crate) type Strs = Vec<Spanned<String>>;
+/// A table of named entries (`[people.tanaka]`), keyed by the id as written.
+pub(crate) type Named<T> = BTreeMap<Spanned<String>, T>;
 
 #[derive(Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -25,6 +30,13 @@ pub(crate) struct RawConfig {
     pub scrape: Vec<RawScrape>,
     pub channels: RawChannels,
     pub log: RawLog,
+    pub people: Named<RawPerson>,
+    pub groups: Named<RawGroup>,
+    pub schedules: Named<RawSchedule>,
+    pub escalation: RawEscalation,
+    pub policies: Named<RawPolicy>,
+    pub maintenance: Vec<RawMaintenance>,
+    pub reports: Vec<RawReport>,
 }
 
 #[derive(Default, Deserialize)]
@@ -33,6 +45,7 @@ pub(crate) struct RawServer {
     pub listen: Str,
     pub body_limit: Option<Spanned<RawSize>>,
     pub request_timeout: Str,
+    pub public_url: Str,
 }
 
 #[derive(Default, Deserialize)]
@@ -82,6 +95,163 @@ pub(crate) struct RawScrape {
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct RawChannels {
     pub console: RawConsole,
+    /// Spanned, so a section missing a required choice can be pointed at.
+    pub slack: Option<Spanned<RawSlack>>,
+    pub email: Option<Spanned<RawEmail>>,
+    pub sms: Option<Spanned<RawSms>>,
+    pub webhook: Vec<RawWebhook>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawSlack {
+    pub bot_token: Str,
+    pub webhook_url: Str,
+    pub signing_secrets: Strs,
+    pub api_url: Str,
+    pub timeout: Str,
+    pub default_channel: Str,
+    pub channels: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEmail {
+    pub host: Spanned<String>,
+    #[serde(default)]
+    pub port: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub tls: Str,
+    #[serde(default)]
+    pub username: Str,
+    #[serde(default)]
+    pub password: Str,
+    pub from: Spanned<String>,
+    #[serde(default)]
+    pub message_id_domain: Str,
+    #[serde(default)]
+    pub timeout: Str,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSms {
+    pub account_sid: Spanned<String>,
+    pub auth_token: Spanned<String>,
+    pub from: Spanned<String>,
+    #[serde(default)]
+    pub api_url: Str,
+    #[serde(default)]
+    pub max_segments: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub timeout: Str,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWebhook {
+    pub name: Spanned<String>,
+    pub url: Spanned<String>,
+    #[serde(default)]
+    pub bearer: Str,
+    #[serde(default)]
+    pub timeout: Str,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawPerson {
+    pub name: Str,
+    pub email: Str,
+    pub phone: Str,
+    pub slack: Str,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawGroup {
+    pub members: Strs,
+    pub emails: Strs,
+}
+
+/// `people` and `start` are required: a rotation of nobody, or counted from no
+/// day, would page no one without saying so.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSchedule {
+    pub people: Spanned<Strs>,
+    pub start: Spanned<String>,
+    #[serde(default)]
+    pub time_zone: Str,
+    #[serde(default)]
+    pub handoff: Str,
+    #[serde(default)]
+    pub shift: Str,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawEscalation {
+    pub default_policy: Str,
+    pub group_by: Option<Strs>,
+    pub group_wait: Str,
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    #[serde(rename = "match", default)]
+    pub matchers: Strs,
+    pub policy: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicy {
+    #[serde(default)]
+    pub levels: Vec<RawLevel>,
+    #[serde(default)]
+    pub repeat_interval: Str,
+    #[serde(default)]
+    pub ack_timeout: Str,
+    #[serde(default)]
+    pub fallback: Strs,
+    #[serde(default)]
+    pub phone_severities: Option<Strs>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLevel {
+    #[serde(default)]
+    pub after: Str,
+    pub notify: Spanned<Strs>,
+    #[serde(default)]
+    pub via: Strs,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMaintenance {
+    pub name: Spanned<String>,
+    pub start: Spanned<String>,
+    pub duration: Spanned<String>,
+    #[serde(default)]
+    pub time_zone: Str,
+    #[serde(rename = "match", default)]
+    pub matchers: Strs,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReport {
+    pub name: Spanned<String>,
+    pub at: Spanned<String>,
+    pub period: Spanned<String>,
+    pub to: Spanned<Strs>,
+    #[serde(default)]
+    pub time_zone: Str,
 }
 
 #[derive(Default, Deserialize)]

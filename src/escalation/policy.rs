@@ -31,7 +31,7 @@ pub struct Group {
 }
 
 /// People, groups and on-call rotations, by id.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Directory {
     pub people: BTreeMap<String, Person>,
     pub groups: BTreeMap<String, Group>,
@@ -128,7 +128,7 @@ pub struct Route {
 }
 
 /// The routing table, with the policy for alerts no route matches.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Routing {
     pub routes: Vec<Route>,
     pub default_policy: String,

@@ -51,8 +51,8 @@ pub struct Owed {
 pub struct Resolver<'a> {
     pub directory: &'a Directory,
     pub routing: &'a Routing,
-    /// The Slack channel for a severity, when Slack is configured.
-    pub slack_channel: &'a dyn Fn(&str) -> Option<String>,
+    /// Slack's channels by severity, when Slack is configured.
+    pub slack: Option<&'a crate::notify::slack::SlackSettings>,
 }
 
 impl Resolver<'_> {
@@ -116,8 +116,10 @@ impl Resolver<'_> {
                 }
             }
             Target::SlackBySeverity => {
-                if let Some(channel) = (self.slack_channel)(severity) {
-                    out.insert(Address::Slack { channel });
+                if let Some(slack) = self.slack {
+                    out.insert(Address::Slack {
+                        channel: slack.channel_for(severity).to_string(),
+                    });
                 }
             }
             Target::SlackChannel(c) => {

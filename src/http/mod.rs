@@ -2,20 +2,37 @@
 //! the [`Daemon`] on a blocking thread; every refusal is a 4xx with a JSON reason.
 
 mod alerts;
+pub mod failures;
 pub(crate) mod import;
 mod ingest;
 mod intake;
+mod replay;
 mod silences;
+mod slack;
+mod twilio;
+
+use std::net::SocketAddr;
 
 use axum::Router;
+use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::app::{Daemon, OpError};
+use failures::{AuthFailures, ClientIp};
 
-pub fn router(daemon: Daemon) -> Router {
+/// What `axum::serve` runs: [`routes`], with each connection's peer address attached
+/// (the limit on authentication failures is per client address).
+pub fn router(daemon: Daemon) -> IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
+    routes(daemon).into_make_service_with_connect_info::<SocketAddr>()
+}
+
+/// Every route. Body limits are applied by each handler (`read_body`); the timeout
+/// layer covers every route, the Slack and Twilio ones included.
+pub fn routes(daemon: Daemon) -> Router {
+    let failures = AuthFailures::default();
     // Writes and intake need a bearer token when tokens are configured.
     let writes = Router::new()
         .route("/api/v1/samples", post(ingest::samples))
@@ -29,11 +46,14 @@ pub fn router(daemon: Daemon) -> Router {
             axum::routing::delete(silences::expire),
         )
         .route_layer(axum::middleware::from_fn_with_state(
-            daemon.clone(),
+            (daemon.clone(), failures.clone()),
             authenticate,
         ));
     Router::new()
         .merge(writes)
+        // Slack and Twilio sign their requests instead of sending a token.
+        .merge(slack::routes(daemon.clone(), failures.clone()))
+        .merge(twilio::routes(daemon.clone(), failures))
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/alerts/{id}", get(alerts::get_one))
         .route("/api/v1/silences", get(silences::list))
@@ -53,34 +73,44 @@ pub fn router(daemon: Daemon) -> Router {
 pub struct Caller(pub String);
 
 /// Checks `Authorization: Bearer <token>` against the configured tokens (in constant
-/// time); with no tokens configured (loopback only) every request passes.
+/// time); with no tokens configured (loopback only) every request passes. A refusal
+/// is counted, and limited per client address.
 async fn authenticate(
-    axum::extract::State(daemon): axum::extract::State<Daemon>,
+    axum::extract::State((daemon, failures)): axum::extract::State<(Daemon, AuthFailures)>,
+    ClientIp(client): ClientIp,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
-) -> Result<Response, ApiError> {
+) -> Response {
     if daemon.settings().tokens.is_empty() {
-        return Ok(next.run(request).await);
+        return next.run(request).await;
     }
     let bearer = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match bearer.and_then(|b| daemon.settings().token(b)) {
-        Some(token) => {
+    let reason = match bearer.map(|b| daemon.settings().token(b)) {
+        Some(Some(token)) => {
             let caller = Caller(token.name.clone());
             request.extensions_mut().insert(caller);
-            Ok(next.run(request).await)
+            return next.run(request).await;
         }
-        None => {
-            daemon.metrics().auth_failures.inc();
-            Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "missing or invalid bearer token",
-            ))
-        }
-    }
+        Some(None) => "wrong_token",
+        None => "missing_token",
+    };
+    // The route template, not the path: a bounded set of label values.
+    let endpoint = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("api", |p| p.as_str());
+    failures.refuse(
+        daemon.metrics(),
+        client,
+        endpoint,
+        reason,
+        StatusCode::UNAUTHORIZED,
+        "missing or invalid bearer token",
+    )
 }
 
 /// `GET /readyz`: 200 while state changes can be committed, 503 while the store

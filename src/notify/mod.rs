@@ -202,13 +202,12 @@ impl Channels {
         })
     }
 
-    /// Channels that record every message instead of sending it. Slack channels
-    /// by severity follow `slack` when given.
-    pub fn recording(slack: Option<slack::SlackSettings>) -> (Channels, Recorder) {
+    /// Channels that record every message instead of sending it.
+    pub fn recording() -> (Channels, Recorder) {
         let recorder = Recorder::default();
         let channels = Channels {
             console: true,
-            slack: slack.map(slack::Slack::new),
+            slack: None,
             email: None,
             sms: None,
             webhooks: Default::default(),
@@ -217,11 +216,20 @@ impl Channels {
         (channels, recorder)
     }
 
-    /// The Slack channel for alerts of `severity`, when Slack is configured.
-    pub fn slack_channel(&self, severity: &str) -> Option<String> {
-        self.slack
-            .as_ref()
-            .map(|s| s.channel_for(severity).to_string())
+    /// Sends a scheduled report by email (recorded, not sent, when recording).
+    pub async fn send_report(
+        &self,
+        name: &str,
+        to: &[String],
+        report: &crate::report::Report,
+    ) -> Result<Delivered, SendError> {
+        if self.recorder.is_some() {
+            return Ok(Delivered::default());
+        }
+        match &self.email {
+            Some(e) => e.send_report(name, to, report).await,
+            None => Err(SendError::permanent("[channels.email] is not configured")),
+        }
     }
 
     /// Sends one message to one address.

@@ -23,7 +23,7 @@ use crate::clock::Timestamp;
 use crate::config::Secret;
 
 /// `[channels.slack]`, validated.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SlackSettings {
     /// An incoming webhook URL (the whole URL is the secret). Either this or
     /// `bot_token`; with both, the bot token is used.
@@ -41,6 +41,11 @@ pub struct SlackSettings {
 }
 
 impl SlackSettings {
+    /// The channel for alerts of `severity`.
+    pub fn channel_for(&self, severity: &str) -> &str {
+        self.channels.get(severity).unwrap_or(&self.default_channel)
+    }
+
     /// The seed's channels: `#alerts-critical`, `#alerts-warning`, `#alerts-info`.
     pub fn seed_channels() -> BTreeMap<String, String> {
         ["critical", "warning", "info"]
@@ -85,10 +90,7 @@ impl Slack {
 
     /// The channel for alerts of `severity`.
     pub fn channel_for(&self, severity: &str) -> &str {
-        self.settings
-            .channels
-            .get(severity)
-            .unwrap_or(&self.settings.default_channel)
+        self.settings.channel_for(severity)
     }
 
     /// Posts `msg` to `channel`, or updates the message `msg.update` names.

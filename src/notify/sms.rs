@@ -17,7 +17,7 @@ use crate::alert::NotifyReason;
 use crate::config::Secret;
 
 /// `[channels.sms]`, validated.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TwilioSettings {
     pub account_sid: String,
     pub auth_token: Secret,

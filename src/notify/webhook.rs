@@ -18,7 +18,7 @@ use crate::alert::NotifyReason;
 use crate::config::Secret;
 
 /// One `[[channels.webhook]]`, validated.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct WebhookSettings {
     pub name: String,
     /// The URL may hold a credential, so it is a secret.

@@ -47,6 +47,10 @@ pub struct EscalationFile {
     /// How finely time advances; default 10s.
     #[serde(default)]
     pub step: Option<String>,
+    /// Values for the `${VAR}`s of the config. Unset ones that are not here get a
+    /// placeholder: channels record, so no real secret is needed.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
     pub escalation_tests: Vec<EscalationTest>,
 }
 
@@ -55,6 +59,9 @@ pub struct EscalationFile {
 pub struct EscalationTest {
     #[serde(default)]
     pub name: Option<String>,
+    /// Overrides the file's `start` (RFC 3339).
+    #[serde(default)]
+    pub start: Option<String>,
     pub alerts: Vec<AlertAt>,
     #[serde(default)]
     pub actions: Vec<ActionAt>,
@@ -140,9 +147,7 @@ pub fn run_file(path: &Path, text: &str) -> FileReport {
     let setup = (|| -> Result<(Settings, Timestamp, Duration), String> {
         let settings = settings(path, &file)?;
         let start = match &file.start {
-            Some(s) => chrono::DateTime::parse_from_rfc3339(s)
-                .map(|t| Timestamp(t.timestamp_millis()))
-                .map_err(|e| format!("start `{s}`: {e}"))?,
+            Some(s) => rfc3339(s)?,
             None => Timestamp::from_secs(1_767_571_200), // 2026-01-05T00:00:00Z
         };
         let step = duration(file.step.as_deref().unwrap_or("10s"), "step")?;
@@ -167,8 +172,12 @@ pub fn run_file(path: &Path, text: &str) -> FileReport {
         let scratch = std::env::temp_dir().join(format!("tocsin-test-{}", uuid::Uuid::new_v4()));
         let mut s = settings.clone();
         s.data_path = scratch.join("tocsin.redb");
-        let failures = runtime
-            .block_on(run_test(test, s, start, step))
+        let start = match &test.start {
+            Some(t) => rfc3339(t),
+            None => Ok(start),
+        };
+        let failures = start
+            .and_then(|start| runtime.block_on(run_test(test, s, start, step)))
             .unwrap_or_else(|e| vec![e]);
         let _ = std::fs::remove_dir_all(&scratch);
         report.groups.push(GroupReport {
@@ -180,6 +189,12 @@ pub fn run_file(path: &Path, text: &str) -> FileReport {
     report
 }
 
+fn rfc3339(s: &str) -> Result<Timestamp, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| Timestamp(t.timestamp_millis()))
+        .map_err(|e| format!("start `{s}`: {e}"))
+}
+
 /// The daemon settings of the test's config, with placeholders for secrets: the
 /// channels record, so no secret is needed to test a policy.
 fn settings(path: &Path, file: &EscalationFile) -> Result<Settings, String> {
@@ -189,8 +204,10 @@ fn settings(path: &Path, file: &EscalationFile) -> Result<Settings, String> {
             let p = path.parent().unwrap_or(Path::new(".")).join(c);
             let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
             let env = |name: &str| {
-                std::env::var(name)
-                    .ok()
+                file.env
+                    .get(name)
+                    .cloned()
+                    .or_else(|| std::env::var(name).ok())
                     .or_else(|| Some(format!("placeholder-for-{name}")))
             };
             Config::from_str_with_env(&text, &p, &env).map_err(|e| e.to_string())?
@@ -251,7 +268,7 @@ async fn run_test(
     }
 
     let clock = ManualClock::new(start);
-    let (channels, recorder) = Channels::recording(settings.slack.clone());
+    let (channels, recorder) = Channels::recording();
     let daemon = Daemon::open_with(settings, Arc::new(clock.clone()), channels)
         .map_err(|e| e.to_string())?;
     let mut got: BTreeMap<Moment, BTreeSet<String>> = BTreeMap::new();

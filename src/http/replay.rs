@@ -1,0 +1,52 @@
+//! Requests already taken once (a Slack signature, a Twilio MessageSid), so a
+//! replayed copy is not acted on twice. Bounded: the oldest are forgotten first.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
+
+pub struct Recent {
+    capacity: usize,
+    inner: Mutex<(HashSet<String>, VecDeque<String>)>,
+}
+
+impl Recent {
+    pub fn new(capacity: usize) -> Recent {
+        Recent {
+            capacity,
+            inner: Mutex::default(),
+        }
+    }
+
+    /// Remembers `id`; false if it was already remembered.
+    pub fn first_time(&self, id: &str) -> bool {
+        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (set, order) = &mut *guard;
+        if set.contains(id) {
+            return false;
+        }
+        if order.len() >= self.capacity
+            && let Some(oldest) = order.pop_front()
+        {
+            set.remove(&oldest);
+        }
+        set.insert(id.to_string());
+        order.push_back(id.to_string());
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_up_to_capacity() {
+        let r = Recent::new(2);
+        assert!(r.first_time("a"));
+        assert!(!r.first_time("a"));
+        assert!(r.first_time("b"));
+        assert!(r.first_time("c"), "a is forgotten to make room");
+        assert!(r.first_time("a"));
+        assert!(!r.first_time("c"));
+    }
+}

@@ -1,0 +1,227 @@
+//! The notification path end to end, through real channels against fake Slack and
+//! webhook servers (wiremock on 127.0.0.1): a Slack outage is retried with backoff,
+//! the fallback is used, and the page is delivered when Slack comes back, nothing
+//! lost; an ack edits the Slack message that announced the alert. Time is a
+//! `ManualClock`: minutes of outage pass in milliseconds.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tocsin::alert::{Event, External};
+use tocsin::app::{Daemon, Settings};
+use tocsin::clock::{Clock, ManualClock, Timestamp};
+use tocsin::config::Secret;
+use tocsin::engine::ExternalAlert;
+use tocsin::escalation::{Level, Policy, Routing, Target};
+use tocsin::labels::Labels;
+use tocsin::notify::slack::SlackSettings;
+use tocsin::notify::webhook::WebhookSettings;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const T0: i64 = 1_800_000_000;
+
+fn settings(dir: &std::path::Path, slack: &MockServer, hook: &MockServer) -> Settings {
+    let policy = Policy {
+        name: "default".into(),
+        levels: vec![Level {
+            after: Duration::ZERO,
+            targets: vec![Target::SlackBySeverity],
+            via: Vec::new(),
+        }],
+        repeat_interval: Duration::from_secs(24 * 3600),
+        ack_timeout: None,
+        fallback: vec![Target::Webhook("ops".into())],
+        phone_severities: vec!["critical".into()],
+    };
+    let mut routing = Routing::console_only();
+    routing.policies = BTreeMap::from([("default".into(), policy)]);
+    Settings {
+        routing: Arc::new(routing),
+        rule_paths: Vec::new(),
+        console: false,
+        slack: Some(SlackSettings {
+            webhook_url: None,
+            bot_token: Some(Secret::new("xoxb-test")),
+            api_url: format!("{}/api", slack.uri()),
+            channels: SlackSettings::seed_channels(),
+            default_channel: "#alerts-info".into(),
+            timeout: Duration::from_secs(5),
+        }),
+        webhooks: vec![WebhookSettings {
+            name: "ops".into(),
+            url: Secret::new(format!("{}/hook", hook.uri())),
+            bearer: None,
+            timeout: Duration::from_secs(5),
+        }],
+        ..common::test_settings(dir)
+    }
+}
+
+async fn fire(daemon: &Daemon, clock: &ManualClock) {
+    let alert = ExternalAlert {
+        labels: Labels::from_pairs([
+            ("alertname", "投稿成功率低下"),
+            ("severity", "critical"),
+            ("account", "a1"),
+        ]),
+        firing: true,
+        external: External {
+            starts_at: clock.now(),
+            ends_at: None,
+            annotations: BTreeMap::new(),
+            generator_url: None,
+        },
+    };
+    let d = daemon.clone();
+    tokio::task::spawn_blocking(move || d.receive_external("test", vec![alert]))
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+fn ok_post() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "ok": true, "channel": "C0CRIT", "ts": "1800000000.000100"
+    }))
+}
+
+async fn requests_to(server: &MockServer, p: &str) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.url.path() == p)
+        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_slack_outage_is_retried_falls_back_and_the_page_arrives_when_slack_returns() {
+    let slack = MockServer::start().await;
+    let hook = MockServer::start().await;
+    // Slack is down for the first six attempts, then back.
+    Mock::given(method("POST"))
+        .and(path("/api/chat.postMessage"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(6)
+        .with_priority(1)
+        .mount(&slack)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat.postMessage"))
+        .respond_with(ok_post())
+        .with_priority(2)
+        .mount(&slack)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&hook)
+        .await;
+
+    let dir = common::daemon_dir("delivery-outage", "");
+    let clock = ManualClock::new(Timestamp::from_secs(T0));
+    let daemon = Daemon::open(settings(&dir, &slack, &hook), Arc::new(clock.clone())).unwrap();
+    fire(&daemon, &clock).await;
+    // Deliver whatever is due, then jump to the next retry; bounded.
+    for _ in 0..20 {
+        daemon.deliver_due().await;
+        match daemon.next_delivery_due() {
+            Some(t) => clock.set(t.max(clock.now())),
+            None => break,
+        }
+    }
+    assert_eq!(daemon.next_delivery_due(), None, "nothing left owed");
+    let posts = requests_to(&slack, "/api/chat.postMessage").await;
+    assert_eq!(posts.len(), 7, "six failures, then the page");
+    assert_eq!(posts[6]["channel"], "#alerts-critical");
+    // The fallback went once, after the fifth failure, with its idempotency key.
+    let hooks = hook.received_requests().await.unwrap();
+    assert_eq!(hooks.len(), 1);
+    let key = hooks[0]
+        .headers
+        .get("idempotency-key")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(key.ends_with(".fallback.webhook:ops"), "{key}");
+    let fallback: Value = serde_json::from_slice(&hooks[0].body).unwrap();
+    assert_eq!(fallback["alerts"][0]["rule"], "投稿成功率低下");
+    // The timeline tells the story, for the review.
+    let (_, timeline) = daemon.alert("1").unwrap();
+    let notes: Vec<&str> = timeline.iter().map(|e| e.reason.as_str()).collect();
+    assert!(
+        notes.iter().any(|n| n
+            .starts_with("delivery to slack:#alerts-critical failing after 5 attempt(s): slack")),
+        "{notes:#?}"
+    );
+    assert!(
+        notes.contains(&"notified webhook:ops instead of slack:#alerts-critical: firing (level 1)")
+    );
+    assert!(
+        notes.contains(
+            &"notified slack:#alerts-critical: firing (level 1) after 6 failed attempt(s)"
+        ),
+        "{notes:#?}"
+    );
+    // The outage took minutes of (injected) time, with growing waits.
+    assert!(clock.now().since(Timestamp::from_secs(T0)) > Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn an_ack_edits_the_slack_message_that_announced_the_alert() {
+    let slack = MockServer::start().await;
+    let hook = MockServer::start().await;
+    Mock::given(path("/api/chat.postMessage"))
+        .respond_with(ok_post())
+        .mount(&slack)
+        .await;
+    Mock::given(path("/api/chat.update"))
+        .respond_with(ok_post())
+        .mount(&slack)
+        .await;
+    let dir = common::daemon_dir("delivery-ack", "");
+    let clock = ManualClock::new(Timestamp::from_secs(T0));
+    let daemon = Daemon::open(settings(&dir, &slack, &hook), Arc::new(clock.clone())).unwrap();
+    fire(&daemon, &clock).await;
+    daemon.deliver_due().await;
+    clock.advance(Duration::from_secs(120));
+    let d = daemon.clone();
+    tokio::task::spawn_blocking(move || {
+        d.act(
+            "1",
+            Event::Ack {
+                actor: "tanaka".into(),
+                via: "slack".into(),
+                note: None,
+            },
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    daemon.deliver_due().await;
+    let updates = requests_to(&slack, "/api/chat.update").await;
+    assert_eq!(
+        updates.len(),
+        1,
+        "the message is edited, not a new one posted"
+    );
+    assert_eq!(updates[0]["channel"], "C0CRIT");
+    assert_eq!(updates[0]["ts"], "1800000000.000100");
+    assert!(
+        updates[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("ACKED by tanaka"),
+        "{}",
+        updates[0]["text"]
+    );
+    assert_eq!(requests_to(&slack, "/api/chat.postMessage").await.len(), 1);
+}
