@@ -83,6 +83,12 @@ impl Buffer {
 
     /// Drops samples older than `cutoff`; returns how many.
     pub fn drop_before(&mut self, cutoff: Timestamp) -> usize {
+        // Called on every append: usually nothing is due, and the oldest sample says
+        // so without a search through the buffer (which would touch its middle).
+        match self.live().first() {
+            Some(oldest) if oldest.t < cutoff => {}
+            _ => return 0,
+        }
         let dropped = self.live().partition_point(|s| s.t < cutoff);
         if dropped == 0 {
             return 0;
