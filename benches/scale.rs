@@ -119,6 +119,7 @@ fn main() {
         &[1_000, 10_000, 100_000, 1_000_000]
     };
     let mut rows = Vec::new();
+    let mut reads: Vec<(&str, usize, f64)> = Vec::new();
     let mut csv = String::from("series,rules,series_read,eval_ms,ns_per_series_read\n");
     for &n in sizes {
         let shape = Shape {
@@ -210,6 +211,29 @@ fn main() {
             });
             emit("engine_tick_100000_series_1000_rules", tick * 1e3, "ms");
         }
+        drop(store);
+        // One rule reading every one of `n` series (one metric): evaluation cost
+        // against the series a rule reads.
+        let wide = Shape {
+            metrics: 1,
+            series_per_metric: n,
+            samples: SAMPLES,
+        };
+        let wide_store = fleet::filled_store(&wide, &fleet::series_labels(&wide));
+        for (name, rule) in [("instant", 0), ("avg_5m", 2)] {
+            // Rule 0 of the set is `metric_0 > 9.9`, rule 2 `avg(metric_0, 5m) > 9.9`.
+            let rules = fleet::rule_set(3, 1);
+            let rule = &rules.alerts[rule];
+            let eval = median_secs(9, || {
+                black_box(evaluate_rule(rule, &wide_store, wide.now()));
+            });
+            emit(
+                &format!("eval_one_{name}_rule_reading_{n}_series"),
+                eval * 1e3,
+                "ms",
+            );
+            reads.push((name, n, eval));
+        }
     }
     let csv_path = out.join("scale.csv");
     std::fs::write(&csv_path, csv).expect("write scale.csv");
@@ -241,7 +265,25 @@ fn main() {
                 .collect(),
         })
         .collect();
-    match plot::scale_curve(&out.join("scale.png"), &curve, &per_read) {
+    let one_rule: Vec<plot::Curve> = ["instant", "avg_5m"]
+        .iter()
+        .map(|&name| plot::Curve {
+            label: format!(
+                "one rule, {}",
+                if name == "instant" {
+                    "m > x"
+                } else {
+                    "avg(m, 5m) > x"
+                }
+            ),
+            points: reads
+                .iter()
+                .filter(|(n, ..)| *n == name)
+                .map(|&(_, n, secs)| (n as f64, secs * 1e3))
+                .collect(),
+        })
+        .collect();
+    match plot::scale_curve(&out.join("scale.png"), &curve, &per_read, &one_rule) {
         Ok(()) => eprintln!("wrote {}", out.join("scale.png").display()),
         Err(e) => eprintln!("no plot: {e}"),
     }

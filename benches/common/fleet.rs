@@ -74,6 +74,8 @@ pub fn value(m: usize, i: usize, k: i64) -> f64 {
 }
 
 /// Appends `shape.samples` rounds, each a sample for every series, as pushes arrive.
+/// Every series gets a label set of its own (as each pushed sample brings its own),
+/// so memory per series counts its labels.
 pub fn filled_store(shape: &Shape, all_labels: &[Labels]) -> SeriesStore {
     let mut store = SeriesStore::new(limits());
     let names: Vec<String> = (0..shape.metrics).map(metric_name).collect();
@@ -82,7 +84,12 @@ pub fn filled_store(shape: &Shape, all_labels: &[Labels]) -> SeriesStore {
         for (m, name) in names.iter().enumerate() {
             for (i, l) in all_labels.iter().enumerate() {
                 let v = value(m, i, k);
-                store.append(name, l, Sample { t, v }).unwrap();
+                if k == 0 {
+                    let own = Labels::from_pairs(l.iter());
+                    store.append(name, &own, Sample { t, v }).unwrap();
+                } else {
+                    store.append(name, l, Sample { t, v }).unwrap();
+                }
             }
         }
     }

@@ -138,25 +138,37 @@ fn si(x: f64) -> String {
 }
 
 /// The scale curve: evaluation time against the series held, one line per rule
-/// count; beside it the cost per series read.
-pub fn scale_curve(path: &Path, eval_ms: &[Curve], ns_per_read: &[Curve]) -> DrawResult {
+/// count; the cost per series read; and one rule's time against the series it reads.
+pub fn scale_curve(
+    path: &Path,
+    eval_ms: &[Curve],
+    ns_per_read: &[Curve],
+    one_rule_ms: &[Curve],
+) -> DrawResult {
     font()?;
-    let root = BitMapBackend::new(path, (1400, 560)).into_drawing_area();
+    let root = BitMapBackend::new(path, (1800, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let (left, right) = root.split_horizontally(700);
+    let panels = root.split_evenly((1, 3));
     log_panel(
-        &left,
-        "Evaluation time per tick",
+        &panels[0],
+        "Evaluation per tick, each rule reads 1k series",
         "series held",
         "ms",
         eval_ms,
     )?;
     log_panel(
-        &right,
+        &panels[1],
         "Cost per series a rule reads",
         "series held",
         "ns per series read",
         ns_per_read,
+    )?;
+    log_panel(
+        &panels[2],
+        "One rule reading every series",
+        "series read",
+        "ms",
+        one_rule_ms,
     )?;
     root.present().map_err(err)?;
     Ok(())
