@@ -123,7 +123,10 @@ impl<'s> Parser<'s> {
     }
 
     fn spanned(&self, start: usize) -> Spanned<String> {
-        Spanned::new(self.src[start..self.pos].to_string(), Span::new(start, self.pos))
+        Spanned::new(
+            self.src[start..self.pos].to_string(),
+            Span::new(start, self.pos),
+        )
     }
 
     /// Runs `f`; on `None`, puts the position back (an optional part of a rule).
@@ -989,7 +992,11 @@ mod tests {
                 }
                 s.push_str(&self.arith(depth));
                 if self.chance(80) {
-                    let (a, op, b) = (self.ws(), self.pick(&[">", "<", ">=", "<=", "==", "!="]), self.ws());
+                    let (a, op, b) = (
+                        self.ws(),
+                        self.pick(&[">", "<", ">=", "<=", "==", "!="]),
+                        self.ws(),
+                    );
                     s.push_str(&format!("{a}{op}{b}{}", self.arith(depth)));
                     if self.chance(20) {
                         s.push_str(" in 5m");
@@ -1017,7 +1024,10 @@ mod tests {
                     s.push_str(self.pick(&[" for 5m", " for 3 evaluations", " for 1h "]));
                 }
                 s.push_str(self.ws());
-                s.push_str(&format!("severity {}", self.pick(&["critical", "info", "x"])));
+                s.push_str(&format!(
+                    "severity {}",
+                    self.pick(&["critical", "info", "x"])
+                ));
                 if self.chance(40) {
                     s.push_str(" labels { team = \"t\", x=\"y\" }");
                 }
@@ -1033,13 +1043,17 @@ mod tests {
             // Damage: drop or insert a character somewhere (on a char boundary).
             if self.chance(35) {
                 let cut = (self.next() as usize) % s.len().max(1);
-                let at = (0..=cut).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+                let at = (0..=cut)
+                    .rev()
+                    .find(|i| s.is_char_boundary(*i))
+                    .unwrap_or(0);
                 if self.chance(50) {
                     if let Some(c) = s[at..].chars().next() {
                         s.replace_range(at..at + c.len_utf8(), "");
                     }
                 } else {
-                    let ins = self.pick(&["(", ")", "\"", "{", ",", "-", "#", "\\", "x", "1", " and "]);
+                    let ins =
+                        self.pick(&["(", ")", "\"", "{", ",", "-", "#", "\\", "x", "1", " and "]);
                     s.insert_str(at, ins);
                 }
             }
