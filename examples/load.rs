@@ -552,6 +552,41 @@ fn ingest_body(format: Format, metric: &str, batch: usize, ts: i64, value: f64) 
     b
 }
 
+/// Items accepted over a phase: the median of its whole one-second windows (the
+/// headline: robust to a moment of noise from the machine's other work) and the mean.
+struct Rate {
+    median: f64,
+    mean: f64,
+}
+
+/// When each request finished and how many items it carried.
+type Completions = Arc<Mutex<Vec<(Instant, u64)>>>;
+
+fn rate(started: Instant, completions: &Completions) -> Rate {
+    let done = completions.lock().unwrap();
+    let end = done.iter().map(|(t, _)| *t).max().unwrap_or(started);
+    let seconds = end.duration_since(started).as_secs_f64();
+    let total: u64 = done.iter().map(|(_, n)| n).sum();
+    let whole = seconds.floor() as usize;
+    let mut windows = vec![0u64; whole.max(1)];
+    for (t, n) in done.iter() {
+        let w = t.duration_since(started).as_secs_f64().floor() as usize;
+        if w < windows.len() {
+            windows[w] += n;
+        }
+    }
+    windows.sort_unstable();
+    Rate {
+        median: windows[windows.len() / 2] as f64,
+        mean: total as f64 / seconds.max(1e-9),
+    }
+}
+
+fn emit_rate(report: &mut Report, metric: &str, r: &Rate, unit: &str) {
+    report.emit(metric, r.median, unit);
+    report.emit(&format!("{metric}_mean"), r.mean, unit);
+}
+
 /// Pushes rounds of samples for `INGEST_SERIES` series for `seconds`; each connection
 /// owns a fixed share of the series, so every series' samples arrive in order.
 async fn ingest(
@@ -560,7 +595,7 @@ async fn ingest(
     format: Format,
     metric: &str,
     seconds: f64,
-) -> f64 {
+) -> Rate {
     let path = match format {
         Format::Json => "/api/v1/samples",
         Format::Text => "/api/v1/import/prometheus",
@@ -570,11 +605,12 @@ async fn ingest(
     let start_ts = now_ms() - 3_600_000;
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(seconds);
+    let completions: Completions = Arc::default();
     let tasks: Vec<_> = (0..CONNECTIONS)
         .map(|c| {
             let (http, url, metric) = (http.clone(), url.clone(), metric.to_string());
+            let completions = completions.clone();
             tokio::spawn(async move {
-                let mut accepted = 0u64;
                 let mut round = 0i64;
                 'rounds: loop {
                     for batch in (c..batches).step_by(CONNECTIONS) {
@@ -592,19 +628,20 @@ async fn ingest(
                         let status = r.status();
                         let text = r.text().await.unwrap_or_default();
                         assert!(status.is_success(), "ingest refused: {status} {text}");
-                        accepted += SAMPLES_PER_REQUEST as u64;
+                        completions
+                            .lock()
+                            .unwrap()
+                            .push((Instant::now(), SAMPLES_PER_REQUEST as u64));
                     }
                     round += 1;
                 }
-                accepted
             })
         })
         .collect();
-    let mut total = 0;
     for t in tasks {
-        total += t.await.expect("ingest task");
+        t.await.expect("ingest task");
     }
-    total as f64 / started.elapsed().as_secs_f64()
+    rate(started, &completions)
 }
 
 fn alert_json(id: &str, starts: &str, ends: &str) -> Value {
@@ -625,7 +662,7 @@ async fn post_alerts(
     seconds: f64,
     pool: Option<Arc<Vec<String>>>,
     tag: &str,
-) -> f64 {
+) -> Rate {
     let url = format!("{base}/api/v2/alerts");
     let starts = rfc3339(now_ms());
     let ends = rfc3339(now_ms() + 3_600_000);
@@ -643,12 +680,13 @@ async fn post_alerts(
     }
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(seconds);
+    let completions: Completions = Arc::default();
     let tasks: Vec<_> = (0..CONNECTIONS)
         .map(|c| {
             let (http, url, pool) = (http.clone(), url.clone(), pool.clone());
             let (starts, ends, tag) = (starts.clone(), ends.clone(), tag.to_string());
+            let completions = completions.clone();
             tokio::spawn(async move {
-                let mut accepted = 0u64;
                 let mut n = 0usize;
                 while Instant::now() < deadline {
                     let body = match &pool {
@@ -671,17 +709,18 @@ async fn post_alerts(
                     let status = r.status();
                     let text = r.text().await.unwrap_or_default();
                     assert!(status.is_success(), "alerts refused: {status} {text}");
-                    accepted += ALERTS_PER_REQUEST as u64;
+                    completions
+                        .lock()
+                        .unwrap()
+                        .push((Instant::now(), ALERTS_PER_REQUEST as u64));
                 }
-                accepted
             })
         })
         .collect();
-    let mut total = 0;
     for t in tasks {
-        total += t.await.expect("alerts task");
+        t.await.expect("alerts task");
     }
-    total as f64 / started.elapsed().as_secs_f64()
+    rate(started, &completions)
 }
 
 fn refresh_pool() -> Arc<Vec<String>> {
@@ -1171,8 +1210,8 @@ async fn run(opts: Options, tocsin_bin: PathBuf) -> Report {
     for &(name, format, metric) in ingestion {
         let (t, base) = start_tocsin(&ws, &http, name, Storage::Disk).await;
         t.reset_peak();
-        let rate = ingest(&http, &base, format, metric, secs).await;
-        report.emit(&format!("tocsin_{name}"), rate, "samples/s");
+        let r = ingest(&http, &base, format, metric, secs).await;
+        emit_rate(&mut report, &format!("tocsin_{name}"), &r, "samples/s");
         report.emit(&format!("tocsin_peak_rss_{name}"), t.peak_mib(), "MiB");
     }
 
@@ -1188,8 +1227,13 @@ async fn run(opts: Options, tocsin_bin: PathBuf) -> Report {
         for (storage, suffix) in [(Storage::Disk, ""), (Storage::Memory, "_tmpfs")] {
             let (t, base) = start_tocsin(&ws, &http, phase, storage).await;
             t.reset_peak();
-            let rate = post_alerts(&http, &base, secs, posting.clone(), "t").await;
-            report.emit(&format!("tocsin_{phase}{suffix}"), rate, "alerts/s");
+            let r = post_alerts(&http, &base, secs, posting.clone(), "t").await;
+            emit_rate(
+                &mut report,
+                &format!("tocsin_{phase}{suffix}"),
+                &r,
+                "alerts/s",
+            );
             report.emit(
                 &format!("tocsin_peak_rss_{phase}{suffix}"),
                 t.peak_mib(),
@@ -1199,8 +1243,13 @@ async fn run(opts: Options, tocsin_bin: PathBuf) -> Report {
         let (am, base) =
             start_alertmanager(&ws, &http, phase, &alertmanager_intake_config(port)).await;
         am.reset_peak();
-        let rate = post_alerts(&http, &base, secs, posting, "a").await;
-        report.emit(&format!("alertmanager_{phase}"), rate, "alerts/s");
+        let r = post_alerts(&http, &base, secs, posting, "a").await;
+        emit_rate(
+            &mut report,
+            &format!("alertmanager_{phase}"),
+            &r,
+            "alerts/s",
+        );
         report.emit(
             &format!("alertmanager_peak_rss_{phase}"),
             am.peak_mib(),
