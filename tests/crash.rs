@@ -364,7 +364,10 @@ async fn storm_async(seed: u64) {
     // The API's view of incidents, once more.
     api_list(&http, &base, &model).await;
     drop(child.stdin.take());
-    assert!(child.wait().unwrap().success(), "the last child stops cleanly");
+    assert!(
+        child.wait().unwrap().success(),
+        "the last child stops cleanly"
+    );
     assert!(drained, "the outbox did not drain: {still_owed} still owed");
 
     let model = model.lock().unwrap();
@@ -491,7 +494,10 @@ fn verify(setup: &Setup, model: &Model, received: &Receiver) {
         .map(|(i, fp)| (fp, i))
         .chain(model.acked.iter().map(|(i, fp, _)| (fp, i)))
     {
-        assert!(by_fp.contains_key(fp), "incident {incident}'s alert is gone");
+        assert!(
+            by_fp.contains_key(fp),
+            "incident {incident}'s alert is gone"
+        );
     }
 }
 
@@ -530,8 +536,7 @@ async fn post(http: &reqwest::Client, url: String, body: Value) -> Option<Value>
     let body = r.json::<Value>().await.unwrap_or(Value::Null);
     if status.is_success() {
         Some(body)
-    } else if status == reqwest::StatusCode::CONFLICT || status == reqwest::StatusCode::NOT_FOUND
-    {
+    } else if status == reqwest::StatusCode::CONFLICT || status == reqwest::StatusCode::NOT_FOUND {
         // An ack racing a resolve, or an alert resolved away: not a fault.
         Some(Value::Null)
     } else {
@@ -630,7 +635,8 @@ async fn host_op(
         host.busy = true;
         (h, host.name(h), if high { 0.97 } else { 0.2 })
     };
-    let body = json!({"samples": [{"name": "crash_load", "labels": {"host": name}, "value": value}]});
+    let body =
+        json!({"samples": [{"name": "crash_load", "labels": {"host": name}, "value": value}]});
     let answered = post(http, format!("{base}/api/v1/samples"), body)
         .await
         .is_some();
@@ -726,8 +732,9 @@ fn note_incident(m: &mut Model, id: u64, fp: u64) {
     if let Some(before) = m.api_incidents.insert(id, fp)
         && before != fp
     {
-        m.reused
-            .push(format!("API: incident {id} named {before:016x} then {fp:016x}"));
+        m.reused.push(format!(
+            "API: incident {id} named {before:016x} then {fp:016x}"
+        ));
     }
 }
 
@@ -756,9 +763,13 @@ async fn resend_uncertain(http: &reqwest::Client, base: &str, model: &Mutex<Mode
         (externals, hosts)
     };
     if !externals.is_empty() {
-        post(http, format!("{base}/api/v2/alerts"), Value::Array(externals))
-            .await
-            .expect("the restarted daemon takes the resent alerts");
+        post(
+            http,
+            format!("{base}/api/v2/alerts"),
+            Value::Array(externals),
+        )
+        .await
+        .expect("the restarted daemon takes the resent alerts");
     }
     if !hosts.is_empty() {
         post(

@@ -250,7 +250,10 @@ async fn webhook_outage(name: &str, fault: Fault, says: &str) {
     let fallback = backup.attempts();
     assert_eq!(fallback.len(), 1, "{fallback:?}");
     assert!(fallback[0].key.ends_with(".fallback.webhook:backup"));
-    assert!(fallback[0].at < t0 + OUTAGE, "the fallback went during the outage");
+    assert!(
+        fallback[0].at < t0 + OUTAGE,
+        "the fallback went during the outage"
+    );
 
     // The pager: failures while down, then one success once back, one key for all.
     let attempts = pager.attempts();
@@ -264,13 +267,18 @@ async fn webhook_outage(name: &str, fault: Fault, says: &str) {
             let (down, up): (Vec<_>, Vec<_>) = attempts.iter().partition(|a| a.at < t0 + OUTAGE);
             assert_eq!(up.len(), 1, "delivered exactly once when back: {up:?}");
             assert!(
-                down.iter()
-                    .all(|a| a.key == up[0].key && a.status != 200),
+                down.iter().all(|a| a.key == up[0].key && a.status != 200),
                 "{attempts:?}"
             );
             // Growing waits between attempts, capped at five minutes.
-            let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1].at.since(w[0].at)).collect();
-            assert!(gaps.iter().all(|g| *g <= Duration::from_secs(300)), "{gaps:?}");
+            let gaps: Vec<Duration> = attempts
+                .windows(2)
+                .map(|w| w[1].at.since(w[0].at))
+                .collect();
+            assert!(
+                gaps.iter().all(|g| *g <= Duration::from_secs(300)),
+                "{gaps:?}"
+            );
             assert!(gaps.windows(2).all(|w| w[0] <= w[1] * 2), "{gaps:?}");
             assert!(gaps[4] >= Duration::from_secs(8), "waits grow: {gaps:?}");
             Some(down.len())
@@ -290,7 +298,8 @@ async fn webhook_outage(name: &str, fault: Fault, says: &str) {
     assert!(failing.contains(says), "{failing:?} should say {says:?}");
     assert!(failing.ends_with("using the fallback"), "{failing}");
     assert!(
-        notes.contains(&"notified webhook:backup instead of webhook:pager: firing (level 1)".into()),
+        notes
+            .contains(&"notified webhook:backup instead of webhook:pager: firing (level 1)".into()),
         "{notes:#?}"
     );
     let delivered = notes
@@ -363,7 +372,8 @@ async fn a_webhook_refusing_for_good_is_not_retried_and_the_fallback_goes_at_onc
         "{notes:#?}"
     );
     assert!(
-        notes.contains(&"notified webhook:backup instead of webhook:pager: firing (level 1)".into())
+        notes
+            .contains(&"notified webhook:backup instead of webhook:pager: firing (level 1)".into())
     );
 }
 
@@ -468,7 +478,11 @@ async fn an_smtp_server_down_at_send_time_gets_the_mail_when_it_returns() {
     .await;
     let smtp = smtp.expect("the server came back");
     let mails = smtp.mails();
-    assert_eq!(mails.len(), 1, "one mail, delivered once the server was back");
+    assert_eq!(
+        mails.len(),
+        1,
+        "one mail, delivered once the server was back"
+    );
     assert!(mails[0].contains("oncall@example.com"), "{}", mails[0]);
     assert!(clock.now() >= t0 + down_for);
     // While it was down: five failures, then the fallback webhook.
