@@ -75,6 +75,19 @@ pub async fn samples(
     Ok(Json(json!({ "accepted": accepted })))
 }
 
+/// Decodes and validates a sample batch as the handler does, the refusal being the
+/// 400 it answers: the fuzz target's entry point (`fuzz/`).
+pub fn decode_samples(bytes: &[u8], max_labels: usize) -> Result<Vec<IncomingSample>, ApiError> {
+    let batch: Batch = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
+    batch
+        .samples
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| validate(s, max_labels).map_err(|why| bad_sample(i, why)))
+        .collect()
+}
+
 fn bad_sample(index: usize, why: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, format!("sample {index}: {why}")).with("sample", index)
 }
