@@ -131,7 +131,7 @@ impl Store {
     /// [`Store::with_backend`] over a backend whose clones share its bytes, so the
     /// store can reopen it after an I/O error as it reopens a file.
     pub fn with_shared_backend(
-        backend: impl redb::StorageBackend + Clone + Sync,
+        backend: impl redb::StorageBackend + Clone,
     ) -> Result<Store, StoreError> {
         let open = move || Database::builder().create_with_backend(backend.clone());
         Store::init(open()?, Some(Box::new(open)))
