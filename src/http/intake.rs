@@ -81,7 +81,8 @@ fn parse_time(text: &str) -> Result<Option<Timestamp>, String> {
 }
 
 fn labels(raw: BTreeMap<String, String>) -> Result<Labels, String> {
-    if !raw.contains_key("alertname") {
+    // An empty value is no label at all (`Labels` drops it, as Prometheus does).
+    if raw.get("alertname").is_none_or(|v| v.is_empty()) {
         return Err("labels have no alertname".into());
     }
     if let Some(bad) = raw.keys().find(|k| !super::ingest::valid_label_name(k)) {
@@ -219,4 +220,21 @@ pub fn decode_v2_alerts(bytes: &[u8], now: Timestamp) -> Result<Vec<ExternalAler
         });
     }
     Ok(alerts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `alertmanager` fuzz target: `alertname: ""` passed the check on
+    /// the raw labels and became an alert with no name.
+    #[test]
+    fn an_empty_alertname_is_no_alertname() {
+        let v2 = br#"[{"labels":{"alertname":""},"st":"HarnessTestA(9Z"}]"#;
+        let refused = decode_v2_alerts(v2, Timestamp(0)).err().expect("refused");
+        assert_eq!(refused.body["error"], "alert 0: labels have no alertname");
+        let hook = br#"{"version":"4","alerts":[{"status":"firing","labels":{"alertname":"","job":"x"},"startsAt":"2026-11-28T14:29:40Z"}]}"#;
+        let refused = decode_webhook(hook).err().expect("refused");
+        assert_eq!(refused.body["error"], "alert 0: labels have no alertname");
+    }
 }
