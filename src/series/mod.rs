@@ -214,6 +214,8 @@ impl SeriesStore {
         batch: impl IntoIterator<Item = (&'b str, &'b Labels, Timestamp)>,
     ) -> Result<(), (usize, SeriesError)> {
         let mut newest: std::collections::HashMap<(&str, &Labels), Timestamp> = Default::default();
+        // Samples this batch adds to each series before the one being checked.
+        let mut added: std::collections::HashMap<(&str, &Labels), usize> = Default::default();
         let mut new_series = 0;
         for (i, (metric, labels, t)) in batch.into_iter().enumerate() {
             let held = self.metrics.get(metric).and_then(|m| m.series.get(labels));
@@ -239,6 +241,25 @@ impl SeriesStore {
                     at: t.0,
                 };
                 return Err((i, e));
+            }
+            // A sample at the newest timestamp replaces it; any other adds one, and
+            // `append` refuses it at the cap (after dropping what fell out of
+            // retention): refuse the batch now rather than take half of it.
+            if last != Some(t) {
+                let count = added.entry((metric, labels)).or_default();
+                let cutoff = t - self.limits.retention;
+                let kept = held.map_or(0, |s| {
+                    s.samples.len() - s.samples.partition_point(|x| x.t < cutoff)
+                });
+                if kept + *count >= self.limits.max_samples_per_series {
+                    let e = SeriesError::TooManySamples {
+                        metric: metric.to_string(),
+                        labels: labels.clone(),
+                        limit: self.limits.max_samples_per_series,
+                    };
+                    return Err((i, e));
+                }
+                *count += 1;
             }
             newest.insert((metric, labels), t);
         }
