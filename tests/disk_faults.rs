@@ -275,7 +275,7 @@ impl Served {
         settings.console = false;
         tune(&mut settings);
         let clock = ManualClock::new(Timestamp::from_secs(T0));
-        let (channels, _recorder) = Channels::recording(None);
+        let (channels, _recorder) = Channels::recording();
         let store = Store::with_shared_backend(disk.clone()).unwrap();
         let daemon =
             Daemon::open_with_store(settings, Arc::new(clock), channels, Some(store)).unwrap();

@@ -1,16 +1,22 @@
 //! Arbitrary bytes → parse + check a rules file, render every diagnostic (text, colour
-//! and JSON), and format the source. None of it may panic, whatever the input.
+//! and JSON), and format the source. None of it may panic, whatever the input. The
+//! parser's fast path must build exactly what pest builds (spans included).
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use tocsin::rules::diagnostic::{self, SourceFile};
-use tocsin::rules::{CheckOptions, check_sources, fmt};
+use tocsin::rules::{CheckOptions, check_sources, fmt, parser};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    assert_eq!(
+        format!("{:?}", parser::parse_file(text)),
+        format!("{:?}", parser::parse_with_pest(text)),
+        "the fast path and pest disagree"
+    );
     let sources = [SourceFile {
         path: "fuzz.rules".into(),
         text: text.to_owned(),

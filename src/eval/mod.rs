@@ -12,7 +12,11 @@ use crate::clock::Timestamp;
 use crate::labels::Labels;
 use crate::rules::ast::{ArithOp, MatchOp};
 use crate::rules::model::{AlertRule, Expr, Selector, WindowCall, WindowFn};
-use crate::series::{Sample, SeriesStore};
+use crate::series::{Metric, SeriesStore};
+
+/// How many series ahead of the one being read a window read prefetches: enough
+/// loads in flight to cover memory latency, few enough to stay in L1.
+const PREFETCH_AHEAD: usize = 8;
 
 /// What one rule's evaluation found, per label set of the series it read.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -213,48 +217,74 @@ impl<'a> Context<'a> {
         }
     }
 
-    fn matching<'s>(
-        &self,
-        sel: &'s Selector,
-    ) -> impl Iterator<Item = (&'a Labels, &'a crate::series::Series)> + 's
-    where
-        'a: 's,
-    {
+    /// The positions of the series of `sel`'s metric that its matchers accept.
+    fn matching(&self, sel: &Selector) -> Option<(&'a Metric, Vec<u32>)> {
         let store: &'a SeriesStore = self.store;
-        store
-            .metric(&sel.metric)
-            .into_iter()
-            .flat_map(|m| m.series.iter())
-            .filter(|(labels, _)| {
+        let metric = store.metric(&sel.metric)?;
+        let positions = metric
+            .labels()
+            .iter()
+            .enumerate()
+            .filter(|(_, labels)| {
                 sel.matchers
                     .iter()
                     .all(|m| m.matches(labels.get(&m.label).unwrap_or("")))
             })
+            .map(|(i, _)| i as u32)
+            .collect();
+        Some((metric, positions))
     }
 
     fn instant(&self, sel: &Selector) -> Vector<'a> {
         let lookback = self.store.limits().lookback;
-        self.matching(sel)
-            .filter_map(|(l, s)| {
-                s.instant(self.now, lookback)
-                    .map(|x| (Cow::Borrowed(l), x.v))
-            })
-            .collect()
+        let Some(metric) = self.store.metric(&sel.metric) else {
+            return Vec::new();
+        };
+        let labels = metric.labels();
+        let mut out = Vec::with_capacity(labels.len());
+        if sel.matchers.is_empty() {
+            // Every series: walk the two dense arrays, nothing else.
+            for (i, l) in labels.iter().enumerate() {
+                if let Some(x) = metric.series(i).instant(self.now, lookback) {
+                    out.push((Cow::Borrowed(l), x.v));
+                }
+            }
+            return out;
+        }
+        for (i, l) in labels.iter().enumerate() {
+            let accepted = sel
+                .matchers
+                .iter()
+                .all(|m| m.matches(l.get(&m.label).unwrap_or("")));
+            if accepted && let Some(x) = metric.series(i).instant(self.now, lookback) {
+                out.push((Cow::Borrowed(l), x.v));
+            }
+        }
+        out
     }
 
     fn window(&self, w: &WindowCall) -> Vector<'a> {
         let from = self.now - w.range;
         let range_secs = w.range.as_secs_f64();
         let ahead_secs = w.ahead.map_or(0.0, |d| d.as_secs_f64());
-        let mut buf: Vec<Sample> = Vec::new();
-        self.matching(&w.selector)
-            .filter_map(|(l, s)| {
-                buf.clear();
-                buf.extend(s.range(from, self.now));
-                functions::apply(w.function, &buf, self.now, range_secs, ahead_secs)
-                    .map(|v| (Cow::Borrowed(l), v))
-            })
-            .collect()
+        let Some((metric, positions)) = self.matching(&w.selector) else {
+            return Vec::new();
+        };
+        let labels = metric.labels();
+        let mut out = Vec::with_capacity(positions.len());
+        for (k, &i) in positions.iter().enumerate() {
+            if let Some(&ahead) = positions.get(k + PREFETCH_AHEAD) {
+                metric.prefetch(ahead as usize);
+            }
+            let i = i as usize;
+            let samples = metric.series(i).range(from, self.now);
+            if let Some(v) =
+                functions::apply(w.function, &samples, self.now, range_secs, ahead_secs)
+            {
+                out.push((Cow::Borrowed(&labels[i]), v));
+            }
+        }
+        out
     }
 
     /// `absent(m, W)`: one result, labelled by the selector's equality matchers as
@@ -264,7 +294,11 @@ impl<'a> Context<'a> {
         let from = self.now - w.range;
         let present = self
             .matching(&w.selector)
-            .any(|(_, s)| s.range(from, self.now).next().is_some());
+            .is_some_and(|(metric, positions)| {
+                positions
+                    .iter()
+                    .any(|&i| !metric.series(i as usize).range(from, self.now).is_empty())
+            });
         let labels = Labels::from_pairs(
             w.selector
                 .matchers

@@ -5,6 +5,7 @@
 
 pub mod ast;
 pub mod check;
+mod descent;
 pub mod diagnostic;
 pub mod fmt;
 pub mod model;

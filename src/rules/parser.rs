@@ -28,6 +28,17 @@ static ARITH: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
 /// The error is boxed: it is rare, and a `Diagnostic` is large next to a `File`.
 pub fn parse_file(source: &str) -> Result<File, Box<Diagnostic>> {
     check_nesting(source)?;
+    // Well-formed files take the hand-written fast path (same AST, same spans);
+    // pest parses whatever it does not accept, and owns every error message.
+    if let Some(file) = super::descent::parse(source) {
+        return Ok(file);
+    }
+    parse_with_pest(source)
+}
+
+/// [`parse_file`] through pest alone: the reference the fast path is tested against.
+pub fn parse_with_pest(source: &str) -> Result<File, Box<Diagnostic>> {
+    check_nesting(source)?;
     let mut pairs =
         RulesParser::parse(Rule::file, source).map_err(|e| Box::new(syntax_error(e)))?;
     let file = pairs.next().expect("the file rule always yields one pair");
@@ -56,29 +67,30 @@ pub const MAX_CONDITION_NODES: usize = 200;
 /// Refuses parentheses nested deeper than [`MAX_NESTING`], before the recursive
 /// parser sees them. Strings and comments are skipped.
 fn check_nesting(source: &str) -> Result<(), Box<Diagnostic>> {
+    // Bytes, not chars: every character that matters here is ASCII, and no byte of
+    // a multi-byte UTF-8 character is ASCII, so offsets come out the same.
+    let b = source.as_bytes();
     let mut depth = 0usize;
-    let mut chars = source.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => {
-                while let Some((_, c)) = chars.next() {
-                    match c {
-                        '\\' => {
-                            chars.next();
-                        }
-                        '"' | '\n' => break,
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while i < b.len() {
+                    match b[i] {
+                        b'\\' => i += 1,
+                        b'"' | b'\n' => break,
                         _ => {}
                     }
+                    i += 1;
                 }
             }
-            '#' => {
-                for (_, c) in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
                 }
             }
-            '(' => {
+            b'(' => {
                 depth += 1;
                 if depth > MAX_NESTING {
                     return Err(Box::new(
@@ -90,9 +102,10 @@ fn check_nesting(source: &str) -> Result<(), Box<Diagnostic>> {
                     ));
                 }
             }
-            ')' => depth = depth.saturating_sub(1),
+            b')' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     Ok(())
 }
