@@ -231,7 +231,7 @@ mod tests {
     #[test]
     fn an_empty_alertname_is_no_alertname() {
         let v2 = br#"[{"labels":{"alertname":""},"st":"HarnessTestA(9Z"}]"#;
-        let refused = decode_v2_alerts(v2, Timestamp(0)).err().expect("refused");
+        let refused = decode_v2_alerts(v2, Timestamp(0)).expect_err("refused");
         assert_eq!(refused.body["error"], "alert 0: labels have no alertname");
         let hook = br#"{"version":"4","alerts":[{"status":"firing","labels":{"alertname":"","job":"x"},"startsAt":"2026-11-28T14:29:40Z"}]}"#;
         let refused = decode_webhook(hook).err().expect("refused");
