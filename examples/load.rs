@@ -953,13 +953,17 @@ receivers:
         ],
         &dir,
     );
+    let prom_base = format!("http://127.0.0.1:{prom_port}");
     wait_ready(
         http,
-        &format!("http://127.0.0.1:{prom_port}/-/ready"),
+        &format!("{prom_base}/-/ready"),
         &prom,
         Duration::from_secs(60),
     )
     .await;
+    // Prometheus applies scrape targets and discovers Alertmanager in steps of up to
+    // 5 s after it starts; a crossing made before that would time its start-up.
+    prometheus_settled(http, &prom_base, 3).await;
     for p in [&tocsin, &am, &prom] {
         p.reset_peak();
     }
@@ -1023,6 +1027,40 @@ receivers:
 }
 
 // ---------------------------------------------------------------------------------
+
+/// Waits (bounded) until Prometheus has scraped each of its `targets` and knows an
+/// Alertmanager to send to.
+async fn prometheus_settled(http: &reqwest::Client, base: &str, targets: usize) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        let get = |path: &str| {
+            let url = format!("{base}{path}");
+            async move {
+                match http.get(url).send().await {
+                    Ok(r) => r.json::<Value>().await.unwrap_or_default(),
+                    Err(_) => Value::Null,
+                }
+            }
+        };
+        let t = get("/api/v1/targets").await;
+        let up = t["data"]["activeTargets"]
+            .as_array()
+            .map_or(0, |a| a.iter().filter(|x| x["health"] == "up").count());
+        let am = get("/api/v1/alertmanagers").await;
+        let known = am["data"]["activeAlertmanagers"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty());
+        if up >= targets && known {
+            eprintln!(
+                "prometheus: {up} targets up and an alertmanager known after {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("prometheus did not report every target up within 120 s; measuring anyway");
+}
 
 /// Builds the `tocsin` binary next to this example (same profile) and returns it.
 fn build_tocsin() -> PathBuf {

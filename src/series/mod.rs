@@ -295,11 +295,13 @@ impl SeriesStore {
         &self,
         batch: impl IntoIterator<Item = (&'b str, &'b Labels, Timestamp)>,
     ) -> Result<(), (usize, SeriesError)> {
-        let mut newest: FxHashMap<(&str, &Labels), Timestamp> = Default::default();
+        let batch = batch.into_iter();
+        let mut newest: FxHashMap<(&str, &Labels), Timestamp> =
+            FxHashMap::with_capacity_and_hasher(batch.size_hint().0, Default::default());
         // Samples this batch adds to each series before the one being checked.
         let mut added: FxHashMap<(&str, &Labels), usize> = Default::default();
         let mut new_series = 0;
-        for (i, (metric, labels, t)) in batch.into_iter().enumerate() {
+        for (i, (metric, labels, t)) in batch.enumerate() {
             let held = self.metrics.get(metric).and_then(|m| m.get(labels));
             let seen = newest.get(&(metric, labels)).copied();
             let last = seen.or_else(|| held.map(|s| s.newest.t));
