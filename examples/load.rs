@@ -1032,10 +1032,10 @@ receivers:
         let id = format!("{}-{k}", p.target);
         let t0 = Instant::now();
         r.expect(&id, t0);
-        if let Some(series) = r.targets.lock().unwrap().get_mut(p.target) {
-            if let Some(s) = series.iter_mut().find(|(i, _)| *i == id) {
-                s.1 = 200.0;
-            }
+        if let Some(series) = r.targets.lock().unwrap().get_mut(p.target)
+            && let Some(s) = series.iter_mut().find(|(i, _)| *i == id)
+        {
+            s.1 = 200.0;
         }
     }
     let expected: usize = list.iter().map(|p| p.crossings).sum();

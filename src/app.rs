@@ -228,6 +228,11 @@ struct Shared {
     /// False while the store refuses writes: state changes cannot be made durable,
     /// so `/readyz` says not ready until a commit succeeds again.
     store_ok: std::sync::atomic::AtomicBool,
+    /// Set when a commit failed and the in-memory state could not be put back to
+    /// what is durable yet (the store could not be read): retried before the next
+    /// operation. Deliveries go on meanwhile: a page about an alert that really
+    /// fires is worth more than waiting for the disk.
+    stale: std::sync::atomic::AtomicBool,
     channels: Channels,
     /// Wakes the delivery loop when something was added to the outbox.
     wake: tokio::sync::Notify,
@@ -265,13 +270,27 @@ impl Daemon {
         clock: Arc<dyn Clock>,
         channels: Channels,
     ) -> Result<Daemon, AppError> {
+        Daemon::open_with_store(settings, clock, channels, None)
+    }
+
+    /// [`Daemon::open_with`] over a store the caller opened (`None`: the file at
+    /// `data_path`): fault tests pass one whose disk fails on cue.
+    pub fn open_with_store(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        channels: Channels,
+        store: Option<Store>,
+    ) -> Result<Daemon, AppError> {
         crate::tls::install_crypto_provider();
         let opened_at = clock.now();
         let sources = rules::read_sources(&settings.rule_paths).map_err(AppError::RulesIo)?;
         let set: RuleSet = rules::check_sources(&sources, &settings.check)
             .map_err(|d| AppError::Rules(rules::diagnostic::render(&sources, &d, false)))?;
         let rule_metrics = metrics_read_by(&set);
-        let store = Store::open(&settings.data_path)?;
+        let store = match store {
+            Some(store) => store,
+            None => Store::open(&settings.data_path)?,
+        };
         // The notification log only has to outlive retries (a day at most).
         store.prune_sent(clock.now() - Duration::from_secs(7 * 86400))?;
         let limits = Limits {
@@ -309,6 +328,7 @@ impl Daemon {
                 settings,
                 metrics,
                 store_ok: std::sync::atomic::AtomicBool::new(true),
+                stale: std::sync::atomic::AtomicBool::new(false),
                 channels,
                 wake: tokio::sync::Notify::new(),
                 delivering: tokio::sync::Mutex::new(()),
@@ -341,7 +361,15 @@ impl Daemon {
     fn core(&self) -> std::sync::MutexGuard<'_, Core> {
         // A panic while holding the lock leaves the core as consistent as the store
         // is: every change is committed before it is acted on.
-        self.shared.core.lock().unwrap_or_else(|e| e.into_inner())
+        let mut core = self.shared.core.lock().unwrap_or_else(|e| e.into_inner());
+        if self.stale() {
+            self.restore_from_store(&mut core);
+        }
+        core
+    }
+
+    fn stale(&self) -> bool {
+        self.shared.stale.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Takes a batch of samples whole or not at all, then evaluates if any sample
@@ -437,6 +465,18 @@ impl Daemon {
     pub fn tick(&self) -> Result<(), OpError> {
         let now = self.now();
         let mut core = self.core();
+        if !self.ready() {
+            // A quiet daemon may have nothing to write for hours: an empty commit
+            // tells when the disk takes writes again, so /readyz recovers with it.
+            let ok = self
+                .shared
+                .store
+                .apply(&crate::store::Batch::default())
+                .is_ok();
+            self.shared
+                .store_ok
+                .store(ok, std::sync::atomic::Ordering::SeqCst);
+        }
         core.series.trim(now);
         self.shared
             .metrics
@@ -519,6 +559,9 @@ impl Daemon {
             self.shared
                 .store_ok
                 .store(ok, std::sync::atomic::Ordering::SeqCst);
+            if !ok {
+                self.restore_from_store(core);
+            }
             committed?;
             self.shared
                 .metrics
@@ -532,6 +575,45 @@ impl Daemon {
             self.shared.wake.notify_one();
         }
         Ok(())
+    }
+
+    /// After a failed commit, puts the in-memory state back to what is durable:
+    /// a change the caller was refused (503) is then neither shown nor acted on (an
+    /// ack that was not stored does not pause the escalation; a page about a state
+    /// change that was not stored is not sent, its incident number not handed out).
+    fn restore_from_store(&self, core: &mut Core) {
+        let store = &self.shared.store;
+        let durable = (|| {
+            Ok::<_, StoreError>((
+                store.load_alerts()?,
+                store.next_incident()?,
+                store.load_escalations()?,
+                store.load_outbox()?,
+                store.next_delivery()?,
+                store.load_silences()?,
+            ))
+        })();
+        match durable {
+            Ok((alerts, next_incident, escalations, outbox, next_delivery, silences)) => {
+                self.shared
+                    .stale
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
+                let rules = core.engine.rules().clone();
+                core.engine = Engine::new(rules, alerts, next_incident);
+                core.escalations = escalations
+                    .into_iter()
+                    .map(|e| (e.fingerprint, e))
+                    .collect();
+                core.outbox = Outbox::new(core.outbox.timing.clone(), outbox, next_delivery);
+                core.silences = silences;
+            }
+            Err(e) => {
+                self.shared
+                    .stale
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                tracing::error!(error = %e, "cannot reload the state store after a failed commit")
+            }
+        }
     }
 
     /// The escalation side of a step: each notification moves its alert's

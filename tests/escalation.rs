@@ -456,3 +456,44 @@ async fn a_storm_of_1000_alerts_goes_out_grouped_and_all_persisted() {
     // Every alert is in the store with an incident number.
     assert_eq!(h.daemon.alerts().len(), 1000);
 }
+
+#[tokio::test]
+async fn a_stuck_escalation_shows_in_the_overdue_gauge() {
+    let dir = common::daemon_dir("esc-stuck", "");
+    let clock = ManualClock::new(Timestamp::from_secs(T0));
+    let mut h = Harness::open(seed_settings(&dir), clock.clone());
+    h.fire(CRITICAL).await;
+    h.run_to(2).await;
+    let gauge = |h: &Harness| {
+        h.daemon
+            .metrics()
+            .render()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("tocsin_escalations_overdue ")
+                    .map(str::to_string)
+            })
+            .unwrap()
+    };
+    assert_eq!(gauge(&h), "0", "a deadline is ahead");
+    drop(h);
+
+    // Something outside tocsin loses the escalation record of a firing alert.
+    {
+        let db = redb::Database::open(dir.join("data/tocsin.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let def: redb::TableDefinition<u64, &str> = redb::TableDefinition::new("escalations");
+            let mut table = txn.open_table(def).unwrap();
+            table.retain(|_, _| false).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let mut h = Harness::open(seed_settings(&dir), clock);
+    h.run_to(5).await;
+    assert_eq!(
+        gauge(&h),
+        "1",
+        "firing, unacked, nothing ahead: it must show"
+    );
+}

@@ -54,15 +54,38 @@ pub async fn samples(
     let batch: Batch = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
     let max_labels = daemon.settings().max_labels;
+    let count = batch.samples.len() as u64;
     let samples = batch
         .samples
         .into_iter()
         .enumerate()
-        .map(|(i, s)| validate(s, max_labels).map_err(|why| bad_sample(i, why)))
+        .map(|(i, s)| {
+            if s.labels.len() > max_labels {
+                // Counted as the store counts its limits: the whole batch is refused.
+                let refused = &daemon.metrics().samples_refused;
+                refused
+                    .get_or_create(&crate::metrics::Metrics::label("reason", "label_limit"))
+                    .inc_by(count);
+            }
+            validate(s, max_labels).map_err(|why| bad_sample(i, why))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let d = daemon.clone();
     let accepted = blocking(move || d.ingest(&samples)).await?;
     Ok(Json(json!({ "accepted": accepted })))
+}
+
+/// Decodes and validates a sample batch as the handler does, the refusal being the
+/// 400 it answers: the fuzz target's entry point (`fuzz/`).
+pub fn decode_samples(bytes: &[u8], max_labels: usize) -> Result<Vec<IncomingSample>, ApiError> {
+    let batch: Batch = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
+    batch
+        .samples
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| validate(s, max_labels).map_err(|why| bad_sample(i, why)))
+        .collect()
 }
 
 fn bad_sample(index: usize, why: String) -> ApiError {

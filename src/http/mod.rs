@@ -2,6 +2,7 @@
 //! the [`Daemon`] on a blocking thread; every refusal is a 4xx with a JSON reason.
 
 mod alerts;
+pub mod decoders;
 pub mod failures;
 pub(crate) mod import;
 mod ingest;

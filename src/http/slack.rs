@@ -171,7 +171,7 @@ async fn commands(
         Ok(b) => b,
         Err(refused) => return refused,
     };
-    let Ok(form) = serde_urlencoded::from_bytes::<SlashCommand>(&bytes) else {
+    let Some(form) = decode_form(&bytes) else {
         return ApiError::new(
             StatusCode::BAD_REQUEST,
             "not a slash command: user_id is missing",
@@ -193,6 +193,39 @@ async fn commands(
         visibility == Visibility::InChannel || name_is_read(name),
     );
     reply(visibility, text)
+}
+
+fn decode_form(bytes: &[u8]) -> Option<SlashCommand> {
+    serde_urlencoded::from_bytes::<SlashCommand>(bytes).ok()
+}
+
+/// A slash command body as the handler reads it (after its signature): the Slack
+/// user and the command (`Debug`), or why it is refused. For the fuzz target.
+pub fn decode_command(bytes: &[u8]) -> Result<(String, String), String> {
+    let form = decode_form(bytes).ok_or("not a slash command")?;
+    let command = parse_command(&unescape(&form.text))?;
+    Ok((form.user_id, format!("{command:?}")))
+}
+
+/// A button payload as the handler reads it: its type, the user, and each
+/// action's id and value. For the fuzz target.
+#[allow(clippy::type_complexity)]
+pub fn decode_interaction(
+    bytes: &[u8],
+) -> Option<(String, Option<String>, Vec<(String, Option<String>)>)> {
+    let i = decode_payload(bytes)?;
+    let actions = i
+        .actions
+        .into_iter()
+        .map(|a| (a.action_id, a.value))
+        .collect();
+    Some((i.kind, i.user.map(|u| u.id), actions))
+}
+
+fn decode_payload(bytes: &[u8]) -> Option<Interaction> {
+    serde_urlencoded::from_bytes::<InteractionForm>(bytes)
+        .ok()
+        .and_then(|f| serde_json::from_str::<Interaction>(&f.payload).ok())
 }
 
 fn name_is_read(name: &str) -> bool {
@@ -681,10 +714,7 @@ async fn interactions(
         Ok(b) => b,
         Err(refused) => return refused,
     };
-    let interaction = serde_urlencoded::from_bytes::<InteractionForm>(&bytes)
-        .ok()
-        .and_then(|f| serde_json::from_str::<Interaction>(&f.payload).ok());
-    let Some(interaction) = interaction else {
+    let Some(interaction) = decode_payload(&bytes) else {
         return ApiError::new(
             StatusCode::BAD_REQUEST,
             "not an interaction: expected a form field payload with a JSON object",

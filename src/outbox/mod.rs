@@ -387,6 +387,9 @@ impl Outbox {
             .build()
             .nth(attempts.saturating_sub(1) as usize)
             .unwrap_or(self.timing.max_backoff)
+            // backon adds its jitter after capping (up to twice the cap): the cap is
+            // what a channel that came back may wait for its page.
+            .min(self.timing.max_backoff)
     }
 }
 

@@ -117,6 +117,12 @@ impl<'a> Series<'a> {
         self.buffer.len()
     }
 
+    /// How many samples (stale markers included) are at or after `from`: what
+    /// survives a trim at that cutoff.
+    pub fn count_since(&self, from: Timestamp) -> usize {
+        self.buffer.window(from, Timestamp(i64::MAX)).len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.buffer.is_empty()
     }
@@ -292,6 +298,8 @@ impl SeriesStore {
         let batch = batch.into_iter();
         let mut newest: FxHashMap<(&str, &Labels), Timestamp> =
             FxHashMap::with_capacity_and_hasher(batch.size_hint().0, Default::default());
+        // Samples this batch adds to each series before the one being checked.
+        let mut added: FxHashMap<(&str, &Labels), usize> = Default::default();
         let mut new_series = 0;
         for (i, (metric, labels, t)) in batch.enumerate() {
             let held = self.metrics.get(metric).and_then(|m| m.get(labels));
@@ -315,6 +323,23 @@ impl SeriesStore {
                     at: t.0,
                 };
                 return Err((i, e));
+            }
+            // A sample at the newest timestamp replaces it; any other adds one, and
+            // `append` refuses it at the cap (after dropping what fell out of
+            // retention): refuse the batch now rather than take half of it.
+            if last != Some(t) {
+                let count = added.entry((metric, labels)).or_default();
+                let cutoff = t - self.limits.retention;
+                let kept = held.map_or(0, |s| s.count_since(cutoff));
+                if kept + *count >= self.limits.max_samples_per_series {
+                    let e = SeriesError::TooManySamples {
+                        metric: metric.to_string(),
+                        labels: labels.clone(),
+                        limit: self.limits.max_samples_per_series,
+                    };
+                    return Err((i, e));
+                }
+                *count += 1;
             }
             newest.insert((metric, labels), t);
         }

@@ -12,6 +12,13 @@ pub enum StoreError {
     },
     #[error("cannot open the state database: {0}")]
     Open(#[from] redb::DatabaseError),
+    #[error("cannot open the state database {path}: {source}")]
+    OpenFile {
+        path: PathBuf,
+        source: redb::DatabaseError,
+    },
+    #[error("the state database is closed after an I/O error and cannot be opened again yet")]
+    Closed,
     #[error("cannot start a state database transaction: {0}")]
     Transaction(#[from] redb::TransactionError),
     #[error("cannot open a state database table: {0}")]
@@ -36,4 +43,17 @@ pub enum StoreError {
         key: String,
         source: serde_json::Error,
     },
+}
+
+impl StoreError {
+    /// Whether the storage failed (as opposed to a record that cannot be encoded):
+    /// redb then refuses every transaction until the database is reopened.
+    pub fn is_io(&self) -> bool {
+        !matches!(
+            self,
+            StoreError::Encode { .. }
+                | StoreError::Decode { .. }
+                | StoreError::UnsupportedSchema { .. }
+        )
+    }
 }

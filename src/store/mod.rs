@@ -71,7 +71,24 @@ impl Batch {
 }
 
 pub struct Store {
-    db: Database,
+    /// None while the database could not be opened again after an I/O error.
+    db: std::sync::RwLock<Option<Database>>,
+    /// Opens the database again. redb refuses every transaction after an I/O error
+    /// (`PreviousIo`) until it is closed and reopened: without this, one moment of
+    /// a full disk would refuse every write until tocsin restarts.
+    reopen: Option<Reopen>,
+}
+
+type Reopen = Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
+
+/// A read guard on an open database.
+struct Open<'a>(std::sync::RwLockReadGuard<'a, Option<Database>>);
+
+impl std::ops::Deref for Open<'_> {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        self.0.as_ref().expect("checked when the guard was made")
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -91,7 +108,13 @@ impl Store {
                 source,
             })?;
         }
-        Store::init(Database::create(path)?)
+        let owned = path.to_path_buf();
+        let open = move || Database::create(&owned);
+        let db = open().map_err(|source| StoreError::OpenFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Store::init(db, Some(Box::new(open)))
     }
 
     /// A store that lives in memory only: for tests and `tocsin test`.
@@ -102,10 +125,19 @@ impl Store {
     /// A store over any redb storage backend: crash tests use one that fails its
     /// writes on cue, then reopen the bytes it kept.
     pub fn with_backend(backend: impl redb::StorageBackend) -> Result<Store, StoreError> {
-        Store::init(Database::builder().create_with_backend(backend)?)
+        Store::init(Database::builder().create_with_backend(backend)?, None)
     }
 
-    fn init(db: Database) -> Result<Store, StoreError> {
+    /// [`Store::with_backend`] over a backend whose clones share its bytes, so the
+    /// store can reopen it after an I/O error as it reopens a file.
+    pub fn with_shared_backend(
+        backend: impl redb::StorageBackend + Clone,
+    ) -> Result<Store, StoreError> {
+        let open = move || Database::builder().create_with_backend(backend.clone());
+        Store::init(open()?, Some(Box::new(open)))
+    }
+
+    fn init(db: Database, reopen: Option<Reopen>) -> Result<Store, StoreError> {
         let txn = db.begin_write()?;
         let found = txn
             .open_table(META)?
@@ -117,7 +149,41 @@ impl Store {
             schema::migrate(&txn, found)?;
         }
         txn.commit()?;
-        Ok(Store { db })
+        Ok(Store {
+            db: std::sync::RwLock::new(Some(db)),
+            reopen,
+        })
+    }
+
+    /// The open database, reopening it first if an I/O error closed it.
+    fn db(&self) -> Result<Open<'_>, StoreError> {
+        let read = || self.db.read().unwrap_or_else(|e| e.into_inner());
+        let open = read();
+        if open.is_some() {
+            return Ok(Open(open));
+        }
+        drop(open);
+        self.reopen()?;
+        let open = read();
+        match *open {
+            Some(_) => Ok(Open(open)),
+            None => Err(StoreError::Closed),
+        }
+    }
+
+    /// Closes the database and opens it again, as after an I/O error (redb keeps
+    /// refusing until then). The old handle goes first: the file is locked while
+    /// it is open. Stores without a way to reopen (in memory) are left as they are.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let Some(open) = &self.reopen else {
+            return Ok(());
+        };
+        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+        drop(db.take());
+        let reopened = open()?;
+        *db = Some(reopened);
+        tracing::info!("state database reopened after an I/O error");
+        Ok(())
     }
 
     /// The schema version recorded in the file.
@@ -131,14 +197,14 @@ impl Store {
     }
 
     fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let meta = txn.open_table(META)?;
         Ok(meta.get(key)?.map(|v| v.value()))
     }
 
     /// Every stored alert, in fingerprint order.
     pub fn load_alerts(&self) -> Result<Vec<Alert>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let table = txn.open_table(ALERTS)?;
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -149,7 +215,7 @@ impl Store {
     }
 
     pub fn alert(&self, fingerprint: Fingerprint) -> Result<Option<Alert>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let table = txn.open_table(ALERTS)?;
         let value = table.get(fingerprint.0)?;
         value
@@ -160,7 +226,7 @@ impl Store {
     /// The alert that incident `id` was opened for (it may have fired again since,
     /// under a newer id).
     pub fn alert_by_incident(&self, id: u64) -> Result<Option<Alert>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let Some(fp) = txn.open_table(INCIDENTS)?.get(id)?.map(|v| v.value()) else {
             return Ok(None);
         };
@@ -173,7 +239,7 @@ impl Store {
 
     /// One alert's timeline, oldest first.
     pub fn timeline(&self, fingerprint: Fingerprint) -> Result<Vec<TimelineEntry>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let table = txn.open_table(TIMELINE)?;
         let mut out = Vec::new();
         for row in table.range((fingerprint.0, 0)..=(fingerprint.0, u64::MAX))? {
@@ -190,7 +256,7 @@ impl Store {
 
     /// Every stored silence, expired ones included (they are history).
     pub fn load_silences(&self) -> Result<Vec<crate::silence::Silence>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let table = txn.open_table(schema::SILENCES)?;
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -215,7 +281,7 @@ impl Store {
         def: redb::TableDefinition<u64, &str>,
         name: &'static str,
     ) -> Result<Vec<T>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let table = txn.open_table(def)?;
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -233,20 +299,20 @@ impl Store {
 
     /// Whether the notification log has this idempotency key: the message went out.
     pub fn was_sent(&self, key: &str) -> Result<bool, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         Ok(txn.open_table(schema::SENT)?.get(key)?.is_some())
     }
 
     /// The reference of the last message about `fp` on `address`.
     pub fn reference(&self, fp: Fingerprint, address: &str) -> Result<Option<String>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let table = txn.open_table(schema::MESSAGE_REFS)?;
         Ok(table.get((fp.0, address))?.map(|v| v.value().to_string()))
     }
 
     /// When a scheduled job last ran.
     pub fn job_ran(&self, name: &str) -> Result<Option<Timestamp>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let table = txn.open_table(schema::JOBS)?;
         Ok(table.get(name)?.map(|v| Timestamp(v.value())))
     }
@@ -254,7 +320,7 @@ impl Store {
     /// Forgets notification-log keys confirmed before `before`: a delivery owed
     /// that long ago is not retried any more, so its key can go.
     pub fn prune_sent(&self, before: Timestamp) -> Result<usize, StoreError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         let n = {
             let mut table = txn.open_table(schema::SENT)?;
             let old: Vec<String> = table
@@ -274,10 +340,19 @@ impl Store {
 
     /// Writes `batch` in one durable transaction: all of it or, on error, none.
     pub fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
-        write_batch(&txn, batch)?;
-        txn.commit()?;
-        Ok(())
+        let applied = (|| -> Result<(), StoreError> {
+            let txn = self.db()?.begin_write()?;
+            write_batch(&txn, batch)?;
+            txn.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = &applied
+            && e.is_io()
+        {
+            // The next call gets a fresh handle (or tries again to get one).
+            let _ = self.reopen();
+        }
+        applied
     }
 }
 

@@ -1,0 +1,516 @@
+//! Disk and resource faults.
+//!
+//! - A data directory tocsin cannot write at start: `tocsin serve` exits 2 with an
+//!   error naming the file and the OS reason, and does not panic. (Run as an
+//!   unprivileged user: when the tests run as root, the binary is started through
+//!   `setpriv` as `nobody`, since root ignores permission bits.)
+//! - A disk that fails during a write (a redb backend that fails on cue): the
+//!   request gets a 503 with a JSON reason, `/readyz` says not ready until a write
+//!   succeeds, nothing half-written is found when the bytes are reopened, and what
+//!   the API shows is what was committed.
+//! - Series, samples-per-series and label limits: the batch is refused whole with a
+//!   reason, `tocsin_samples_refused_total{reason}` counts it, and the alerts that
+//!   already fire carry on.
+
+mod common;
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tocsin::app::{Daemon, Settings};
+use tocsin::clock::{ManualClock, Timestamp};
+use tocsin::notify::Channels;
+use tocsin::store::Store;
+
+const RULES: &str = r#"metric queue_length gauge count
+
+alert "キュー滞留" {
+  when queue_length > 100
+  severity critical
+}
+"#;
+
+const T0: i64 = 1_800_000_000;
+
+// ---------------------------------------------------------------------------------
+// An unwritable data directory at start.
+
+fn running_as_root() -> bool {
+    let out = Command::new("id").arg("-u").output().expect("id -u");
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+/// Runs `tocsin serve --config CONFIG` as an unprivileged user; returns its exit
+/// code and stderr. Fails if it is still running after ten seconds.
+fn serve_unprivileged(config: &Path) -> (Option<i32>, String) {
+    let bin = env!("CARGO_BIN_EXE_tocsin");
+    let mut cmd = if running_as_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin]);
+        c
+    } else {
+        Command::new(bin)
+    };
+    let mut child = cmd
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tocsin");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tocsin started over a data directory it cannot write");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    (status.code(), err)
+}
+
+/// A folder `nobody` can read, with a config whose database is `db`.
+fn unwritable_setup(name: &str) -> (PathBuf, PathBuf) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("disk-{name}"));
+    if dir.exists() {
+        // Left read-only by an earlier run: make it removable again.
+        for e in walk(&dir) {
+            let _ = std::fs::set_permissions(&e, std::fs::Permissions::from_mode(0o755));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("state/data/tocsin.redb");
+    let config = dir.join("tocsin.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[storage]\npath = \"{}\"\n\n[rules]\npaths = []\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    (dir, db)
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                out.extend(walk(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+fn read_only(p: &Path) {
+    let mode = if p.is_dir() { 0o555 } else { 0o444 };
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn assert_clear_refusal(code: Option<i32>, stderr: &str, names: &Path) {
+    assert_eq!(code, Some(2), "exit code; stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(
+        stderr.contains(&names.display().to_string()),
+        "the error names {}: {stderr}",
+        names.display()
+    );
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+}
+
+#[test]
+fn a_data_directory_that_cannot_be_created_is_a_clear_error_at_start() {
+    let (dir, db) = unwritable_setup("no-mkdir");
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    read_only(&state);
+    let (code, stderr) = serve_unprivileged(&dir.join("tocsin.toml"));
+    assert_clear_refusal(code, &stderr, &dir.join("state/data"));
+    assert!(
+        stderr.contains("cannot create the state directory"),
+        "{stderr}"
+    );
+    assert!(!db.exists());
+}
+
+#[test]
+fn a_read_only_data_directory_is_a_clear_error_at_start() {
+    let (dir, db) = unwritable_setup("ro-dir");
+    let data = db.parent().unwrap();
+    std::fs::create_dir_all(data).unwrap();
+    read_only(data);
+    let (code, stderr) = serve_unprivileged(&dir.join("tocsin.toml"));
+    assert_clear_refusal(code, &stderr, &db);
+    assert!(!db.exists());
+}
+
+#[test]
+fn a_read_only_database_file_is_a_clear_error_at_start() {
+    let (dir, db) = unwritable_setup("ro-file");
+    drop(Store::open(&db).unwrap());
+    let before = std::fs::read(&db).unwrap();
+    read_only(&db);
+    // `nobody` must reach the file to be refused by it.
+    for p in [
+        &dir,
+        &dir.join("state"),
+        &db.parent().unwrap().to_path_buf(),
+    ] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let (code, stderr) = serve_unprivileged(&dir.join("tocsin.toml"));
+    assert_clear_refusal(code, &stderr, &db);
+    assert_eq!(std::fs::read(&db).unwrap(), before, "the file is untouched");
+}
+
+// ---------------------------------------------------------------------------------
+// A disk that fails during a write.
+
+/// An in-memory disk whose writes fail while `writes_left` is zero (negative:
+/// never), keeping what was written before, as a full or failed disk does.
+#[derive(Debug, Clone, Default)]
+struct Disk {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    writes_left: Arc<AtomicI64>,
+}
+
+impl Disk {
+    fn healthy() -> Disk {
+        let d = Disk::default();
+        d.writes_left.store(-1, Ordering::SeqCst);
+        d
+    }
+
+    fn fail(&self) {
+        self.writes_left.store(0, Ordering::SeqCst);
+    }
+
+    fn recover(&self) {
+        self.writes_left.store(-1, Ordering::SeqCst);
+    }
+
+    /// The bytes as a new process would find them.
+    fn copy(&self) -> Disk {
+        let d = Disk::healthy();
+        *d.bytes.lock().unwrap() = self.bytes.lock().unwrap().clone();
+        d
+    }
+
+    fn spend(&self) -> io::Result<()> {
+        let left = self.writes_left.load(Ordering::SeqCst);
+        if left == 0 {
+            return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        if left > 0 {
+            self.writes_left.fetch_sub(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+impl redb::StorageBackend for Disk {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.bytes.lock().unwrap().len() as u64)
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        let bytes = self.bytes.lock().unwrap();
+        let src = bytes
+            .get(offset as usize..offset as usize + out.len())
+            .ok_or_else(|| io::Error::other("read past the end"))?;
+        out.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.spend()?;
+        self.bytes.lock().unwrap().resize(len as usize, 0);
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.spend()
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.spend()?;
+        let mut bytes = self.bytes.lock().unwrap();
+        let dst = bytes
+            .get_mut(offset as usize..offset as usize + data.len())
+            .ok_or_else(|| io::Error::other("write past the end"))?;
+        dst.copy_from_slice(data);
+        Ok(())
+    }
+}
+
+/// A daemon over `disk`, served on 127.0.0.1 by the real router.
+struct Served {
+    daemon: Daemon,
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Served {
+    async fn start(name: &str, disk: &Disk, tune: impl FnOnce(&mut Settings)) -> Served {
+        let dir = common::daemon_dir(&format!("disk-{name}"), RULES);
+        let mut settings = common::test_settings(&dir);
+        settings.console = false;
+        tune(&mut settings);
+        let clock = ManualClock::new(Timestamp::from_secs(T0));
+        let (channels, _recorder) = Channels::recording();
+        let store = Store::with_shared_backend(disk.clone()).unwrap();
+        let daemon =
+            Daemon::open_with_store(settings, Arc::new(clock), channels, Some(store)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(axum::serve(listener, tocsin::http::router(daemon.clone())).into_future());
+        Served {
+            daemon,
+            http: tocsin::tls::http_client().build().unwrap(),
+            base: format!("http://{addr}"),
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+
+    async fn push(&self, host: &str, value: f64) -> (StatusCode, Value) {
+        self.post(
+            "/api/v1/samples",
+            json!({"samples": [{"name": "queue_length", "labels": {"host": host}, "value": value}]}),
+        )
+        .await
+    }
+
+    async fn alert(&self, id: &str) -> Value {
+        let (status, body) = self.get(&format!("/api/v1/alerts/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn refused(&self, reason: &str) -> f64 {
+        let want = format!("tocsin_samples_refused_total{{reason=\"{reason}\"}} ");
+        self.daemon
+            .metrics()
+            .render()
+            .lines()
+            .find_map(|l| l.strip_prefix(&want).map(str::to_string))
+            .map_or(0.0, |v| v.parse().unwrap())
+    }
+}
+
+#[tokio::test]
+async fn a_disk_failing_mid_write_gets_503_not_ready_and_leaves_the_file_consistent() {
+    let disk = Disk::healthy();
+    let s = Served::start("midwrite", &disk, |_| {}).await;
+    assert_eq!(s.push("a", 500.0).await.0, StatusCode::OK);
+    assert_eq!(s.alert("1").await["state"], "firing");
+    assert_eq!(s.get("/readyz").await.0, StatusCode::OK);
+
+    // The disk fills up. A change that must be made durable is refused, with why.
+    disk.fail();
+    let (status, body) = s.push("b", 500.0).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let reason = body["error"].as_str().unwrap();
+    assert!(reason.starts_with("store: "), "{reason}");
+    assert!(reason.contains("No space left on device"), "{reason}");
+    let (status, body) = s
+        .post("/api/v1/alerts/1/ack", json!({"actor": "tanaka"}))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (status, body) = s.get("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("the state store refuses writes"), "{body}");
+    // redb reads nothing more until the file is reopened, and reopening needs a
+    // write: a timeline cannot be read either, and says so.
+    let (status, body) = s.get("/api/v1/alerts/1").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("No space left on device"), "{body}");
+
+    // The bytes as a restart would find them: consistent, the refused changes absent.
+    {
+        let reopened = Store::with_backend(disk.copy()).expect("reopens");
+        let alerts = reopened.load_alerts().unwrap();
+        assert_eq!(alerts.len(), 1, "only host a's alert: {alerts:?}");
+        assert_eq!(alerts[0].incident, Some(1));
+        assert_eq!(alerts[0].ack, None);
+        assert_eq!(reopened.next_incident().unwrap(), 2);
+        reopened.load_outbox().unwrap();
+        reopened.load_escalations().unwrap();
+    }
+
+    // The disk has room again: ready as soon as a write succeeds, without waiting
+    // for traffic (the evaluation tick tries one).
+    disk.recover();
+    let d = s.daemon.clone();
+    tokio::task::spawn_blocking(move || d.tick())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.get("/readyz").await.0, StatusCode::OK);
+    // What was refused did not happen: the ack answered 503 was not kept.
+    let one = s.alert("1").await;
+    assert_eq!(
+        one["state"], "firing",
+        "the refused ack is not shown: {one}"
+    );
+    assert_eq!(one["ack"], Value::Null);
+    // The same requests now succeed, and incident numbers carry on without a gap
+    // the client could have seen.
+    let (status, body) = s
+        .post("/api/v1/alerts/1/ack", json!({"actor": "tanaka"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(s.push("b", 500.0).await.0, StatusCode::OK);
+    let b = s.alert("2").await;
+    assert_eq!(b["labels"]["host"], "b", "{b}");
+    let reopened = Store::with_backend(disk.copy()).unwrap();
+    assert_eq!(reopened.load_alerts().unwrap().len(), 2);
+}
+
+// ---------------------------------------------------------------------------------
+// Limits.
+
+fn sample(name: &str, labels: Value, value: f64) -> Value {
+    json!({"name": name, "labels": labels, "value": value})
+}
+
+#[tokio::test]
+async fn the_series_limit_refuses_new_series_whole_counts_them_and_spares_firing_alerts() {
+    let s = Served::start("series-limit", &Disk::healthy(), |st| st.max_series = 3).await;
+    assert_eq!(s.push("a", 500.0).await.0, StatusCode::OK);
+    assert_eq!(s.alert("1").await["state"], "firing");
+    // Three new series where two are left: the batch is refused whole, with why.
+    let batch: Vec<Value> = (0..3)
+        .map(|i| sample("bot_posts", json!({"account": format!("acct-{i}")}), 1.0))
+        .collect();
+    let (status, body) = s.post("/api/v1/samples", json!({"samples": batch})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        body["error"],
+        "sample 2: series limit of 3 reached; new series are refused"
+    );
+    assert_eq!(body["sample"], 2);
+    assert_eq!(s.refused("series_limit"), 3.0);
+    let (_, metrics) = s.get("/metrics").await;
+    assert!(
+        metrics.contains("tocsin_series 1\n"),
+        "nothing of it was kept"
+    );
+    // The firing alert is untouched and its series still takes samples.
+    assert_eq!(s.push("a", 800.0).await.0, StatusCode::OK);
+    let a = s.alert("1").await;
+    assert_eq!(
+        (a["state"].as_str(), a["value"].as_f64()),
+        (Some("firing"), Some(800.0))
+    );
+    // Within the limit, new series are still taken.
+    let (status, _) = s
+        .post("/api/v1/samples", json!({"samples": batch[..2]}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn too_many_labels_on_a_sample_is_refused_with_a_reason_and_counted() {
+    let s = Served::start("label-limit", &Disk::healthy(), |st| st.max_labels = 2).await;
+    assert_eq!(s.push("a", 500.0).await.0, StatusCode::OK);
+    let batch = json!({"samples": [
+        sample("queue_length", json!({"host": "b"}), 1.0),
+        sample("queue_length", json!({"host": "c", "pod": "p", "session": "s-81b2"}), 1.0),
+    ]});
+    let (status, body) = s.post("/api/v1/samples", batch).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "sample 1: 3 labels, at most 2");
+    assert_eq!(s.refused("label_limit"), 2.0, "the whole batch was refused");
+    assert_eq!(s.alert("1").await["state"], "firing");
+    let (_, metrics) = s.get("/metrics").await;
+    assert!(metrics.contains("tocsin_series 1\n"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_series_at_its_sample_cap_refuses_the_batch_whole_and_counts_it() {
+    let s = Served::start("sample-cap", &Disk::healthy(), |st| {
+        st.max_samples_per_series = 3
+    })
+    .await;
+    // In the past of the daemon's clock, so an evaluation at T0 reads the newest.
+    let at = |secs: i64| (T0 - 10 + secs) * 1000;
+    let push = |host: &str, t: i64, v: f64| {
+        sample("queue_length", json!({"host": host}), v)
+            .as_object()
+            .cloned()
+            .map(|mut o| {
+                o.insert("timestamp".into(), json!(at(t)));
+                Value::Object(o)
+            })
+            .unwrap()
+    };
+    for t in 0..3 {
+        let (status, body) = s
+            .post("/api/v1/samples", json!({"samples": [push("a", t, 500.0)]}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // Host b is new (fine); host a is at its cap: nothing of the batch is taken.
+    let (status, body) = s
+        .post(
+            "/api/v1/samples",
+            json!({"samples": [push("b", 3, 500.0), push("a", 3, 50.0)]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let reason = body["error"].as_str().unwrap();
+    assert!(
+        reason.starts_with("sample 1: series queue_length{host=\"a\"} holds 3 samples, its cap"),
+        "{reason}"
+    );
+    assert_eq!(s.refused("sample_limit"), 2.0);
+    let (_, metrics) = s.get("/metrics").await;
+    assert!(
+        metrics.contains("tocsin_series 1\n"),
+        "host b was not taken"
+    );
+    // A re-sent sample (same timestamp) replaces, and does not count against the cap.
+    let (status, body) = s
+        .post("/api/v1/samples", json!({"samples": [push("a", 2, 600.0)]}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(s.alert("1").await["value"], 600.0);
+}

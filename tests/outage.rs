@@ -1,0 +1,503 @@
+//! Channels that are down for minutes: a webhook answering 5xx, one that never
+//! answers (timeouts), one that refuses connections, and an SMTP server that is not
+//! there at send time. In every case the page is retried with growing waits under
+//! one idempotency key, the policy's fallback is used after five failures, the
+//! timeline says so, and the page is delivered once the channel is back. A channel
+//! that refuses for good (HTTP 401) is not retried: the fallback goes at once.
+//!
+//! Time is a `ManualClock` the fakes read too, so ten minutes of outage pass in
+//! well under a second (a few seconds for the timeouts, which are real).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tocsin::alert::External;
+use tocsin::app::{Daemon, Settings};
+use tocsin::clock::{Clock, ManualClock, Timestamp};
+use tocsin::config::Secret;
+use tocsin::engine::ExternalAlert;
+use tocsin::escalation::{Level, Policy, Routing, Target};
+use tocsin::labels::Labels;
+use tocsin::notify::email::{EmailSettings, SmtpTls};
+use tocsin::notify::webhook::WebhookSettings;
+
+const T0: i64 = 1_800_000_000;
+const OUTAGE: Duration = Duration::from_secs(10 * 60);
+/// The webhook timeout: short, so a hanging receiver costs little real time.
+const TIMEOUT: Duration = Duration::from_millis(300);
+
+/// How the paging webhook fails while it is down.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// Answers with this status.
+    Status(u16),
+    /// Accepts the request and never answers in time.
+    Hang,
+    /// Nothing listens: connection refused.
+    Refused,
+}
+
+/// One request a fake receiver saw: when (injected time), the key, its answer.
+#[derive(Clone, Debug)]
+struct Attempt {
+    at: Timestamp,
+    key: String,
+    status: u16,
+}
+
+/// A fake webhook receiver that fails as told until `down_until`, then answers 200.
+#[derive(Clone)]
+struct Fake {
+    clock: ManualClock,
+    fault: Option<Fault>,
+    down_until: Timestamp,
+    attempts: Arc<Mutex<Vec<Attempt>>>,
+}
+
+impl Fake {
+    async fn serve(self, listener: tokio::net::TcpListener) {
+        use axum::extract::State;
+        use axum::http::{HeaderMap, StatusCode};
+        async fn hook(State(fake): State<Fake>, headers: HeaderMap) -> StatusCode {
+            let at = fake.clock.now();
+            let key = headers
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let down = at < fake.down_until;
+            let status = match fake.fault {
+                Some(Fault::Status(s)) if down => s,
+                // Recorded as 0: no answer.
+                Some(Fault::Hang) if down => 0,
+                _ => 200,
+            };
+            fake.attempts
+                .lock()
+                .unwrap()
+                .push(Attempt { at, key, status });
+            if status == 0 {
+                // Longer than the client waits: it gives up first.
+                tokio::time::sleep(TIMEOUT * 4).await;
+                return StatusCode::OK;
+            }
+            StatusCode::from_u16(status).unwrap()
+        }
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(hook))
+            .with_state(self);
+        let _ = axum::serve(listener, app).await;
+    }
+
+    fn attempts(&self) -> Vec<Attempt> {
+        self.attempts.lock().unwrap().clone()
+    }
+}
+
+/// A port nothing listens on (yet).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn webhook(name: &str, port: u16) -> WebhookSettings {
+    WebhookSettings {
+        name: name.into(),
+        url: Secret::new(format!("http://127.0.0.1:{port}/hook")),
+        bearer: None,
+        timeout: TIMEOUT,
+    }
+}
+
+/// One level (`target`, at once), falling back to the `backup` webhook.
+fn settings(dir: &std::path::Path, target: Target) -> Settings {
+    let policy = Policy {
+        name: "default".into(),
+        levels: vec![Level {
+            after: Duration::ZERO,
+            targets: vec![target],
+            via: Vec::new(),
+        }],
+        repeat_interval: Duration::from_secs(24 * 3600),
+        ack_timeout: None,
+        fallback: vec![Target::Webhook("backup".into())],
+        phone_severities: vec!["critical".into()],
+    };
+    let mut routing = Routing::console_only();
+    routing.policies = BTreeMap::from([("default".into(), policy)]);
+    Settings {
+        routing: Arc::new(routing),
+        rule_paths: Vec::new(),
+        console: false,
+        ..common::test_settings(dir)
+    }
+}
+
+async fn fire(daemon: &Daemon, clock: &ManualClock) {
+    let alert = ExternalAlert {
+        labels: Labels::from_pairs([
+            ("alertname", "投稿成功率低下"),
+            ("severity", "critical"),
+            ("account", "acct-007"),
+        ]),
+        firing: true,
+        external: External {
+            starts_at: clock.now(),
+            ends_at: None,
+            annotations: BTreeMap::new(),
+            generator_url: None,
+        },
+    };
+    let d = daemon.clone();
+    tokio::task::spawn_blocking(move || d.receive_external("test", vec![alert]))
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// Delivers what is due, then jumps the clock to the next retry, until nothing is
+/// owed; `before_pass` runs first each time (to bring a channel back). Bounded.
+async fn deliver_until_done(
+    daemon: &Daemon,
+    clock: &ManualClock,
+    mut before_pass: impl AsyncFnMut(Timestamp),
+) {
+    for _ in 0..40 {
+        before_pass(clock.now()).await;
+        daemon.deliver_due().await;
+        match daemon.next_delivery_due() {
+            Some(t) => clock.set(t.max(clock.now())),
+            None => return,
+        }
+    }
+    panic!("still owed after 40 delivery passes");
+}
+
+fn timeline_notes(daemon: &Daemon) -> Vec<String> {
+    let (_, timeline) = daemon.alert("1").unwrap();
+    timeline.into_iter().map(|e| e.reason).collect()
+}
+
+fn metric(daemon: &Daemon, line_start: &str) -> f64 {
+    daemon
+        .metrics()
+        .render()
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The webhook `pager` is down with `fault` for ten minutes of injected time.
+async fn webhook_outage(name: &str, fault: Fault, says: &str) {
+    let t0 = Timestamp::from_secs(T0);
+    let clock = ManualClock::new(t0);
+    let fake = |fault| Fake {
+        clock: clock.clone(),
+        fault,
+        down_until: t0 + OUTAGE,
+        attempts: Arc::default(),
+    };
+    let pager = fake(Some(fault));
+    let backup = fake(None);
+    let backup_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backup_port = backup_listener.local_addr().unwrap().port();
+    tokio::spawn(backup.clone().serve(backup_listener));
+    // A refusing pager is a port nobody listens on until the outage ends.
+    let pager_port = match fault {
+        Fault::Refused => free_port(),
+        _ => {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = l.local_addr().unwrap().port();
+            tokio::spawn(pager.clone().serve(l));
+            port
+        }
+    };
+
+    let dir = common::daemon_dir(&format!("outage-{name}"), "");
+    let settings = Settings {
+        webhooks: vec![webhook("pager", pager_port), webhook("backup", backup_port)],
+        ..settings(&dir, Target::Webhook("pager".into()))
+    };
+    let daemon = Daemon::open(settings, Arc::new(clock.clone())).unwrap();
+    fire(&daemon, &clock).await;
+    let mut back = !matches!(fault, Fault::Refused);
+    deliver_until_done(&daemon, &clock, async |now| {
+        if !back && now >= t0 + OUTAGE {
+            let addr = SocketAddr::from(([127, 0, 0, 1], pager_port));
+            let l = tokio::net::TcpListener::bind(addr).await.unwrap();
+            tokio::spawn(pager.clone().serve(l));
+            back = true;
+        }
+    })
+    .await;
+
+    // Nothing is owed any more.
+    assert_eq!(daemon.next_delivery_due(), None);
+    assert_eq!(metric(&daemon, "tocsin_outbox_pending "), 0.0);
+
+    // The fallback went once, when the fifth attempt failed, under its own key.
+    let fallback = backup.attempts();
+    assert_eq!(fallback.len(), 1, "{fallback:?}");
+    assert!(fallback[0].key.ends_with(".fallback.webhook:backup"));
+    assert!(
+        fallback[0].at < t0 + OUTAGE,
+        "the fallback went during the outage"
+    );
+
+    // The pager: failures while down, then one success once back, one key for all.
+    let attempts = pager.attempts();
+    let failed = match fault {
+        // A refused connection never reaches the fake; the timeline counts them.
+        Fault::Refused => {
+            assert_eq!(attempts.len(), 1, "{attempts:?}");
+            None
+        }
+        _ => {
+            let (down, up): (Vec<_>, Vec<_>) = attempts.iter().partition(|a| a.at < t0 + OUTAGE);
+            assert_eq!(up.len(), 1, "delivered exactly once when back: {up:?}");
+            assert!(
+                down.iter().all(|a| a.key == up[0].key && a.status != 200),
+                "{attempts:?}"
+            );
+            // Growing waits between attempts, capped at five minutes.
+            let gaps: Vec<Duration> = attempts
+                .windows(2)
+                .map(|w| w[1].at.since(w[0].at))
+                .collect();
+            assert!(
+                gaps.iter().all(|g| *g <= Duration::from_secs(300)),
+                "{gaps:?}"
+            );
+            assert!(gaps.windows(2).all(|w| w[0] <= w[1] * 2), "{gaps:?}");
+            assert!(gaps[4] >= Duration::from_secs(8), "waits grow: {gaps:?}");
+            Some(down.len())
+        }
+    };
+    let success = attempts.last().expect("the pager got the page");
+    assert_eq!(success.status, 200);
+    assert!(success.at >= t0 + OUTAGE);
+    assert!(success.key.ends_with(".webhook:pager"), "{}", success.key);
+
+    // The timeline tells the story, with the failure as the channel saw it.
+    let notes = timeline_notes(&daemon);
+    let failing = notes
+        .iter()
+        .find(|n| n.starts_with("delivery to webhook:pager failing after 5 attempt(s)"))
+        .unwrap_or_else(|| panic!("no fallback note: {notes:#?}"));
+    assert!(failing.contains(says), "{failing:?} should say {says:?}");
+    assert!(failing.ends_with("using the fallback"), "{failing}");
+    assert!(
+        notes
+            .contains(&"notified webhook:backup instead of webhook:pager: firing (level 1)".into()),
+        "{notes:#?}"
+    );
+    let delivered = notes
+        .iter()
+        .find(|n| n.starts_with("notified webhook:pager: firing (level 1) after "))
+        .unwrap_or_else(|| panic!("no delivery note: {notes:#?}"));
+    let retries = metric(
+        &daemon,
+        "tocsin_delivery_failures_total{channel=\"webhook\",kind=\"retry\"}",
+    );
+    assert!(
+        delivered.ends_with(&format!("after {retries} failed attempt(s)")),
+        "{delivered} / {retries} retries counted"
+    );
+    if let Some(failed) = failed {
+        assert_eq!(retries as usize, failed);
+    }
+    assert!(retries >= 6.0, "{retries}");
+}
+
+#[tokio::test]
+async fn a_webhook_answering_503_for_ten_minutes_gets_the_page_when_it_returns() {
+    webhook_outage("503", Fault::Status(503), "HTTP 503 Service Unavailable").await;
+}
+
+#[tokio::test]
+async fn a_webhook_that_never_answers_is_timed_out_retried_and_paged_when_it_returns() {
+    webhook_outage("hang", Fault::Hang, "no answer within 300ms").await;
+}
+
+#[tokio::test]
+async fn a_webhook_refusing_connections_gets_the_page_when_it_listens_again() {
+    webhook_outage("refused", Fault::Refused, "cannot connect").await;
+}
+
+#[tokio::test]
+async fn a_webhook_refusing_for_good_is_not_retried_and_the_fallback_goes_at_once() {
+    let t0 = Timestamp::from_secs(T0);
+    let clock = ManualClock::new(t0);
+    let fake = |fault| Fake {
+        clock: clock.clone(),
+        fault,
+        down_until: t0 + OUTAGE * 1000,
+        attempts: Arc::default(),
+    };
+    let (pager, backup) = (fake(Some(Fault::Status(401))), fake(None));
+    let mut ports = Vec::new();
+    for f in [&pager, &backup] {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        ports.push(l.local_addr().unwrap().port());
+        tokio::spawn(f.clone().serve(l));
+    }
+    let dir = common::daemon_dir("outage-401", "");
+    let settings = Settings {
+        webhooks: vec![webhook("pager", ports[0]), webhook("backup", ports[1])],
+        ..settings(&dir, Target::Webhook("pager".into()))
+    };
+    let daemon = Daemon::open(settings, Arc::new(clock.clone())).unwrap();
+    fire(&daemon, &clock).await;
+    deliver_until_done(&daemon, &clock, async |_| {}).await;
+    assert_eq!(pager.attempts().len(), 1, "a 401 is not retried");
+    assert_eq!(backup.attempts().len(), 1);
+    assert_eq!(clock.now(), t0, "no waiting: the fallback went at once");
+    let notes = timeline_notes(&daemon);
+    assert!(
+        notes.contains(
+            &"delivery to webhook:pager failed after 1 attempt(s): webhook pager: HTTP 401 Unauthorized"
+                .into()
+        ),
+        "{notes:#?}"
+    );
+    assert!(
+        notes
+            .contains(&"notified webhook:backup instead of webhook:pager: firing (level 1)".into())
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// SMTP: Debian's python3-aiosmtpd as the server, started only after the outage.
+
+const PYTHON: &str = "/usr/bin/python3";
+
+/// `python3 -m aiosmtpd` storing mails in a maildir; killed when dropped.
+struct Smtp {
+    child: Child,
+    maildir: PathBuf,
+}
+
+impl Smtp {
+    /// Starts the server on `port` and waits (boundedly) until it accepts.
+    fn start(port: u16, maildir: PathBuf) -> Smtp {
+        let child = Command::new(PYTHON)
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {PYTHON} -m aiosmtpd ({e}): CI installs python3-aiosmtpd via .ci/run"
+                )
+            });
+        let mut smtp = Smtp { child, maildir };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return smtp;
+            }
+            if let Ok(Some(status)) = smtp.child.try_wait() {
+                panic!("aiosmtpd exited ({status}): is python3-aiosmtpd installed?");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("aiosmtpd did not listen on {port} within 5 s");
+    }
+
+    /// The mails delivered, as raw text.
+    fn mails(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn an_smtp_server_down_at_send_time_gets_the_mail_when_it_returns() {
+    let t0 = Timestamp::from_secs(T0);
+    let clock = ManualClock::new(t0);
+    let down_for = Duration::from_secs(3 * 60);
+    let backup = Fake {
+        clock: clock.clone(),
+        fault: None,
+        down_until: t0,
+        attempts: Arc::default(),
+    };
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backup_port = l.local_addr().unwrap().port();
+    tokio::spawn(backup.clone().serve(l));
+    let smtp_port = free_port();
+    let dir = common::daemon_dir("outage-smtp", "");
+    let settings = Settings {
+        email: Some(EmailSettings {
+            host: "127.0.0.1".into(),
+            port: smtp_port,
+            tls: SmtpTls::None,
+            username: None,
+            password: None,
+            from: "tocsin <alerts@example.com>".into(),
+            message_id_domain: "tocsin.example.com".into(),
+            timeout: Duration::from_secs(5),
+        }),
+        webhooks: vec![webhook("backup", backup_port)],
+        ..settings(&dir, Target::Email("oncall@example.com".into()))
+    };
+    let daemon = Daemon::open(settings, Arc::new(clock.clone())).unwrap();
+    fire(&daemon, &clock).await;
+    let mut smtp: Option<Smtp> = None;
+    let maildir = dir.join("maildir");
+    deliver_until_done(&daemon, &clock, async |now| {
+        if smtp.is_none() && now >= t0 + down_for {
+            smtp = Some(Smtp::start(smtp_port, maildir.clone()));
+        }
+    })
+    .await;
+    let smtp = smtp.expect("the server came back");
+    let mails = smtp.mails();
+    assert_eq!(
+        mails.len(),
+        1,
+        "one mail, delivered once the server was back"
+    );
+    assert!(mails[0].contains("oncall@example.com"), "{}", mails[0]);
+    assert!(clock.now() >= t0 + down_for);
+    // While it was down: five failures, then the fallback webhook.
+    assert_eq!(backup.attempts().len(), 1);
+    let notes = timeline_notes(&daemon);
+    let failing = notes
+        .iter()
+        .find(|n| n.starts_with("delivery to email:oncall@example.com failing after 5 attempt(s)"))
+        .unwrap_or_else(|| panic!("{notes:#?}"));
+    assert!(failing.ends_with("using the fallback"), "{failing}");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("notified email:oncall@example.com: firing (level 1) after ")),
+        "{notes:#?}"
+    );
+    assert_eq!(daemon.next_delivery_due(), None);
+}
