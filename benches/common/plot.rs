@@ -84,6 +84,7 @@ fn log_panel(
     x_desc: &str,
     y_desc: &str,
     curves: &[Curve],
+    legend: SeriesLabelPosition,
 ) -> DrawResult {
     let ((x0, x1), (y0, y1)) = bounds(curves);
     let mut chart = ChartBuilder::on(area)
@@ -122,7 +123,7 @@ fn log_panel(
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(legend)
         .draw()
         .map_err(err)?;
     Ok(())
@@ -157,6 +158,7 @@ pub fn scale_curve(
         "series held",
         "ms",
         eval_ms,
+        SeriesLabelPosition::MiddleRight,
     )?;
     log_panel(
         &panels[1],
@@ -164,6 +166,7 @@ pub fn scale_curve(
         "series held",
         "ns per series read",
         ns_per_read,
+        SeriesLabelPosition::MiddleRight,
     )?;
     log_panel(
         &panels[2],
@@ -171,6 +174,7 @@ pub fn scale_curve(
         "series read",
         "ms",
         one_rule_ms,
+        SeriesLabelPosition::LowerRight,
     )?;
     root.present().map_err(err)?;
     Ok(())
