@@ -72,10 +72,13 @@ impl Stepper<'_> {
         let now = self.now;
         let a = &mut self.alert;
         a.value = value;
-        a.consecutive = if holds {
-            a.consecutive.saturating_add(1)
-        } else {
-            0
+        // Counted only on the way to firing (`for N evaluations`): once it fires the
+        // count means nothing, and an evaluation that changes nothing must leave
+        // the alert equal, so it is not written again.
+        a.consecutive = match (holds, a.state) {
+            (false, _) => 0,
+            (true, State::Firing | State::Acknowledged | State::Suppressed) => a.consecutive,
+            (true, _) => a.consecutive.saturating_add(1),
         };
         if !holds {
             a.awaiting_clear = false;
