@@ -17,6 +17,9 @@ pub enum StoreError {
         path: PathBuf,
         source: redb::DatabaseError,
     },
+    /// A failed commit as each request it carried sees it (group commit).
+    #[error("{0}")]
+    Shared(String),
     #[error("the state database is closed after an I/O error and cannot be opened again yet")]
     Closed,
     #[error("cannot start a state database transaction: {0}")]

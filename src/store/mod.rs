@@ -77,6 +77,8 @@ pub struct Store {
     /// (`PreviousIo`) until it is closed and reopened: without this, one moment of
     /// a full disk would refuse every write until tocsin restarts.
     reopen: Option<Reopen>,
+    /// Set while a commit made with [`Store::apply_unsynced`] waits for a durable one.
+    unsynced: std::sync::atomic::AtomicBool,
 }
 
 type Reopen = Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
@@ -152,6 +154,7 @@ impl Store {
         Ok(Store {
             db: std::sync::RwLock::new(Some(db)),
             reopen,
+            unsynced: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -340,8 +343,37 @@ impl Store {
 
     /// Writes `batch` in one durable transaction: all of it or, on error, none.
     pub fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
+        self.commit(batch, redb::Durability::Immediate)?;
+        self.unsynced
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// [`Store::apply`] without waiting for the disk: the batch becomes durable
+    /// with the next [`Store::apply`] (or [`Store::sync`]). Only for records whose
+    /// loss in a crash repeats work rather than losing it: a delivery's settlement
+    /// (the message is then sent again under its idempotency key).
+    pub fn apply_unsynced(&self, batch: &Batch) -> Result<(), StoreError> {
+        self.commit(batch, redb::Durability::None)?;
+        self.unsynced
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Makes unsynced commits durable, if there are any.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        if self.unsynced.load(std::sync::atomic::Ordering::SeqCst) {
+            self.apply(&Batch::default())?;
+        }
+        Ok(())
+    }
+
+    fn commit(&self, batch: &Batch, durability: redb::Durability) -> Result<(), StoreError> {
         let applied = (|| -> Result<(), StoreError> {
-            let txn = self.db()?.begin_write()?;
+            let mut txn = self.db()?.begin_write()?;
+            txn.set_durability(durability).expect(
+                "tocsin opens redb in single-process mode, where any durability is allowed",
+            );
             write_batch(&txn, batch)?;
             txn.commit()?;
             Ok(())
