@@ -203,14 +203,34 @@ pub enum OpError {
 struct Core {
     series: SeriesStore,
     engine: Engine,
-    /// Metric names any rule reads: an ingest that touches none needs no evaluation.
-    rule_metrics: std::collections::HashSet<String>,
+    /// For each metric name a rule reads, the rules (by index) that read it: an
+    /// ingest evaluates only the rules reading what it brought; the tick
+    /// evaluates all of them.
+    rule_metrics: std::collections::HashMap<String, Vec<usize>>,
     /// Every silence, expired ones too (they are history); few, so a list.
     silences: Vec<Silence>,
     /// The escalation of every alert being paged about, mirrored in the store.
     escalations: std::collections::HashMap<Fingerprint, Escalation>,
     /// Messages owed, mirrored in the store's outbox table.
     outbox: Outbox,
+}
+
+/// External alerts waiting for the core, committed together (see
+/// [`Daemon::receive_external`]).
+#[derive(Default)]
+struct IntakeQueue {
+    last_ticket: u64,
+    waiting: Vec<(u64, Vec<ExternalAlert>)>,
+    /// Outcomes of requests another caller committed, until their caller looks.
+    done: std::collections::HashMap<u64, Result<(), String>>,
+}
+
+impl IntakeQueue {
+    fn queue(&mut self, alerts: Vec<ExternalAlert>) -> u64 {
+        self.last_ticket += 1;
+        self.waiting.push((self.last_ticket, alerts));
+        self.last_ticket
+    }
 }
 
 /// The daemon's shared state: a cheap-clone handle.
@@ -221,6 +241,7 @@ pub struct Daemon {
 
 struct Shared {
     core: Mutex<Core>,
+    intake: Mutex<IntakeQueue>,
     store: Store,
     clock: Arc<dyn Clock>,
     settings: Settings,
@@ -323,6 +344,7 @@ impl Daemon {
         Ok(Daemon {
             shared: Arc::new(Shared {
                 core: Mutex::new(core),
+                intake: Mutex::default(),
                 store,
                 clock,
                 settings,
@@ -345,6 +367,17 @@ impl Daemon {
 
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
+    }
+
+    /// The metrics as exposition text, with the per-state alert counts taken now
+    /// (counted here, once per scrape, rather than on every commit). Blocking.
+    pub fn render_metrics(&self) -> String {
+        {
+            let core = self.core();
+            let states = core.engine.alerts().map(|a| &a.state);
+            self.shared.metrics.set_alert_states(states);
+        }
+        self.shared.metrics.render()
     }
 
     /// Whether state changes can be made durable right now.
@@ -413,11 +446,20 @@ impl Daemon {
             .metrics
             .series
             .set(core.series.series_count() as i64);
-        if samples
-            .iter()
-            .any(|s| core.rule_metrics.contains(&s.metric))
-        {
-            self.evaluate_locked(&mut core, now)?;
+        // Only the rules reading what was pushed: the others' results cannot have
+        // changed, and time moves them on at the tick.
+        let mut readers = Vec::new();
+        let mut last = None;
+        for s in samples.iter().map(|s| s.metric.as_str()) {
+            if last != Some(s) {
+                last = Some(s);
+                readers.extend(core.rule_metrics.get(s).into_iter().flatten());
+            }
+        }
+        readers.sort_unstable();
+        readers.dedup();
+        if !readers.is_empty() {
+            self.evaluate_locked(&mut core, now, Some(&readers))?;
         }
         Ok(samples.len())
     }
@@ -449,7 +491,8 @@ impl Daemon {
         core.series
             .set_retention(set.longest_window() + self.shared.settings.lookback);
         core.rule_metrics = metrics_read_by(&set);
-        let outcome = core.engine.reload(Arc::new(set), now);
+        let mut outcome = core.engine.reload(Arc::new(set), now);
+        outcome.absorb(self.sync_all_silences(&mut core, now));
         self.commit_and_notify(&mut core, now, outcome)
             .map_err(|e| e.to_string())?;
         m.rules.set(count as i64);
@@ -477,20 +520,29 @@ impl Daemon {
                 .store_ok
                 .store(ok, std::sync::atomic::Ordering::SeqCst);
         }
+        if let Err(e) = self.shared.store.sync() {
+            tracing::warn!(error = %e, "cannot sync settled deliveries; retried next tick");
+        }
         core.series.trim(now);
         self.shared
             .metrics
             .series
             .set(core.series.series_count() as i64);
-        let expired = core.engine.expire_external(now);
-        self.commit_and_notify(&mut core, now, expired)?;
-        self.evaluate_locked(&mut core, now)?;
+        let mut timed = core.engine.expire_external(now);
+        core.engine.flush_refreshed(&mut timed);
+        timed.absorb(self.sync_all_silences(&mut core, now));
+        self.commit_and_notify(&mut core, now, timed)?;
+        self.evaluate_locked(&mut core, now, None)?;
         self.escalate_due(&mut core, now)
     }
 
     /// Takes alerts another system evaluated (Alertmanager webhook, Prometheus
-    /// `POST /api/v2/alerts`) into the lifecycle, one committed batch for all.
-    /// Blocking.
+    /// `POST /api/v2/alerts`) into the lifecycle. Blocking.
+    ///
+    /// Group commit: a request queues its alerts, then waits for the core. Whoever
+    /// gets the core first takes every request queued by then into one transaction,
+    /// so requests that arrive during a commit's fsync share the next one. Each
+    /// caller returns once the commit that carried its alerts is durable.
     pub fn receive_external(
         &self,
         source: &str,
@@ -501,21 +553,55 @@ impl Daemon {
             .external_alerts
             .get_or_create(&Metrics::label("source", source))
             .inc_by(alerts.len() as u64);
-        let now = self.now();
-        let mut core = self.core();
-        let mut total = crate::engine::Outcome::default();
         let count = alerts.len();
-        for a in alerts {
-            let out = core.engine.receive_external(a, now);
-            total.absorb(out);
+        let ticket = self.intake().queue(alerts);
+        let mut core = self.core();
+        let taken = {
+            let mut intake = self.intake();
+            if let Some(done) = intake.done.remove(&ticket) {
+                return done
+                    .map(|()| count)
+                    .map_err(|e| StoreError::Shared(e).into());
+            }
+            std::mem::take(&mut intake.waiting)
+        };
+        let now = self.now();
+        let mut outcome = crate::engine::Outcome::default();
+        let mut tickets = Vec::with_capacity(taken.len());
+        for (t, alerts) in taken {
+            tickets.push(t);
+            for a in alerts {
+                core.engine.receive_external(a, now, &mut outcome);
+            }
         }
-        self.commit_and_notify(&mut core, now, total)?;
-        Ok(count)
+        let result = self.commit_and_notify(&mut core, now, outcome);
+        let shared = result.as_ref().map(|_| ()).map_err(|e| match e {
+            OpError::Store(e) => e.to_string(),
+            e => e.to_string(),
+        });
+        let mut intake = self.intake();
+        for t in tickets.into_iter().filter(|t| *t != ticket) {
+            intake.done.insert(t, shared.clone());
+        }
+        result.map(|()| count)
     }
 
-    fn evaluate_locked(&self, core: &mut Core, now: Timestamp) -> Result<(), OpError> {
+    fn intake(&self) -> std::sync::MutexGuard<'_, IntakeQueue> {
+        self.shared.intake.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Evaluates the rules (those listed by index, or all), then commits.
+    fn evaluate_locked(
+        &self,
+        core: &mut Core,
+        now: Timestamp,
+        only: Option<&[usize]>,
+    ) -> Result<(), OpError> {
         let started = std::time::Instant::now();
-        let outcome = core.engine.evaluate(&core.series, now);
+        let outcome = match only {
+            Some(rules) => core.engine.evaluate_rules(&core.series, now, rules),
+            None => core.engine.evaluate(&core.series, now),
+        };
         self.shared.metrics.evaluations.inc();
         self.shared
             .metrics
@@ -533,15 +619,13 @@ impl Daemon {
         now: Timestamp,
         mut outcome: crate::engine::Outcome,
     ) -> Result<(), OpError> {
-        let mut silences = core.silences.clone();
-        silences.extend(
-            self.shared
-                .settings
-                .maintenance
-                .iter()
-                .filter_map(|w| w.active(now)),
-        );
-        let silenced = core.engine.sync_silences(&silences, now);
+        // Silences change on their own only with time (checked every tick) or when
+        // one is added or expired (checked there): here only the alerts this step
+        // touched need a look.
+        let silences = self.active_silences(core, now);
+        let touched: Vec<Fingerprint> =
+            outcome.batch.alerts.iter().map(|a| a.fingerprint).collect();
+        let silenced = core.engine.sync_silences_of(touched, &silences, now);
         outcome.absorb(silenced);
         // An alert that appeared in this very step under an active silence was
         // silenced from its first moment: its firing is not announced.
@@ -565,9 +649,6 @@ impl Daemon {
             committed?;
             self.shared
                 .metrics
-                .set_alert_states(core.engine.alerts().map(|a| &a.state));
-            self.shared
-                .metrics
                 .outbox_pending
                 .set(core.outbox.len() as i64);
         }
@@ -575,6 +656,24 @@ impl Daemon {
             self.shared.wake.notify_one();
         }
         Ok(())
+    }
+
+    /// The silences in force at `now`: the operators' and the maintenance windows'.
+    fn active_silences(&self, core: &Core, now: Timestamp) -> Vec<Silence> {
+        let windows = self.shared.settings.maintenance.iter();
+        core.silences
+            .iter()
+            .filter(|s| s.status(now) == crate::silence::Status::Active)
+            .cloned()
+            .chain(windows.filter_map(|w| w.active(now)))
+            .collect()
+    }
+
+    /// Every alert's silences brought up to date: after silences changed, and each
+    /// tick (silences and windows start and end with time).
+    fn sync_all_silences(&self, core: &mut Core, now: Timestamp) -> crate::engine::Outcome {
+        let silences = self.active_silences(core, now);
+        core.engine.sync_silences(&silences, now)
     }
 
     /// After a failed commit, puts the in-memory state back to what is durable:
@@ -634,7 +733,7 @@ impl Daemon {
             let policy = settings.routing.policy_for(&alert.labels, named);
             let (next, owed) =
                 escalation::on_notification(current, n.reason, alert, policy, &resolver, now);
-            let snapshot = core.engine.snapshot(alert);
+            let snapshot = core.engine.snapshot(&n.then);
             let group = group_key(&settings.routing.group_by, &alert.labels);
             let deliveries = core.outbox.enqueue(&snapshot, owed, &group, now);
             outcome.batch.outbox.extend(deliveries);
@@ -752,6 +851,7 @@ impl Daemon {
             .settings
             .evaluation_interval
             .max(Duration::from_secs(60));
+        let pending = core.outbox.pending_alerts();
         let overdue = core
             .engine
             .alerts()
@@ -762,7 +862,7 @@ impl Daemon {
                     .get(&a.fingerprint)
                     .and_then(|e| e.due_at)
                     .is_some_and(|t| t + grace > now);
-                !ahead && !core.outbox.has_pending_for(a.fingerprint)
+                !ahead && !pending.contains(&a.fingerprint)
             })
             .count();
         if overdue > 0 {
@@ -991,7 +1091,10 @@ impl Daemon {
                 batch.outbox.push(core.outbox.add(d));
             }
         }
-        let committed = self.shared.store.apply(&batch);
+        // Not synced: a settlement lost in a crash sends the message again under
+        // the same key, never loses it; the next durable commit (at the latest the
+        // next tick) carries it to disk.
+        let committed = self.shared.store.apply_unsynced(&batch);
         self.shared
             .store_ok
             .store(committed.is_ok(), std::sync::atomic::Ordering::SeqCst);
@@ -1063,7 +1166,7 @@ impl Daemon {
         let now = self.now();
         let mut core = self.core();
         core.silences.push(silence.clone());
-        let mut outcome = crate::engine::Outcome::default();
+        let mut outcome = self.sync_all_silences(&mut core, now);
         outcome.batch.silences.push(silence.clone());
         if let Err(e) = self.commit_and_notify(&mut core, now, outcome) {
             core.silences.retain(|s| s.id != silence.id);
@@ -1086,7 +1189,7 @@ impl Daemon {
             }
         }
         let expired = s.clone();
-        let mut outcome = crate::engine::Outcome::default();
+        let mut outcome = self.sync_all_silences(&mut core, now);
         outcome.batch.silences.push(expired.clone());
         self.commit_and_notify(&mut core, now, outcome)?;
         Ok(expired)
@@ -1152,13 +1255,18 @@ fn group_key(group_by: &[String], labels: &Labels) -> String {
 }
 
 /// The metric names a rule set reads.
-fn metrics_read_by(set: &RuleSet) -> std::collections::HashSet<String> {
-    set.alerts
-        .iter()
-        .flat_map(|a| std::iter::once(&a.condition).chain(&a.resolve_when))
-        .flat_map(|c| c.expr.selectors())
-        .map(|s| s.metric.clone())
-        .collect()
+fn metrics_read_by(set: &RuleSet) -> std::collections::HashMap<String, Vec<usize>> {
+    let mut readers: std::collections::HashMap<String, Vec<usize>> = Default::default();
+    for (i, rule) in set.alerts.iter().enumerate() {
+        let conditions = std::iter::once(&rule.condition).chain(&rule.resolve_when);
+        for selector in conditions.flat_map(|c| c.expr.selectors()) {
+            let rules = readers.entry(selector.metric.clone()).or_default();
+            if rules.last() != Some(&i) {
+                rules.push(i);
+            }
+        }
+    }
+    readers
 }
 
 /// A stamp of the rules files (paths, sizes, modification times), so a change in

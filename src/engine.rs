@@ -25,6 +25,10 @@ pub struct Notification {
     pub incident: Option<u64>,
     pub reason: NotifyReason,
     pub at: Timestamp,
+    /// The alert as it was when it owed this message: a resolve and a new
+    /// occurrence can come in one step, and the resolved message must show the
+    /// incident it ends, not the one opened after it.
+    pub then: Alert,
 }
 
 /// An alert as another system sends it.
@@ -79,6 +83,8 @@ pub struct Engine {
     /// data yet" must not reset a pending alert's `for` progress or resolve a firing
     /// one (the Prometheus restart bug). Set at the first evaluation.
     warm_until: Option<Timestamp>,
+    /// External alerts whose `endsAt` a re-send moved, not written yet.
+    refreshed: FxHashSet<Fingerprint>,
 }
 
 impl Engine {
@@ -92,6 +98,7 @@ impl Engine {
             series_labels: HashMap::new(),
             next_incident: next_incident.max(1),
             warm_until: None,
+            refreshed: FxHashSet::default(),
         };
         e.set_rules(rules);
         for a in alerts {
@@ -181,6 +188,17 @@ impl Engine {
 
     /// Evaluates every rule at `now`.
     pub fn evaluate(&mut self, series: &SeriesStore, now: Timestamp) -> Outcome {
+        let all: Vec<usize> = (0..self.rules.alerts.len()).collect();
+        self.evaluate_rules(series, now, &all)
+    }
+
+    /// Evaluates the rules at these indices of the rule set at `now`.
+    pub fn evaluate_rules(
+        &mut self,
+        series: &SeriesStore,
+        now: Timestamp,
+        which: &[usize],
+    ) -> Outcome {
         let warm_until = *self
             .warm_until
             .get_or_insert(now + series.limits().lookback);
@@ -193,7 +211,7 @@ impl Engine {
             },
             ..Outcome::default()
         };
-        for rule in &rules.alerts {
+        for rule in which.iter().filter_map(|i| rules.alerts.get(*i)) {
             self.evaluate_one(rule, series, now, warming, &mut out);
         }
         out.batch.next_incident = self.next_incident;
@@ -356,6 +374,7 @@ impl Engine {
                 incident: alert.incident,
                 reason,
                 at: now,
+                then: alert.clone(),
             }));
         if alert.state == State::Inactive && alert.incident.is_none() {
             out.batch.removed.push(alert.fingerprint);
@@ -367,64 +386,131 @@ impl Engine {
     }
 
     /// Takes one alert another system evaluated (an Alertmanager webhook or a
-    /// Prometheus `POST /api/v2/alerts`) into the same lifecycle. Idempotent: senders
-    /// deliver at least once, in any order, so an occurrence is identified by
-    /// fingerprint and `starts_at`, and an update about an older occurrence than the
-    /// one held never changes it.
-    pub fn receive_external(&mut self, incoming: ExternalAlert, now: Timestamp) -> Outcome {
-        let mut out = self.outcome();
-        let fp = incoming.labels.fingerprint();
-        let rule = incoming.labels.get("alertname").unwrap_or("").to_string();
-        let mut alert = self
-            .alerts
-            .remove(&fp)
-            .unwrap_or_else(|| Alert::new(fp, rule, incoming.labels.clone()));
+    /// Prometheus `POST /api/v2/alerts`) into the same lifecycle, adding what changed
+    /// to `out`. Idempotent: senders deliver at least once, in any order, so an
+    /// occurrence is identified by fingerprint and `starts_at`, and an update about an
+    /// older occurrence than the one held never changes it.
+    pub fn receive_external(&mut self, incoming: ExternalAlert, now: Timestamp, out: &mut Outcome) {
+        let ExternalAlert {
+            labels,
+            firing,
+            external,
+        } = incoming;
+        let fp = labels.fingerprint();
+        if self.resent_unchanged(fp, firing, &external) {
+            return;
+        }
+        // Moved into the alert when it is new, kept for a new occurrence otherwise.
+        let mut labels = Some(labels);
+        let fresh = |labels: Labels| {
+            let rule = labels.get("alertname").unwrap_or("").to_string();
+            Alert::new(fp, rule, labels)
+        };
+        let mut alert = match self.alerts.remove(&fp) {
+            Some(a) => a,
+            None => fresh(labels.take().expect("not taken yet")),
+        };
         let held = alert.external.as_ref().map(|e| e.starts_at);
-        if held.is_some_and(|h| incoming.external.starts_at < h) {
+        if held.is_some_and(|h| external.starts_at < h) {
             // About an older occurrence than the one held: stale.
             self.put(alert);
-            return out;
+            return;
         }
-        let new_occurrence = held.is_some_and(|h| incoming.external.starts_at > h);
-        let same_occurrence = held == Some(incoming.external.starts_at);
-        if same_occurrence && incoming.firing && alert.state == State::Resolved {
+        let new_occurrence = held.is_some_and(|h| external.starts_at > h);
+        let same_occurrence = held == Some(external.starts_at);
+        if same_occurrence && firing && alert.state == State::Resolved {
             // A late duplicate of the firing message: this occurrence has resolved.
             self.put(alert);
-            return out;
+            return;
         }
-        alert.external = Some(incoming.external.clone());
-        if new_occurrence && incoming.firing {
+        // What a re-send may change besides the state. Prometheus re-sends every
+        // firing alert each minute with only `endsAt` moved: that is kept in memory
+        // and written at the next tick (a crash loses at most one tick of it), so a
+        // re-send that changes nothing else writes nothing.
+        let (described_anew, ends_moved) = match &alert.external {
+            Some(e) => (
+                e.annotations != external.annotations || e.generator_url != external.generator_url,
+                e.ends_at != external.ends_at,
+            ),
+            None => (true, true),
+        };
+        if new_occurrence && firing {
             // A newer occurrence means the older one ended, whatever was received.
             let clear = Event::Evaluated {
                 holds: false,
                 resolve_holds: None,
                 value: alert.value,
             };
-            self.step(alert, &clear, now, &mut out);
-            alert = self.alerts.remove(&fp).unwrap_or_else(|| {
-                let mut a = Alert::new(
-                    fp,
-                    incoming.labels.get("alertname").unwrap_or("").to_string(),
-                    incoming.labels.clone(),
-                );
-                a.external = Some(incoming.external.clone());
-                a
-            });
+            self.step(alert, &clear, now, out);
+            alert = match self.alerts.remove(&fp) {
+                Some(a) => a,
+                None => fresh(labels.take().expect("held, so not taken")),
+            };
         }
+        alert.external = Some(external);
         let event = Event::Evaluated {
-            holds: incoming.firing,
+            holds: firing,
             resolve_holds: None,
             value: alert.value,
         };
-        self.step(alert, &event, now, &mut out);
-        // Annotations or endsAt may have changed even when the state did not.
-        if let Some(a) = self.alerts.get(&fp)
-            && !out.batch.alerts.iter().any(|b| b.fingerprint == fp)
-        {
-            out.batch.alerts.push(a.clone());
+        let written = out.batch.alerts.len();
+        self.step(alert, &event, now, out);
+        if out.batch.alerts.len() > written || !self.alerts.contains_key(&fp) {
+            // The step wrote it (or forgot it): its external part went with it.
+        } else if described_anew || new_occurrence {
+            out.batch.alerts.push(self.alerts[&fp].clone());
+        } else if ends_moved {
+            self.refreshed.insert(fp);
         }
         out.batch.next_incident = self.next_incident;
-        out
+    }
+
+    /// Whether this is a re-send of the occurrence held, in the state held, with
+    /// the same description: the common case (Prometheus re-sends every firing
+    /// alert each minute), taken without a state-machine step. A moved `endsAt` is
+    /// kept in memory and written at the next tick (a crash loses at most one tick
+    /// of it).
+    fn resent_unchanged(
+        &mut self,
+        fp: Fingerprint,
+        firing: bool,
+        incoming: &alert::External,
+    ) -> bool {
+        let Some(a) = self.alerts.get_mut(&fp) else {
+            return false;
+        };
+        let same_state = match a.state {
+            State::Firing | State::Acknowledged | State::Suppressed => {
+                firing && a.cleared_since.is_none()
+            }
+            State::Resolved => !firing,
+            State::Inactive | State::Pending => false,
+        };
+        let Some(held) = a.external.as_mut() else {
+            return false;
+        };
+        if !same_state
+            || held.starts_at != incoming.starts_at
+            || held.generator_url != incoming.generator_url
+            || held.annotations != incoming.annotations
+        {
+            return false;
+        }
+        if held.ends_at != incoming.ends_at {
+            held.ends_at = incoming.ends_at;
+            self.refreshed.insert(fp);
+        }
+        true
+    }
+
+    /// Adds the alerts whose `endsAt` re-sends moved since the last call to `out`,
+    /// to be written with it. Part of every tick.
+    pub fn flush_refreshed(&mut self, out: &mut Outcome) {
+        for fp in std::mem::take(&mut self.refreshed) {
+            if let Some(a) = self.alerts.get(&fp) {
+                out.batch.alerts.push(a.clone());
+            }
+        }
     }
 
     /// Brings every alert's silences up to date at `now`: a silence that started or
@@ -434,9 +520,32 @@ impl Engine {
         silences: &[crate::silence::Silence],
         now: Timestamp,
     ) -> Outcome {
+        let all: Vec<Fingerprint> = self
+            .alerts
+            .values()
+            .filter(|a| a.state != State::Inactive)
+            .map(|a| a.fingerprint)
+            .collect();
+        self.sync_silences_of(all, silences, now)
+    }
+
+    /// [`Engine::sync_silences`] for these alerts only: the ones a step just
+    /// changed, while the silences themselves did not change.
+    pub fn sync_silences_of(
+        &mut self,
+        alerts: impl IntoIterator<Item = Fingerprint>,
+        silences: &[crate::silence::Silence],
+        now: Timestamp,
+    ) -> Outcome {
         let mut changes: Vec<(Fingerprint, Event)> = Vec::new();
-        for a in self.alerts.values().filter(|a| a.state != State::Inactive) {
-            let want: std::collections::BTreeSet<&str> = silences
+        for fp in alerts {
+            let Some(a) = self.alerts.get(&fp) else {
+                continue;
+            };
+            if a.state == State::Inactive || (silences.is_empty() && a.silenced_by.is_empty()) {
+                continue;
+            }
+            let want: Vec<&str> = silences
                 .iter()
                 .filter(|s| s.silences(&a.labels, now))
                 .map(|s| s.id.as_str())
@@ -447,7 +556,7 @@ impl Engine {
             for id in a
                 .silenced_by
                 .iter()
-                .filter(|id| !want.contains(id.as_str()))
+                .filter(|id| !want.contains(&id.as_str()))
             {
                 changes.push((a.fingerprint, Event::SilenceEnd { id: id.clone() }));
             }

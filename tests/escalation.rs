@@ -131,6 +131,8 @@ struct Harness {
     log: Vec<(u64, Address, NotifyReason, u32)>,
     /// (minutes since T0, address, alerts in the message), one per message.
     messages: Vec<(u64, String, usize)>,
+    /// (reason, incident) of every alert in every message, in order.
+    incidents: Vec<(NotifyReason, u64)>,
 }
 
 impl Harness {
@@ -143,6 +145,7 @@ impl Harness {
             recorder,
             log: Vec::new(),
             messages: Vec::new(),
+            incidents: Vec::new(),
         }
     }
 
@@ -175,8 +178,10 @@ impl Harness {
         for (address, msg) in self.recorder.take() {
             self.messages
                 .push((m, address.to_string(), msg.alerts.len()));
-            for _ in &msg.alerts {
+            for a in &msg.alerts {
                 self.log.push((m, address.clone(), msg.reason, msg.level));
+                self.incidents
+                    .push((msg.reason, a.incident.unwrap_or_default()));
             }
         }
     }
@@ -369,6 +374,28 @@ async fn a_resolve_reaches_everyone_who_was_paged_at_once() {
             "60 sms:+819000000003 resolved"
         ]
     );
+}
+
+#[tokio::test]
+async fn a_new_occurrence_over_an_unresolved_one_resolves_the_old_incident_by_its_number() {
+    let mut h = seed_harness("esc-new-occurrence");
+    h.fire(CRITICAL).await;
+    // The sender's resolve never came; its next firing has a later startsAt: the
+    // old incident resolves and a new one opens in the same step.
+    h.clock.advance(MIN * 5);
+    h.fire(CRITICAL).await;
+    let console = |reason: NotifyReason| -> Vec<u64> {
+        let mut seen: Vec<u64> = h
+            .incidents
+            .iter()
+            .filter(|(r, _)| *r == reason)
+            .map(|(_, i)| *i)
+            .collect();
+        seen.dedup();
+        seen
+    };
+    assert_eq!(console(NotifyReason::Firing), [1, 2]);
+    assert_eq!(console(NotifyReason::Resolved), [1]);
 }
 
 #[tokio::test]

@@ -189,8 +189,10 @@ async fn a_scheduled_silence_starts_and_ends_on_time() {
     clock.set(t0 + Duration::from_secs(600));
     tick(&r).await;
     assert_eq!(c.state("bot-1").await, "suppressed");
+    // And the first tick after its end releases it.
     clock.set(t0 + Duration::from_secs(1200));
     c.push("bot-1").await;
+    tick(&r).await;
     assert_eq!(c.state("bot-1").await, "firing");
     r.stop().await;
 }

@@ -129,14 +129,17 @@ async fn readyz(axum::extract::State(daemon): axum::extract::State<Daemon>) -> R
 }
 
 /// `GET /metrics`: tocsin's own metrics in the OpenMetrics text format.
-async fn metrics(axum::extract::State(daemon): axum::extract::State<Daemon>) -> impl IntoResponse {
-    (
+async fn metrics(
+    axum::extract::State(daemon): axum::extract::State<Daemon>,
+) -> Result<impl IntoResponse, ApiError> {
+    let text = blocking(move || Ok(daemon.render_metrics())).await?;
+    Ok((
         [(
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        daemon.metrics().render(),
-    )
+        text,
+    ))
 }
 
 /// A refusal: status and a JSON body `{"error": "..."}` plus any detail fields.

@@ -155,9 +155,9 @@ impl Outbox {
         self.entries.values()
     }
 
-    /// Whether anything is still owed about this alert.
-    pub fn has_pending_for(&self, fp: crate::labels::Fingerprint) -> bool {
-        self.entries.values().any(|d| d.alert.fingerprint == fp)
+    /// The alerts something is still owed about.
+    pub fn pending_alerts(&self) -> rustc_hash::FxHashSet<crate::labels::Fingerprint> {
+        self.entries.values().map(|d| d.alert.fingerprint).collect()
     }
 
     /// The earliest time something is due.
