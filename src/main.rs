@@ -9,6 +9,26 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use tocsin::rules::{self, CheckOptions, SourceFile, diagnostic};
 
+/// The daemon allocates and frees many small objects per request (label sets,
+/// JSON values, redb pages); glibc's malloc took a quarter of the intake profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Has mimalloc give freed memory back at once and commit arena memory as it is
+/// used. Its defaults keep more resident: the load harness's re-sent alerts phase
+/// peaked at 101 MiB with them and 70 MiB without, at the same throughput.
+fn tune_allocator() {
+    // Positions in mimalloc's `mi_option_t` (include/mimalloc.h of the v3 sources
+    // libmimalloc-sys builds; the sys crate does not name these two).
+    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: setting an option is a plain store into mimalloc's option table.
+    unsafe {
+        libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
+        libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
+    }
+}
+
 #[derive(Parser)]
 #[command(name = "tocsin", version, about = "A rule-engine alert manager")]
 struct Cli {
@@ -201,6 +221,7 @@ enum Format {
 }
 
 fn main() -> ExitCode {
+    tune_allocator();
     // Before any HTTP client exists: reqwest is built without a TLS provider.
     tocsin::tls::install_crypto_provider();
     let cli = Cli::parse();
