@@ -99,6 +99,11 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// redb's page cache. tocsin keeps its working state in memory and reads the store
+/// at startup and for timelines, so redb's default (1 GiB) only held pages already
+/// written: peak RSS in the load harness's alert phases was mostly that cache.
+const CACHE_BYTES: usize = 32 << 20;
+
 impl Store {
     /// Opens the database at `path`, creating it (and its directory) if missing, and
     /// migrating it if it was written by an older version.
@@ -111,7 +116,11 @@ impl Store {
             })?;
         }
         let owned = path.to_path_buf();
-        let open = move || Database::create(&owned);
+        let open = move || {
+            Database::builder()
+                .set_cache_size(CACHE_BYTES)
+                .create(&owned)
+        };
         let db = open().map_err(|source| StoreError::OpenFile {
             path: path.to_path_buf(),
             source,
