@@ -269,3 +269,73 @@ async fn bad_intake_is_refused_whole() {
     assert!(alerts(&r).await.is_empty(), "nothing was applied");
     r.stop().await;
 }
+
+/// Requests sent at once share commits (group commit): each is answered only when
+/// its alerts are durable, none is lost or taken twice, and re-sending them all
+/// changes nothing.
+#[tokio::test]
+async fn concurrent_v2_posts_are_each_committed_once() {
+    let d = dir("concurrent");
+    let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
+    let r = start(common::test_settings(&d), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let body = |task: usize, n: usize| {
+        let alerts: Vec<Value> = (0..10)
+            .map(|k| {
+                serde_json::json!({
+                    "labels": {"alertname": "Concurrent", "id": format!("{task}-{n}-{k}")},
+                    "startsAt": "2027-01-15T08:00:00Z",
+                    "endsAt": "2027-01-15T09:00:00Z",
+                })
+            })
+            .collect();
+        Value::Array(alerts).to_string()
+    };
+    let send_all = |r: &Running| -> Vec<tokio::task::JoinHandle<()>> {
+        (0..8)
+            .map(|task| {
+                let addr = r.addr;
+                tokio::spawn(async move {
+                    let http = reqwest::Client::new();
+                    for n in 0..10 {
+                        let resp = http
+                            .post(format!("http://{addr}/api/v2/alerts"))
+                            .body(body(task, n))
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(resp.status(), StatusCode::OK);
+                    }
+                })
+            })
+            .collect()
+    };
+    for t in send_all(&r) {
+        t.await.unwrap();
+    }
+    let first = summary(&r).await;
+    assert_eq!(first.len(), 800);
+    assert!(first.iter().all(|(_, state, _)| state == "firing"));
+    let mut incidents: Vec<u64> = first.iter().map(|(.., i)| *i).collect();
+    incidents.sort_unstable();
+    incidents.dedup();
+    assert_eq!(incidents.len(), 800, "one incident per alert");
+
+    // Every one again, as Prometheus re-sends: no alert, state or timeline changes.
+    let id = first[0].0.clone();
+    let entries = timeline_len(&r, &id).await;
+    for t in send_all(&r) {
+        t.await.unwrap();
+    }
+    assert_eq!(summary(&r).await, first);
+    assert_eq!(timeline_len(&r, &id).await, entries);
+
+    // Durable: a restart finds all of them.
+    r.stop().await;
+    let r = start(common::test_settings(&d), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    assert_eq!(summary(&r).await, first);
+    r.stop().await;
+}
