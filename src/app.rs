@@ -536,6 +536,18 @@ impl Daemon {
         self.escalate_due(&mut core, now)
     }
 
+    /// Writes what otherwise waits for the next tick (`endsAt` extensions, unsynced
+    /// delivery settlements): part of a clean shutdown. Blocking.
+    pub fn flush(&self) -> Result<(), OpError> {
+        let now = self.now();
+        let mut core = self.core();
+        let mut refreshed = crate::engine::Outcome::default();
+        core.engine.flush_refreshed(&mut refreshed);
+        self.commit_and_notify(&mut core, now, refreshed)?;
+        self.shared.store.sync()?;
+        Ok(())
+    }
+
     /// Takes alerts another system evaluated (Alertmanager webhook, Prometheus
     /// `POST /api/v2/alerts`) into the lifecycle. Blocking.
     ///
@@ -1406,6 +1418,7 @@ pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Running,
     let reload_rx = rx.clone();
     let daemon_for_delivery = daemon.clone();
     let delivery_rx = rx.clone();
+    let daemon_for_flush = daemon.clone();
     let task = tokio::spawn(async move {
         let tick = async move {
             let mut interval = tokio::time::interval(ticker.settings().evaluation_interval);
@@ -1433,6 +1446,11 @@ pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Running,
         let (served, (), (), ()) = tokio::join!(serve, tick, reloader, deliveries);
         // Scrape loops hold the daemon (and so the redb file): wait for them too.
         let _ = scraper.await;
+        match tokio::task::spawn_blocking(move || daemon_for_flush.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot write the state held for the tick"),
+            Err(e) => tracing::error!(error = %e, "writing the state held for the tick panicked"),
+        }
         if let Err(e) = served {
             tracing::error!(error = %e, "server stopped");
         }

@@ -339,3 +339,52 @@ async fn concurrent_v2_posts_are_each_committed_once() {
     assert_eq!(summary(&r).await, first);
     r.stop().await;
 }
+
+/// A re-send that only moves `endsAt` is kept in memory and written at the next tick
+/// or at a clean shutdown: after a restart the alert still ends at the later time.
+#[tokio::test]
+async fn an_ends_at_extension_survives_a_clean_restart() {
+    let d = dir("extension");
+    let t0 = Timestamp::from_secs(1_800_000_000); // 2027-01-15T08:00:00Z
+    let clock = ManualClock::new(t0);
+    let r = start(common::test_settings(&d), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let alert = |ends: &str| {
+        format!(
+            r#"[{{"labels":{{"alertname":"Extended","host":"a"}},"startsAt":"2027-01-15T08:00:00Z","endsAt":"{ends}"}}]"#
+        )
+    };
+    assert_eq!(
+        post(&r, "/api/v2/alerts", alert("2027-01-15T08:01:00Z"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        post(&r, "/api/v2/alerts", alert("2027-01-15T08:10:00Z"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    r.stop().await;
+
+    let r = start(common::test_settings(&d), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    clock.set(t0 + std::time::Duration::from_secs(120));
+    let daemon = r.daemon.clone();
+    tokio::task::spawn_blocking(move || daemon.tick())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary(&r).await[0].1, "firing", "extended to 08:10");
+    clock.set(t0 + std::time::Duration::from_secs(660));
+    let daemon = r.daemon.clone();
+    tokio::task::spawn_blocking(move || daemon.tick())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary(&r).await[0].1, "resolved");
+    r.stop().await;
+}
