@@ -591,9 +591,16 @@ impl Daemon {
             OpError::Store(e) => e.to_string(),
             e => e.to_string(),
         });
+        let mine = tickets.contains(&ticket);
         let mut intake = self.intake();
         for t in tickets.into_iter().filter(|t| *t != ticket) {
             intake.done.insert(t, shared.clone());
+        }
+        if !mine {
+            // Taken by a caller that panicked before answering: not committed.
+            return Err(
+                StoreError::Shared("the commit carrying these alerts failed".into()).into(),
+            );
         }
         result.map(|()| count)
     }
