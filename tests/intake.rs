@@ -372,19 +372,19 @@ async fn an_ends_at_extension_survives_a_clean_restart() {
     let r = start(common::test_settings(&d), Arc::new(clock.clone()))
         .await
         .unwrap();
-    clock.set(t0 + std::time::Duration::from_secs(120));
-    let daemon = r.daemon.clone();
-    tokio::task::spawn_blocking(move || daemon.tick())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(summary(&r).await[0].1, "firing", "extended to 08:10");
-    clock.set(t0 + std::time::Duration::from_secs(660));
-    let daemon = r.daemon.clone();
-    tokio::task::spawn_blocking(move || daemon.tick())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(summary(&r).await[0].1, "resolved");
+    let state_at = |secs: u64| {
+        clock.set(t0 + std::time::Duration::from_secs(secs));
+        let daemon = r.daemon.clone();
+        let r = &r;
+        async move {
+            tokio::task::spawn_blocking(move || daemon.tick())
+                .await
+                .unwrap()
+                .unwrap();
+            summary(r).await[0].1.clone()
+        }
+    };
+    assert_eq!(state_at(120).await, "firing", "extended to 08:10");
+    assert_eq!(state_at(660).await, "resolved");
     r.stop().await;
 }
