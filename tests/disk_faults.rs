@@ -18,10 +18,10 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::disk::FakeDisk;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tocsin::app::{Daemon, Settings};
@@ -184,83 +184,6 @@ fn a_read_only_database_file_is_a_clear_error_at_start() {
 // ---------------------------------------------------------------------------------
 // A disk that fails during a write.
 
-/// An in-memory disk whose writes fail while `writes_left` is zero (negative:
-/// never), keeping what was written before, as a full or failed disk does.
-#[derive(Debug, Clone, Default)]
-struct Disk {
-    bytes: Arc<Mutex<Vec<u8>>>,
-    writes_left: Arc<AtomicI64>,
-}
-
-impl Disk {
-    fn healthy() -> Disk {
-        let d = Disk::default();
-        d.writes_left.store(-1, Ordering::SeqCst);
-        d
-    }
-
-    fn fail(&self) {
-        self.writes_left.store(0, Ordering::SeqCst);
-    }
-
-    fn recover(&self) {
-        self.writes_left.store(-1, Ordering::SeqCst);
-    }
-
-    /// The bytes as a new process would find them.
-    fn copy(&self) -> Disk {
-        let d = Disk::healthy();
-        *d.bytes.lock().unwrap() = self.bytes.lock().unwrap().clone();
-        d
-    }
-
-    fn spend(&self) -> io::Result<()> {
-        let left = self.writes_left.load(Ordering::SeqCst);
-        if left == 0 {
-            return Err(io::Error::from_raw_os_error(28)); // ENOSPC
-        }
-        if left > 0 {
-            self.writes_left.fetch_sub(1, Ordering::SeqCst);
-        }
-        Ok(())
-    }
-}
-
-impl redb::StorageBackend for Disk {
-    fn len(&self) -> io::Result<u64> {
-        Ok(self.bytes.lock().unwrap().len() as u64)
-    }
-
-    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        let bytes = self.bytes.lock().unwrap();
-        let src = bytes
-            .get(offset as usize..offset as usize + out.len())
-            .ok_or_else(|| io::Error::other("read past the end"))?;
-        out.copy_from_slice(src);
-        Ok(())
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.spend()?;
-        self.bytes.lock().unwrap().resize(len as usize, 0);
-        Ok(())
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        self.spend()
-    }
-
-    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.spend()?;
-        let mut bytes = self.bytes.lock().unwrap();
-        let dst = bytes
-            .get_mut(offset as usize..offset as usize + data.len())
-            .ok_or_else(|| io::Error::other("write past the end"))?;
-        dst.copy_from_slice(data);
-        Ok(())
-    }
-}
-
 /// A daemon over `disk`, served on 127.0.0.1 by the real router.
 struct Served {
     daemon: Daemon,
@@ -269,7 +192,7 @@ struct Served {
 }
 
 impl Served {
-    async fn start(name: &str, disk: &Disk, tune: impl FnOnce(&mut Settings)) -> Served {
+    async fn start(name: &str, disk: &FakeDisk, tune: impl FnOnce(&mut Settings)) -> Served {
         let dir = common::daemon_dir(&format!("disk-{name}"), RULES);
         let mut settings = common::test_settings(&dir);
         settings.console = false;
@@ -337,7 +260,7 @@ impl Served {
 
 #[tokio::test]
 async fn a_disk_failing_mid_write_gets_503_not_ready_and_leaves_the_file_consistent() {
-    let disk = Disk::healthy();
+    let disk = FakeDisk::healthy();
     let s = Served::start("midwrite", &disk, |_| {}).await;
     assert_eq!(s.push("a", 500.0).await.0, StatusCode::OK);
     assert_eq!(s.alert("1").await["state"], "firing");
@@ -413,7 +336,7 @@ fn sample(name: &str, labels: Value, value: f64) -> Value {
 
 #[tokio::test]
 async fn the_series_limit_refuses_new_series_whole_counts_them_and_spares_firing_alerts() {
-    let s = Served::start("series-limit", &Disk::healthy(), |st| st.max_series = 3).await;
+    let s = Served::start("series-limit", &FakeDisk::healthy(), |st| st.max_series = 3).await;
     assert_eq!(s.push("a", 500.0).await.0, StatusCode::OK);
     assert_eq!(s.alert("1").await["state"], "firing");
     // Three new series where two are left: the batch is refused whole, with why.
@@ -449,7 +372,7 @@ async fn the_series_limit_refuses_new_series_whole_counts_them_and_spares_firing
 
 #[tokio::test]
 async fn too_many_labels_on_a_sample_is_refused_with_a_reason_and_counted() {
-    let s = Served::start("label-limit", &Disk::healthy(), |st| st.max_labels = 2).await;
+    let s = Served::start("label-limit", &FakeDisk::healthy(), |st| st.max_labels = 2).await;
     assert_eq!(s.push("a", 500.0).await.0, StatusCode::OK);
     let batch = json!({"samples": [
         sample("queue_length", json!({"host": "b"}), 1.0),
@@ -466,7 +389,7 @@ async fn too_many_labels_on_a_sample_is_refused_with_a_reason_and_counted() {
 
 #[tokio::test]
 async fn a_series_at_its_sample_cap_refuses_the_batch_whole_and_counts_it() {
-    let s = Served::start("sample-cap", &Disk::healthy(), |st| {
+    let s = Served::start("sample-cap", &FakeDisk::healthy(), |st| {
         st.max_samples_per_series = 3
     })
     .await;

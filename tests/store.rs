@@ -1,15 +1,15 @@
 //! The redb store: round trips, atomic batches (by failing the disk mid-commit),
 //! reopening files, schema versions, incident ids.
 
-use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use tocsin::alert::{Ack, Alert, State, TimelineEntry};
 use tocsin::clock::Timestamp;
 use tocsin::labels::{Fingerprint, Labels};
 use tocsin::store::{Batch, SCHEMA_VERSION, Store, StoreError};
+
+mod common;
+use common::disk::FakeDisk;
 
 const T: Timestamp = Timestamp(1_700_000_000_000);
 
@@ -398,75 +398,6 @@ fn a_corrupt_record_is_a_typed_error() {
 // what reached it, and find either all of the batch or none of it.
 // ---------------------------------------------------------------------------
 
-/// An in-memory disk that fails every write once `writes_left` reaches zero
-/// (negative: never), keeping the bytes written until then, like a crash.
-#[derive(Debug, Clone, Default)]
-struct FlakyDisk {
-    bytes: Arc<Mutex<Vec<u8>>>,
-    writes_left: Arc<AtomicI64>,
-}
-
-impl FlakyDisk {
-    fn healthy() -> FlakyDisk {
-        let d = FlakyDisk::default();
-        d.writes_left.store(-1, Ordering::SeqCst);
-        d
-    }
-
-    /// What survives the crash: a new disk over a copy of the bytes.
-    fn after_crash(&self) -> FlakyDisk {
-        let d = FlakyDisk::healthy();
-        *d.bytes.lock().unwrap() = self.bytes.lock().unwrap().clone();
-        d
-    }
-
-    fn spend(&self) -> io::Result<()> {
-        let left = self.writes_left.load(Ordering::SeqCst);
-        if left == 0 {
-            return Err(io::Error::other("disk failed"));
-        }
-        if left > 0 {
-            self.writes_left.fetch_sub(1, Ordering::SeqCst);
-        }
-        Ok(())
-    }
-}
-
-impl redb::StorageBackend for FlakyDisk {
-    fn len(&self) -> io::Result<u64> {
-        Ok(self.bytes.lock().unwrap().len() as u64)
-    }
-
-    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        let bytes = self.bytes.lock().unwrap();
-        let src = bytes
-            .get(offset as usize..offset as usize + out.len())
-            .ok_or_else(|| io::Error::other("read past the end"))?;
-        out.copy_from_slice(src);
-        Ok(())
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.spend()?;
-        self.bytes.lock().unwrap().resize(len as usize, 0);
-        Ok(())
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        self.spend()
-    }
-
-    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.spend()?;
-        let mut bytes = self.bytes.lock().unwrap();
-        let dst = bytes
-            .get_mut(offset as usize..offset as usize + data.len())
-            .ok_or_else(|| io::Error::other("write past the end"))?;
-        dst.copy_from_slice(data);
-        Ok(())
-    }
-}
-
 #[test]
 fn a_batch_is_all_or_nothing() {
     let first = Batch {
@@ -499,14 +430,14 @@ fn a_batch_is_all_or_nothing() {
 
     let mut failures = 0;
     for budget in 0.. {
-        let disk = FlakyDisk::healthy();
+        let disk = FakeDisk::healthy();
         let store = Store::with_backend(disk.clone()).unwrap();
         store.apply(&first).unwrap();
-        disk.writes_left.store(budget, Ordering::SeqCst);
+        disk.fail_after(budget);
         let result = store.apply(&second);
         drop(store);
 
-        let reopened = Store::with_backend(disk.after_crash()).unwrap();
+        let reopened = Store::with_backend(disk.copy()).unwrap();
         let alerts = reopened.load_alerts().unwrap();
         let timeline = reopened.timeline(fired.fingerprint).unwrap();
         let next = reopened.next_incident().unwrap();

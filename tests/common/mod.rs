@@ -1,6 +1,8 @@
 //! Helpers shared by integration tests. Each test crate uses a part of them.
 #![allow(dead_code)]
 
+pub mod disk;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
