@@ -11,13 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tocsin::alert::{Event, External};
+use tocsin::alert::Event;
 use tocsin::app::{Daemon, Settings};
 use tocsin::clock::{Clock, ManualClock, Timestamp};
 use tocsin::config::Secret;
-use tocsin::engine::ExternalAlert;
 use tocsin::escalation::{Level, Policy, Routing, Target};
-use tocsin::labels::Labels;
 use tocsin::notify::slack::SlackSettings;
 use tocsin::notify::webhook::WebhookSettings;
 use wiremock::matchers::{method, path};
@@ -63,25 +61,12 @@ fn settings(dir: &std::path::Path, slack: &MockServer, hook: &MockServer) -> Set
 }
 
 async fn fire(daemon: &Daemon, clock: &ManualClock) {
-    let alert = ExternalAlert {
-        labels: Labels::from_pairs([
-            ("alertname", "投稿成功率低下"),
-            ("severity", "critical"),
-            ("account", "a1"),
-        ]),
-        firing: true,
-        external: External {
-            starts_at: clock.now(),
-            ends_at: None,
-            annotations: BTreeMap::new(),
-            generator_url: None,
-        },
-    };
-    let d = daemon.clone();
-    tokio::task::spawn_blocking(move || d.receive_external("test", vec![alert]))
-        .await
-        .unwrap()
-        .unwrap();
+    let labels = [
+        ("alertname", "投稿成功率低下"),
+        ("severity", "critical"),
+        ("account", "a1"),
+    ];
+    common::fire_external(daemon, &labels, clock.now()).await;
 }
 
 fn ok_post() -> ResponseTemplate {

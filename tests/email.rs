@@ -612,11 +612,9 @@ mod common;
 #[tokio::test]
 async fn the_daily_summary_goes_on_schedule_once_even_across_a_restart() {
     use std::sync::Arc;
-    use tocsin::alert::External;
     use tocsin::app::{Daemon, Settings};
     use tocsin::calendar::Recurrence;
     use tocsin::clock::{Clock, ManualClock};
-    use tocsin::engine::ExternalAlert;
     use tocsin::report::ReportSchedule;
 
     let server = SmtpServer::start("scheduled-report");
@@ -636,21 +634,8 @@ async fn the_daily_summary_goes_on_schedule_once_even_across_a_restart() {
         ..common::test_settings(&dir)
     };
     let daemon = Daemon::open(settings(), Arc::new(clock.clone())).unwrap();
-    let fire = ExternalAlert {
-        labels: Labels::from_pairs([("alertname", "投稿成功率低下"), ("severity", "warning")]),
-        firing: true,
-        external: External {
-            starts_at: clock.now(),
-            ends_at: None,
-            annotations: BTreeMap::new(),
-            generator_url: None,
-        },
-    };
-    let d = daemon.clone();
-    tokio::task::spawn_blocking(move || d.receive_external("test", vec![fire]))
-        .await
-        .unwrap()
-        .unwrap();
+    let labels = [("alertname", "投稿成功率低下"), ("severity", "warning")];
+    common::fire_external(&daemon, &labels, clock.now()).await;
 
     daemon.run_reports().await;
     assert!(server.received().is_empty(), "not before 09:00");

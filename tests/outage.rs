@@ -17,13 +17,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tocsin::alert::External;
 use tocsin::app::{Daemon, Settings};
 use tocsin::clock::{Clock, ManualClock, Timestamp};
 use tocsin::config::Secret;
-use tocsin::engine::ExternalAlert;
 use tocsin::escalation::{Level, Policy, Routing, Target};
-use tocsin::labels::Labels;
 use tocsin::notify::email::{EmailSettings, SmtpTls};
 use tocsin::notify::webhook::WebhookSettings;
 
@@ -143,25 +140,12 @@ fn settings(dir: &std::path::Path, target: Target) -> Settings {
 }
 
 async fn fire(daemon: &Daemon, clock: &ManualClock) {
-    let alert = ExternalAlert {
-        labels: Labels::from_pairs([
-            ("alertname", "投稿成功率低下"),
-            ("severity", "critical"),
-            ("account", "acct-007"),
-        ]),
-        firing: true,
-        external: External {
-            starts_at: clock.now(),
-            ends_at: None,
-            annotations: BTreeMap::new(),
-            generator_url: None,
-        },
-    };
-    let d = daemon.clone();
-    tokio::task::spawn_blocking(move || d.receive_external("test", vec![alert]))
-        .await
-        .unwrap()
-        .unwrap();
+    let labels = [
+        ("alertname", "投稿成功率低下"),
+        ("severity", "critical"),
+        ("account", "acct-007"),
+    ];
+    common::fire_external(daemon, &labels, clock.now()).await;
 }
 
 /// Delivers what is due, then jumps the clock to the next retry, until nothing is

@@ -43,3 +43,27 @@ pub fn test_settings(dir: &Path) -> tocsin::app::Settings {
         ..tocsin::app::Settings::embedded_default()
     }
 }
+
+/// Fires an alert as Alertmanager or Prometheus sends one (`labels`, starting at
+/// `at`, no end) and waits until it is committed.
+pub async fn fire_external(
+    daemon: &tocsin::app::Daemon,
+    labels: &[(&str, &str)],
+    at: tocsin::clock::Timestamp,
+) {
+    let alert = tocsin::engine::ExternalAlert {
+        labels: tocsin::labels::Labels::from_pairs(labels.iter().copied()),
+        firing: true,
+        external: tocsin::alert::External {
+            starts_at: at,
+            ends_at: None,
+            annotations: Default::default(),
+            generator_url: None,
+        },
+    };
+    let d = daemon.clone();
+    tokio::task::spawn_blocking(move || d.receive_external("test", vec![alert]))
+        .await
+        .unwrap()
+        .unwrap();
+}
