@@ -23,6 +23,8 @@
 //! Seeded: the seed is printed and `TOCSIN_CRASH_SEED=N` replays the same choices
 //! and kill times (thread timing still varies). Bounded: about 20–40 s.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -66,16 +68,7 @@ fn main() {
         "kill_9_during_an_alert_storm_loses_no_page_and_no_ack",
         storm,
     )];
-    let mut failed = 0;
-    for (name, test) in tests {
-        let ok = std::panic::catch_unwind(test).is_ok();
-        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
-        failed += usize::from(!ok);
-    }
-    println!("{} passed, {failed} failed", tests.len() - failed);
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    common::run_tests(tests);
 }
 
 // ---------------------------------------------------------------------------------

@@ -11,6 +11,8 @@
 //! `ok` is printed only after the batch is durable, so anything acknowledged by an
 //! `ok` must survive a kill.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -53,16 +55,7 @@ fn main() {
             ack_survives_kill,
         ),
     ];
-    let mut failed = 0;
-    for (name, test) in tests {
-        let ok = std::panic::catch_unwind(test).is_ok();
-        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
-        failed += usize::from(!ok);
-    }
-    println!("{} passed, {failed} failed", tests.len() - failed);
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    common::run_tests(tests);
 }
 
 // ---------------------------------------------------------------------------------

@@ -67,3 +67,19 @@ pub async fn fire_external(
         .unwrap()
         .unwrap();
 }
+
+/// The runner of a test binary with `harness = false` (one that re-runs itself as a
+/// child process to be killed): runs each test, prints libtest-style lines, and
+/// exits 1 if any failed.
+pub fn run_tests(tests: &[(&str, fn())]) {
+    let mut failed = 0;
+    for (name, test) in tests {
+        let ok = std::panic::catch_unwind(test).is_ok();
+        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
+        failed += usize::from(!ok);
+    }
+    println!("{} passed, {failed} failed", tests.len() - failed);
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
