@@ -641,11 +641,13 @@ impl Daemon {
         // Silences change on their own only with time (checked every tick) or when
         // one is added or expired (checked there): here only the alerts this step
         // touched need a look.
-        let silences = self.active_silences(core, now);
-        let touched: Vec<Fingerprint> =
-            outcome.batch.alerts.iter().map(|a| a.fingerprint).collect();
-        let silenced = core.engine.sync_silences_of(touched, &silences, now);
-        outcome.absorb(silenced);
+        if !outcome.batch.alerts.is_empty() {
+            let silences = self.active_silences(core, now);
+            let touched: Vec<Fingerprint> =
+                outcome.batch.alerts.iter().map(|a| a.fingerprint).collect();
+            let silenced = core.engine.sync_silences_of(touched, &silences, now);
+            outcome.absorb(silenced);
+        }
         // An alert that appeared in this very step under an active silence was
         // silenced from its first moment: its firing is not announced.
         let engine = &core.engine;

@@ -429,7 +429,7 @@ impl Engine {
         // re-send that changes nothing else writes nothing.
         let (described_anew, ends_moved) = match &alert.external {
             Some(e) => (
-                e.annotations != external.annotations || e.generator_url != external.generator_url,
+                !same_description(e, &external),
                 e.ends_at != external.ends_at,
             ),
             None => (true, true),
@@ -489,10 +489,7 @@ impl Engine {
         let Some(held) = a.external.as_mut() else {
             return false;
         };
-        if !same_state
-            || held.starts_at != incoming.starts_at
-            || held.generator_url != incoming.generator_url
-            || held.annotations != incoming.annotations
+        if !same_state || held.starts_at != incoming.starts_at || !same_description(held, incoming)
         {
             return false;
         }
@@ -663,6 +660,12 @@ impl Engine {
                 .and_then(|e| e.generator_url.clone()),
         }
     }
+}
+
+/// Whether a sender describes an alert as before: what a message shows besides
+/// its state.
+fn same_description(held: &alert::External, incoming: &alert::External) -> bool {
+    held.annotations == incoming.annotations && held.generator_url == incoming.generator_url
 }
 
 /// An alert's labels: its series' labels, the rule's labels over them, then
