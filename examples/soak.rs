@@ -300,7 +300,7 @@ async fn parent(minutes: f64, speed: f64, out: PathBuf) {
     let mut rows: Vec<Row> = Vec::new();
     let mut next_sample = started;
     let mut round: u64 = 0;
-    let mut rng = Rng(0x50a4);
+    let mut rng = Rng(fastrand::Rng::with_seed(0x50a4));
     let mut counters = vec![(0.0f64, 0.0f64); ACCOUNTS];
 
     while Instant::now() < end {
@@ -873,28 +873,16 @@ fn summarize(s: Summary) -> String {
     o
 }
 
-/// SplitMix64, seeded: the same run every time.
-struct Rng(u64);
+/// Seeded: the same run every time.
+struct Rng(fastrand::Rng);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
     fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
+        self.0.f64() < p
     }
 
     /// Uniform in [-spread, spread].
     fn noise(&mut self, spread: f64) -> f64 {
-        (self.unit() * 2.0 - 1.0) * spread
+        (self.0.f64() * 2.0 - 1.0) * spread
     }
 }

@@ -129,22 +129,8 @@ fn child(dir: &Path, receiver: &str) {
 // ---------------------------------------------------------------------------------
 // The parent.
 
-/// SplitMix64: small, seeded, replayable.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+/// Seeded, so a failing run replays from the seed it printed.
+type Rng = fastrand::Rng;
 
 /// What the webhook receiver processed: each key once.
 #[derive(Default)]
@@ -305,13 +291,13 @@ async fn storm_async(seed: u64) {
     }
     model.hosts = vec![Host::default(); HOSTS];
     let model = Arc::new(Mutex::new(model));
-    let rng = Arc::new(Mutex::new(Rng(seed)));
+    let rng = Arc::new(Mutex::new(Rng::with_seed(seed)));
 
     let mut kills = 0;
     while kills < KILLS {
         let (mut child, base) = setup.start();
         resend_uncertain(&http, &base, &model).await;
-        let life = Duration::from_millis(150 + rng.lock().unwrap().below(900));
+        let life = Duration::from_millis(150 + rng.lock().unwrap().u64(..900));
         let dead = Arc::new(AtomicBool::new(false));
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..WORKERS {
@@ -510,9 +496,9 @@ async fn worker(
 ) {
     while !dead.load(Ordering::SeqCst) {
         // A realistic pace rather than a flood: the storm lasts the whole run.
-        let pause = rng.lock().unwrap().below(25);
+        let pause = rng.lock().unwrap().u64(..25);
         tokio::time::sleep(Duration::from_millis(pause)).await;
-        let pick = rng.lock().unwrap().below(100);
+        let pick = rng.lock().unwrap().u64(..100);
         let ok = match pick {
             0..=39 => external_op(&http, &base, &model, &rng).await,
             40..=59 => host_op(&http, &base, &model, &rng).await,
@@ -554,11 +540,11 @@ async fn external_op(
     let (indices, bodies) = {
         let mut m = model.lock().unwrap();
         let mut r = rng.lock().unwrap();
-        let burst = if r.below(4) == 0 { 5 } else { 1 };
+        let burst = if r.u64(..4) == 0 { 5 } else { 1 };
         let mut indices = Vec::new();
         let mut bodies = Vec::new();
         for _ in 0..burst {
-            let i = r.below(m.externals.len() as u64) as usize;
+            let i = r.usize(..m.externals.len());
             let e = &mut m.externals[i];
             if e.busy {
                 continue;
@@ -620,7 +606,7 @@ async fn host_op(
 ) -> bool {
     let (h, name, value) = {
         let mut m = model.lock().unwrap();
-        let h = rng.lock().unwrap().below(HOSTS as u64) as usize;
+        let h = rng.lock().unwrap().usize(..HOSTS);
         let host = &mut m.hosts[h];
         if host.busy {
             return true;
@@ -678,7 +664,7 @@ async fn ack_op(
     }
     let (id, actor) = {
         let mut m = model.lock().unwrap();
-        let id = firing[rng.lock().unwrap().below(firing.len() as u64) as usize];
+        let id = firing[rng.lock().unwrap().usize(..firing.len())];
         m.next_actor += 1;
         (id, format!("op-{}", m.next_actor))
     };
@@ -815,7 +801,7 @@ async fn receiver(received: Arc<Mutex<Receiver>>, seed: u64) -> String {
         headers: HeaderMap,
         body: axum::body::Bytes,
     ) -> StatusCode {
-        let delay = rng.lock().unwrap().below(40);
+        let delay = rng.lock().unwrap().u64(..40);
         tokio::time::sleep(Duration::from_millis(delay)).await;
         let key = headers
             .get("idempotency-key")
@@ -845,7 +831,10 @@ async fn receiver(received: Arc<Mutex<Receiver>>, seed: u64) -> String {
     }
     let app = axum::Router::new()
         .route("/hook", axum::routing::post(hook))
-        .with_state((received, Arc::new(Mutex::new(Rng(seed ^ 0xfeed)))));
+        .with_state((
+            received,
+            Arc::new(Mutex::new(Rng::with_seed(seed ^ 0xfeed))),
+        ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
