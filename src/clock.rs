@@ -1,7 +1,11 @@
 //! Time as an input. Everything that decides by time (evaluation, `for`, escalation,
 //! ack expiry) takes a [`Timestamp`] read once from a [`Clock`], so tests can run
-//! hours of alert life in milliseconds with a [`ManualClock`].
+//! hours of alert life in milliseconds with a [`ManualClock`]. The daemon's loop
+//! also waits through its clock ([`Clock::sleep_until`]): on a manual clock it
+//! wakes when the test moves time, not when the wall clock does.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -50,8 +54,13 @@ impl std::ops::Sub<Duration> for Timestamp {
     }
 }
 
+/// A future that is `Send`, as the daemon's tasks need.
+pub type Wait<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
 pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
+    /// Completes once `now()` has reached `t` (at once if it has).
+    fn sleep_until(&self, t: Timestamp) -> Wait<'_>;
 }
 
 /// The wall clock.
@@ -65,28 +74,65 @@ impl Clock for SystemClock {
             .unwrap_or_default();
         Timestamp(d.as_millis() as i64)
     }
+
+    fn sleep_until(&self, t: Timestamp) -> Wait<'_> {
+        Box::pin(async move {
+            // Checked again after each sleep: the wall clock may have been set back.
+            loop {
+                let now = self.now();
+                if now >= t {
+                    return;
+                }
+                tokio::time::sleep(t.since(now)).await;
+            }
+        })
+    }
 }
 
 /// A clock that moves only when told to; clones share the same time.
 #[derive(Clone, Debug, Default)]
-pub struct ManualClock(Arc<AtomicI64>);
+pub struct ManualClock {
+    ms: Arc<AtomicI64>,
+    /// Wakes whoever sleeps on this clock when it moves.
+    moved: Arc<tokio::sync::Notify>,
+}
 
 impl ManualClock {
     pub fn new(start: Timestamp) -> Self {
-        ManualClock(Arc::new(AtomicI64::new(start.0)))
+        ManualClock {
+            ms: Arc::new(AtomicI64::new(start.0)),
+            moved: Arc::default(),
+        }
     }
 
     pub fn set(&self, t: Timestamp) {
-        self.0.store(t.0, Ordering::SeqCst);
+        self.ms.store(t.0, Ordering::SeqCst);
+        self.moved.notify_waiters();
     }
 
     pub fn advance(&self, d: Duration) {
-        self.0.fetch_add(d.as_millis() as i64, Ordering::SeqCst);
+        self.ms.fetch_add(d.as_millis() as i64, Ordering::SeqCst);
+        self.moved.notify_waiters();
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        Timestamp(self.0.load(Ordering::SeqCst))
+        Timestamp(self.ms.load(Ordering::SeqCst))
+    }
+
+    fn sleep_until(&self, t: Timestamp) -> Wait<'_> {
+        Box::pin(async move {
+            loop {
+                // Registered before the check, so a move in between is not missed.
+                let moved = self.moved.notified();
+                tokio::pin!(moved);
+                moved.as_mut().enable();
+                if self.now() >= t {
+                    return;
+                }
+                moved.await;
+            }
+        })
     }
 }

@@ -1,12 +1,13 @@
 //! The engine: each evaluation turns rule results into state-machine events, steps
-//! every affected alert, and hands back one batch for the store plus the
-//! notifications owed. It owns alert state in memory; persisting the batch before
-//! acting on the notifications is the caller's job (and its invariant).
+//! every affected alert, and hands back what changed plus the notifications owed.
+//! It owns alert state in memory; persisting the changes before acting on the
+//! notifications is the caller's job (and its invariant).
 
 use std::collections::{HashMap, HashSet};
 
 use rustc_hash::FxHashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::alert::{self, Action, Alert, Event, NotifyReason, Params, Rejected, State};
 use crate::clock::Timestamp;
@@ -16,7 +17,6 @@ use crate::labels::{Fingerprint, Labels};
 use crate::rules::RuleSet;
 use crate::rules::model::AlertRule;
 use crate::series::SeriesStore;
-use crate::store::Batch;
 
 /// A notification owed: written to the store with the state change that caused it.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,32 +39,50 @@ pub struct ExternalAlert {
     pub external: crate::alert::External,
 }
 
+/// The alert records one step changed: what the store must write.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Changes {
+    /// Alerts as they are now.
+    pub alerts: Vec<Alert>,
+    /// Alerts forgotten (inactive, never fired: nothing to remember).
+    pub removed: Vec<Fingerprint>,
+    /// Appended to each alert's timeline, in this order.
+    pub timeline: Vec<(Fingerprint, alert::TimelineEntry)>,
+    /// The next incident number to hand out.
+    pub next_incident: u64,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.removed.is_empty() && self.timeline.is_empty()
+    }
+}
+
 /// What one evaluation or operation changed.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    pub batch: Batch,
+    pub changes: Changes,
     pub notifications: Vec<Notification>,
+    /// External alerts whose `endsAt` a re-send moved earlier without a write: their
+    /// expiry deadline must move with it (a later one is found when the earlier
+    /// deadline is reached).
+    pub expiring_sooner: Vec<Fingerprint>,
 }
 
 impl Outcome {
     /// Adds what another step changed, to be committed together.
     pub fn absorb(&mut self, other: Outcome) {
-        self.batch.alerts.extend(other.batch.alerts);
-        self.batch.removed.extend(other.batch.removed);
-        self.batch.timeline.extend(other.batch.timeline);
-        self.batch.silences.extend(other.batch.silences);
-        self.batch.escalations.extend(other.batch.escalations);
-        self.batch.outbox.extend(other.batch.outbox);
-        self.batch.outbox_done.extend(other.batch.outbox_done);
-        self.batch.sent.extend(other.batch.sent);
-        self.batch.references.extend(other.batch.references);
-        self.batch.jobs.extend(other.batch.jobs);
-        self.batch.next_incident = self.batch.next_incident.max(other.batch.next_incident);
+        let c = &mut self.changes;
+        c.alerts.extend(other.changes.alerts);
+        c.removed.extend(other.changes.removed);
+        c.timeline.extend(other.changes.timeline);
+        c.next_incident = c.next_incident.max(other.changes.next_incident);
         self.notifications.extend(other.notifications);
+        self.expiring_sooner.extend(other.expiring_sooner);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.batch.is_empty() && self.notifications.is_empty()
+        self.changes.is_empty() && self.notifications.is_empty()
     }
 }
 
@@ -166,7 +184,7 @@ impl Engine {
                 out.absorb(o);
             }
         }
-        out.batch.next_incident = self.next_incident;
+        out.changes.next_incident = self.next_incident;
         out
     }
 
@@ -204,17 +222,11 @@ impl Engine {
             .get_or_insert(now + series.limits().lookback);
         let warming = now < warm_until;
         let rules = self.rules.clone();
-        let mut out = Outcome {
-            batch: Batch {
-                next_incident: self.next_incident,
-                ..Batch::default()
-            },
-            ..Outcome::default()
-        };
+        let mut out = self.outcome();
         for rule in which.iter().filter_map(|i| rules.alerts.get(*i)) {
             self.evaluate_one(rule, series, now, warming, &mut out);
         }
-        out.batch.next_incident = self.next_incident;
+        out.changes.next_incident = self.next_incident;
         out
     }
 
@@ -316,15 +328,9 @@ impl Engine {
         };
         let params = self.params_for(alert);
         let transition = alert::step(&params, alert, event, now)?;
-        let mut out = Outcome {
-            batch: Batch {
-                next_incident: self.next_incident,
-                ..Batch::default()
-            },
-            ..Outcome::default()
-        };
+        let mut out = self.outcome();
         self.absorb(transition, now, &mut out);
-        out.batch.next_incident = self.next_incident;
+        out.changes.next_incident = self.next_incident;
         Ok(out)
     }
 
@@ -364,7 +370,7 @@ impl Engine {
                     self.next_incident += 1;
                 }
                 Action::Notify(reason) => reasons.push(reason),
-                Action::Record(entry) => out.batch.timeline.push((alert.fingerprint, entry)),
+                Action::Record(entry) => out.changes.timeline.push((alert.fingerprint, entry)),
             }
         }
         // After all actions, so a notification carries an incident opened with it.
@@ -377,10 +383,10 @@ impl Engine {
                 then: alert.clone(),
             }));
         if alert.state == State::Inactive && alert.incident.is_none() {
-            out.batch.removed.push(alert.fingerprint);
+            out.changes.removed.push(alert.fingerprint);
             self.forget(&alert);
         } else {
-            out.batch.alerts.push(alert.clone());
+            out.changes.alerts.push(alert.clone());
             self.put(alert);
         }
     }
@@ -397,7 +403,7 @@ impl Engine {
             external,
         } = incoming;
         let fp = labels.fingerprint();
-        if self.resent_unchanged(fp, firing, &external) {
+        if self.resent_unchanged(fp, firing, &external, out) {
             return;
         }
         // Moved into the alert when it is new, kept for a new occurrence otherwise.
@@ -453,28 +459,30 @@ impl Engine {
             resolve_holds: None,
             value: alert.value,
         };
-        let written = out.batch.alerts.len();
+        let written = out.changes.alerts.len();
         self.step(alert, &event, now, out);
-        if out.batch.alerts.len() > written || !self.alerts.contains_key(&fp) {
+        if out.changes.alerts.len() > written || !self.alerts.contains_key(&fp) {
             // The step wrote it (or forgot it): its external part went with it.
         } else if described_anew || new_occurrence {
-            out.batch.alerts.push(self.alerts[&fp].clone());
+            out.changes.alerts.push(self.alerts[&fp].clone());
         } else if ends_moved {
             self.refreshed.insert(fp);
+            out.expiring_sooner.push(fp);
         }
-        out.batch.next_incident = self.next_incident;
+        out.changes.next_incident = self.next_incident;
     }
 
     /// Whether this is a re-send of the occurrence held, in the state held, with
     /// the same description: the common case (Prometheus re-sends every firing
     /// alert each minute), taken without a state-machine step. A moved `endsAt` is
-    /// kept in memory and written at the next tick (a crash loses at most one tick
-    /// of it).
+    /// kept in memory and written at the next evaluation (a crash loses at most one
+    /// evaluation interval of it).
     fn resent_unchanged(
         &mut self,
         fp: Fingerprint,
         firing: bool,
         incoming: &alert::External,
+        out: &mut Outcome,
     ) -> bool {
         let Some(a) = self.alerts.get_mut(&fp) else {
             return false;
@@ -494,8 +502,16 @@ impl Engine {
             return false;
         }
         if held.ends_at != incoming.ends_at {
+            // Only a sooner end moves the deadline now: a later one is found when the
+            // deadline held is reached, so the common re-send does no scheduling.
+            let sooner = incoming
+                .ends_at
+                .is_some_and(|new| held.ends_at.is_none_or(|old| new < old));
             held.ends_at = incoming.ends_at;
             self.refreshed.insert(fp);
+            if sooner {
+                out.expiring_sooner.push(fp);
+            }
         }
         true
     }
@@ -505,7 +521,7 @@ impl Engine {
     pub fn flush_refreshed(&mut self, out: &mut Outcome) {
         for fp in std::mem::take(&mut self.refreshed) {
             if let Some(a) = self.alerts.get(&fp) {
-                out.batch.alerts.push(a.clone());
+                out.changes.alerts.push(a.clone());
             }
         }
     }
@@ -564,28 +580,28 @@ impl Engine {
                 out.absorb(o);
             }
         }
-        out.batch.next_incident = self.next_incident;
+        out.changes.next_incident = self.next_incident;
         out
     }
 
-    /// Resolves external alerts whose sender stopped refreshing them before their
-    /// `ends_at`, as Alertmanager does.
-    pub fn expire_external(&mut self, now: Timestamp) -> Outcome {
-        let expired: Vec<Fingerprint> = self
-            .alerts
-            .values()
-            .filter(|a| a.state != State::Inactive && a.state != State::Resolved)
-            .filter(|a| {
-                a.external
-                    .as_ref()
-                    .and_then(|e| e.ends_at)
-                    .is_some_and(|end| end <= now)
-            })
-            .map(|a| a.fingerprint)
-            .collect();
+    /// Resolves those of `alerts` whose sender stopped refreshing them before their
+    /// `ends_at`, as Alertmanager does; the others are left as they are.
+    pub fn expire_external(
+        &mut self,
+        alerts: impl IntoIterator<Item = Fingerprint>,
+        now: Timestamp,
+    ) -> Outcome {
         let mut out = self.outcome();
-        for fp in expired {
-            let alert = self.alerts.remove(&fp).expect("listed above");
+        for fp in alerts {
+            let expired = self
+                .alerts
+                .get(&fp)
+                .and_then(expires_at)
+                .is_some_and(|end| end <= now);
+            if !expired {
+                continue;
+            }
+            let alert = self.alerts.remove(&fp).expect("looked up above");
             let event = Event::Evaluated {
                 holds: false,
                 resolve_holds: None,
@@ -593,15 +609,57 @@ impl Engine {
             };
             self.step(alert, &event, now, &mut out);
         }
-        out.batch.next_incident = self.next_incident;
+        out.changes.next_incident = self.next_incident;
+        out
+    }
+
+    /// When a flapping external alert may stop flapping: when enough of its recent
+    /// changes have left the flap window. Rule alerts are rechecked by their
+    /// evaluations; an external alert has none, so it needs this deadline.
+    pub fn flapping_ends_at(&self, alert: &Alert) -> Option<Timestamp> {
+        if !alert.flapping || alert.external.is_none() {
+            return None;
+        }
+        let params = self.params_for(alert);
+        let keep = (params.flap_max_changes / 2) as usize;
+        let count = alert.recent_changes.len();
+        // The change whose leaving the window brings the count down to `keep`.
+        let last_to_leave = alert.recent_changes.get(count.checked_sub(keep + 1)?)?;
+        Some(*last_to_leave + params.flap_window + Duration::from_millis(1))
+    }
+
+    /// Steps these external alerts with what their sender last said, so flapping
+    /// that ended with time is noticed without a new message from the sender.
+    pub fn recheck_flapping(
+        &mut self,
+        alerts: impl IntoIterator<Item = Fingerprint>,
+        now: Timestamp,
+    ) -> Outcome {
+        let mut out = self.outcome();
+        for fp in alerts {
+            let Some(alert) = self.alerts.get(&fp) else {
+                continue;
+            };
+            if self.flapping_ends_at(alert).is_none_or(|t| t > now) {
+                continue;
+            }
+            let alert = self.alerts.remove(&fp).expect("looked up above");
+            let event = Event::Evaluated {
+                holds: alert.state.is_active(),
+                resolve_holds: None,
+                value: alert.value,
+            };
+            self.step(alert, &event, now, &mut out);
+        }
+        out.changes.next_incident = self.next_incident;
         out
     }
 
     fn outcome(&self) -> Outcome {
         Outcome {
-            batch: Batch {
+            changes: Changes {
                 next_incident: self.next_incident,
-                ..Batch::default()
+                ..Changes::default()
             },
             ..Outcome::default()
         }
@@ -639,27 +697,15 @@ impl Engine {
             .find(|r| r.name == alert.rule)
             .and_then(|r| r.escalation.as_deref())
     }
+}
 
-    /// The alert as messages show it, as it is now.
-    pub fn snapshot(&self, alert: &Alert) -> crate::notify::AlertSnapshot {
-        crate::notify::AlertSnapshot {
-            fingerprint: alert.fingerprint,
-            incident: alert.incident,
-            rule: alert.rule.clone(),
-            severity: alert.labels.get("severity").unwrap_or("").to_string(),
-            labels: alert.labels.to_map(),
-            annotations: self.annotations(alert),
-            state: alert.state,
-            fired_at: alert.fired_at,
-            resolved_at: alert.resolved_at,
-            acked_by: alert.ack.as_ref().map(|a| a.actor.clone()),
-            acked_at: alert.ack.as_ref().map(|a| a.at),
-            generator_url: alert
-                .external
-                .as_ref()
-                .and_then(|e| e.generator_url.clone()),
-        }
+/// When an external alert expires unless its sender refreshes it: its `endsAt`,
+/// while it has fired and not resolved.
+pub fn expires_at(alert: &Alert) -> Option<Timestamp> {
+    if !alert.state.is_active() {
+        return None;
     }
+    alert.external.as_ref().and_then(|e| e.ends_at)
 }
 
 /// Whether a sender describes an alert as before: what a message shows besides

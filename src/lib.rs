@@ -1,11 +1,11 @@
 //! tocsin: a rule-engine alert manager. See ARCHITECTURE.md for the map.
 
 pub mod alert;
-pub mod app;
 pub mod calendar;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod escalation;
 pub mod eval;
@@ -23,6 +23,7 @@ pub mod rules;
 pub mod ruletest;
 pub mod scrape;
 pub mod series;
+pub mod server;
 pub mod signature;
 pub mod silence;
 pub mod store;

@@ -407,7 +407,6 @@ fn serve(config: Option<&std::path::Path>) -> ExitCode {
         tocsin::config::LogFormat::Json => logs.json().init(),
         tocsin::config::LogFormat::Text => logs.init(),
     }
-    let settings = tocsin::app::Settings::from_config(&config);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -417,7 +416,7 @@ fn serve(config: Option<&std::path::Path>) -> ExitCode {
     };
     runtime.block_on(async {
         let clock = std::sync::Arc::new(tocsin::clock::SystemClock);
-        let running = match tocsin::app::start(settings, clock).await {
+        let running = match tocsin::server::start(config, clock).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -24,9 +24,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::app::{Daemon, IncomingSample};
+use crate::daemon::Daemon;
 use crate::http::import::{LineError, parse_exposition, valid_label_name};
 use crate::labels::Labels;
+use crate::series::IncomingSample;
 use crate::series::stale_marker;
 
 /// One endpoint to scrape.
@@ -320,22 +321,25 @@ async fn collect(
     client: &reqwest::Client,
     target: &Prepared,
 ) -> Result<Vec<IncomingSample>, ScrapeError> {
-    let settings = daemon.settings();
-    let body = tokio::time::timeout(target.timeout, fetch(client, target, settings.body_limit))
-        .await
-        .map_err(|_| ScrapeError::Timeout(target.timeout))??;
-    let parsed = parse_exposition(&body, settings.max_labels).map_err(ScrapeError::Parse)?;
+    let config = daemon.config();
+    let body = tokio::time::timeout(
+        target.timeout,
+        fetch(client, target, config.server.body_limit),
+    )
+    .await
+    .map_err(|_| ScrapeError::Timeout(target.timeout))??;
+    let parsed = parse_exposition(&body, config.limits.max_labels).map_err(ScrapeError::Parse)?;
     parsed
         .into_iter()
         .map(|s| {
             let labels = attach(&s.labels, &target.labels);
-            if labels.len() > settings.max_labels {
+            if labels.len() > config.limits.max_labels {
                 return Err(ScrapeError::Parse(LineError {
                     line: s.line,
                     message: format!(
                         "{} labels with the target's, at most {}",
                         labels.len(),
-                        settings.max_labels
+                        config.limits.max_labels
                     ),
                 }));
             }
@@ -446,14 +450,13 @@ fn stale(
         .collect()
 }
 
-/// Ingests one batch on a blocking thread.
+/// Ingests one batch.
 async fn ingest(daemon: &Daemon, samples: Vec<IncomingSample>) -> Result<(), String> {
-    let d = daemon.clone();
-    match tokio::task::spawn_blocking(move || d.ingest(&samples)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(format!("ingest panicked: {e}")),
-    }
+    daemon
+        .ingest(samples)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

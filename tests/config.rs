@@ -184,7 +184,13 @@ fn the_example_file_documents_every_key() {
         ("[storage]", &["path"]),
         (
             "[rules]",
-            &["paths", "max_window", "evaluation_interval", "lookback"],
+            &[
+                "paths",
+                "max_window",
+                "evaluation_interval",
+                "lookback",
+                "watch_interval",
+            ],
         ),
         (
             "[limits]",

@@ -1,7 +1,8 @@
 //! Escalation on the injected clock: the seed's policy pages at exactly 0, 15, 30
 //! and 60 minutes; an ack stops what is left; a restart sends an owed step once;
 //! a resolve reaches everyone who was paged; a storm goes out grouped. Hours of
-//! escalation run in milliseconds: time is a `ManualClock`, channels record.
+//! escalation run in milliseconds through the daemon's own loop: time is a
+//! `ManualClock` that jumps from one deadline to the next, channels record.
 
 mod common;
 
@@ -10,13 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tocsin::alert::{Event, External, NotifyReason};
-use tocsin::app::{Daemon, Settings};
 use tocsin::clock::{Clock, ManualClock, Timestamp};
+use tocsin::config::{Config, SlackSettings};
+use tocsin::daemon::{Daemon, LoopHandle};
 use tocsin::engine::ExternalAlert;
-use tocsin::escalation::{Directory, Group, Level, Method, Person, Policy, Routing, Target};
+use tocsin::escalation::{
+    Address, Directory, Group, Level, Method, Person, Policy, Routing, Target,
+};
 use tocsin::labels::Labels;
-use tocsin::notify::slack::SlackSettings;
-use tocsin::notify::{Address, Channels, Recorder};
+use tocsin::notify::{Channels, Recorder};
 use tocsin::oncall::Rotation;
 
 const T0: i64 = 1_800_000_000;
@@ -35,7 +38,7 @@ fn person(id: &str, phone: &str) -> Person {
 /// The seed's people and policy: on-call at once (Slack and mail) plus the Slack
 /// channel by severity; no ack in 15 min → the manager; 30 min → SMS and a call;
 /// 60 min → executives.
-fn seed_settings(dir: &std::path::Path) -> Settings {
+fn seed_config(dir: &std::path::Path) -> Config {
     let people = [
         person("sato", "+819000000001"),
         person("suzuki", "+819000000002"),
@@ -103,13 +106,12 @@ fn seed_settings(dir: &std::path::Path) -> Settings {
     };
     let mut routing = Routing::console_only();
     routing.policies = BTreeMap::from([("default".into(), policy)]);
-    Settings {
-        directory: Arc::new(directory),
-        routing: Arc::new(routing),
-        rule_paths: Vec::new(),
-        slack: Some(slack()),
-        ..common::test_settings(dir)
-    }
+    let mut config = common::test_config(dir);
+    config.directory = directory;
+    config.routing = routing;
+    config.rules.paths = Vec::new();
+    config.channels.slack = Some(slack());
+    config
 }
 
 fn slack() -> SlackSettings {
@@ -125,6 +127,7 @@ fn slack() -> SlackSettings {
 
 struct Harness {
     daemon: Daemon,
+    looping: LoopHandle,
     clock: ManualClock,
     recorder: Recorder,
     /// (minutes since T0, address, reason, level), in order.
@@ -136,10 +139,11 @@ struct Harness {
 }
 
 impl Harness {
-    fn open(settings: Settings, clock: ManualClock) -> Harness {
-        let (channels, recorder) = Channels::recording();
-        let daemon = Daemon::open_with(settings, Arc::new(clock.clone()), channels).unwrap();
+    fn open(config: Config, clock: ManualClock) -> Harness {
+        let (channels, recorder) = Channels::recording(Arc::new(clock.clone()));
+        let daemon = Daemon::open_with(config, Arc::new(clock.clone()), channels, None).unwrap();
         Harness {
+            looping: daemon.spawn_loop(),
             daemon,
             clock,
             recorder,
@@ -149,8 +153,14 @@ impl Harness {
         }
     }
 
-    fn minutes(&self) -> u64 {
-        self.clock.now().since(Timestamp::from_secs(T0)).as_secs() / 60
+    fn minutes(at: Timestamp) -> u64 {
+        at.since(Timestamp::from_secs(T0)).as_secs() / 60
+    }
+
+    /// Stops the daemon's loop and closes its store, as a shutdown does.
+    async fn stop(self) -> Vec<(u64, Address, NotifyReason, u32)> {
+        self.looping.stop().await;
+        self.log
     }
 
     async fn fire(&mut self, labels: &[(&str, &str)]) {
@@ -164,48 +174,39 @@ impl Harness {
                 generator_url: None,
             },
         };
-        let d = self.daemon.clone();
-        tokio::task::spawn_blocking(move || d.receive_external("test", vec![alert]))
+        self.daemon
+            .receive_external("test", vec![alert])
             .await
-            .unwrap()
             .unwrap();
         self.deliver().await;
     }
 
+    /// Lets the loop send what is due now, and logs what the channels took.
     async fn deliver(&mut self) {
-        self.daemon.deliver_due().await;
-        let m = self.minutes();
-        for (address, msg) in self.recorder.take() {
+        self.daemon.caught_up().await;
+        for r in self.recorder.take() {
+            let m = Self::minutes(r.at);
+            let msg = &r.message;
             self.messages
-                .push((m, address.to_string(), msg.alerts.len()));
+                .push((m, r.address.to_string(), msg.alerts.len()));
             for a in &msg.alerts {
-                self.log.push((m, address.clone(), msg.reason, msg.level));
+                self.log.push((m, r.address.clone(), msg.reason, msg.level));
                 self.incidents
                     .push((msg.reason, a.incident.unwrap_or_default()));
             }
         }
     }
 
-    /// Advances the clock minute by minute to `minutes` since T0, ticking and
-    /// delivering at each minute as the daemon's loops would.
+    /// Runs the daemon's loop to `minutes` since T0, the clock jumping from one
+    /// deadline to the next.
     async fn run_to(&mut self, minutes: u64) {
-        while self.minutes() < minutes {
-            self.clock.advance(MIN);
-            let d = self.daemon.clone();
-            tokio::task::spawn_blocking(move || d.tick())
-                .await
-                .unwrap()
-                .unwrap();
-            self.deliver().await;
-        }
+        let until = Timestamp::from_secs(T0) + MIN * minutes as u32;
+        self.daemon.run_until(&self.clock, until).await;
+        self.deliver().await;
     }
 
     async fn act(&mut self, event: Event) {
-        let d = self.daemon.clone();
-        tokio::task::spawn_blocking(move || d.act("1", event))
-            .await
-            .unwrap()
-            .unwrap();
+        self.daemon.act("1", event).await.unwrap();
         self.deliver().await;
     }
 
@@ -230,7 +231,7 @@ const CRITICAL: &[(&str, &str)] = &[
 fn seed_harness(name: &str) -> Harness {
     let dir = common::daemon_dir(name, "");
     let clock = ManualClock::new(Timestamp::from_secs(T0));
-    Harness::open(seed_settings(&dir), clock)
+    Harness::open(seed_config(&dir), clock)
 }
 
 #[tokio::test]
@@ -268,7 +269,7 @@ async fn seed_policy_pages_at_exactly_0_15_30_and_60_minutes() {
     );
     assert_eq!(third.len(), 4, "on-call and manager, each by SMS and call");
     // Each delivery is on the alert's timeline, for the post-incident review.
-    let (_, timeline) = h.daemon.alert("1").unwrap();
+    let (_, timeline) = h.daemon.alert("1").await.unwrap();
     let notes: Vec<&str> = timeline.iter().map(|e| e.reason.as_str()).collect();
     assert!(
         notes.contains(&"notified slack:UMANAGER: firing (level 2)"),
@@ -319,13 +320,12 @@ async fn an_ack_at_20_minutes_stops_the_levels_at_30_and_60() {
 async fn a_restart_at_29_minutes_sends_the_30_minute_step_once() {
     let dir = common::daemon_dir("esc-restart", "");
     let clock = ManualClock::new(Timestamp::from_secs(T0));
-    let mut h = Harness::open(seed_settings(&dir), clock.clone());
+    let mut h = Harness::open(seed_config(&dir), clock.clone());
     h.fire(CRITICAL).await;
     h.run_to(29).await;
-    let before = h.log.clone();
-    drop(h);
+    let before = h.stop().await;
 
-    let mut h = Harness::open(seed_settings(&dir), clock);
+    let mut h = Harness::open(seed_config(&dir), clock);
     h.log = before;
     h.run_to(45).await;
     let when: Vec<(u64, u32)> = h.pages().keys().copied().collect();
@@ -434,9 +434,9 @@ async fn an_sms_goes_at_most_every_30_minutes_and_later_alerts_join_the_next_one
 async fn a_storm_of_1000_alerts_goes_out_grouped_and_all_persisted() {
     let dir = common::daemon_dir("esc-storm", "");
     let clock = ManualClock::new(Timestamp::from_secs(T0));
-    let mut settings = seed_settings(&dir);
-    Arc::get_mut(&mut settings.routing).unwrap().group_by = vec!["alertname".into()];
-    let mut h = Harness::open(settings, clock.clone());
+    let mut config = seed_config(&dir);
+    config.routing.group_by = vec!["alertname".into()];
+    let mut h = Harness::open(config, clock.clone());
     let started = std::time::Instant::now();
     // Ten pushes of 100 alerts over one second.
     for batch in 0..10 {
@@ -456,11 +456,7 @@ async fn a_storm_of_1000_alerts_goes_out_grouped_and_all_persisted() {
                 },
             })
             .collect();
-        let d = h.daemon.clone();
-        tokio::task::spawn_blocking(move || d.receive_external("storm", alerts))
-            .await
-            .unwrap()
-            .unwrap();
+        h.daemon.receive_external("storm", alerts).await.unwrap();
         h.deliver().await;
         clock.advance(Duration::from_millis(100));
     }
@@ -481,14 +477,14 @@ async fn a_storm_of_1000_alerts_goes_out_grouped_and_all_persisted() {
         "every alert reached the channel, grouped"
     );
     // Every alert is in the store with an incident number.
-    assert_eq!(h.daemon.alerts().len(), 1000);
+    assert_eq!(h.daemon.alerts().await.len(), 1000);
 }
 
 #[tokio::test]
 async fn a_stuck_escalation_shows_in_the_overdue_gauge() {
     let dir = common::daemon_dir("esc-stuck", "");
     let clock = ManualClock::new(Timestamp::from_secs(T0));
-    let mut h = Harness::open(seed_settings(&dir), clock.clone());
+    let mut h = Harness::open(seed_config(&dir), clock.clone());
     h.fire(CRITICAL).await;
     h.run_to(2).await;
     let gauge = |h: &Harness| {
@@ -503,7 +499,7 @@ async fn a_stuck_escalation_shows_in_the_overdue_gauge() {
             .unwrap()
     };
     assert_eq!(gauge(&h), "0", "a deadline is ahead");
-    drop(h);
+    h.stop().await;
 
     // Something outside tocsin loses the escalation record of a firing alert.
     {
@@ -516,7 +512,7 @@ async fn a_stuck_escalation_shows_in_the_overdue_gauge() {
         }
         txn.commit().unwrap();
     }
-    let mut h = Harness::open(seed_settings(&dir), clock);
+    let mut h = Harness::open(seed_config(&dir), clock);
     h.run_to(5).await;
     assert_eq!(
         gauge(&h),

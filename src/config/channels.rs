@@ -9,11 +9,10 @@ use toml::Spanned;
 
 use super::compile::Compiler;
 use super::raw::{RawChannels, RawEmail, RawSlack, RawSms, RawWebhook};
-use super::{Channels, Console, Secret};
-use crate::notify::email::{EmailSettings, SmtpTls};
-use crate::notify::slack::SlackSettings;
-use crate::notify::sms::TwilioSettings;
-use crate::notify::webhook::WebhookSettings;
+use super::{
+    Channels, Console, EmailSettings, Secret, SlackSettings, SmtpTls, TwilioSettings,
+    WebhookSettings,
+};
 
 /// How long one request to Slack, Twilio or a webhook may take, unless set.
 const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);

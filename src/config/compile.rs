@@ -91,6 +91,11 @@ impl<'a> Compiler<'a> {
                 "rules.lookback",
                 defaults.rules.lookback,
             ),
+            watch_interval: self.duration(
+                &raw.rules.watch_interval,
+                "rules.watch_interval",
+                defaults.rules.watch_interval,
+            ),
         };
         let limits = Limits {
             max_series: self.count(

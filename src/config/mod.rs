@@ -31,6 +31,7 @@ mod recurring;
 mod secret;
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -41,10 +42,6 @@ pub use secret::Secret;
 
 use crate::escalation::{Directory, Routing};
 use crate::maintenance::MaintenanceWindow;
-use crate::notify::email::EmailSettings;
-use crate::notify::slack::SlackSettings;
-use crate::notify::sms::TwilioSettings;
-use crate::notify::webhook::WebhookSettings;
 use crate::report::ReportSchedule;
 use crate::rules::CheckOptions;
 
@@ -105,6 +102,9 @@ pub struct Rules {
     pub evaluation_interval: Duration,
     /// How long after its last sample a series still has a value (stale after).
     pub lookback: Duration,
+    /// How often the rules files are checked for changes (hot reload); SIGHUP also
+    /// reloads.
+    pub watch_interval: Duration,
 }
 
 /// `[limits]`: bounds on what ingestion accepts, so no client can exhaust memory.
@@ -178,6 +178,91 @@ pub struct Channels {
     pub webhooks: Vec<WebhookSettings>,
 }
 
+/// `[channels.slack]`, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlackSettings {
+    /// An incoming webhook URL (the whole URL is the secret). Either this or
+    /// `bot_token`; with both, the bot token is used.
+    pub webhook_url: Option<Secret>,
+    /// A bot token (`xoxb-…`) for `chat.postMessage` / `chat.update`.
+    pub bot_token: Option<Secret>,
+    /// The Web API base, `https://slack.com/api`; tests point it at a fake.
+    pub api_url: String,
+    /// Channel by severity: `critical` → `#alerts-critical`, ...
+    pub channels: BTreeMap<String, String>,
+    /// The channel for a severity not in `channels`.
+    pub default_channel: String,
+    /// How long one request may take.
+    pub timeout: Duration,
+}
+
+impl SlackSettings {
+    /// The channel for alerts of `severity`.
+    pub fn channel_for(&self, severity: &str) -> &str {
+        self.channels.get(severity).unwrap_or(&self.default_channel)
+    }
+
+    /// The seed's channels: `#alerts-critical`, `#alerts-warning`, `#alerts-info`.
+    pub fn seed_channels() -> BTreeMap<String, String> {
+        ["critical", "warning", "info"]
+            .into_iter()
+            .map(|s| (s.to_string(), format!("#alerts-{s}")))
+            .collect()
+    }
+}
+
+/// How the SMTP connection is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Implicit TLS from the first byte (port 465).
+    Wrapper,
+    /// Plain EHLO, then STARTTLS is required (port 587).
+    StartTls,
+    /// No TLS: a local relay or a test server only.
+    None,
+}
+
+/// `[channels.email]`, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmailSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// The sender, `tocsin <alerts@example.com>`.
+    pub from: String,
+    /// The right-hand side of Message-IDs (`<alert.…@{domain}>`).
+    pub message_id_domain: String,
+    /// How long one delivery may take, from connecting to the server's last reply.
+    pub timeout: Duration,
+}
+
+/// `[channels.sms]`, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TwilioSettings {
+    pub account_sid: String,
+    pub auth_token: Secret,
+    /// The sending number, E.164.
+    pub from: String,
+    /// `https://api.twilio.com`; tests point it at a fake.
+    pub api_url: String,
+    /// Longer bodies are cut to this many segments.
+    pub max_segments: u32,
+    pub timeout: Duration,
+}
+
+/// One `[[channels.webhook]]`, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookSettings {
+    pub name: String,
+    /// The URL may hold a credential, so it is a secret.
+    pub url: Secret,
+    /// Sent as `Authorization: Bearer …` when set.
+    pub bearer: Option<Secret>,
+    pub timeout: Duration,
+}
+
 /// `[channels.console]`: one line per notification on stdout.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Console {
@@ -217,6 +302,7 @@ impl Default for Config {
                 max_window: CheckOptions::default().max_window,
                 evaluation_interval: Duration::from_secs(15),
                 lookback: Duration::from_secs(5 * 60),
+                watch_interval: Duration::from_secs(2),
             },
             limits: Limits {
                 max_series: 1_000_000,

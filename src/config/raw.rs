@@ -61,6 +61,7 @@ pub(crate) struct RawRules {
     pub max_window: Str,
     pub evaluation_interval: Str,
     pub lookback: Str,
+    pub watch_interval: Str,
 }
 
 #[derive(Default, Deserialize)]

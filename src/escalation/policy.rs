@@ -163,6 +163,16 @@ impl Routing {
             .expect("config checks that every route names a policy and the default exists")
     }
 
+    /// The grouping key of an alert: the values of the `group_by` labels. Alerts
+    /// with the same key that fire within `group_wait` go out as one message.
+    pub fn group_key(&self, labels: &Labels) -> String {
+        self.group_by
+            .iter()
+            .map(|l| format!("{l}={}", labels.get(l).unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// The embedded default: one level, the console, at once.
     pub fn console_only() -> Routing {
         let policy = Policy {

@@ -8,11 +8,11 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::Address;
 use super::policy::{Directory, Level, Method, Policy, Routing, Target};
 use crate::alert::{Alert, NotifyReason, State};
 use crate::clock::Timestamp;
 use crate::labels::Fingerprint;
-use crate::notify::Address;
 
 /// One alert occurrence's escalation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,8 +51,8 @@ pub struct Owed {
 pub struct Resolver<'a> {
     pub directory: &'a Directory,
     pub routing: &'a Routing,
-    /// Slack's channels by severity, when Slack is configured.
-    pub slack: Option<&'a crate::notify::slack::SlackSettings>,
+    /// The Slack channel for alerts of a severity, when Slack is configured.
+    pub slack_channel: &'a dyn Fn(&str) -> Option<String>,
 }
 
 impl Resolver<'_> {
@@ -116,10 +116,8 @@ impl Resolver<'_> {
                 }
             }
             Target::SlackBySeverity => {
-                if let Some(slack) = self.slack {
-                    out.insert(Address::Slack {
-                        channel: slack.channel_for(severity).to_string(),
-                    });
+                if let Some(channel) = (self.slack_channel)(severity) {
+                    out.insert(Address::Slack { channel });
                 }
             }
             Target::SlackChannel(c) => {

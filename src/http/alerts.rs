@@ -8,10 +8,10 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, blocking, read_body};
+use super::{ApiError, read_body};
 use crate::alert::{Event, TimelineEntry};
-use crate::app::{AlertView, Daemon};
 use crate::clock::Timestamp;
+use crate::daemon::{AlertView, Daemon};
 
 fn time(t: Option<Timestamp>) -> Value {
     t.map_or(Value::Null, |t| Value::String(t.to_rfc3339()))
@@ -78,8 +78,7 @@ pub async fn list(
         };
         labels.push((name, value));
     }
-    let d = daemon.clone();
-    let all = blocking(move || Ok(d.alerts())).await?;
+    let all = daemon.alerts().await;
     let matches = |v: &AlertView| {
         let any = |key: &str, value: &str| want.get(key).is_none_or(|vs| vs.contains(&value));
         any("state", v.alert.state.name())
@@ -97,8 +96,7 @@ pub async fn get_one(
     State(daemon): State<Daemon>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = daemon.clone();
-    let (view, timeline) = blocking(move || d.alert(&id)).await?;
+    let (view, timeline) = daemon.alert(&id).await?;
     let mut body = alert_json(&view);
     body["timeline"] = timeline.iter().map(entry_json).collect();
     Ok(Json(body))
@@ -121,7 +119,7 @@ pub async fn act(
     caller: Option<axum::Extension<super::Caller>>,
     body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = read_body(body, daemon.settings().body_limit).await?;
+    let bytes = read_body(body, daemon.config().server.body_limit).await?;
     let body: ActionBody = if bytes.iter().all(u8::is_ascii_whitespace) {
         ActionBody::default()
     } else {
@@ -151,7 +149,6 @@ pub async fn act(
             ));
         }
     };
-    let d = daemon.clone();
-    let view = blocking(move || d.act(&id, event)).await?;
+    let view = daemon.act(&id, event).await?;
     Ok(Json(alert_json(&view)))
 }

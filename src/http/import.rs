@@ -22,26 +22,26 @@ use axum::http::StatusCode;
 use serde_json::json;
 
 pub(crate) use super::ingest::{valid_label_name, valid_metric_name};
-use super::{ApiError, blocking, read_body};
-use crate::app::{Daemon, IncomingSample, OpError};
+use super::{ApiError, read_body};
 use crate::clock::Timestamp;
+use crate::daemon::{Daemon, OpError};
 use crate::labels::Labels;
+use crate::series::IncomingSample;
 
 pub async fn prometheus(
     State(daemon): State<Daemon>,
     body: axum::body::Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let bytes = read_body(body, daemon.settings().body_limit).await?;
-    let parsed = parse_exposition(&bytes, daemon.settings().max_labels)
+    let bytes = read_body(body, daemon.config().server.body_limit).await?;
+    let parsed = parse_exposition(&bytes, daemon.config().limits.max_labels)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()).with("line", e.line))?;
     let lines: Vec<usize> = parsed.iter().map(|s| s.line).collect();
     let samples: Vec<IncomingSample> = parsed
         .into_iter()
         .map(ParsedSample::into_incoming)
         .collect();
-    let d = daemon.clone();
     // The store's refusals name a sample; the client wrote lines.
-    match blocking(move || Ok(d.ingest(&samples))).await? {
+    match daemon.ingest(samples).await {
         Ok(accepted) => Ok(Json(json!({ "accepted": accepted }))),
         Err(OpError::Sample { index, source }) => {
             let line = lines.get(index).copied().unwrap_or(0);

@@ -15,10 +15,11 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, blocking, read_body};
-use crate::app::{Daemon, IncomingSample};
+use super::{ApiError, read_body};
 use crate::clock::Timestamp;
+use crate::daemon::Daemon;
 use crate::labels::Labels;
+use crate::series::IncomingSample;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,10 +51,10 @@ pub async fn samples(
     State(daemon): State<Daemon>,
     body: axum::body::Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let bytes = read_body(body, daemon.settings().body_limit).await?;
+    let bytes = read_body(body, daemon.config().server.body_limit).await?;
     let batch: Batch = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
-    let max_labels = daemon.settings().max_labels;
+    let max_labels = daemon.config().limits.max_labels;
     let count = batch.samples.len() as u64;
     let samples = batch
         .samples
@@ -70,8 +71,7 @@ pub async fn samples(
             validate(s, max_labels).map_err(|why| bad_sample(i, why))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let d = daemon.clone();
-    let accepted = blocking(move || d.ingest(&samples)).await?;
+    let accepted = daemon.ingest(samples).await?;
     Ok(Json(json!({ "accepted": accepted })))
 }
 

@@ -11,10 +11,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use super::{ApiError, blocking, read_body};
+use super::{ApiError, read_body};
 use crate::alert::External;
-use crate::app::Daemon;
 use crate::clock::Timestamp;
+use crate::daemon::Daemon;
 use crate::engine::ExternalAlert;
 use crate::labels::Labels;
 
@@ -102,7 +102,7 @@ pub async fn alertmanager(
     State(daemon): State<Daemon>,
     body: axum::body::Body,
 ) -> Result<StatusCode, ApiError> {
-    let bytes = read_body(body, daemon.settings().body_limit).await?;
+    let bytes = read_body(body, daemon.config().server.body_limit).await?;
     let hook = decode_webhook(&bytes)?;
     if hook.truncated_alerts > 0 {
         daemon
@@ -113,8 +113,9 @@ pub async fn alertmanager(
     }
     tracing::debug!(group_key = %hook.group_key, reason = ?hook.notification_reason, alerts = hook.alerts.len(), "alertmanager webhook");
     let alerts = hook.alerts;
-    let d = daemon.clone();
-    blocking(move || d.receive_external("alertmanager_webhook", alerts)).await?;
+    daemon
+        .receive_external("alertmanager_webhook", alerts)
+        .await?;
     Ok(StatusCode::OK)
 }
 
@@ -184,10 +185,9 @@ pub async fn v2_alerts(
     State(daemon): State<Daemon>,
     body: axum::body::Body,
 ) -> Result<StatusCode, ApiError> {
-    let bytes = read_body(body, daemon.settings().body_limit).await?;
+    let bytes = read_body(body, daemon.config().server.body_limit).await?;
     let alerts = decode_v2_alerts(&bytes, daemon.now())?;
-    let d = daemon.clone();
-    blocking(move || d.receive_external("api_v2", alerts)).await?;
+    daemon.receive_external("api_v2", alerts).await?;
     Ok(StatusCode::OK)
 }
 

@@ -1,5 +1,5 @@
-//! HTTP: ingestion, the alert API, health. Handlers decode and validate, then call
-//! the [`Daemon`] on a blocking thread; every refusal is a 4xx with a JSON reason.
+//! HTTP: ingestion, the alert API, health. Handlers decode and validate, call the
+//! [`Daemon`]'s async facade, and encode; every refusal is a 4xx with a JSON reason.
 
 mod alerts;
 pub mod decoders;
@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use crate::app::{Daemon, OpError};
+use crate::daemon::{Daemon, OpError};
 use failures::{AuthFailures, ClientIp};
 
 /// What `axum::serve` runs: [`routes`], with each connection's peer address attached
@@ -63,7 +63,7 @@ pub fn routes(daemon: Daemon) -> Router {
         .route("/readyz", get(readyz))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            daemon.settings().request_timeout,
+            daemon.config().server.request_timeout,
         ))
         .with_state(daemon)
 }
@@ -82,7 +82,7 @@ async fn authenticate(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if daemon.settings().tokens.is_empty() {
+    if daemon.config().tokens.is_empty() {
         return next.run(request).await;
     }
     let bearer = request
@@ -90,7 +90,7 @@ async fn authenticate(
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let reason = match bearer.map(|b| daemon.settings().token(b)) {
+    let reason = match bearer.map(|b| daemon.config().find_token(b)) {
         Some(Some(token)) => {
             let caller = Caller(token.name.clone());
             request.extensions_mut().insert(caller);
@@ -132,7 +132,7 @@ async fn readyz(axum::extract::State(daemon): axum::extract::State<Daemon>) -> R
 async fn metrics(
     axum::extract::State(daemon): axum::extract::State<Daemon>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let text = blocking(move || Ok(daemon.render_metrics())).await?;
+    let text = daemon.render_metrics().await;
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
@@ -176,25 +176,13 @@ impl From<OpError> for ApiError {
             OpError::NotFound(_) => StatusCode::NOT_FOUND,
             OpError::Rejected(_) => StatusCode::CONFLICT,
             OpError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            OpError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let err = ApiError::new(status, e.to_string());
         match e {
             OpError::Sample { index, .. } => err.with("sample", index),
             _ => err,
         }
-    }
-}
-
-/// Runs a blocking daemon operation off the async workers.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, OpError> + Send + 'static,
-) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(ApiError::from),
-        Err(_) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error",
-        )),
     }
 }
 

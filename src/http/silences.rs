@@ -12,9 +12,9 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, Caller, blocking, read_body};
-use crate::app::Daemon;
+use super::{ApiError, Caller, read_body};
 use crate::clock::Timestamp;
+use crate::daemon::Daemon;
 use crate::silence::{Matcher, Silence};
 
 #[derive(Deserialize)]
@@ -70,7 +70,7 @@ pub fn silence_json(s: &Silence, now: Timestamp) -> Value {
 /// `GET /api/v1/silences`: every silence, newest first, with its status.
 pub async fn list(State(daemon): State<Daemon>) -> Json<Value> {
     let now = daemon.now();
-    let mut all = daemon.silences();
+    let mut all = daemon.silences().await;
     all.sort_by_key(|s| std::cmp::Reverse(s.starts_at));
     Json(json!({ "silences": all.iter().map(|s| silence_json(s, now)).collect::<Vec<_>>() }))
 }
@@ -81,7 +81,7 @@ pub async fn create(
     caller: Option<axum::Extension<Caller>>,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let bytes = read_body(body, daemon.settings().body_limit).await?;
+    let bytes = read_body(body, daemon.config().server.body_limit).await?;
     let new: NewSilence = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
     let now = daemon.now();
@@ -125,8 +125,7 @@ pub async fn create(
         created_by,
         comment: new.comment,
     };
-    let d = daemon.clone();
-    let created = blocking(move || d.add_silence(silence)).await?;
+    let created = daemon.add_silence(silence).await?;
     Ok((StatusCode::CREATED, Json(silence_json(&created, now))))
 }
 
@@ -135,7 +134,6 @@ pub async fn expire(
     State(daemon): State<Daemon>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = daemon.clone();
-    let expired = blocking(move || d.expire_silence(&id)).await?;
+    let expired = daemon.expire_silence(&id).await?;
     Ok(Json(silence_json(&expired, daemon.now())))
 }

@@ -24,8 +24,8 @@ use super::failures::{AuthFailures, ClientIp};
 use super::replay::Recent;
 use super::{ApiError, read_body};
 use crate::alert::{Event, State as AlertState};
-use crate::app::{AlertView, Daemon, OpError};
 use crate::clock::Timestamp;
+use crate::daemon::{AlertView, Daemon, OpError};
 use crate::escalation::Person;
 use crate::signature::{self, Refusal};
 use crate::silence::{Matcher, Silence};
@@ -70,14 +70,14 @@ impl SlackInbound {
         headers: &HeaderMap,
         body: Body,
     ) -> Result<Bytes, Response> {
-        let settings = self.daemon.settings();
-        let bytes = read_body(body, settings.body_limit)
+        let config = self.daemon.config();
+        let bytes = read_body(body, config.server.body_limit)
             .await
             .map_err(IntoResponse::into_response)?;
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let signature = header("x-slack-signature");
         let checked = signature::verify_slack(
-            &settings.slack_signing_secrets,
+            &config.channels.slack_signing_secrets,
             header("x-slack-request-timestamp"),
             signature,
             &bytes,
@@ -132,7 +132,7 @@ impl SlackInbound {
     /// The configured person behind a Slack user, or the reason they cannot act.
     fn person(&self, slack_user: &str) -> Result<Person, String> {
         self.daemon
-            .settings()
+            .config()
             .directory
             .by_slack_user(slack_user)
             .cloned()
@@ -261,7 +261,6 @@ async fn run(inbound: &SlackInbound, user: &str, command: Command) -> (Visibilit
 /// for the channel, or why it was refused.
 async fn act(daemon: &Daemon, person: &Person, command: Command) -> Result<String, String> {
     let actor = person.id.clone();
-    let d = daemon.clone();
     let (verb, id, note, event) = match command {
         Command::Ack { id, note } => (
             "acknowledged",
@@ -287,7 +286,8 @@ async fn act(daemon: &Daemon, person: &Person, command: Command) -> Result<Strin
         }
     };
     let shown_id = id.clone();
-    let view = blocking(move || d.act(&id, event))
+    let view = daemon
+        .act(&id, event)
         .await
         .map_err(|e| refusal_text(&shown_id, e))?;
     let mut text = format!("{verb} {}", title(&view));
@@ -322,18 +322,16 @@ async fn silence(
             comment.clone()
         },
     };
-    let d = daemon.clone();
-    let (created, silenced) = blocking(move || {
-        let created = d.add_silence(silence)?;
-        let silenced = d
-            .alerts()
-            .iter()
-            .filter(|v| v.alert.silenced_by.contains(&created.id))
-            .count();
-        Ok((created, silenced))
-    })
-    .await
-    .map_err(|e| format!("Silence refused: {}", escape(&e.to_string())))?;
+    let created = daemon
+        .add_silence(silence)
+        .await
+        .map_err(|e| format!("Silence refused: {}", escape(&e.to_string())))?;
+    let silenced = daemon
+        .alerts()
+        .await
+        .iter()
+        .filter(|v| v.alert.silenced_by.contains(&created.id))
+        .count();
     let mut text = format!(
         "silenced `{}` for {} (until {}); {silenced} alert{} silenced now",
         escape(&shown),
@@ -345,15 +343,6 @@ async fn silence(
         text.push_str(&format!(": {}", escape(&comment)));
     }
     Ok(text)
-}
-
-/// Runs a blocking daemon operation off the async workers.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, OpError> + Send + 'static,
-) -> Result<T, OpError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|_| Err(OpError::Invalid("internal error".into())))
 }
 
 /// Why an operation on alert `id` did not happen, for the person who asked.
@@ -394,10 +383,7 @@ fn slack_date(t: Timestamp) -> String {
 }
 
 async fn list(daemon: &Daemon, severity: Option<&str>) -> String {
-    let d = daemon.clone();
-    let Ok(all) = blocking(move || Ok(d.alerts())).await else {
-        return "tocsin could not list alerts right now.".to_string();
-    };
+    let all = daemon.alerts().await;
     let now = daemon.now();
     let active: Vec<&AlertView> = all
         .iter()
@@ -463,7 +449,7 @@ fn age(d: Duration) -> String {
 }
 
 fn who(daemon: &Daemon) -> String {
-    let directory = &daemon.settings().directory;
+    let directory = &daemon.config().directory;
     if directory.schedules.is_empty() {
         return "No on-call rotations are configured.".to_string();
     }
@@ -765,7 +751,6 @@ async fn button(daemon: &Daemon, person: &Person, action: &ButtonAction) -> Resu
         .filter(|v| !v.is_empty())
         .ok_or_else(|| "This button names no alert.".to_string())?;
     let actor = person.id.clone();
-    let d = daemon.clone();
     let shown_id = id.clone();
     let done = match action.action_id.as_str() {
         "tocsin_ack" => {
@@ -774,16 +759,16 @@ async fn button(daemon: &Daemon, person: &Person, action: &ButtonAction) -> Resu
                 via: "slack".into(),
                 note: None,
             };
-            blocking(move || d.act(&id, event).map(|_| ())).await
+            daemon.act(&id, event).await.map(|_| ())
         }
         "tocsin_resolve" => {
             let event = Event::Resolve { actor, note: None };
-            blocking(move || d.act(&id, event).map(|_| ())).await
+            daemon.act(&id, event).await.map(|_| ())
         }
         "tocsin_silence_1h" => {
-            blocking(move || {
-                let (view, _) = d.alert(&id)?;
-                let now = d.now();
+            async {
+                let (view, _) = daemon.alert(&id).await?;
+                let now = daemon.now();
                 let silence = Silence {
                     id: uuid::Uuid::new_v4().to_string(),
                     matchers: view
@@ -801,8 +786,8 @@ async fn button(daemon: &Daemon, person: &Person, action: &ButtonAction) -> Resu
                     created_by: actor,
                     comment: format!("Silence 1h button on {}", title(&view)),
                 };
-                d.add_silence(silence).map(|_| ())
-            })
+                daemon.add_silence(silence).await.map(|_| ())
+            }
             .await
         }
         other => {

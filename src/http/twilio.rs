@@ -20,7 +20,7 @@ use super::failures::{AuthFailures, ClientIp};
 use super::replay::Recent;
 use super::{ApiError, read_body};
 use crate::alert::Event;
-use crate::app::{Daemon, OpError};
+use crate::daemon::{Daemon, OpError};
 use crate::signature::{self, Refusal};
 
 /// MessageSids remembered against replays.
@@ -56,8 +56,8 @@ async fn sms(
     body: Body,
 ) -> Response {
     let daemon = &inbound.daemon;
-    let settings = daemon.settings();
-    let bytes = match read_body(body, settings.body_limit).await {
+    let config = daemon.config();
+    let bytes = match read_body(body, config.server.body_limit).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
@@ -67,7 +67,7 @@ async fn sms(
     let signature = headers
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok());
-    let checked = match (&settings.sms, &settings.public_url) {
+    let checked = match (&config.channels.sms, &config.server.public_url) {
         (None, _) => Err(Refusal::NotConfigured),
         (Some(_), None) => Err(Refusal::NoPublicUrl),
         (Some(sms), Some(base)) => {
@@ -123,7 +123,7 @@ async fn sms(
 
 /// Acts on an SMS from `from` saying `body`: whether it acked, and the reply.
 async fn answer(daemon: &Daemon, from: &str, body: &str) -> (bool, String) {
-    let Some(person) = daemon.settings().directory.by_phone(from) else {
+    let Some(person) = daemon.config().directory.by_phone(from) else {
         return (
             false,
             "This number is not one of tocsin's people, so it cannot acknowledge alerts. \
@@ -142,11 +142,7 @@ async fn answer(daemon: &Daemon, from: &str, body: &str) -> (bool, String) {
         via: "sms".into(),
         note,
     };
-    let d = daemon.clone();
-    let target = id.clone();
-    let acted = tokio::task::spawn_blocking(move || d.act(&target, event))
-        .await
-        .unwrap_or_else(|_| Err(OpError::Invalid("internal error".into())));
+    let acted = daemon.act(&id, event).await;
     match acted {
         Ok(view) => {
             let number = view.alert.incident.map_or(id, |n| n.to_string());

@@ -22,35 +22,8 @@ use sha2::{Digest, Sha256};
 use super::{AlertSnapshot, Delivered, Message, SendError, severity_word};
 use crate::alert::{NotifyReason, State};
 use crate::clock::Timestamp;
-use crate::config::Secret;
+use crate::config::{EmailSettings, SmtpTls};
 use crate::report::Report;
-
-/// How the SMTP connection is protected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SmtpTls {
-    /// Implicit TLS from the first byte (port 465).
-    Wrapper,
-    /// Plain EHLO, then STARTTLS is required (port 587).
-    StartTls,
-    /// No TLS: a local relay or a test server only.
-    None,
-}
-
-/// `[channels.email]`, validated.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EmailSettings {
-    pub host: String,
-    pub port: u16,
-    pub tls: SmtpTls,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    /// The sender, `tocsin <alerts@example.com>`.
-    pub from: String,
-    /// The right-hand side of Message-IDs (`<alert.…@{domain}>`).
-    pub message_id_domain: String,
-    /// How long one delivery may take, from connecting to the server's last reply.
-    pub timeout: Duration,
-}
 
 type Transport = AsyncSmtpTransport<Tokio1Executor>;
 

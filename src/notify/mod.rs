@@ -13,13 +13,13 @@ pub mod sms;
 pub mod webhook;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{NotifyReason, State};
 use crate::clock::Timestamp;
+use crate::escalation::Address;
 use crate::labels::Fingerprint;
 
 /// An alert as a message shows it, taken when the notification was owed.
@@ -43,53 +43,6 @@ pub struct AlertSnapshot {
     pub acked_at: Option<Timestamp>,
     /// Where the alert came from, when another system evaluated it.
     pub generator_url: Option<String>,
-}
-
-/// Where a message goes. Ordered and serializable: escalation remembers the set of
-/// addresses it notified, so a resolve reaches exactly those.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(tag = "via", rename_all = "snake_case")]
-pub enum Address {
-    /// Standard output of the daemon.
-    Console,
-    /// A Slack channel name (`#alerts-critical`), channel id (`C123`) or, with a
-    /// bot token, a user id (`U123`) for a direct message.
-    Slack { channel: String },
-    /// One mail to these recipients (a person, or a group's list).
-    Email { to: Vec<String> },
-    /// An SMS to an E.164 number.
-    Sms { to: String },
-    /// A voice call to an E.164 number.
-    Voice { to: String },
-    /// A generic JSON webhook, by its configured name.
-    Webhook { name: String },
-}
-
-impl Address {
-    /// The channel's name, for metrics and logs: `slack`, `email`, `sms`, ...
-    pub fn channel(&self) -> &'static str {
-        match self {
-            Address::Console => "console",
-            Address::Slack { .. } => "slack",
-            Address::Email { .. } => "email",
-            Address::Sms { .. } => "sms",
-            Address::Voice { .. } => "voice",
-            Address::Webhook { .. } => "webhook",
-        }
-    }
-}
-
-impl fmt::Display for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Address::Console => f.write_str("console"),
-            Address::Slack { channel } => write!(f, "slack:{channel}"),
-            Address::Email { to } => write!(f, "email:{}", to.join(",")),
-            Address::Sms { to } => write!(f, "sms:{to}"),
-            Address::Voice { to } => write!(f, "voice:{to}"),
-            Address::Webhook { name } => write!(f, "webhook:{name}"),
-        }
-    }
 }
 
 /// One message to one address, about one or more alerts (grouped).
@@ -152,6 +105,29 @@ impl SendError {
     }
 }
 
+impl AlertSnapshot {
+    /// The alert as a message shows it, with its annotations rendered.
+    pub fn of(alert: &crate::alert::Alert, annotations: BTreeMap<String, String>) -> AlertSnapshot {
+        AlertSnapshot {
+            fingerprint: alert.fingerprint,
+            incident: alert.incident,
+            rule: alert.rule.clone(),
+            severity: alert.labels.get("severity").unwrap_or("").to_string(),
+            labels: alert.labels.to_map(),
+            annotations,
+            state: alert.state,
+            fired_at: alert.fired_at,
+            resolved_at: alert.resolved_at,
+            acked_by: alert.ack.as_ref().map(|a| a.actor.clone()),
+            acked_at: alert.ack.as_ref().map(|a| a.at),
+            generator_url: alert
+                .external
+                .as_ref()
+                .and_then(|e| e.generator_url.clone()),
+        }
+    }
+}
+
 /// The headline every channel starts with, from the seed's message formats:
 /// `:rotating_light: CRITICAL: 投稿成功率低下` style words without the Slack parts.
 pub fn severity_word(severity: &str) -> String {
@@ -174,26 +150,38 @@ pub struct Channels {
     recorder: Option<Recorder>,
 }
 
-/// Messages a recording [`Channels`] took, in order.
-#[derive(Clone, Default)]
-pub struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<(Address, Message)>>>);
+/// Messages a recording [`Channels`] took, in order, with the time each was sent.
+#[derive(Clone)]
+pub struct Recorder {
+    sent: std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+}
+
+/// One message a recording [`Channels`] took.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recorded {
+    pub at: Timestamp,
+    pub address: Address,
+    pub message: Message,
+}
 
 impl Recorder {
     /// Everything recorded so far, leaving it empty.
-    pub fn take(&self) -> Vec<(Address, Message)> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    pub fn take(&self) -> Vec<Recorded> {
+        std::mem::take(&mut *self.sent.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
 impl Channels {
-    /// The channels the settings configure.
-    pub fn from_settings(s: &crate::app::Settings) -> Result<Channels, String> {
+    /// The channels `[channels]` configures. Must run inside the tokio runtime
+    /// (the SMTP pool keeps a task).
+    pub fn from_config(c: &crate::config::Channels) -> Result<Channels, String> {
         Ok(Channels {
-            console: s.console,
-            slack: s.slack.clone().map(slack::Slack::new),
-            email: s.email.clone().map(email::Email::new).transpose()?,
-            sms: s.sms.clone().map(sms::Twilio::new),
-            webhooks: s
+            console: c.console.enabled,
+            slack: c.slack.clone().map(slack::Slack::new),
+            email: c.email.clone().map(email::Email::new).transpose()?,
+            sms: c.sms.clone().map(sms::Twilio::new),
+            webhooks: c
                 .webhooks
                 .iter()
                 .map(|w| (w.name.clone(), webhook::Webhook::new(w.clone())))
@@ -202,9 +190,13 @@ impl Channels {
         })
     }
 
-    /// Channels that record every message instead of sending it.
-    pub fn recording() -> (Channels, Recorder) {
-        let recorder = Recorder::default();
+    /// Channels that record every message, with the time on `clock`, instead of
+    /// sending it.
+    pub fn recording(clock: std::sync::Arc<dyn crate::clock::Clock>) -> (Channels, Recorder) {
+        let recorder = Recorder {
+            sent: Default::default(),
+            clock,
+        };
         let channels = Channels {
             console: true,
             slack: None,
@@ -235,8 +227,12 @@ impl Channels {
     /// Sends one message to one address.
     pub async fn send(&self, to: &Address, msg: &Message) -> Result<Delivered, SendError> {
         if let Some(r) = &self.recorder {
-            let mut log = r.0.lock().unwrap_or_else(|e| e.into_inner());
-            log.push((to.clone(), msg.clone()));
+            let mut log = r.sent.lock().unwrap_or_else(|e| e.into_inner());
+            log.push(Recorded {
+                at: r.clock.now(),
+                address: to.clone(),
+                message: msg.clone(),
+            });
             return Ok(Delivered {
                 reference: Some(format!("recorded:{}", log.len())),
             });

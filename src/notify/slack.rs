@@ -10,7 +10,6 @@
 //! escaped for mrkdwn, so a label holding `<!channel>` or `<@U123>` shows as text and
 //! pings no one. The only raw mention is tocsin's own `<!channel>` on critical pages.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use reqwest::StatusCode;
@@ -20,40 +19,7 @@ use serde_json::{Value, json};
 use super::{AlertSnapshot, Delivered, Message, SendError, severity_word};
 use crate::alert::{NotifyReason, State};
 use crate::clock::Timestamp;
-use crate::config::Secret;
-
-/// `[channels.slack]`, validated.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SlackSettings {
-    /// An incoming webhook URL (the whole URL is the secret). Either this or
-    /// `bot_token`; with both, the bot token is used.
-    pub webhook_url: Option<Secret>,
-    /// A bot token (`xoxb-…`) for `chat.postMessage` / `chat.update`.
-    pub bot_token: Option<Secret>,
-    /// The Web API base, `https://slack.com/api`; tests point it at a fake.
-    pub api_url: String,
-    /// Channel by severity: `critical` → `#alerts-critical`, ...
-    pub channels: BTreeMap<String, String>,
-    /// The channel for a severity not in `channels`.
-    pub default_channel: String,
-    /// How long one request may take.
-    pub timeout: Duration,
-}
-
-impl SlackSettings {
-    /// The channel for alerts of `severity`.
-    pub fn channel_for(&self, severity: &str) -> &str {
-        self.channels.get(severity).unwrap_or(&self.default_channel)
-    }
-
-    /// The seed's channels: `#alerts-critical`, `#alerts-warning`, `#alerts-info`.
-    pub fn seed_channels() -> BTreeMap<String, String> {
-        ["critical", "warning", "info"]
-            .into_iter()
-            .map(|s| (s.to_string(), format!("#alerts-{s}")))
-            .collect()
-    }
-}
+use crate::config::{Secret, SlackSettings};
 
 /// Slack `error` codes that mean "not now" rather than "never".
 const TRANSIENT_ERRORS: &[&str] = &[

@@ -7,28 +7,13 @@
 //! because Japanese text costs more than twice as many segments as English.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::webhook::{http_client, retry_after, transport_error};
 use super::{AlertSnapshot, Delivered, Message, SendError, severity_word};
 use crate::alert::NotifyReason;
-use crate::config::Secret;
-
-/// `[channels.sms]`, validated.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TwilioSettings {
-    pub account_sid: String,
-    pub auth_token: Secret,
-    /// The sending number, E.164.
-    pub from: String,
-    /// `https://api.twilio.com`; tests point it at a fake.
-    pub api_url: String,
-    /// Longer bodies are cut to this many segments.
-    pub max_segments: u32,
-    pub timeout: Duration,
-}
+use crate::config::{Secret, TwilioSettings};
 
 pub struct Twilio {
     settings: TwilioSettings,

@@ -15,18 +15,7 @@ use serde::Serialize;
 
 use super::{AlertSnapshot, Delivered, Message, SendError};
 use crate::alert::NotifyReason;
-use crate::config::Secret;
-
-/// One `[[channels.webhook]]`, validated.
-#[derive(Clone, Debug, PartialEq)]
-pub struct WebhookSettings {
-    pub name: String,
-    /// The URL may hold a credential, so it is a secret.
-    pub url: Secret,
-    /// Sent as `Authorization: Bearer …` when set.
-    pub bearer: Option<Secret>,
-    pub timeout: Duration,
-}
+use crate::config::WebhookSettings;
 
 pub struct Webhook {
     settings: WebhookSettings,

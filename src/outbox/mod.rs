@@ -3,13 +3,14 @@
 //!
 //! Pure bookkeeping over an in-memory mirror of the outbox table; the daemon
 //! commits what these functions return before it acts on it. The stages, in order:
-//! schedule (group wait, SMS window) → group due entries into messages → the
-//! channel sends → settle (delivered, retry with backoff, fall back, give up).
+//! schedule (group wait, SMS window) → take what is due, withdrawing what is no
+//! longer true, grouped into messages (one in flight per address, Slack paced) →
+//! the channel sends → settle (delivered, retry with backoff, fall back, give up).
 //!
 //! Guarantees: at-least-once delivery with a stable idempotency key per message;
 //! the notification log (`sent` keys) keeps a confirmed message from going twice.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use backon::BackoffBuilder;
@@ -17,8 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::NotifyReason;
 use crate::clock::Timestamp;
+use crate::escalation::Address;
 use crate::escalation::state::Owed;
-use crate::notify::{Address, AlertSnapshot, Message, SendError};
+use crate::notify::{AlertSnapshot, Message, SendError};
 
 /// One message owed to one address about one alert.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,6 +63,9 @@ pub struct Timing {
     pub give_up_after: Duration,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// At most one message per Slack channel this often: Slack disables apps that
+    /// post more than about one message per second per channel.
+    pub slack_pace: Duration,
 }
 
 impl Default for Timing {
@@ -72,11 +77,13 @@ impl Default for Timing {
             give_up_after: Duration::from_secs(24 * 3600),
             min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
+            slack_pace: Duration::from_secs(1),
         }
     }
 }
 
-/// The in-memory mirror of the outbox table, and the send windows.
+/// The in-memory mirror of the outbox table, the send windows, and what is in
+/// flight. Only the entries are persisted; the rest is rebuilt (empty) at start.
 #[derive(Debug, Default)]
 pub struct Outbox {
     entries: BTreeMap<u64, Delivery>,
@@ -84,6 +91,16 @@ pub struct Outbox {
     /// Per window key, the last slot used: a time in the future means a batch is
     /// scheduled then and new entries join it.
     windows: HashMap<String, Timestamp>,
+    /// Entries that may be taken, by when: their `due_at`, or later while their
+    /// Slack channel is paced. Entries in flight or parked are not here.
+    ready: BTreeSet<(Timestamp, u64)>,
+    /// Entries being sent now.
+    in_flight: HashSet<u64>,
+    /// Addresses with a message in flight, and the entries due for them meanwhile:
+    /// one message at a time per address keeps an update behind the page it edits.
+    busy: HashMap<Address, Vec<u64>>,
+    /// Per Slack channel, the earliest time the next message may go.
+    paced: HashMap<String, Timestamp>,
     pub timing: Timing,
 }
 
@@ -93,6 +110,15 @@ pub struct DueMessage {
     pub message: Message,
     pub address: Address,
     pub deliveries: Vec<u64>,
+}
+
+/// Messages taken to send now, and what was withdrawn instead of sent.
+#[derive(Clone, Debug, Default)]
+pub struct Taken {
+    pub messages: Vec<DueMessage>,
+    /// Deliveries no longer owed (deleted, with a note each): the state they spoke
+    /// of has passed.
+    pub withdrawn: Settled,
 }
 
 /// What happened to a message, for [`Outbox::settle`].
@@ -132,11 +158,25 @@ impl Outbox {
             .unwrap_or(1)
             .max(next_id);
         Outbox {
+            ready: entries.iter().map(|d| (d.due_at, d.id)).collect(),
             entries: entries.into_iter().map(|d| (d.id, d)).collect(),
             next_id,
-            windows: HashMap::new(),
             timing,
+            ..Outbox::default()
         }
+    }
+
+    /// Puts an entry (new or rescheduled) in the mirror, ready at its `due_at`.
+    fn insert(&mut self, d: Delivery) {
+        self.ready.insert((d.due_at, d.id));
+        self.entries.insert(d.id, d);
+    }
+
+    /// Takes an entry out of the mirror, wherever it waits.
+    fn remove(&mut self, id: u64) -> Option<Delivery> {
+        let d = self.entries.remove(&id)?;
+        self.ready.remove(&(d.due_at, id));
+        Some(d)
     }
 
     pub fn len(&self) -> usize {
@@ -160,9 +200,15 @@ impl Outbox {
         self.entries.values().map(|d| d.alert.fingerprint).collect()
     }
 
-    /// The earliest time something is due.
+    /// The earliest time something may be taken (not counting what waits for a
+    /// message in flight: it is ready again when that one settles).
     pub fn next_due(&self) -> Option<Timestamp> {
-        self.entries.values().map(|d| d.due_at).min()
+        self.ready.first().map(|(t, _)| *t)
+    }
+
+    /// Messages being sent now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
     }
 
     /// Schedules the messages owed about `alert`. The returned deliveries are in
@@ -202,7 +248,7 @@ impl Outbox {
                 fell_back: false,
             };
             self.next_id += 1;
-            self.entries.insert(d.id, d.clone());
+            self.insert(d.clone());
             out.push(d);
         }
         out
@@ -212,7 +258,7 @@ impl Outbox {
     pub fn add(&mut self, mut d: Delivery) -> Delivery {
         d.id = self.next_id;
         self.next_id += 1;
-        self.entries.insert(d.id, d.clone());
+        self.insert(d.clone());
         d
     }
 
@@ -246,49 +292,91 @@ impl Outbox {
         due
     }
 
-    /// Groups the deliveries due at `now` into messages.
-    pub fn due(&self, now: Timestamp) -> Vec<DueMessage> {
-        let mut groups: BTreeMap<(Address, String, String, u32), Vec<&Delivery>> = BTreeMap::new();
-        for d in self.entries.values().filter(|d| d.due_at <= now) {
+    /// Takes the deliveries due at `now`, grouped into messages, and marks them in
+    /// flight until [`Outbox::settle`]. `still_owed` is asked about each first: a
+    /// delivery it refuses (with the reason) is withdrawn, not sent. An address with
+    /// a message in flight gets nothing more until that one settles; a Slack
+    /// channel gets at most one message per [`Timing::slack_pace`].
+    pub fn take_due(
+        &mut self,
+        now: Timestamp,
+        still_owed: impl Fn(&Delivery) -> Result<(), String>,
+    ) -> Taken {
+        let mut taken = Taken::default();
+        let mut groups: BTreeMap<(Address, String, String, u32), Vec<u64>> = BTreeMap::new();
+        while let Some(&(t, id)) = self.ready.first() {
+            if t > now {
+                break;
+            }
+            self.ready.pop_first();
+            let d = &self.entries[&id];
+            if let Err(why) = still_owed(d) {
+                let d = self.entries.remove(&id).expect("ready entries exist");
+                taken.withdrawn.delete.push(id);
+                let note = format!("not sent to {}: {}: {why}", d.address, d.reason);
+                taken.withdrawn.notes.push((d.alert, note));
+                continue;
+            }
+            if let Some(waiting) = self.busy.get_mut(&d.address) {
+                waiting.push(id);
+                continue;
+            }
+            if let Address::Slack { channel } = &d.address
+                && let Some(&after) = self.paced.get(channel)
+                && after > now
+                && !groups.keys().any(|(a, ..)| *a == d.address)
+            {
+                self.ready.insert((after, id));
+                continue;
+            }
             let group = match d.address {
                 // One SMS per window carries everything owed to that number.
                 Address::Sms { .. } | Address::Voice { .. } => String::new(),
                 _ => d.group.clone(),
             };
-            groups
-                .entry((
-                    d.address.clone(),
-                    group,
-                    d.reason.name().to_string(),
-                    d.level,
-                ))
-                .or_default()
-                .push(d);
+            let key = (
+                d.address.clone(),
+                group,
+                d.reason.name().to_string(),
+                d.level,
+            );
+            groups.entry(key).or_default().push(id);
         }
-        groups
-            .into_values()
-            .map(|ds| {
-                let key = if ds.len() == 1 {
-                    ds[0].key.clone()
-                } else {
-                    // Stable for the same set of deliveries.
-                    let ids: Vec<String> = ds.iter().map(|d| d.id.to_string()).collect();
-                    format!("group.{}.{}", ds[0].key, ids.join("-"))
-                };
-                DueMessage {
-                    address: ds[0].address.clone(),
-                    deliveries: ds.iter().map(|d| d.id).collect(),
-                    message: Message {
-                        key,
-                        reason: ds[0].reason,
-                        level: ds[0].level,
-                        alerts: ds.iter().map(|d| d.alert.clone()).collect(),
-                        update: None,
-                        at: ds.iter().map(|d| d.created_at).min().unwrap_or(now),
-                    },
-                }
-            })
-            .collect()
+        for ((address, ..), ids) in groups {
+            if self.busy.contains_key(&address) {
+                // A second group for the same address: after the first settles.
+                self.busy.get_mut(&address).expect("checked").extend(ids);
+                continue;
+            }
+            let ds: Vec<&Delivery> = ids.iter().map(|id| &self.entries[id]).collect();
+            let key = if ds.len() == 1 {
+                ds[0].key.clone()
+            } else {
+                // Stable for the same set of deliveries.
+                let ids: Vec<String> = ds.iter().map(|d| d.id.to_string()).collect();
+                format!("group.{}.{}", ds[0].key, ids.join("-"))
+            };
+            let message = Message {
+                key,
+                reason: ds[0].reason,
+                level: ds[0].level,
+                alerts: ds.iter().map(|d| d.alert.clone()).collect(),
+                update: None,
+                at: ds.iter().map(|d| d.created_at).min().unwrap_or(now),
+            };
+            if let Address::Slack { channel } = &address {
+                self.paced
+                    .insert(channel.clone(), now + self.timing.slack_pace);
+            }
+            self.busy.insert(address.clone(), Vec::new());
+            self.in_flight.extend(ids.iter().copied());
+            taken.messages.push(DueMessage {
+                message,
+                address,
+                deliveries: ids,
+            });
+        }
+        taken
     }
 
     /// The idempotency keys of a due message's deliveries.
@@ -299,16 +387,25 @@ impl Outbox {
             .collect()
     }
 
-    /// Records what happened to a message and returns what to persist.
+    /// Records what happened to a message and returns what to persist. The
+    /// address is free again: what waited for it is ready at its own time.
     pub fn settle(&mut self, due: &DueMessage, outcome: &Outcome, now: Timestamp) -> Settled {
         let mut s = Settled::default();
+        for id in &due.deliveries {
+            self.in_flight.remove(id);
+        }
+        for id in self.busy.remove(&due.address).unwrap_or_default() {
+            if let Some(d) = self.entries.get(&id) {
+                self.ready.insert((d.due_at, id));
+            }
+        }
         for id in &due.deliveries {
             let Some(d) = self.entries.get(id).cloned() else {
                 continue;
             };
             match outcome {
                 Outcome::Delivered { reference } => {
-                    self.entries.remove(id);
+                    self.remove(*id);
                     s.delete.push(*id);
                     s.sent.push(d.key.clone());
                     let what = match &d.fallback_for {
@@ -324,7 +421,7 @@ impl Outbox {
                     }
                 }
                 Outcome::AlreadySent => {
-                    self.entries.remove(id);
+                    self.remove(*id);
                     s.delete.push(*id);
                 }
                 Outcome::Failed(err) => self.failed(d, err, now, &mut s),
@@ -356,7 +453,7 @@ impl Outbox {
             ));
         }
         if permanent || too_old {
-            self.entries.remove(&d.id);
+            self.remove(d.id);
             s.delete.push(d.id);
             s.notes.push((
                 d.alert.clone(),
@@ -369,8 +466,9 @@ impl Outbox {
         }
         let backoff = self.backoff(d.id, d.attempts);
         // The other side said how long to wait (Retry-After): that wins.
+        self.remove(d.id);
         d.due_at = now + asked.unwrap_or(backoff);
-        self.entries.insert(d.id, d.clone());
+        self.insert(d.clone());
         s.put.push(d);
     }
 
@@ -458,7 +556,7 @@ mod tests {
         o.enqueue(&alert(4), owed(slack(), 1), "other", T + S);
         // Sends what is due at `now` and says how many alerts each message had.
         let mut send = |now| -> Vec<usize> {
-            let due = o.due(now);
+            let due = o.take_due(now, |_| Ok(())).messages;
             for m in &due {
                 o.settle(m, &Outcome::Delivered { reference: None }, now);
             }
@@ -482,7 +580,7 @@ mod tests {
         let mut waits = Vec::new();
         let mut fallbacks = 0;
         for _ in 0..7 {
-            let due = o.due(now).remove(0);
+            let due = o.take_due(now, |_| Ok(())).messages.remove(0);
             let s = o.settle(&due, &Outcome::Failed(SendError::retry("HTTP 500")), now);
             fallbacks += s.fallback.len();
             let next = o.next_due().unwrap();
@@ -494,7 +592,7 @@ mod tests {
         assert!(waits.iter().all(|w| *w <= Duration::from_secs(300)));
         assert!(waits[4] >= Duration::from_secs(8), "grows: {waits:?}");
         // The channel is back: delivered once, logged under its key.
-        let due = o.due(now).remove(0);
+        let due = o.take_due(now, |_| Ok(())).messages.remove(0);
         let s = o.settle(&due, &Outcome::Delivered { reference: None }, now);
         assert_eq!(s.sent.len(), 1);
         assert!(o.is_empty());
@@ -504,14 +602,14 @@ mod tests {
     fn retry_after_is_obeyed_and_a_permanent_error_falls_back_at_once() {
         let mut o = Outbox::default();
         o.enqueue(&alert(1), owed(slack(), 2), "g", T);
-        let due = o.due(T).remove(0);
+        let due = o.take_due(T, |_| Ok(())).messages.remove(0);
         let asked = SendError::Retry {
             reason: "429".into(),
             after: Some(Duration::from_secs(7)),
         };
         o.settle(&due, &Outcome::Failed(asked), T);
         assert_eq!(o.next_due(), Some(T + 7 * S));
-        let due = o.due(T + 7 * S).remove(0);
+        let due = o.take_due(T + 7 * S, |_| Ok(())).messages.remove(0);
         let s = o.settle(
             &due,
             &Outcome::Failed(SendError::permanent("invalid_auth")),
@@ -535,11 +633,11 @@ mod tests {
         o.enqueue(&alert(1), owed(sms.clone(), 3), "a", T);
         o.enqueue(&alert(2), owed(sms.clone(), 3), "b", T + 60 * S);
         o.enqueue(&alert(3), owed(sms.clone(), 3), "c", T + 600 * S);
-        let first = o.due(T);
+        let first = o.take_due(T, |_| Ok(())).messages;
         assert_eq!(first.len(), 1);
         o.settle(&first[0], &Outcome::Delivered { reference: None }, T);
-        assert!(o.due(T + 1799 * S).is_empty());
-        let later = o.due(T + 1800 * S);
+        assert!(o.take_due(T + 1799 * S, |_| Ok(())).messages.is_empty());
+        let later = o.take_due(T + 1800 * S, |_| Ok(())).messages;
         let sizes: Vec<usize> = later.iter().map(|m| m.message.alerts.len()).collect();
         assert_eq!(sizes, [2], "one SMS carrying both later alerts");
     }

@@ -1,8 +1,10 @@
 //! Escalation tests: alerts firing, acks and resolves at given times, run through
-//! the real daemon (routing, policies, on-call, maintenance windows, outbox) on a
-//! pinned clock against a config file, with every channel recording instead of
-//! sending. The expected notifications (when, why, which level, to whom) must match
-//! exactly, so a policy change is proven in the pull request that makes it.
+//! the real daemon and its own loop (routing, policies, on-call, maintenance
+//! windows, outbox, deadlines) on a pinned clock against a config file, with every
+//! channel recording instead of sending. Time jumps from one deadline to the next,
+//! so every notification happens at exactly its time. The expected notifications
+//! (when, why, which level, to whom) must match exactly, so a policy change is
+//! proven in the pull request that makes it.
 //!
 //! ```yaml
 //! config: ../tocsin.seed.toml        # relative to this file; omitted: the default
@@ -29,9 +31,9 @@ use serde::Deserialize;
 
 use super::{FileReport, GroupReport, duration};
 use crate::alert::{Event, External};
-use crate::app::{Daemon, Settings};
 use crate::clock::{Clock, ManualClock, Timestamp};
 use crate::config::Config;
+use crate::daemon::{Daemon, OpError};
 use crate::engine::ExternalAlert;
 use crate::labels::Labels;
 use crate::notify::Channels;
@@ -44,9 +46,6 @@ pub struct EscalationFile {
     /// RFC 3339; default 2026-01-05T00:00:00Z (a Monday).
     #[serde(default)]
     pub start: Option<String>,
-    /// How finely time advances; default 10s.
-    #[serde(default)]
-    pub step: Option<String>,
     /// Values for the `${VAR}`s of the config. Unset ones that are not here get a
     /// placeholder: channels record, so no real secret is needed.
     #[serde(default)]
@@ -144,19 +143,15 @@ pub fn run_file(path: &Path, text: &str) -> FileReport {
             return report;
         }
     };
-    let setup = (|| -> Result<(Settings, Timestamp, Duration), String> {
-        let settings = settings(path, &file)?;
+    let setup = (|| -> Result<(Config, Timestamp), String> {
+        let config = config(path, &file)?;
         let start = match &file.start {
             Some(s) => rfc3339(s)?,
             None => Timestamp::from_secs(1_767_571_200), // 2026-01-05T00:00:00Z
         };
-        let step = duration(file.step.as_deref().unwrap_or("10s"), "step")?;
-        if step.is_zero() {
-            return Err("step must be above zero".into());
-        }
-        Ok((settings, start, step))
+        Ok((config, start))
     })();
-    let (settings, start, step) = match setup {
+    let (config, start) = match setup {
         Ok(s) => s,
         Err(e) => {
             report.error = Some(e);
@@ -170,14 +165,14 @@ pub fn run_file(path: &Path, text: &str) -> FileReport {
             .unwrap_or_else(|| format!("test #{}", i + 1));
         let started = std::time::Instant::now();
         let scratch = std::env::temp_dir().join(format!("tocsin-test-{}", uuid::Uuid::new_v4()));
-        let mut s = settings.clone();
-        s.data_path = scratch.join("tocsin.redb");
+        let mut c = config.clone();
+        c.storage.path = scratch.join("tocsin.redb");
         let start = match &test.start {
             Some(t) => rfc3339(t),
             None => Ok(start),
         };
         let failures = start
-            .and_then(|start| runtime.block_on(run_test(test, s, start, step)))
+            .and_then(|start| runtime.block_on(run_test(test, c, start)))
             .unwrap_or_else(|e| vec![e]);
         let _ = std::fs::remove_dir_all(&scratch);
         report.groups.push(GroupReport {
@@ -195,9 +190,9 @@ fn rfc3339(s: &str) -> Result<Timestamp, String> {
         .map_err(|e| format!("start `{s}`: {e}"))
 }
 
-/// The daemon settings of the test's config, with placeholders for secrets: the
-/// channels record, so no secret is needed to test a policy.
-fn settings(path: &Path, file: &EscalationFile) -> Result<Settings, String> {
+/// The test's config, with placeholders for secrets: the channels record, so no
+/// secret is needed to test a policy.
+fn config(path: &Path, file: &EscalationFile) -> Result<Config, String> {
     let config = match &file.config {
         None => Config::default(),
         Some(c) => {
@@ -213,11 +208,11 @@ fn settings(path: &Path, file: &EscalationFile) -> Result<Settings, String> {
             Config::from_str_with_env(&text, &p, &env).map_err(|e| e.to_string())?
         }
     };
-    let mut s = Settings::from_config(&config);
+    let mut config = config;
     // Alerts are injected; the test is about what happens after they fire.
-    s.rule_paths = Vec::new();
-    s.console = false;
-    Ok(s)
+    config.rules.paths = Vec::new();
+    config.channels.console.enabled = false;
+    Ok(config)
 }
 
 enum Step<'a> {
@@ -228,9 +223,8 @@ enum Step<'a> {
 
 async fn run_test(
     test: &EscalationTest,
-    settings: Settings,
+    config: Config,
     start: Timestamp,
-    step: Duration,
 ) -> Result<Vec<String>, String> {
     let until = duration(&test.until, "until")?;
     let mut events: Vec<(Duration, Step<'_>)> = Vec::new();
@@ -268,39 +262,39 @@ async fn run_test(
     }
 
     let clock = ManualClock::new(start);
-    let (channels, recorder) = Channels::recording();
-    let daemon = Daemon::open_with(settings, Arc::new(clock.clone()), channels)
+    let (channels, recorder) = Channels::recording(Arc::new(clock.clone()));
+    let daemon = Daemon::open_with(config, Arc::new(clock.clone()), channels, None)
         .map_err(|e| e.to_string())?;
+    // The daemon's own loop keeps every deadline; the clock jumps from one to the
+    // next, and each event happens at its time in between.
+    let looping = daemon.spawn_loop();
+    for (at, step) in &events {
+        // What a person or a sender does at an instant comes before the deadlines
+        // of that instant: an ack at 15m stops a level due at 15m.
+        let t = start + *at;
+        daemon.run_until(&clock, t - Duration::from_millis(1)).await;
+        let held = daemon.hold().await;
+        clock.set(t.max(clock.now()));
+        apply(&daemon, step, t).await?;
+        drop(held);
+    }
+    daemon.run_until(&clock, start + until).await;
+    looping.stop().await;
     let mut got: BTreeMap<Moment, BTreeSet<String>> = BTreeMap::new();
-    let mut next_event = 0;
-    let mut t = Duration::ZERO;
-    loop {
-        clock.set(start + t);
-        while next_event < events.len() && events[next_event].0 <= t {
-            apply(&daemon, &events[next_event].1, clock.now()).await?;
-            next_event += 1;
-        }
-        let d = daemon.clone();
-        tokio::task::spawn_blocking(move || d.tick())
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        daemon.deliver_due().await;
-        for (address, msg) in recorder.take() {
-            got.entry((t, msg.reason.name().to_string(), msg.level))
-                .or_default()
-                .insert(address.to_string());
-        }
-        if t >= until {
-            break;
-        }
-        t += step;
+    for r in recorder
+        .take()
+        .into_iter()
+        .filter(|r| r.at <= start + until)
+    {
+        let m = &r.message;
+        got.entry((r.at.since(start), m.reason.name().to_string(), m.level))
+            .or_default()
+            .insert(r.address.to_string());
     }
     Ok(compare(&expected, &got))
 }
 
 async fn apply(daemon: &Daemon, step: &Step<'_>, now: Timestamp) -> Result<(), String> {
-    let d = daemon.clone();
     let external = |a: &AlertAt, firing: bool| ExternalAlert {
         labels: Labels::from_pairs(a.labels.clone()),
         firing,
@@ -315,8 +309,10 @@ async fn apply(daemon: &Daemon, step: &Step<'_>, now: Timestamp) -> Result<(), S
     let result = match step {
         Step::Fire(a) => {
             let alert = external(a, true);
-            tokio::task::spawn_blocking(move || d.receive_external("test", vec![alert]).map(|_| ()))
+            daemon
+                .receive_external("test", vec![alert])
                 .await
+                .map(|_| ())
         }
         Step::Clear(a) => {
             // The same occurrence (its start time as held) stops firing.
@@ -324,14 +320,17 @@ async fn apply(daemon: &Daemon, step: &Step<'_>, now: Timestamp) -> Result<(), S
             let fp = alert.labels.fingerprint();
             if let Some(held) = daemon
                 .alerts()
+                .await
                 .into_iter()
                 .find(|v| v.alert.fingerprint == fp)
                 .and_then(|v| v.alert.external)
             {
                 alert.external.starts_at = held.starts_at;
             }
-            tokio::task::spawn_blocking(move || d.receive_external("test", vec![alert]).map(|_| ()))
+            daemon
+                .receive_external("test", vec![alert])
                 .await
+                .map(|_| ())
         }
         Step::Act(a) => {
             let (id, event) = if let Some(n) = a.ack {
@@ -359,18 +358,14 @@ async fn apply(daemon: &Daemon, step: &Step<'_>, now: Timestamp) -> Result<(), S
                     },
                 )
             };
-            let at = a.at.clone();
-            tokio::task::spawn_blocking(move || {
-                d.act(&id.to_string(), event)
-                    .map(|_| ())
-                    .map_err(|e| crate::app::OpError::Invalid(format!("action at {at}: {e}")))
-            })
-            .await
+            daemon
+                .act(&id.to_string(), event)
+                .await
+                .map(|_| ())
+                .map_err(|e| OpError::Invalid(format!("action at {}: {e}", a.at)))
         }
     };
-    result
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+    result.map_err(|e| e.to_string())
 }
 
 /// Every difference, as lines a person can act on.

@@ -36,6 +36,17 @@ pub struct Sample {
     pub v: f64,
 }
 
+/// A sample as the ingestion paths (push, text format, scrape) hand it over,
+/// already validated.
+#[derive(Clone, Debug)]
+pub struct IncomingSample {
+    pub metric: String,
+    pub labels: Labels,
+    pub value: f64,
+    /// None: now.
+    pub at: Option<Timestamp>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// How far back the store keeps samples: the longest rule window plus the lookback.

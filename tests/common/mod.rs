@@ -32,22 +32,21 @@ pub fn daemon_dir(name: &str, rules: &str) -> std::path::PathBuf {
     d
 }
 
-/// Settings for an in-process daemon over `dir` on 127.0.0.1:0. The evaluation tick
-/// is an hour apart, so tests drive time by hand (pushes evaluate at once).
-pub fn test_settings(dir: &Path) -> tocsin::app::Settings {
-    tocsin::app::Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_path: dir.join("data/tocsin.redb"),
-        rule_paths: vec![dir.join("rules")],
-        evaluation_interval: std::time::Duration::from_secs(3600),
-        ..tocsin::app::Settings::embedded_default()
-    }
+/// The config of an in-process daemon over `dir` on 127.0.0.1:0. Rules are
+/// evaluated an hour apart, so tests drive time by hand (pushes evaluate at once).
+pub fn test_config(dir: &Path) -> tocsin::config::Config {
+    let mut c = tocsin::config::Config::default();
+    c.server.listen = "127.0.0.1:0".parse().unwrap();
+    c.storage.path = dir.join("data/tocsin.redb");
+    c.rules.paths = vec![dir.join("rules")];
+    c.rules.evaluation_interval = std::time::Duration::from_secs(3600);
+    c
 }
 
 /// Fires an alert as Alertmanager or Prometheus sends one (`labels`, starting at
 /// `at`, no end) and waits until it is committed.
 pub async fn fire_external(
-    daemon: &tocsin::app::Daemon,
+    daemon: &tocsin::daemon::Daemon,
     labels: &[(&str, &str)],
     at: tocsin::clock::Timestamp,
 ) {
@@ -61,11 +60,7 @@ pub async fn fire_external(
             generator_url: None,
         },
     };
-    let d = daemon.clone();
-    tokio::task::spawn_blocking(move || d.receive_external("test", vec![alert]))
-        .await
-        .unwrap()
-        .unwrap();
+    daemon.receive_external("test", vec![alert]).await.unwrap();
 }
 
 /// The runner of a test binary with `harness = false` (one that re-runs itself as a

@@ -1,0 +1,248 @@
+//! The commit pipeline. Whatever changed alert state (an evaluation, an alert from
+//! another system, an operator, a deadline) goes through the same stages in the same
+//! order and leaves as one transaction; only then may anything be sent.
+//!
+//! ```text
+//! mute ─► escalate ─► enqueue ─► write ─► schedule
+//! ```
+//!
+//! - **mute**: the silences of the alerts this step touched are brought up to date,
+//!   and an alert silenced from its first moment does not announce its firing.
+//! - **escalate**: each notification moves its alert's escalation (fired, acked,
+//!   resolved, resumed), each escalation whose deadline came runs its next level,
+//!   and alerts that stopped paging without a notification pause or end theirs.
+//! - **enqueue**: the messages owed become outbox deliveries (group wait, phone
+//!   window).
+//! - **write**: everything in one store transaction; on failure the in-memory
+//!   state goes back to what is durable and the step is refused.
+//! - **schedule**: the deadlines of what was written are re-armed.
+
+use std::collections::HashSet;
+
+use super::state::Core;
+use super::{Context, OpError, timers};
+use crate::alert::{NotifyReason, State};
+use crate::clock::Timestamp;
+use crate::engine::Outcome;
+use crate::escalation::state::{self as escalation, Escalation, Owed};
+use crate::labels::Fingerprint;
+use crate::notify::AlertSnapshot;
+use crate::silence::Silence;
+use crate::store::{Batch, Durability};
+
+/// One step on its way through the pipeline.
+#[derive(Debug, Default)]
+pub(super) struct Step {
+    /// What the engine changed, and the notifications it owes.
+    pub outcome: Outcome,
+    /// Alerts whose escalation deadline has come: their next level runs.
+    pub escalations_due: Vec<Fingerprint>,
+    /// Silences to write (created, or expired early).
+    pub silences: Vec<Silence>,
+}
+
+impl From<Outcome> for Step {
+    fn from(outcome: Outcome) -> Step {
+        Step {
+            outcome,
+            ..Step::default()
+        }
+    }
+}
+
+/// Messages one alert owes, with the alert as they must show it.
+struct Paged {
+    alert: AlertSnapshot,
+    group: String,
+    owed: Vec<Owed>,
+}
+
+/// Runs `step` through every stage. Durable first, then scheduled: nothing is sent
+/// before `write` returned.
+pub(super) fn commit(
+    ctx: &Context,
+    core: &mut Core,
+    now: Timestamp,
+    mut step: Step,
+) -> Result<(), OpError> {
+    mute(ctx, core, now, &mut step.outcome);
+    let (escalations, paged) = escalate(ctx, core, now, &mut step);
+    let mut batch = Batch {
+        escalations,
+        silences: step.silences,
+        ..Batch::default()
+    };
+    enqueue(core, now, paged, &mut batch);
+    let changes = step.outcome.changes;
+    batch.alerts = changes.alerts;
+    batch.removed = changes.removed;
+    batch.timeline = changes.timeline;
+    batch.next_incident = changes.next_incident;
+    write(ctx, core, now, &batch)?;
+    schedule(ctx, core, now, &batch, &step.outcome.expiring_sooner);
+    Ok(())
+}
+
+/// Silences change on their own only with time (their own deadlines) or when one
+/// is added or expired (synced there): here only the alerts this step touched need
+/// a look.
+fn mute(ctx: &Context, core: &mut Core, now: Timestamp, outcome: &mut Outcome) {
+    if !outcome.changes.alerts.is_empty() {
+        let silences = core.active_silences(ctx, now);
+        let touched: Vec<Fingerprint> = outcome
+            .changes
+            .alerts
+            .iter()
+            .map(|a| a.fingerprint)
+            .collect();
+        let silenced = core.engine.sync_silences_of(touched, &silences, now);
+        outcome.absorb(silenced);
+    }
+    // An alert that appeared in this very step under an active silence was
+    // silenced from its first moment: its firing is not announced.
+    let engine = &core.engine;
+    outcome.notifications.retain(|n| {
+        n.reason != NotifyReason::Firing
+            || engine
+                .alert(n.alert)
+                .is_none_or(|a| a.state != State::Suppressed)
+    });
+}
+
+/// The escalation records to write, and the messages owed.
+type Escalated = (Vec<(Fingerprint, Option<Escalation>)>, Vec<Paged>);
+
+fn escalate(ctx: &Context, core: &mut Core, now: Timestamp, step: &mut Step) -> Escalated {
+    let routing = &ctx.config.routing;
+    let slack_channel = |severity: &str| ctx.slack_channel(severity);
+    let resolver = escalation::Resolver {
+        directory: &ctx.config.directory,
+        routing,
+        slack_channel: &slack_channel,
+    };
+    let mut records = Vec::new();
+    let mut paged = Vec::new();
+    let outcome = &mut step.outcome;
+    let notified: HashSet<Fingerprint> = outcome.notifications.iter().map(|n| n.alert).collect();
+    for n in &outcome.notifications {
+        let Some(alert) = core.engine.alert(n.alert) else {
+            continue;
+        };
+        tracing::info!(alert_id = %alert.fingerprint, incident = ?alert.incident, reason = %n.reason, "notification");
+        let current = core.escalations.remove(&n.alert);
+        let policy = routing.policy_for(&alert.labels, core.engine.escalation_of(alert));
+        let (next, owed) =
+            escalation::on_notification(current, n.reason, alert, policy, &resolver, now);
+        paged.push(Paged {
+            alert: AlertSnapshot::of(&n.then, core.engine.annotations(&n.then)),
+            group: routing.group_key(&alert.labels),
+            owed,
+        });
+        if let Some(e) = &next {
+            core.escalations.insert(n.alert, e.clone());
+        }
+        records.push((n.alert, next));
+    }
+    // Alerts that stopped paging without a notification (acked by a silence,
+    // resolved while flapping) pause or end their escalation.
+    let changed: Vec<Fingerprint> = outcome
+        .changes
+        .alerts
+        .iter()
+        .map(|a| a.fingerprint)
+        .filter(|fp| !notified.contains(fp) && core.escalations.contains_key(fp))
+        .collect();
+    for fp in changed {
+        let Some(esc) = core.escalations.remove(&fp) else {
+            continue;
+        };
+        let next = match core.engine.alert(fp).map(|a| a.state) {
+            Some(State::Firing) => Some(esc),
+            Some(State::Acknowledged | State::Suppressed) => Some(Escalation {
+                due_at: None,
+                ..esc
+            }),
+            _ => None,
+        };
+        if let Some(e) = &next {
+            core.escalations.insert(fp, e.clone());
+        }
+        records.push((fp, next));
+    }
+    // Escalations whose deadline came: the next level, or a repeat of the last.
+    for fp in std::mem::take(&mut step.escalations_due) {
+        let Some(esc) = core.escalations.remove(&fp) else {
+            continue;
+        };
+        if esc.due_at.is_none_or(|t| t > now) {
+            core.escalations.insert(fp, esc);
+            continue;
+        }
+        let Some(alert) = core.engine.alert(fp) else {
+            records.push((fp, None));
+            continue;
+        };
+        let (next, owed) = escalation::on_due(esc, alert, &resolver, now);
+        paged.push(Paged {
+            alert: AlertSnapshot::of(alert, core.engine.annotations(alert)),
+            group: routing.group_key(&alert.labels),
+            owed,
+        });
+        if let Some(e) = &next {
+            core.escalations.insert(fp, e.clone());
+        }
+        records.push((fp, next));
+    }
+    (records, paged)
+}
+
+fn enqueue(core: &mut Core, now: Timestamp, paged: Vec<Paged>, batch: &mut Batch) {
+    for p in paged {
+        let deliveries = core.outbox.enqueue(&p.alert, p.owed, &p.group, now);
+        batch.outbox.extend(deliveries);
+    }
+}
+
+/// Writes the batch in one durable transaction. On failure the in-memory state is
+/// put back to what the store holds, and the caller is refused.
+fn write(ctx: &Context, core: &mut Core, now: Timestamp, batch: &Batch) -> Result<(), OpError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let committed = ctx.store.commit(batch, Durability::Immediate);
+    ctx.set_store_ok(committed.is_ok());
+    if let Err(e) = committed {
+        core.restore(ctx, now);
+        return Err(e.into());
+    }
+    ctx.metrics.outbox_pending.set(core.outbox.len() as i64);
+    Ok(())
+}
+
+/// Re-arms the deadlines of everything the batch wrote.
+fn schedule(
+    ctx: &Context,
+    core: &mut Core,
+    now: Timestamp,
+    batch: &Batch,
+    expiring_sooner: &[Fingerprint],
+) {
+    let alerts = batch
+        .alerts
+        .iter()
+        .map(|a| a.fingerprint)
+        .chain(batch.removed.iter().copied())
+        .chain(expiring_sooner.iter().copied());
+    for fp in alerts {
+        timers::arm_alert(ctx, core, fp, now);
+    }
+    for (fp, _) in &batch.escalations {
+        timers::arm(ctx, core, super::Due::Escalation(*fp), now);
+    }
+    for s in &batch.silences {
+        timers::arm(ctx, core, super::Due::Silence(s.id.clone()), now);
+    }
+    if !batch.outbox.is_empty() {
+        timers::arm(ctx, core, super::Due::Deliveries, now);
+    }
+}

@@ -1,0 +1,485 @@
+//! The embedded backend: every table in one redb file. The only module that
+//! touches redb.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::schema::{
+    self, ALERTS, INCIDENTS, META, NEXT_INCIDENT_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY, TIMELINE,
+};
+use super::{Batch, Durability, Loaded, Store, StoreError};
+use crate::alert::{Alert, State, TimelineEntry};
+use crate::clock::Timestamp;
+use crate::escalation::state::Escalation;
+use crate::labels::Fingerprint;
+use crate::outbox::Delivery;
+
+/// The state in one redb file (or an in-memory redb, for tests and `tocsin test`).
+pub struct RedbStore {
+    /// None while the database could not be opened again after an I/O error.
+    db: std::sync::RwLock<Option<Database>>,
+    /// Opens the database again. redb refuses every transaction after an I/O error
+    /// (`PreviousIo`) until it is closed and reopened: without this, one moment of
+    /// a full disk would refuse every write until tocsin restarts.
+    reopen: Option<Reopen>,
+    /// Set while a deferred commit waits for a durable one.
+    unsynced: std::sync::atomic::AtomicBool,
+}
+
+type Reopen = Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
+
+/// A read guard on an open database.
+struct Open<'a>(std::sync::RwLockReadGuard<'a, Option<Database>>);
+
+impl std::ops::Deref for Open<'_> {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        self.0.as_ref().expect("checked when the guard was made")
+    }
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore").finish_non_exhaustive()
+    }
+}
+
+/// redb's page cache. tocsin keeps its working state in memory and reads the store
+/// at startup and for timelines, so redb's default (1 GiB) only held pages already
+/// written. At 8 MiB the load harness's re-sent alerts phase peaks at 64-74 MiB
+/// (84 at 32 MiB), and a restart with 100,000 alerts takes 0.8 s (0.6 s).
+const CACHE_BYTES: usize = 8 << 20;
+
+impl RedbStore {
+    /// Opens the database at `path`, creating it (and its directory) if missing, and
+    /// migrating it if it was written by an older version.
+    pub fn open(path: impl AsRef<Path>) -> Result<RedbStore, StoreError> {
+        let path = path.as_ref();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let owned = path.to_path_buf();
+        let open = move || {
+            Database::builder()
+                .set_cache_size(CACHE_BYTES)
+                .create(&owned)
+        };
+        let db = open().map_err(|source| StoreError::OpenFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        RedbStore::init(db, Some(Box::new(open)))
+    }
+
+    /// A store that lives in memory only: for tests and `tocsin test`.
+    pub fn in_memory() -> Result<RedbStore, StoreError> {
+        RedbStore::with_backend(redb::backends::InMemoryBackend::new())
+    }
+
+    /// A store over any redb storage backend: crash tests use one that fails its
+    /// writes on cue, then reopen the bytes it kept.
+    pub fn with_backend(backend: impl redb::StorageBackend) -> Result<RedbStore, StoreError> {
+        RedbStore::init(Database::builder().create_with_backend(backend)?, None)
+    }
+
+    /// [`Store::with_backend`] over a backend whose clones share its bytes, so the
+    /// store can reopen it after an I/O error as it reopens a file.
+    pub fn with_shared_backend(
+        backend: impl redb::StorageBackend + Clone,
+    ) -> Result<RedbStore, StoreError> {
+        let open = move || Database::builder().create_with_backend(backend.clone());
+        RedbStore::init(open()?, Some(Box::new(open)))
+    }
+
+    fn init(db: Database, reopen: Option<Reopen>) -> Result<RedbStore, StoreError> {
+        let txn = db.begin_write()?;
+        let found = txn
+            .open_table(META)?
+            .get(SCHEMA_VERSION_KEY)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        if found != SCHEMA_VERSION {
+            // Refuses newer versions; dropping the transaction leaves the file as is.
+            schema::migrate(&txn, found)?;
+        }
+        txn.commit()?;
+        Ok(RedbStore {
+            db: std::sync::RwLock::new(Some(db)),
+            reopen,
+            unsynced: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// The open database, reopening it first if an I/O error closed it.
+    fn db(&self) -> Result<Open<'_>, StoreError> {
+        let read = || self.db.read().unwrap_or_else(|e| e.into_inner());
+        let open = read();
+        if open.is_some() {
+            return Ok(Open(open));
+        }
+        drop(open);
+        self.reopen()?;
+        let open = read();
+        match *open {
+            Some(_) => Ok(Open(open)),
+            None => Err(StoreError::Closed),
+        }
+    }
+
+    /// Closes the database and opens it again, as after an I/O error (redb keeps
+    /// refusing until then). The old handle goes first: the file is locked while
+    /// it is open. Stores without a way to reopen (in memory) are left as they are.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let Some(open) = &self.reopen else {
+            return Ok(());
+        };
+        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+        drop(db.take());
+        let reopened = open()?;
+        *db = Some(reopened);
+        tracing::info!("state database reopened after an I/O error");
+        Ok(())
+    }
+
+    /// The schema version recorded in the file.
+    pub fn schema_version(&self) -> Result<u64, StoreError> {
+        self.meta(SCHEMA_VERSION_KEY).map(|v| v.unwrap_or(0))
+    }
+
+    /// The next incident id to hand out (the first is 1).
+    pub fn next_incident(&self) -> Result<u64, StoreError> {
+        self.meta(NEXT_INCIDENT_KEY).map(|v| v.unwrap_or(1).max(1))
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta.get(key)?.map(|v| v.value()))
+    }
+
+    /// Every stored alert, in fingerprint order.
+    pub fn load_alerts(&self) -> Result<Vec<Alert>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let table = txn.open_table(ALERTS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            out.push(decode("alerts", Fingerprint(k.value()), v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn alert(&self, fingerprint: Fingerprint) -> Result<Option<Alert>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let table = txn.open_table(ALERTS)?;
+        let value = table.get(fingerprint.0)?;
+        value
+            .map(|v| decode("alerts", fingerprint, v.value()))
+            .transpose()
+    }
+
+    /// The alert that incident `id` was opened for (it may have fired again since,
+    /// under a newer id).
+    pub fn alert_by_incident(&self, id: u64) -> Result<Option<Alert>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let Some(fp) = txn.open_table(INCIDENTS)?.get(id)?.map(|v| v.value()) else {
+            return Ok(None);
+        };
+        let alerts = txn.open_table(ALERTS)?;
+        let value = alerts.get(fp)?;
+        value
+            .map(|v| decode("alerts", Fingerprint(fp), v.value()))
+            .transpose()
+    }
+
+    /// Every stored silence, expired ones included (they are history).
+    pub fn load_silences(&self) -> Result<Vec<crate::silence::Silence>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let table = txn.open_table(schema::SILENCES)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            out.push(decode("silences", k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Every escalation in progress.
+    pub fn load_escalations(&self) -> Result<Vec<Escalation>, StoreError> {
+        self.load_all(schema::ESCALATIONS, "escalations")
+    }
+
+    /// Every delivery still owed, oldest first.
+    pub fn load_outbox(&self) -> Result<Vec<Delivery>, StoreError> {
+        self.load_all(schema::OUTBOX, "outbox")
+    }
+
+    fn load_all<T: DeserializeOwned>(
+        &self,
+        def: redb::TableDefinition<u64, &str>,
+        name: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let table = txn.open_table(def)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            out.push(decode(name, k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The next delivery id to hand out.
+    pub fn next_delivery(&self) -> Result<u64, StoreError> {
+        self.meta(schema::NEXT_DELIVERY_KEY)
+            .map(|v| v.unwrap_or(1).max(1))
+    }
+
+    /// Writes `batch` in one durable transaction: all of it or, on error, none.
+    pub fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
+        self.commit(batch, Durability::Immediate)
+    }
+
+    fn write(&self, batch: &Batch, durability: redb::Durability) -> Result<(), StoreError> {
+        let applied = (|| -> Result<(), StoreError> {
+            let mut txn = self.db()?.begin_write()?;
+            txn.set_durability(durability).expect(
+                "tocsin opens redb in single-process mode, where any durability is allowed",
+            );
+            write_batch(&txn, batch)?;
+            txn.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = &applied
+            && e.is_io()
+        {
+            // The next call gets a fresh handle (or tries again to get one).
+            let _ = self.reopen();
+        }
+        applied
+    }
+}
+
+impl Store for RedbStore {
+    fn load(&self) -> Result<Loaded, StoreError> {
+        Ok(Loaded {
+            alerts: self.load_alerts()?,
+            next_incident: self.next_incident()?,
+            silences: self.load_silences()?,
+            escalations: self.load_escalations()?,
+            outbox: self.load_outbox()?,
+            next_delivery: self.next_delivery()?,
+        })
+    }
+
+    fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StoreError> {
+        match durability {
+            Durability::Immediate => {
+                self.write(batch, redb::Durability::Immediate)?;
+                self.unsynced
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
+            }
+            // redb's `None`: committed and visible, carried to disk by the next
+            // durable commit.
+            Durability::Deferred => {
+                self.write(batch, redb::Durability::None)?;
+                self.unsynced
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        if self.unsynced.load(std::sync::atomic::Ordering::SeqCst) {
+            self.apply(&Batch::default())?;
+        }
+        Ok(())
+    }
+
+    /// One alert's timeline, oldest first.
+    fn timeline(&self, fingerprint: Fingerprint) -> Result<Vec<TimelineEntry>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let table = txn.open_table(TIMELINE)?;
+        let mut out = Vec::new();
+        for row in table.range((fingerprint.0, 0)..=(fingerprint.0, u64::MAX))? {
+            let (k, v) = row?;
+            let (_, seq) = k.value();
+            out.push(decode(
+                "timeline",
+                format!("{fingerprint}/{seq}"),
+                v.value(),
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// Whether the notification log has this idempotency key: the message went out.
+    fn was_sent(&self, key: &str) -> Result<bool, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        Ok(txn.open_table(schema::SENT)?.get(key)?.is_some())
+    }
+
+    /// The reference of the last message about `fp` on `address`.
+    fn reference(&self, fp: Fingerprint, address: &str) -> Result<Option<String>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let table = txn.open_table(schema::MESSAGE_REFS)?;
+        Ok(table.get((fp.0, address))?.map(|v| v.value().to_string()))
+    }
+
+    /// When a scheduled job last ran.
+    fn job_ran(&self, name: &str) -> Result<Option<Timestamp>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let table = txn.open_table(schema::JOBS)?;
+        Ok(table.get(name)?.map(|v| Timestamp(v.value())))
+    }
+
+    /// Forgets notification-log keys confirmed before `before`: a delivery owed
+    /// that long ago is not retried any more, so its key can go.
+    fn prune_sent(&self, before: Timestamp) -> Result<usize, StoreError> {
+        let txn = self.db()?.begin_write()?;
+        let n = {
+            let mut table = txn.open_table(schema::SENT)?;
+            let old: Vec<String> = table
+                .iter()?
+                .filter_map(|r| r.ok())
+                .filter(|(_, v)| v.value() < before.0)
+                .map(|(k, _)| k.value().to_string())
+                .collect();
+            for k in &old {
+                table.remove(k.as_str())?;
+            }
+            old.len()
+        };
+        txn.commit()?;
+        Ok(n)
+    }
+}
+
+fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META)?;
+    let mut alerts = txn.open_table(ALERTS)?;
+    let mut timeline = txn.open_table(TIMELINE)?;
+    let mut incidents = txn.open_table(INCIDENTS)?;
+    let mut silences = txn.open_table(schema::SILENCES)?;
+    for silence in &batch.silences {
+        let json = encode("silences", &silence.id, silence)?;
+        silences.insert(silence.id.as_str(), json.as_str())?;
+    }
+
+    let stored_next = meta.get(NEXT_INCIDENT_KEY)?.map(|v| v.value());
+    let mut next = stored_next.unwrap_or(1).max(batch.next_incident).max(1);
+
+    for fp in &batch.removed {
+        alerts.remove(fp.0)?;
+    }
+    for alert in &batch.alerts {
+        let fp = alert.fingerprint;
+        if alert.state == State::Inactive && alert.incident.is_none() {
+            alerts.remove(fp.0)?;
+            continue;
+        }
+        alerts.insert(fp.0, encode("alerts", fp, alert)?.as_str())?;
+        if let Some(id) = alert.incident {
+            // The first writer of an id wins: ids are never re-pointed.
+            if incidents.get(id)?.is_none() {
+                incidents.insert(id, fp.0)?;
+            }
+            next = next.max(id.saturating_add(1));
+        }
+    }
+
+    // The next seq per alert: one range lookup per alert per batch.
+    let mut seqs: HashMap<u64, u64> = HashMap::new();
+    for (fp, entry) in &batch.timeline {
+        let seq = match seqs.get(&fp.0) {
+            Some(s) => *s,
+            None => {
+                let last = timeline.range((fp.0, 0)..=(fp.0, u64::MAX))?.next_back();
+                match last {
+                    Some(row) => row?.0.value().1 + 1,
+                    None => 0,
+                }
+            }
+        };
+        let key = format!("{fp}/{seq}");
+        timeline.insert((fp.0, seq), encode("timeline", key, entry)?.as_str())?;
+        seqs.insert(fp.0, seq + 1);
+    }
+
+    if stored_next != Some(next) {
+        meta.insert(NEXT_INCIDENT_KEY, next)?;
+    }
+
+    let mut escalations = txn.open_table(schema::ESCALATIONS)?;
+    for (fp, esc) in &batch.escalations {
+        match esc {
+            Some(e) => {
+                escalations.insert(fp.0, encode("escalations", fp, e)?.as_str())?;
+            }
+            None => {
+                escalations.remove(fp.0)?;
+            }
+        }
+    }
+    let mut outbox = txn.open_table(schema::OUTBOX)?;
+    let mut next_delivery = meta
+        .get(schema::NEXT_DELIVERY_KEY)?
+        .map(|v| v.value())
+        .unwrap_or(1);
+    let stored_delivery = next_delivery;
+    for d in &batch.outbox {
+        outbox.insert(d.id, encode("outbox", d.id, d)?.as_str())?;
+        next_delivery = next_delivery.max(d.id + 1);
+    }
+    for id in &batch.outbox_done {
+        outbox.remove(*id)?;
+    }
+    if next_delivery != stored_delivery {
+        meta.insert(schema::NEXT_DELIVERY_KEY, next_delivery)?;
+    }
+    let mut sent = txn.open_table(schema::SENT)?;
+    for (key, at) in &batch.sent {
+        sent.insert(key.as_str(), at.0)?;
+    }
+    let mut refs = txn.open_table(schema::MESSAGE_REFS)?;
+    for (fp, address, reference) in &batch.references {
+        refs.insert((fp.0, address.as_str()), reference.as_str())?;
+    }
+    let mut jobs = txn.open_table(schema::JOBS)?;
+    for (name, at) in &batch.jobs {
+        jobs.insert(name.as_str(), at.0)?;
+    }
+    Ok(())
+}
+
+fn encode<T: Serialize>(
+    table: &'static str,
+    key: impl ToString,
+    value: &T,
+) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|source| StoreError::Encode {
+        table,
+        key: key.to_string(),
+        source,
+    })
+}
+
+fn decode<T: DeserializeOwned>(
+    table: &'static str,
+    key: impl ToString,
+    json: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(json).map_err(|source| StoreError::Decode {
+        table,
+        key: key.to_string(),
+        source,
+    })
+}
