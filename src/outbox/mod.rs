@@ -641,4 +641,48 @@ mod tests {
         let sizes: Vec<usize> = later.iter().map(|m| m.message.alerts.len()).collect();
         assert_eq!(sizes, [2], "one SMS carrying both later alerts");
     }
+
+    #[test]
+    fn one_message_per_address_is_in_flight_and_slack_is_paced() {
+        let mut o = Outbox::default();
+        o.enqueue(&alert(1), owed(slack(), 2), "a", T);
+        o.enqueue(&alert(2), owed(slack(), 3), "b", T);
+        let first = o.take_due(T, |_| Ok(())).messages;
+        assert_eq!(first.len(), 1, "the second waits for the first to settle");
+        assert_eq!(o.in_flight(), 1);
+        assert_eq!(o.next_due(), None, "nothing ready while the address is busy");
+        o.settle(&first[0], &Outcome::Delivered { reference: None }, T);
+        // Free again, but Slack takes one message per second per channel.
+        assert_eq!(o.next_due(), Some(T));
+        assert!(o.take_due(T, |_| Ok(())).messages.is_empty());
+        assert_eq!(o.next_due(), Some(T + S), "paced to one second later");
+        assert_eq!(o.take_due(T + S, |_| Ok(())).messages.len(), 1);
+    }
+
+    #[test]
+    fn a_delivery_no_longer_owed_is_withdrawn_with_the_reason() {
+        let mut o = Outbox::default();
+        o.enqueue(&alert(1), owed(slack(), 1), "g", T);
+        o.enqueue(&alert(2), owed(slack(), 1), "g", T);
+        let taken = o.take_due(T, |d| {
+            if d.alert.fingerprint == Fingerprint(2) {
+                Err("the alert is resolved now".into())
+            } else {
+                Ok(())
+            }
+        });
+        let alerts: Vec<u64> = taken.messages[0]
+            .message
+            .alerts
+            .iter()
+            .map(|a| a.fingerprint.0)
+            .collect();
+        assert_eq!(alerts, [1], "the group goes without the withdrawn alert");
+        assert_eq!(taken.withdrawn.delete.len(), 1);
+        assert_eq!(
+            taken.withdrawn.notes[0].1,
+            "not sent to slack:#alerts-critical: firing: the alert is resolved now"
+        );
+        assert_eq!(o.len(), 1, "only the message in flight is left");
+    }
 }
