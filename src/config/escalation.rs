@@ -14,6 +14,7 @@ use super::Channels;
 use super::compile::Compiler;
 use super::raw::{RawConfig, RawLevel, RawPolicy, RawSchedule, Strs};
 use crate::escalation::{Directory, Group, Level, Method, Person, Policy, Route, Routing, Target};
+use crate::labels;
 use crate::oncall::Rotation;
 use crate::silence::Matcher;
 
@@ -773,7 +774,7 @@ impl Compiler<'_> {
     fn label_name(&mut self, value: &Spanned<String>, key: &str) -> Option<String> {
         let text = self.text(value, key)?;
         let text = text.trim();
-        if is_label_name(text) {
+        if labels::valid_name(text) {
             return Some(text.to_string());
         }
         self.report(value.span(), format!("{key}: {text:?} is not a label name"));
@@ -857,12 +858,6 @@ fn fmt_duration(d: Duration) -> String {
     }
 }
 
-fn is_label_name(text: &str) -> bool {
-    let mut chars = text.chars();
-    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
-}
-
 fn parse_matcher(text: &str) -> Result<Matcher, String> {
     let bad =
         || format!("matcher {text:?} is not name=value, name!=value, name=~regex or name!~regex");
@@ -876,7 +871,7 @@ fn parse_matcher(text: &str) -> Result<Matcher, String> {
         .into_iter()
         .find(|op| rest.starts_with(op))
         .ok_or_else(bad)?;
-    if !is_label_name(name) {
+    if !labels::valid_name(name) {
         return Err(bad());
     }
     let mut value = rest[op.len()..].trim();
