@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod escalation;
+pub mod escape;
 pub mod eval;
 pub mod export;
 pub mod http;

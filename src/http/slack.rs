@@ -27,6 +27,7 @@ use crate::alert::{Event, State as AlertState};
 use crate::app::{AlertView, Daemon, OpError};
 use crate::clock::Timestamp;
 use crate::escalation::Person;
+use crate::escape::mrkdwn;
 use crate::signature::{self, Refusal};
 use crate::silence::{Matcher, Silence};
 
@@ -141,8 +142,8 @@ impl SlackInbound {
                     "Your Slack user id `{}` is not in tocsin's `[people]`, so tocsin cannot \
                      record who acted; nothing was changed. Ask an admin to add \
                      `slack = \"{}\"` to your entry.",
-                    escape(slack_user),
-                    escape(slack_user)
+                    mrkdwn(slack_user),
+                    mrkdwn(slack_user)
                 )
             })
     }
@@ -248,7 +249,7 @@ async fn run(inbound: &SlackInbound, user: &str, command: Command) -> (Visibilit
                 Ok(p) => p,
                 Err(why) => return (Ephemeral, why),
             };
-            let mention = format!("<@{}>", escape(user));
+            let mention = format!("<@{}>", mrkdwn(user));
             match act(&daemon, &person, command).await {
                 Ok(done) => (InChannel, format!("{mention} {done}")),
                 Err(why) => (Ephemeral, why),
@@ -292,7 +293,7 @@ async fn act(daemon: &Daemon, person: &Person, command: Command) -> Result<Strin
         .map_err(|e| refusal_text(&shown_id, e))?;
     let mut text = format!("{verb} {}", title(&view));
     if let Some(note) = note.filter(|n| !n.is_empty()) {
-        text.push_str(&format!(": {}", escape(&note)));
+        text.push_str(&format!(": {}", mrkdwn(&note)));
     }
     Ok(text)
 }
@@ -333,16 +334,16 @@ async fn silence(
         Ok((created, silenced))
     })
     .await
-    .map_err(|e| format!("Silence refused: {}", escape(&e.to_string())))?;
+    .map_err(|e| format!("Silence refused: {}", mrkdwn(&e.to_string())))?;
     let mut text = format!(
         "silenced `{}` for {} (until {}); {silenced} alert{} silenced now",
-        escape(&shown),
+        mrkdwn(&shown),
         humantime::format_duration(duration),
         slack_date(created.ends_at),
         if silenced == 1 { "" } else { "s" },
     );
     if !comment.is_empty() {
-        text.push_str(&format!(": {}", escape(&comment)));
+        text.push_str(&format!(": {}", mrkdwn(&comment)));
     }
     Ok(text)
 }
@@ -359,20 +360,20 @@ async fn blocking<T: Send + 'static>(
 /// Why an operation on alert `id` did not happen, for the person who asked.
 fn refusal_text(id: &str, e: OpError) -> String {
     match e {
-        OpError::NotFound(_) => format!("There is no alert #{}.", escape(id)),
-        OpError::Rejected(r) => format!("#{}: {}", escape(id), escape(&r.reason)),
+        OpError::NotFound(_) => format!("There is no alert #{}.", mrkdwn(id)),
+        OpError::Rejected(r) => format!("#{}: {}", mrkdwn(id), mrkdwn(&r.reason)),
         OpError::Store(_) => "tocsin could not record this (its state store refuses writes); \
                               nothing was changed. Try again shortly."
             .to_string(),
-        other => escape(&other.to_string()),
+        other => mrkdwn(&other.to_string()),
     }
 }
 
 /// `#42 投稿成功率低下`, escaped for mrkdwn.
 fn title(v: &AlertView) -> String {
     match v.alert.incident {
-        Some(n) => format!("#{n} {}", escape(&v.alert.rule)),
-        None => escape(&v.alert.rule),
+        Some(n) => format!("#{n} {}", mrkdwn(&v.alert.rule)),
+        None => mrkdwn(&v.alert.rule),
     }
 }
 
@@ -404,7 +405,7 @@ async fn list(daemon: &Daemon, severity: Option<&str>) -> String {
         .filter(|v| v.alert.state.is_active())
         .filter(|v| severity.is_none_or(|s| v.severity.eq_ignore_ascii_case(s)))
         .collect();
-    let which = severity.map_or(String::new(), |s| format!(" {}", escape(s)));
+    let which = severity.map_or(String::new(), |s| format!(" {}", mrkdwn(s)));
     if active.is_empty() {
         return format!("No active{which} alerts.");
     }
@@ -431,7 +432,7 @@ fn list_line(v: &AlertView, now: Timestamp) -> String {
         .fired_at
         .map_or(String::new(), |t| format!(" for {}", age(now.since(t))));
     let state = match (&a.state, &a.ack) {
-        (AlertState::Acknowledged, Some(ack)) => format!("acked by {}", escape(&ack.actor)),
+        (AlertState::Acknowledged, Some(ack)) => format!("acked by {}", mrkdwn(&ack.actor)),
         (AlertState::Suppressed, _) => "silenced".to_string(),
         (s, _) => s.name().to_string(),
     };
@@ -444,12 +445,12 @@ fn list_line(v: &AlertView, now: Timestamp) -> String {
     let labels = if labels.is_empty() {
         String::new()
     } else {
-        format!(" `{}`", escape(&labels.join(" ")))
+        format!(" `{}`", mrkdwn(&labels.join(" ")))
     };
     format!(
         "• {} *{}*{labels}: {state}{since}",
         title(v),
-        escape(&crate::notify::severity_word(&v.severity)),
+        mrkdwn(&crate::notify::severity_word(&v.severity)),
     )
 }
 
@@ -474,13 +475,13 @@ fn who(daemon: &Daemon) -> String {
             None => "nobody".to_string(),
             Some(id) => match directory.people.get(id) {
                 Some(p) => match &p.slack {
-                    Some(u) => format!("<@{}> ({})", escape(u), escape(&p.name)),
-                    None => escape(&p.name),
+                    Some(u) => format!("<@{}> ({})", mrkdwn(u), mrkdwn(&p.name)),
+                    None => mrkdwn(&p.name),
                 },
-                None => escape(id),
+                None => mrkdwn(id),
             },
         };
-        lines.push(format!("• *{}*: {who}", escape(name)));
+        lines.push(format!("• *{}*: {who}", mrkdwn(name)));
     }
     lines.join("\n")
 }
@@ -579,7 +580,7 @@ fn parse_command(text: &str) -> Result<Command, String> {
             severity: rest.split_whitespace().next().map(|s| s.to_lowercase()),
         }),
         "who" => Ok(Command::Who),
-        other => Err(format!("Unknown command `{}`.", escape(other))),
+        other => Err(format!("Unknown command `{}`.", mrkdwn(other))),
     }
 }
 
@@ -601,13 +602,13 @@ fn parse_silence(mut rest: &str) -> Result<Command, String> {
         if matchers.is_empty() {
             return Err(format!(
                 "`{}` is not a label matcher (`name=value`, `!=`, `=~`, `!~`); {EXAMPLE}.",
-                escape(&token)
+                mrkdwn(&token)
             ));
         }
         let duration = humantime::parse_duration(&token).map_err(|_| {
             format!(
                 "`{}` is neither a label matcher nor a duration (such as `2h` or `30m`); {EXAMPLE}.",
-                escape(&token)
+                mrkdwn(&token)
             )
         })?;
         return Ok(Command::Silence {
@@ -660,14 +661,6 @@ fn unescape(text: &str) -> String {
     text.replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&")
-}
-
-/// Text from labels, annotations or people, made inert in Slack mrkdwn: no
-/// `<!channel>`, no links, no mentions.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[derive(Deserialize)]
@@ -806,7 +799,7 @@ async fn button(daemon: &Daemon, person: &Person, action: &ButtonAction) -> Resu
             .await
         }
         other => {
-            return Err(format!("tocsin has no button `{}`.", escape(other)));
+            return Err(format!("tocsin has no button `{}`.", mrkdwn(other)));
         }
     };
     done.map_err(|e| refusal_text(&shown_id, e))
@@ -926,11 +919,7 @@ mod tests {
     }
 
     #[test]
-    fn escaping_makes_mentions_inert() {
-        assert_eq!(
-            escape("<!channel> & <@U1>"),
-            "&lt;!channel&gt; &amp; &lt;@U1&gt;"
-        );
+    fn unescaping_reads_what_slack_sends() {
         assert_eq!(unescape("a&amp;lt;b &lt;x&gt;"), "a&lt;b <x>");
     }
 }
