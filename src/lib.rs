@@ -15,6 +15,7 @@ pub mod http;
 pub mod humanize;
 pub mod labels;
 pub mod maintenance;
+pub mod matcher;
 pub mod metrics;
 pub mod notify;
 pub mod oncall;
