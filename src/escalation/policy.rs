@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::labels::Labels;
+use crate::matcher::Matcher;
 use crate::oncall::Rotation;
-use crate::silence::Matcher;
 
 /// A person who can be paged, and how to reach them.
 #[derive(Clone, Debug, PartialEq)]
@@ -151,11 +151,7 @@ impl Routing {
         let name = self
             .routes
             .iter()
-            .find(|r| {
-                r.matchers
-                    .iter()
-                    .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
-            })
+            .find(|r| r.matchers.iter().all(|m| m.matches_labels(labels)))
             .map_or(&self.default_policy, |r| &r.policy);
         self.policies
             .get(name)

@@ -310,7 +310,7 @@ fn selector(s: &Selector) -> String {
     let mut matchers: Vec<String> = s
         .matchers
         .iter()
-        .map(|m| format!("{}{}{}", m.label, m.op.symbol(), string(&m.value)))
+        .map(|m| format!("{}{}{}", m.name(), m.op().symbol(), string(m.value())))
         .collect();
     let lower = s.metric.to_ascii_lowercase();
     let name = if PROMQL_KEYWORDS.split_whitespace().any(|k| k == lower) {

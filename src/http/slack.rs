@@ -28,8 +28,9 @@ use crate::app::{AlertView, Daemon, OpError};
 use crate::clock::Timestamp;
 use crate::escalation::Person;
 use crate::escape::mrkdwn;
+use crate::matcher::{Matcher, MatcherError};
 use crate::signature::{self, Refusal};
-use crate::silence::{Matcher, Silence};
+use crate::silence::Silence;
 
 /// Signatures accepted in the last five minutes, at most this many. Slack sends far
 /// fewer; past this the oldest are forgotten.
@@ -308,7 +309,7 @@ async fn silence(
     let now = daemon.now();
     let shown = matchers
         .iter()
-        .map(matcher_text)
+        .map(Matcher::to_string)
         .collect::<Vec<_>>()
         .join(" ");
     let silence = Silence {
@@ -374,14 +375,6 @@ fn title(v: &AlertView) -> String {
     match v.alert.incident {
         Some(n) => format!("#{n} {}", mrkdwn(&v.alert.rule)),
         None => mrkdwn(&v.alert.rule),
-    }
-}
-
-fn matcher_text(m: &Matcher) -> String {
-    if m.op.contains('~') {
-        format!("{}{}\"{}\"", m.name, m.op, m.value)
-    } else {
-        format!("{}{}{}", m.name, m.op, m.value)
     }
 }
 
@@ -594,10 +587,18 @@ fn parse_silence(mut rest: &str) -> Result<Command, String> {
                 "`silence` needs label matchers and then a duration, {EXAMPLE}."
             ));
         };
-        if let Some(m) = parse_matcher(&token) {
-            matchers.push(m);
-            rest = after;
-            continue;
+        match Matcher::parse(&token) {
+            Ok(m) => {
+                matchers.push(m);
+                rest = after;
+                continue;
+            }
+            // A matcher whose regex is not one: say so, rather than that it is
+            // not a duration.
+            Err(e @ MatcherError::Regex { .. }) => {
+                return Err(format!("{}.", mrkdwn(&e.to_string())));
+            }
+            Err(_) => {}
         }
         if matchers.is_empty() {
             return Err(format!(
@@ -636,24 +637,6 @@ fn next_token(text: &str) -> Option<(String, &str)> {
         }
     }
     Some((token, ""))
-}
-
-fn parse_matcher(token: &str) -> Option<Matcher> {
-    let name_end = token
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or(token.len());
-    let (name, rest) = token.split_at(name_end);
-    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-        return None;
-    }
-    let op = ["=~", "!~", "!=", "="]
-        .into_iter()
-        .find(|op| rest.starts_with(op))?;
-    Some(Matcher {
-        name: name.to_string(),
-        op: op.to_string(),
-        value: rest[op.len()..].to_string(),
-    })
 }
 
 /// Slack sends `&`, `<` and `>` in a command's text as HTML entities.
@@ -783,11 +766,7 @@ async fn button(daemon: &Daemon, person: &Person, action: &ButtonAction) -> Resu
                         .alert
                         .labels
                         .iter()
-                        .map(|(name, value)| Matcher {
-                            name: name.to_string(),
-                            op: "=".into(),
-                            value: value.to_string(),
-                        })
+                        .map(|(name, value)| Matcher::equal(name, value))
                         .collect(),
                     starts_at: now,
                     ends_at: now + BUTTON_SILENCE,
@@ -838,11 +817,7 @@ mod tests {
     use super::*;
 
     fn m(name: &str, op: &str, value: &str) -> Matcher {
-        Matcher {
-            name: name.into(),
-            op: op.into(),
-            value: value.into(),
-        }
+        Matcher::new(name, op.parse().unwrap(), value).unwrap()
     }
 
     #[test]
@@ -915,6 +890,10 @@ mod tests {
         assert!(err("silence 2h").contains("is not a label matcher"));
         assert!(err("silence host=a").contains("needs label matchers and then a duration"));
         assert!(err("silence host=a soon").contains("neither a label matcher nor a duration"));
+        assert_eq!(
+            err("silence host=~bot-( 2h"),
+            "matcher \"host=~bot-(\": invalid regex: error: unclosed group."
+        );
         assert_eq!(err("<!channel>"), "Unknown command `&lt;!channel&gt;`.");
     }
 
