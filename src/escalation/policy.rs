@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::labels::Labels;
 use crate::matcher::Matcher;
 use crate::oncall::Rotation;
+use crate::rules::model::ESCALATION_LABEL;
 
 /// A person who can be paged, and how to reach them.
 #[derive(Clone, Debug, PartialEq)]
@@ -144,7 +145,7 @@ impl Routing {
     /// (`escalate "POLICY"`, or the `tocsin_escalation` label an exported rule
     /// carries) if it exists, else the first route that matches.
     pub fn policy_for(&self, labels: &Labels, named: Option<&str>) -> &Policy {
-        let named = named.or_else(|| labels.get(crate::export::prometheus::ESCALATION_LABEL));
+        let named = named.or_else(|| labels.get(ESCALATION_LABEL));
         if let Some(p) = named.and_then(|n| self.policies.get(n)) {
             return p;
         }

@@ -14,7 +14,9 @@ use serde::Serialize;
 use crate::humanize::ValueFormat;
 use crate::rules::RuleSet;
 use crate::rules::ast::ArithOp;
-use crate::rules::model::{AlertRule, Expr, Hold, Origin, Selector, WindowCall, WindowFn};
+use crate::rules::model::{
+    AlertRule, ESCALATION_LABEL, Expr, Hold, Origin, ROUTE_LABEL, Selector, WindowCall, WindowFn,
+};
 use crate::rules::template::{Field, Segment, Template};
 
 /// A rule that uses a construct PromQL cannot express.
@@ -24,11 +26,6 @@ pub struct ExportError {
     pub origin: Origin,
     pub message: String,
 }
-
-/// The labels that tell tocsin, receiving an exported alert back from Alertmanager,
-/// which escalation policy and route apply.
-pub const ESCALATION_LABEL: &str = "tocsin_escalation";
-pub const ROUTE_LABEL: &str = "tocsin_route";
 
 #[derive(Serialize)]
 struct RuleFile {

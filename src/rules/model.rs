@@ -102,9 +102,17 @@ pub struct AlertRule {
     /// The declared unit of the value the alert reports, which picks how
     /// `{{ value }}` is shown (85%, 1m 30s, 3GiB).
     pub value_unit: Option<DeclaredUnit>,
+    /// `escalate "POLICY"`; an exported rule carries it as [`ESCALATION_LABEL`].
     pub escalation: Option<String>,
+    /// `route "NAME"`; an exported rule carries it as [`ROUTE_LABEL`].
     pub route: Option<String>,
 }
+
+/// The labels that carry a rule's `escalate` and `route` clauses outside tocsin, so
+/// that tocsin, receiving an exported rule's alert back from Alertmanager, knows
+/// which escalation policy and route apply.
+pub const ESCALATION_LABEL: &str = "tocsin_escalation";
+pub const ROUTE_LABEL: &str = "tocsin_route";
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Condition {
