@@ -2,7 +2,10 @@
 //! over the HTTP API. Formatting for people lives here too; `main.rs` only parses
 //! flags.
 
+use serde::Deserialize;
 use serde_json::{Value, json};
+
+use crate::matcher::Matcher;
 
 /// Where the daemon is and how to authenticate. The token is never printed.
 pub struct Client {
@@ -117,20 +120,6 @@ impl Client {
     }
 }
 
-/// Parses a matcher written as in Alertmanager: `host=bot-1`, `host!=x`,
-/// `host=~bot-.*`, `host!~x`.
-pub fn parse_matcher(text: &str) -> Result<Value, String> {
-    for op in ["=~", "!~", "!=", "="] {
-        if let Some((name, value)) = text.split_once(op) {
-            let value = value.trim_matches('"');
-            return Ok(json!({ "name": name.trim(), "op": op, "value": value }));
-        }
-    }
-    Err(format!(
-        "matcher {text:?} is not name=value, name!=value, name=~regex or name!~regex"
-    ))
-}
-
 /// The series labels of an alert, without `alertname` and `severity`.
 fn labels(a: &Value) -> String {
     let pairs: Vec<String> = a["labels"]
@@ -226,17 +215,14 @@ pub fn silences_table(body: &Value) -> String {
         "ID", "STATUS", "ENDS", "MATCHERS", "BY", "COMMENT"
     );
     for s in body["silences"].as_array().into_iter().flatten() {
+        // As typed to `tocsin silence add`, so a matcher can be pasted back.
         let matchers: Vec<String> = s["matchers"]
             .as_array()
             .into_iter()
             .flatten()
-            .map(|m| {
-                format!(
-                    "{}{}{}",
-                    m["name"].as_str().unwrap_or(""),
-                    m["op"].as_str().unwrap_or(""),
-                    m["value"].as_str().unwrap_or("")
-                )
+            .map(|m| match Matcher::deserialize(m) {
+                Ok(m) => m.to_string(),
+                Err(_) => m.to_string(),
             })
             .collect();
         out.push_str(&format!(

@@ -80,6 +80,31 @@ impl Labels {
     }
 }
 
+/// Prometheus' label name rule, `[a-zA-Z_][a-zA-Z0-9_]*`: the one check for every
+/// label name tocsin reads (samples, alerts, scrape labels, matchers, templates).
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Names starting with `__` are reserved for Prometheus' own use (`__name__`,
+/// `__address__`): valid, but refused on data pushed into tocsin.
+pub fn reserved_name(name: &str) -> bool {
+    name.starts_with("__")
+}
+
+/// Prometheus' metric name rule, `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub fn valid_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
 /// FNV-1a 64 over the sorted names and values, each followed by 0xff: Alertmanager's
 /// `LabelSet.Fingerprint`.
 fn fingerprint(pairs: &[(Box<str>, Box<str>)]) -> Fingerprint {
@@ -177,6 +202,23 @@ impl std::str::FromStr for Fingerprint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_follow_prometheus() {
+        for ok in ["a", "_", "host", "__name__", "A_1", "x9"] {
+            assert!(valid_name(ok), "{ok:?}");
+        }
+        for bad in ["", "1a", "a-b", "a:b", "a b", "ホスト", "a\u{0}"] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+        assert!(reserved_name("__name__") && !reserved_name("_a"));
+        for ok in ["up", ":a", "a:b_c", "_", "node_cpu:rate5m"] {
+            assert!(valid_metric_name(ok), "{ok:?}");
+        }
+        for bad in ["", "1a", "a-b", "a.b", "a{"] {
+            assert!(!valid_metric_name(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn fingerprint_matches_alertmanager() {

@@ -307,7 +307,7 @@ fn main() -> ExitCode {
             } => {
                 let parsed: Result<Vec<_>, _> = matchers
                     .iter()
-                    .map(|m| tocsin::client::parse_matcher(m))
+                    .map(|m| tocsin::matcher::Matcher::parse(m))
                     .collect();
                 let matchers = match parsed {
                     Ok(m) => m,

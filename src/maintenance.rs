@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crate::calendar::Recurrence;
 use crate::clock::Timestamp;
-use crate::silence::{Matcher, Silence};
+use crate::matcher::{MatchOp, Matcher};
+use crate::silence::Silence;
 
 /// One `[[maintenance]]` window.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,11 +63,7 @@ impl MaintenanceWindow {
 /// matcher that does not match the empty string, so an empty list cannot stand
 /// for "everything".
 fn every_alert() -> Matcher {
-    Matcher {
-        name: "alertname".into(),
-        op: "=~".into(),
-        value: ".+".into(),
-    }
+    Matcher::new("alertname", MatchOp::Regex, ".+").expect("`.+` is a regex")
 }
 
 #[cfg(test)]
@@ -161,11 +158,7 @@ mod tests {
         assert!(!s.silences(&any, jst(3, 8, 4, 0)), "not after it ends");
 
         let only_bots = MaintenanceWindow {
-            matchers: vec![Matcher {
-                name: "host".into(),
-                op: "=~".into(),
-                value: "bot-.*".into(),
-            }],
+            matchers: vec![Matcher::parse("host=~bot-.*").unwrap()],
             ..w
         };
         let s = only_bots.active(jst(3, 8, 3, 0)).unwrap();

@@ -875,11 +875,11 @@ fn routes_levels_and_targets_compile() {
     assert_eq!(routing.routes[0].policy, "critical");
     let m = &routing.routes[0].matchers;
     assert_eq!(
-        (m[0].name.as_str(), m[0].op.as_str(), m[0].value.as_str()),
+        (m[0].name(), m[0].op().symbol(), m[0].value()),
         ("severity", "=", "critical")
     );
     assert_eq!(
-        (m[1].name.as_str(), m[1].op.as_str(), m[1].value.as_str()),
+        (m[1].name(), m[1].op().symbol(), m[1].value()),
         ("host", "=~", "bot-.*")
     );
     let labels = |pairs: &[(&str, &str)]| tocsin::labels::Labels::from_pairs(pairs.iter().copied());

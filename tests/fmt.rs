@@ -3,6 +3,7 @@
 use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
+use tocsin::matcher::MatchOp;
 use tocsin::rules::ast::*;
 use tocsin::rules::fmt::{format_source, print_file};
 use tocsin::rules::parser::parse_file;

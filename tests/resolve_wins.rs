@@ -18,7 +18,8 @@ use tocsin::engine::ExternalAlert;
 use tocsin::escalation::{Directory, Level, Method, Person, Policy, Routing, Target};
 use tocsin::labels::Labels;
 use tocsin::notify::{Channels, Recorded};
-use tocsin::silence::{Matcher, Silence};
+use tocsin::matcher::Matcher;
+use tocsin::silence::Silence;
 
 const T0: i64 = 1_800_000_000;
 const SEC: Duration = Duration::from_secs(1);
@@ -241,11 +242,7 @@ async fn case(waiting: Waiting, later: Later) {
         Later::Silence => {
             let silence = Silence {
                 id: "maint".into(),
-                matchers: vec![Matcher {
-                    name: "host".into(),
-                    op: "=".into(),
-                    value: "y".into(),
-                }],
+                matchers: vec![Matcher::parse("host=y").unwrap()],
                 starts_at: at,
                 ends_at: at + Duration::from_secs(3 * 3600),
                 created_by: "sato".into(),

@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 use tocsin::alert::{NotifyReason, State};
 use tocsin::clock::Timestamp;
 use tocsin::config::Secret;
+use tocsin::escape::mrkdwn;
 use tocsin::labels::Fingerprint;
-use tocsin::notify::slack::{Slack, SlackSettings, escape_mrkdwn, render};
+use tocsin::notify::slack::{Slack, SlackSettings, render};
 use tocsin::notify::{AlertSnapshot, Message, SendError};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -659,10 +660,10 @@ async fn labels_and_annotations_cannot_mention_or_inject() {
 #[test]
 fn escape_mrkdwn_turns_the_three_control_characters_into_entities() {
     assert_eq!(
-        escape_mrkdwn("<!channel> & <@U1> 投稿"),
+        mrkdwn("<!channel> & <@U1> 投稿"),
         "&lt;!channel&gt; &amp; &lt;@U1&gt; 投稿"
     );
-    assert_eq!(escape_mrkdwn("plain *bold* _it_"), "plain *bold* _it_");
+    assert_eq!(mrkdwn("plain *bold* _it_"), "plain *bold* _it_");
 }
 
 #[test]

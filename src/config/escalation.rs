@@ -14,8 +14,9 @@ use super::Channels;
 use super::compile::Compiler;
 use super::raw::{RawConfig, RawLevel, RawPolicy, RawSchedule, Strs};
 use crate::escalation::{Directory, Group, Level, Method, Person, Policy, Route, Routing, Target};
+use crate::labels;
+use crate::matcher::Matcher;
 use crate::oncall::Rotation;
-use crate::silence::Matcher;
 
 /// How often the last level repeats while unacked, unless set (Alertmanager's
 /// `repeat_interval` default).
@@ -773,7 +774,7 @@ impl Compiler<'_> {
     fn label_name(&mut self, value: &Spanned<String>, key: &str) -> Option<String> {
         let text = self.text(value, key)?;
         let text = text.trim();
-        if is_label_name(text) {
+        if labels::valid_name(text) {
             return Some(text.to_string());
         }
         self.report(value.span(), format!("{key}: {text:?} is not a label name"));
@@ -810,7 +811,7 @@ impl Compiler<'_> {
                 ok = false;
                 continue;
             };
-            match parse_matcher(&text) {
+            match Matcher::parse(&text) {
                 Ok(matcher) => matchers.push(matcher),
                 Err(why) => {
                     self.report(m.span(), format!("{k}: {why}"));
@@ -854,68 +855,5 @@ fn fmt_duration(d: Duration) -> String {
         "0s".to_string()
     } else {
         humantime::format_duration(d).to_string()
-    }
-}
-
-fn is_label_name(text: &str) -> bool {
-    let mut chars = text.chars();
-    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
-}
-
-fn parse_matcher(text: &str) -> Result<Matcher, String> {
-    let bad =
-        || format!("matcher {text:?} is not name=value, name!=value, name=~regex or name!~regex");
-    let trimmed = text.trim();
-    let name_end = trimmed
-        .find(|c: char| !(c == '_' || c.is_ascii_alphanumeric()))
-        .unwrap_or(trimmed.len());
-    let (name, rest) = trimmed.split_at(name_end);
-    let rest = rest.trim_start();
-    let op = ["=~", "!~", "!=", "="]
-        .into_iter()
-        .find(|op| rest.starts_with(op))
-        .ok_or_else(bad)?;
-    if !is_label_name(name) {
-        return Err(bad());
-    }
-    let mut value = rest[op.len()..].trim();
-    if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
-        value = &value[1..value.len() - 1];
-    }
-    if op.contains('~')
-        && let Err(e) = regex::Regex::new(&format!("^(?:{value})$"))
-    {
-        let why = e.to_string();
-        let last = why.lines().last().unwrap_or("").trim().to_string();
-        return Err(format!("matcher {text:?}: invalid regex: {last}"));
-    }
-    Ok(Matcher {
-        name: name.to_string(),
-        op: op.to_string(),
-        value: value.to_string(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn matchers_parse_as_silences_write_them() {
-        let m = |t: &str| parse_matcher(t).map(|m| (m.name, m.op, m.value));
-        let ok = |n: &str, o: &str, v: &str| Ok((n.into(), o.into(), v.into()));
-        assert_eq!(m("severity=critical"), ok("severity", "=", "critical"));
-        assert_eq!(m("host =~ \"bot-.*\""), ok("host", "=~", "bot-.*"));
-        assert_eq!(m("env!~test"), ok("env", "!~", "test"));
-        assert_eq!(m("a!=b=c"), ok("a", "!=", "b=c"));
-        assert_eq!(m("x="), ok("x", "=", ""));
-        assert!(m("severity critical").is_err());
-        assert!(m("=critical").is_err());
-        assert!(m("1x=a").is_err());
-        assert_eq!(
-            m("host=~(").unwrap_err(),
-            "matcher \"host=~(\": invalid regex: error: unclosed group"
-        );
     }
 }

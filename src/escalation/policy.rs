@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::labels::Labels;
+use crate::matcher::Matcher;
 use crate::oncall::Rotation;
-use crate::silence::Matcher;
+use crate::rules::model::ESCALATION_LABEL;
 
 /// A person who can be paged, and how to reach them.
 #[derive(Clone, Debug, PartialEq)]
@@ -144,18 +145,14 @@ impl Routing {
     /// (`escalate "POLICY"`, or the `tocsin_escalation` label an exported rule
     /// carries) if it exists, else the first route that matches.
     pub fn policy_for(&self, labels: &Labels, named: Option<&str>) -> &Policy {
-        let named = named.or_else(|| labels.get(crate::export::prometheus::ESCALATION_LABEL));
+        let named = named.or_else(|| labels.get(ESCALATION_LABEL));
         if let Some(p) = named.and_then(|n| self.policies.get(n)) {
             return p;
         }
         let name = self
             .routes
             .iter()
-            .find(|r| {
-                r.matchers
-                    .iter()
-                    .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
-            })
+            .find(|r| r.matchers.iter().all(|m| m.matches_labels(labels)))
             .map_or(&self.default_policy, |r| &r.policy);
         self.policies
             .get(name)

@@ -10,7 +10,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::clock::Timestamp;
 use crate::labels::Labels;
-use crate::rules::ast::{ArithOp, MatchOp};
+use crate::matcher::MatchOp;
+use crate::rules::ast::ArithOp;
 use crate::rules::model::{AlertRule, Expr, Selector, WindowCall, WindowFn};
 use crate::series::{Metric, SeriesStore};
 
@@ -225,11 +226,7 @@ impl<'a> Context<'a> {
             .labels()
             .iter()
             .enumerate()
-            .filter(|(_, labels)| {
-                sel.matchers
-                    .iter()
-                    .all(|m| m.matches(labels.get(&m.label).unwrap_or("")))
-            })
+            .filter(|(_, labels)| sel.matchers.iter().all(|m| m.matches_labels(labels)))
             .map(|(i, _)| i as u32)
             .collect();
         Some((metric, positions))
@@ -252,10 +249,7 @@ impl<'a> Context<'a> {
             return out;
         }
         for (i, l) in labels.iter().enumerate() {
-            let accepted = sel
-                .matchers
-                .iter()
-                .all(|m| m.matches(l.get(&m.label).unwrap_or("")));
+            let accepted = sel.matchers.iter().all(|m| m.matches_labels(l));
             if accepted && let Some(x) = metric.series(i).instant(self.now, lookback) {
                 out.push((Cow::Borrowed(l), x.v));
             }
@@ -303,8 +297,8 @@ impl<'a> Context<'a> {
             w.selector
                 .matchers
                 .iter()
-                .filter(|m| m.op == MatchOp::Equal)
-                .map(|m| (m.label.as_str(), m.value.as_str())),
+                .filter(|m| m.op() == MatchOp::Equal)
+                .map(|m| (m.name(), m.value())),
         );
         let value = if present { 0.0 } else { 1.0 };
         Truth {

@@ -14,7 +14,9 @@ use serde::Serialize;
 use crate::humanize::ValueFormat;
 use crate::rules::RuleSet;
 use crate::rules::ast::ArithOp;
-use crate::rules::model::{AlertRule, Expr, Hold, Origin, Selector, WindowCall, WindowFn};
+use crate::rules::model::{
+    AlertRule, ESCALATION_LABEL, Expr, Hold, Origin, ROUTE_LABEL, Selector, WindowCall, WindowFn,
+};
 use crate::rules::template::{Field, Segment, Template};
 
 /// A rule that uses a construct PromQL cannot express.
@@ -24,11 +26,6 @@ pub struct ExportError {
     pub origin: Origin,
     pub message: String,
 }
-
-/// The labels that tell tocsin, receiving an exported alert back from Alertmanager,
-/// which escalation policy and route apply.
-pub const ESCALATION_LABEL: &str = "tocsin_escalation";
-pub const ROUTE_LABEL: &str = "tocsin_route";
 
 #[derive(Serialize)]
 struct RuleFile {
@@ -310,7 +307,7 @@ fn selector(s: &Selector) -> String {
     let mut matchers: Vec<String> = s
         .matchers
         .iter()
-        .map(|m| format!("{}{}{}", m.label, m.op.symbol(), string(&m.value)))
+        .map(|m| format!("{}{}{}", m.name(), m.op().symbol(), string(m.value())))
         .collect();
     let lower = s.metric.to_ascii_lowercase();
     let name = if PROMQL_KEYWORDS.split_whitespace().any(|k| k == lower) {

@@ -21,11 +21,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::json;
 
-pub(crate) use super::ingest::{valid_label_name, valid_metric_name};
 use super::{ApiError, read_body};
 use crate::clock::Timestamp;
 use crate::daemon::{Daemon, OpError};
-use crate::labels::Labels;
+use crate::labels::{Labels, reserved_name, valid_metric_name, valid_name};
 use crate::series::IncomingSample;
 
 pub async fn prometheus(
@@ -267,8 +266,8 @@ impl Parser {
                         cur.rest().chars().next().unwrap_or_default()
                     ));
                 }
-                if !valid_label_name(name) {
-                    let why = if name.starts_with("__") {
+                if !valid_name(name) || reserved_name(name) {
+                    let why = if reserved_name(name) {
                         " (names starting with __ are reserved)"
                     } else {
                         ""

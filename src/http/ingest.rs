@@ -18,7 +18,7 @@ use serde_json::json;
 use super::{ApiError, read_body};
 use crate::clock::Timestamp;
 use crate::daemon::Daemon;
-use crate::labels::Labels;
+use crate::labels::{self, Labels};
 use crate::series::IncomingSample;
 
 #[derive(Deserialize)]
@@ -93,13 +93,17 @@ fn bad_sample(index: usize, why: String) -> ApiError {
 }
 
 fn validate(s: JsonSample, max_labels: usize) -> Result<IncomingSample, String> {
-    if !valid_metric_name(&s.name) {
+    if !labels::valid_metric_name(&s.name) {
         return Err(format!("invalid metric name {:?}", s.name));
     }
     if s.labels.len() > max_labels {
         return Err(format!("{} labels, at most {max_labels}", s.labels.len()));
     }
-    if let Some(bad) = s.labels.keys().find(|k| !valid_label_name(k)) {
+    if let Some(bad) = s
+        .labels
+        .keys()
+        .find(|k| !labels::valid_name(k) || labels::reserved_name(k))
+    {
         return Err(format!("invalid label name {bad:?}"));
     }
     if let Some(kind) = &s.kind
@@ -125,22 +129,4 @@ fn validate(s: JsonSample, max_labels: usize) -> Result<IncomingSample, String> 
         value: s.value,
         at,
     })
-}
-
-/// Prometheus' metric name rule: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
-pub fn valid_metric_name(n: &str) -> bool {
-    n.chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
-
-/// Prometheus' label name rule: `[a-zA-Z_][a-zA-Z0-9_]*`, `__` prefix reserved.
-pub fn valid_label_name(n: &str) -> bool {
-    n.chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !n.starts_with("__")
 }

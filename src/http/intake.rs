@@ -16,7 +16,7 @@ use crate::alert::External;
 use crate::clock::Timestamp;
 use crate::daemon::Daemon;
 use crate::engine::ExternalAlert;
-use crate::labels::Labels;
+use crate::labels::{self, Labels};
 
 /// Alertmanager's webhook body. Unknown fields are accepted: new ones keep appearing
 /// (`notification_reason`, `routeLabels`).
@@ -85,7 +85,10 @@ fn labels(raw: BTreeMap<String, String>) -> Result<Labels, String> {
     if raw.get("alertname").is_none_or(|v| v.is_empty()) {
         return Err("labels have no alertname".into());
     }
-    if let Some(bad) = raw.keys().find(|k| !super::ingest::valid_label_name(k)) {
+    if let Some(bad) = raw
+        .keys()
+        .find(|k| !labels::valid_name(k) || labels::reserved_name(k))
+    {
         return Err(format!("invalid label name {bad:?}"));
     }
     Ok(Labels::from_pairs(raw))

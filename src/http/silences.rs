@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 use super::{ApiError, Caller, read_body};
 use crate::clock::Timestamp;
 use crate::daemon::Daemon;
-use crate::silence::{Matcher, Silence};
+use crate::matcher::{MatchOp, Matcher};
+use crate::silence::Silence;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +34,9 @@ struct NewSilence {
     comment: String,
 }
 
+/// A matcher as a request gives it: the stored shape, but `op` may be left out
+/// (`=`) and unknown fields are refused. Made into a [`Matcher`] by
+/// `Matcher::new`, which refuses an invalid regex.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewMatcher {
@@ -59,7 +63,7 @@ pub fn silence_json(s: &Silence, now: Timestamp) -> Value {
     json!({
         "id": s.id,
         "status": s.status(now).name(),
-        "matchers": s.matchers.iter().map(|m| json!({ "name": m.name, "op": m.op, "value": m.value })).collect::<Vec<_>>(),
+        "matchers": s.matchers,
         "starts_at": s.starts_at.to_rfc3339(),
         "ends_at": s.ends_at.to_rfc3339(),
         "created_by": s.created_by,
@@ -109,17 +113,18 @@ pub async fn create(
         Some(axum::Extension(Caller(name))) => name,
         None => new.created_by.unwrap_or_else(|| "api".into()),
     };
+    let matchers = new
+        .matchers
+        .into_iter()
+        .map(|m| {
+            let op: MatchOp = m.op.parse()?;
+            Matcher::new(m.name, op, m.value)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let silence = Silence {
         id: uuid::Uuid::new_v4().to_string(),
-        matchers: new
-            .matchers
-            .into_iter()
-            .map(|m| Matcher {
-                name: m.name,
-                op: m.op,
-                value: m.value,
-            })
-            .collect(),
+        matchers,
         starts_at,
         ends_at,
         created_by,

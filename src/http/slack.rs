@@ -27,8 +27,10 @@ use crate::alert::{Event, State as AlertState};
 use crate::clock::Timestamp;
 use crate::daemon::{AlertView, Daemon, OpError};
 use crate::escalation::Person;
+use crate::escape::mrkdwn;
+use crate::matcher::{Matcher, MatcherError};
 use crate::signature::{self, Refusal};
-use crate::silence::{Matcher, Silence};
+use crate::silence::Silence;
 
 /// Signatures accepted in the last five minutes, at most this many. Slack sends far
 /// fewer; past this the oldest are forgotten.
@@ -141,8 +143,8 @@ impl SlackInbound {
                     "Your Slack user id `{}` is not in tocsin's `[people]`, so tocsin cannot \
                      record who acted; nothing was changed. Ask an admin to add \
                      `slack = \"{}\"` to your entry.",
-                    escape(slack_user),
-                    escape(slack_user)
+                    mrkdwn(slack_user),
+                    mrkdwn(slack_user)
                 )
             })
     }
@@ -248,7 +250,7 @@ async fn run(inbound: &SlackInbound, user: &str, command: Command) -> (Visibilit
                 Ok(p) => p,
                 Err(why) => return (Ephemeral, why),
             };
-            let mention = format!("<@{}>", escape(user));
+            let mention = format!("<@{}>", mrkdwn(user));
             match act(&daemon, &person, command).await {
                 Ok(done) => (InChannel, format!("{mention} {done}")),
                 Err(why) => (Ephemeral, why),
@@ -292,7 +294,7 @@ async fn act(daemon: &Daemon, person: &Person, command: Command) -> Result<Strin
         .map_err(|e| refusal_text(&shown_id, e))?;
     let mut text = format!("{verb} {}", title(&view));
     if let Some(note) = note.filter(|n| !n.is_empty()) {
-        text.push_str(&format!(": {}", escape(&note)));
+        text.push_str(&format!(": {}", mrkdwn(&note)));
     }
     Ok(text)
 }
@@ -307,7 +309,7 @@ async fn silence(
     let now = daemon.now();
     let shown = matchers
         .iter()
-        .map(matcher_text)
+        .map(Matcher::to_string)
         .collect::<Vec<_>>()
         .join(" ");
     let silence = Silence {
@@ -325,7 +327,7 @@ async fn silence(
     let created = daemon
         .add_silence(silence)
         .await
-        .map_err(|e| format!("Silence refused: {}", escape(&e.to_string())))?;
+        .map_err(|e| format!("Silence refused: {}", mrkdwn(&e.to_string())))?;
     let silenced = daemon
         .alerts()
         .await
@@ -334,13 +336,13 @@ async fn silence(
         .count();
     let mut text = format!(
         "silenced `{}` for {} (until {}); {silenced} alert{} silenced now",
-        escape(&shown),
+        mrkdwn(&shown),
         humantime::format_duration(duration),
         slack_date(created.ends_at),
         if silenced == 1 { "" } else { "s" },
     );
     if !comment.is_empty() {
-        text.push_str(&format!(": {}", escape(&comment)));
+        text.push_str(&format!(": {}", mrkdwn(&comment)));
     }
     Ok(text)
 }
@@ -348,28 +350,20 @@ async fn silence(
 /// Why an operation on alert `id` did not happen, for the person who asked.
 fn refusal_text(id: &str, e: OpError) -> String {
     match e {
-        OpError::NotFound(_) => format!("There is no alert #{}.", escape(id)),
-        OpError::Rejected(r) => format!("#{}: {}", escape(id), escape(&r.reason)),
+        OpError::NotFound(_) => format!("There is no alert #{}.", mrkdwn(id)),
+        OpError::Rejected(r) => format!("#{}: {}", mrkdwn(id), mrkdwn(&r.reason)),
         OpError::Store(_) => "tocsin could not record this (its state store refuses writes); \
                               nothing was changed. Try again shortly."
             .to_string(),
-        other => escape(&other.to_string()),
+        other => mrkdwn(&other.to_string()),
     }
 }
 
 /// `#42 投稿成功率低下`, escaped for mrkdwn.
 fn title(v: &AlertView) -> String {
     match v.alert.incident {
-        Some(n) => format!("#{n} {}", escape(&v.alert.rule)),
-        None => escape(&v.alert.rule),
-    }
-}
-
-fn matcher_text(m: &Matcher) -> String {
-    if m.op.contains('~') {
-        format!("{}{}\"{}\"", m.name, m.op, m.value)
-    } else {
-        format!("{}{}{}", m.name, m.op, m.value)
+        Some(n) => format!("#{n} {}", mrkdwn(&v.alert.rule)),
+        None => mrkdwn(&v.alert.rule),
     }
 }
 
@@ -390,7 +384,7 @@ async fn list(daemon: &Daemon, severity: Option<&str>) -> String {
         .filter(|v| v.alert.state.is_active())
         .filter(|v| severity.is_none_or(|s| v.severity.eq_ignore_ascii_case(s)))
         .collect();
-    let which = severity.map_or(String::new(), |s| format!(" {}", escape(s)));
+    let which = severity.map_or(String::new(), |s| format!(" {}", mrkdwn(s)));
     if active.is_empty() {
         return format!("No active{which} alerts.");
     }
@@ -417,7 +411,7 @@ fn list_line(v: &AlertView, now: Timestamp) -> String {
         .fired_at
         .map_or(String::new(), |t| format!(" for {}", age(now.since(t))));
     let state = match (&a.state, &a.ack) {
-        (AlertState::Acknowledged, Some(ack)) => format!("acked by {}", escape(&ack.actor)),
+        (AlertState::Acknowledged, Some(ack)) => format!("acked by {}", mrkdwn(&ack.actor)),
         (AlertState::Suppressed, _) => "silenced".to_string(),
         (s, _) => s.name().to_string(),
     };
@@ -430,12 +424,12 @@ fn list_line(v: &AlertView, now: Timestamp) -> String {
     let labels = if labels.is_empty() {
         String::new()
     } else {
-        format!(" `{}`", escape(&labels.join(" ")))
+        format!(" `{}`", mrkdwn(&labels.join(" ")))
     };
     format!(
         "• {} *{}*{labels}: {state}{since}",
         title(v),
-        escape(&crate::notify::severity_word(&v.severity)),
+        mrkdwn(&crate::notify::severity_word(&v.severity)),
     )
 }
 
@@ -460,13 +454,13 @@ fn who(daemon: &Daemon) -> String {
             None => "nobody".to_string(),
             Some(id) => match directory.people.get(id) {
                 Some(p) => match &p.slack {
-                    Some(u) => format!("<@{}> ({})", escape(u), escape(&p.name)),
-                    None => escape(&p.name),
+                    Some(u) => format!("<@{}> ({})", mrkdwn(u), mrkdwn(&p.name)),
+                    None => mrkdwn(&p.name),
                 },
-                None => escape(id),
+                None => mrkdwn(id),
             },
         };
-        lines.push(format!("• *{}*: {who}", escape(name)));
+        lines.push(format!("• *{}*: {who}", mrkdwn(name)));
     }
     lines.join("\n")
 }
@@ -565,7 +559,7 @@ fn parse_command(text: &str) -> Result<Command, String> {
             severity: rest.split_whitespace().next().map(|s| s.to_lowercase()),
         }),
         "who" => Ok(Command::Who),
-        other => Err(format!("Unknown command `{}`.", escape(other))),
+        other => Err(format!("Unknown command `{}`.", mrkdwn(other))),
     }
 }
 
@@ -579,21 +573,29 @@ fn parse_silence(mut rest: &str) -> Result<Command, String> {
                 "`silence` needs label matchers and then a duration, {EXAMPLE}."
             ));
         };
-        if let Some(m) = parse_matcher(&token) {
-            matchers.push(m);
-            rest = after;
-            continue;
+        match Matcher::parse(&token) {
+            Ok(m) => {
+                matchers.push(m);
+                rest = after;
+                continue;
+            }
+            // A matcher whose regex is not one: say so, rather than that it is
+            // not a duration.
+            Err(e @ MatcherError::Regex { .. }) => {
+                return Err(format!("{}.", mrkdwn(&e.to_string())));
+            }
+            Err(_) => {}
         }
         if matchers.is_empty() {
             return Err(format!(
                 "`{}` is not a label matcher (`name=value`, `!=`, `=~`, `!~`); {EXAMPLE}.",
-                escape(&token)
+                mrkdwn(&token)
             ));
         }
         let duration = humantime::parse_duration(&token).map_err(|_| {
             format!(
                 "`{}` is neither a label matcher nor a duration (such as `2h` or `30m`); {EXAMPLE}.",
-                escape(&token)
+                mrkdwn(&token)
             )
         })?;
         return Ok(Command::Silence {
@@ -623,37 +625,11 @@ fn next_token(text: &str) -> Option<(String, &str)> {
     Some((token, ""))
 }
 
-fn parse_matcher(token: &str) -> Option<Matcher> {
-    let name_end = token
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or(token.len());
-    let (name, rest) = token.split_at(name_end);
-    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-        return None;
-    }
-    let op = ["=~", "!~", "!=", "="]
-        .into_iter()
-        .find(|op| rest.starts_with(op))?;
-    Some(Matcher {
-        name: name.to_string(),
-        op: op.to_string(),
-        value: rest[op.len()..].to_string(),
-    })
-}
-
 /// Slack sends `&`, `<` and `>` in a command's text as HTML entities.
 fn unescape(text: &str) -> String {
     text.replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&")
-}
-
-/// Text from labels, annotations or people, made inert in Slack mrkdwn: no
-/// `<!channel>`, no links, no mentions.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[derive(Deserialize)]
@@ -775,11 +751,7 @@ async fn button(daemon: &Daemon, person: &Person, action: &ButtonAction) -> Resu
                         .alert
                         .labels
                         .iter()
-                        .map(|(name, value)| Matcher {
-                            name: name.to_string(),
-                            op: "=".into(),
-                            value: value.to_string(),
-                        })
+                        .map(|(name, value)| Matcher::equal(name, value))
                         .collect(),
                     starts_at: now,
                     ends_at: now + BUTTON_SILENCE,
@@ -791,7 +763,7 @@ async fn button(daemon: &Daemon, person: &Person, action: &ButtonAction) -> Resu
             .await
         }
         other => {
-            return Err(format!("tocsin has no button `{}`.", escape(other)));
+            return Err(format!("tocsin has no button `{}`.", mrkdwn(other)));
         }
     };
     done.map_err(|e| refusal_text(&shown_id, e))
@@ -830,11 +802,7 @@ mod tests {
     use super::*;
 
     fn m(name: &str, op: &str, value: &str) -> Matcher {
-        Matcher {
-            name: name.into(),
-            op: op.into(),
-            value: value.into(),
-        }
+        Matcher::new(name, op.parse().unwrap(), value).unwrap()
     }
 
     #[test]
@@ -907,15 +875,15 @@ mod tests {
         assert!(err("silence 2h").contains("is not a label matcher"));
         assert!(err("silence host=a").contains("needs label matchers and then a duration"));
         assert!(err("silence host=a soon").contains("neither a label matcher nor a duration"));
+        assert_eq!(
+            err("silence host=~bot-( 2h"),
+            "matcher \"host=~bot-(\": invalid regex: error: unclosed group."
+        );
         assert_eq!(err("<!channel>"), "Unknown command `&lt;!channel&gt;`.");
     }
 
     #[test]
-    fn escaping_makes_mentions_inert() {
-        assert_eq!(
-            escape("<!channel> & <@U1>"),
-            "&lt;!channel&gt; &amp; &lt;@U1&gt;"
-        );
+    fn unescaping_reads_what_slack_sends() {
         assert_eq!(unescape("a&amp;lt;b &lt;x&gt;"), "a&lt;b <x>");
     }
 }

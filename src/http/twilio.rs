@@ -21,6 +21,7 @@ use super::replay::Recent;
 use super::{ApiError, read_body};
 use crate::alert::Event;
 use crate::daemon::{Daemon, OpError};
+use crate::escape;
 use crate::signature::{self, Refusal};
 
 /// MessageSids remembered against replays.
@@ -178,21 +179,13 @@ fn parse_ack(body: &str) -> Option<(String, Option<String>)> {
 /// A TwiML answer: one SMS back with `text`, or none.
 fn twiml(text: Option<&str>) -> Response {
     let inner = text.map_or(String::new(), |t| {
-        format!("<Message>{}</Message>", xml_escape(t))
+        format!("<Message>{}</Message>", escape::xml(t))
     });
     (
         [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
         format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>{inner}</Response>"),
     )
         .into_response()
-}
-
-fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
 }
 
 #[cfg(test)]
@@ -213,13 +206,5 @@ mod tests {
         for bad in ["", "ACK", "ACK x", "ACKNOWLEDGE 4", "STOP", "resolve 4"] {
             assert_eq!(parse_ack(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn twiml_is_escaped() {
-        assert_eq!(
-            xml_escape(r#"<script>"a" & 'b'"#),
-            "&lt;script&gt;&quot;a&quot; &amp; &apos;b&apos;"
-        );
     }
 }

@@ -23,6 +23,7 @@ use super::{AlertSnapshot, Delivered, Message, SendError, severity_word};
 use crate::alert::{NotifyReason, State};
 use crate::clock::Timestamp;
 use crate::config::{EmailSettings, SmtpTls};
+use crate::escape::html;
 use crate::report::Report;
 
 type Transport = AsyncSmtpTransport<Tokio1Executor>;
@@ -419,7 +420,7 @@ fn alert_html(headline: &str, msg: &Message, sections: &[Section]) -> String {
     let _ = writeln!(
         out,
         "<h2 style=\"color:{color};margin:0 0 12px\">{}</h2>",
-        esc(headline)
+        html(headline)
     );
     for s in sections {
         let _ = write!(
@@ -428,23 +429,23 @@ fn alert_html(headline: &str, msg: &Message, sections: &[Section]) -> String {
              <h3 style=\"margin:0 0 8px\">{} <span style=\"color:#666;font-weight:normal\">({})</span></h3>\n\
              <table style=\"border-collapse:collapse\">\n",
             severity_color(&s.severity),
-            esc(&s.title),
+            html(&s.title),
             s.state
         );
         for (name, value) in &s.rows {
             let cell = match value {
-                Value::Text(t) => esc(t),
-                Value::Lines(ls) => ls.iter().map(|l| esc(l)).collect::<Vec<_>>().join("<br>"),
+                Value::Text(t) => html(t),
+                Value::Lines(ls) => ls.iter().map(|l| html(l)).collect::<Vec<_>>().join("<br>"),
                 Value::Url(u) if u.starts_with("https://") || u.starts_with("http://") => {
-                    format!("<a href=\"{0}\">{0}</a>", esc(u))
+                    format!("<a href=\"{0}\">{0}</a>", html(u))
                 }
                 // Not a web link (javascript:, data:): shown, never followed.
-                Value::Url(u) => esc(u),
+                Value::Url(u) => html(u),
             };
             let _ = writeln!(
                 out,
                 "<tr><th style=\"{TH}\">{}</th><td style=\"{TD}\">{cell}</td></tr>",
-                esc(name)
+                html(name)
             );
         }
         out.push_str("</table>\n</div>\n");
@@ -452,7 +453,7 @@ fn alert_html(headline: &str, msg: &Message, sections: &[Section]) -> String {
     let _ = write!(
         out,
         "<p style=\"color:#888;font-size:12px\">tocsin ({})</p>\n</body>\n</html>\n",
-        esc(&reason_words(msg))
+        html(&reason_words(msg))
     );
     out
 }
@@ -482,23 +483,6 @@ fn html_head() -> String {
     "<!DOCTYPE html>\n<html>\n<head><meta charset=\"utf-8\"></head>\n\
      <body style=\"font-family:sans-serif;font-size:14px\">\n"
         .to_string()
-}
-
-/// Makes text from labels and annotations inert in HTML (element content and
-/// quoted attribute values alike).
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn is_domain(s: &str) -> bool {
@@ -616,7 +600,7 @@ fn report_html(schedule_name: &str, report: &Report) -> String {
         "<h2 style=\"margin:0 0 4px\">tocsin {} incident summary</h2>\n\
          <p style=\"color:#666;margin:0 0 12px\">{} – {}</p>\n\
          <table style=\"border-collapse:collapse\">\n",
-        esc(schedule_name),
+        html(schedule_name),
         report.from.to_rfc3339(),
         report.to.to_rfc3339()
     );
@@ -624,7 +608,7 @@ fn report_html(schedule_name: &str, report: &Report) -> String {
         let _ = writeln!(
             out,
             "<tr><th style=\"{TH}\">{name}</th><td style=\"{TD}\">{}</td></tr>",
-            esc(&value)
+            html(&value)
         );
     }
     out.push_str("</table>\n");
@@ -639,7 +623,7 @@ fn report_html(schedule_name: &str, report: &Report) -> String {
                 out,
                 "<tr><td style=\"{TD}\">{}</td><td style=\"{TD}\">{}</td></tr>",
                 r.count,
-                esc(&r.rule)
+                html(&r.rule)
             );
         }
         out.push_str("</table>\n");
@@ -657,7 +641,7 @@ fn report_html(schedule_name: &str, report: &Report) -> String {
         for o in &report.open {
             out.push_str("<tr>");
             for cell in open_columns(o) {
-                let _ = write!(out, "<td style=\"{TD}\">{}</td>", esc(&cell));
+                let _ = write!(out, "<td style=\"{TD}\">{}</td>", html(&cell));
             }
             out.push_str("</tr>\n");
         }

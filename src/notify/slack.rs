@@ -20,6 +20,7 @@ use super::{AlertSnapshot, Delivered, Message, SendError, severity_word};
 use crate::alert::{NotifyReason, State};
 use crate::clock::Timestamp;
 use crate::config::{Secret, SlackSettings};
+use crate::escape::mrkdwn;
 
 /// Slack `error` codes that mean "not now" rather than "never".
 const TRANSIENT_ERRORS: &[&str] = &[
@@ -391,26 +392,11 @@ pub fn headline(msg: &Message) -> String {
                 .alerts
                 .iter()
                 .find_map(|a| a.acked_by.as_deref())
-                .map_or_else(|| "someone".to_string(), escape_mrkdwn);
+                .map_or_else(|| "someone".to_string(), mrkdwn);
             format!(":white_check_mark: ACKED by {who}: {subject}")
         }
         NotifyReason::Resolved => format!(":large_green_circle: RESOLVED: {subject}"),
     }
-}
-
-/// Escapes text for Slack mrkdwn: `&`, `<` and `>` become entities, so `<!channel>`,
-/// `<@U123>` or `<http://evil|click>` from a label are shown, not acted on.
-pub fn escape_mrkdwn(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The seed's prefix per severity; only critical pages the whole channel.
@@ -419,7 +405,7 @@ fn severity_prefix(severity: &str) -> String {
         "critical" => "<!channel> :rotating_light: CRITICAL: ".to_string(),
         "warning" => ":warning: WARNING: ".to_string(),
         "info" => ":information_source: INFO: ".to_string(),
-        _ => format!(":bell: {}: ", escape_mrkdwn(&severity_word(severity))),
+        _ => format!(":bell: {}: ", mrkdwn(&severity_word(severity))),
     }
 }
 
@@ -452,7 +438,7 @@ fn subject(alerts: &[AlertSnapshot]) -> String {
     let mut s = rules
         .iter()
         .take(NAMED_RULES)
-        .map(|r| escape_mrkdwn(r))
+        .map(|r| mrkdwn(r))
         .collect::<Vec<_>>()
         .join(", ");
     if rules.len() > NAMED_RULES {
@@ -506,7 +492,7 @@ fn grouped_blocks(msg: &Message, alerts: &[AlertSnapshot]) -> Vec<Value> {
         let mut text = alert_line(alert);
         if let Some(summary) = alert.annotations.get("summary") {
             text.push('\n');
-            text.push_str(&escape_mrkdwn(summary));
+            text.push_str(&mrkdwn(summary));
         }
         if let Some(status) = status_line(alert, msg.at) {
             text.push('\n');
@@ -526,9 +512,9 @@ fn grouped_blocks(msg: &Message, alerts: &[AlertSnapshot]) -> Vec<Value> {
 
 /// `*投稿成功率低下* · #42 · account=a1, host=bot-1`
 fn alert_line(alert: &AlertSnapshot) -> String {
-    let mut line = format!("*{}* · {}", escape_mrkdwn(&alert.rule), alert_id(alert));
+    let mut line = format!("*{}* · {}", mrkdwn(&alert.rule), alert_id(alert));
     let labels = series_labels(alert)
-        .map(|(k, v)| format!("{}={}", escape_mrkdwn(k), escape_mrkdwn(v)))
+        .map(|(k, v)| format!("{}={}", mrkdwn(k), mrkdwn(v)))
         .collect::<Vec<_>>();
     if !labels.is_empty() {
         line.push_str(" · ");
@@ -543,12 +529,12 @@ fn annotation_lines(alert: &AlertSnapshot) -> String {
     let mut lines = Vec::new();
     for key in ["summary", "description"] {
         if let Some(v) = alert.annotations.get(key) {
-            lines.push(escape_mrkdwn(v));
+            lines.push(mrkdwn(v));
         }
     }
     for (key, name) in [("impact", "Impact"), ("action", "Action")] {
         if let Some(v) = alert.annotations.get(key) {
-            lines.push(format!("*{name}:* {}", escape_mrkdwn(v)));
+            lines.push(format!("*{name}:* {}", mrkdwn(v)));
         }
     }
     for (key, v) in &alert.annotations {
@@ -556,7 +542,7 @@ fn annotation_lines(alert: &AlertSnapshot) -> String {
             key.as_str(),
             "summary" | "description" | "impact" | "action"
         ) {
-            lines.push(format!("*{}:* {}", escape_mrkdwn(key), escape_mrkdwn(v)));
+            lines.push(format!("*{}:* {}", mrkdwn(key), mrkdwn(v)));
         }
     }
     lines.join("\n")
@@ -568,7 +554,7 @@ fn fields_section(alert: &AlertSnapshot) -> Value {
     let severity = if alert.severity.is_empty() {
         "none".to_string()
     } else {
-        escape_mrkdwn(&alert.severity)
+        mrkdwn(&alert.severity)
     };
     let id_field = match alert.incident {
         Some(_) => format!("*Incident*\n{}", alert_id(alert)),
@@ -584,12 +570,12 @@ fn fields_section(alert: &AlertSnapshot) -> Value {
         (labels.as_slice(), &[][..])
     };
     for (k, v) in own {
-        fields.push(format!("*{}*\n{}", escape_mrkdwn(k), escape_mrkdwn(v)));
+        fields.push(format!("*{}*\n{}", mrkdwn(k), mrkdwn(v)));
     }
     if !shared.is_empty() {
         let rest = shared
             .iter()
-            .map(|(k, v)| format!("{}={}", escape_mrkdwn(k), escape_mrkdwn(v)))
+            .map(|(k, v)| format!("{}={}", mrkdwn(k), mrkdwn(v)))
             .collect::<Vec<_>>()
             .join(", ");
         fields.push(format!("*More labels*\n{rest}"));
@@ -616,7 +602,7 @@ fn status_line(alert: &AlertSnapshot, at: Timestamp) -> Option<String> {
             let who = alert
                 .acked_by
                 .as_deref()
-                .map_or_else(|| "someone".to_string(), escape_mrkdwn);
+                .map_or_else(|| "someone".to_string(), mrkdwn);
             let when = alert.acked_at.unwrap_or(at);
             Some(format!(
                 ":white_check_mark: Acknowledged by {who} at {}",
@@ -637,7 +623,7 @@ fn source_link(alert: &AlertSnapshot) -> Option<String> {
     let url = alert.generator_url.as_deref()?;
     let plain = (url.starts_with("https://") || url.starts_with("http://"))
         && !url.contains(|c: char| c == '|' || c.is_whitespace());
-    plain.then(|| format!("<{}|Source>", escape_mrkdwn(url)))
+    plain.then(|| format!("<{}|Source>", mrkdwn(url)))
 }
 
 /// The buttons an alert's state allows: all three while firing, Resolve once acked,

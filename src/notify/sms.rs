@@ -14,6 +14,7 @@ use super::webhook::{http_client, retry_after, transport_error};
 use super::{AlertSnapshot, Delivered, Message, SendError, severity_word};
 use crate::alert::NotifyReason;
 use crate::config::{Secret, TwilioSettings};
+use crate::escape::{xml, xml_within};
 
 pub struct Twilio {
     settings: TwilioSettings,
@@ -449,19 +450,19 @@ pub fn twiml(msg: &Message) -> String {
     let (head, details, tail) = speech(msg);
     let fixed = open.chars().count()
         + close.chars().count()
-        + xml_escape(&head).chars().count()
-        + xml_escape(&tail).chars().count();
+        + xml(&head).chars().count()
+        + xml(&tail).chars().count();
     let said = if fixed < MAX_TWIML_CHARS {
         format!(
             "{}{}{}",
-            xml_escape(&head),
-            xml_escape_within(&details, MAX_TWIML_CHARS - fixed),
-            xml_escape(&tail)
+            xml(&head),
+            xml_within(&details, MAX_TWIML_CHARS - fixed),
+            xml(&tail)
         )
     } else {
         // A rule name of thousands of characters: say what fits.
         let budget = MAX_TWIML_CHARS - open.chars().count() - close.chars().count();
-        xml_escape_within(&format!("{head}{details}{tail}"), budget)
+        xml_within(&format!("{head}{details}{tail}"), budget)
     };
     format!("{open}{said}{close}")
 }
@@ -559,42 +560,6 @@ fn spoken_labels(labels: &BTreeMap<String, String>) -> String {
         .map(|(k, v)| format!("{k} {}", one_line(v)))
         .collect::<Vec<_>>()
         .join("、")
-}
-
-/// Text for an XML element. Control characters are not allowed in XML 1.0 at all,
-/// and one in a label would make Twilio refuse every call about that alert, so they
-/// become spaces.
-fn xml_escape(text: &str) -> String {
-    xml_escape_within(text, usize::MAX)
-}
-
-/// As [`xml_escape`], stopping before the escaped text would exceed `budget`
-/// characters, so an entity is never cut in half.
-fn xml_escape_within(text: &str, budget: usize) -> String {
-    let mut out = String::new();
-    let mut used = 0usize;
-    for c in text.chars() {
-        let piece = match c {
-            '&' => "&amp;",
-            '<' => "&lt;",
-            '>' => "&gt;",
-            '"' => "&quot;",
-            '\'' => "&apos;",
-            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => " ",
-            _ => "",
-        };
-        let len = if piece.is_empty() { 1 } else { piece.len() };
-        if used + len > budget {
-            break;
-        }
-        used += len;
-        if piece.is_empty() {
-            out.push(c);
-        } else {
-            out.push_str(piece);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::matcher::MatchOp;
+
 /// A byte range in one source file.
 ///
 /// Spans are where a node was written, not what it means: two spans always compare
@@ -244,23 +246,4 @@ pub struct Matcher {
     pub label: Spanned<String>,
     pub op: MatchOp,
     pub value: Spanned<String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MatchOp {
-    Equal,
-    NotEqual,
-    Regex,
-    NotRegex,
-}
-
-impl MatchOp {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            MatchOp::Equal => "=",
-            MatchOp::NotEqual => "!=",
-            MatchOp::Regex => "=~",
-            MatchOp::NotRegex => "!~",
-        }
-    }
 }

@@ -16,6 +16,7 @@
 
 use super::ast::*;
 use super::parser::MAX_CONDITION_NODES;
+use crate::matcher::MatchOp;
 
 /// Parses `source`, or `None` where pest must decide.
 pub fn parse(source: &str) -> Option<File> {

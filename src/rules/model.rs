@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::ast::{ArithOp, CompareOp, MatchOp};
+use super::ast::{ArithOp, CompareOp};
 use super::template::Template;
 use super::units::DeclaredUnit;
+use crate::matcher::Matcher;
 
 /// A checked, loadable set of rules: every file of a rules folder.
 #[derive(Clone, Debug, Default)]
@@ -101,9 +102,17 @@ pub struct AlertRule {
     /// The declared unit of the value the alert reports, which picks how
     /// `{{ value }}` is shown (85%, 1m 30s, 3GiB).
     pub value_unit: Option<DeclaredUnit>,
+    /// `escalate "POLICY"`; an exported rule carries it as [`ESCALATION_LABEL`].
     pub escalation: Option<String>,
+    /// `route "NAME"`; an exported rule carries it as [`ROUTE_LABEL`].
     pub route: Option<String>,
 }
+
+/// The labels that carry a rule's `escalate` and `route` clauses outside tocsin, so
+/// that tocsin, receiving an exported rule's alert back from Alertmanager, knows
+/// which escalation policy and route apply.
+pub const ESCALATION_LABEL: &str = "tocsin_escalation";
+pub const ROUTE_LABEL: &str = "tocsin_route";
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Condition {
@@ -241,41 +250,9 @@ pub struct WindowCall {
     pub ahead: Option<Duration>,
 }
 
-#[derive(Clone, Debug)]
+/// `metric{…}`: the series of one metric whose labels all matchers accept.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Selector {
     pub metric: String,
-    pub matchers: Vec<LabelMatcher>,
-}
-
-impl PartialEq for Selector {
-    fn eq(&self, o: &Selector) -> bool {
-        self.metric == o.metric && self.matchers == o.matchers
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct LabelMatcher {
-    pub label: String,
-    pub op: MatchOp,
-    pub value: String,
-    /// Compiled, anchored (`^(?:value)$`) as in Prometheus; `None` for `=` and `!=`.
-    pub regex: Option<regex::Regex>,
-}
-
-impl PartialEq for LabelMatcher {
-    fn eq(&self, o: &LabelMatcher) -> bool {
-        self.label == o.label && self.op == o.op && self.value == o.value
-    }
-}
-
-impl LabelMatcher {
-    /// Whether a series' value for this label (empty if absent) matches.
-    pub fn matches(&self, value: &str) -> bool {
-        match self.op {
-            MatchOp::Equal => value == self.value,
-            MatchOp::NotEqual => value != self.value,
-            MatchOp::Regex => self.regex.as_ref().is_some_and(|r| r.is_match(value)),
-            MatchOp::NotRegex => !self.regex.as_ref().is_some_and(|r| r.is_match(value)),
-        }
-    }
+    pub matchers: Vec<Matcher>,
 }

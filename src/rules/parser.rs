@@ -9,6 +9,7 @@ use pest::pratt_parser::{Assoc, Op, PrattParser};
 
 use super::ast::*;
 use super::diagnostic::Diagnostic;
+use crate::matcher::MatchOp;
 
 #[derive(pest_derive::Parser)]
 #[grammar = "../grammar/rules.pest"]

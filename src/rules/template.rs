@@ -129,12 +129,7 @@ fn parse_field(inner: &str) -> Option<Field> {
         "severity" => Some(Field::Severity),
         _ => {
             let label = inner.strip_prefix("labels.")?;
-            let valid = label
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            valid.then(|| Field::Label(label.to_string()))
+            crate::labels::valid_name(label).then(|| Field::Label(label.to_string()))
         }
     }
 }

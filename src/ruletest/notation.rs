@@ -2,7 +2,7 @@
 //! values in expanding notation (`1+2x3` is `1 3 5 7`, `_x2` two missing samples,
 //! `stale` a stale marker), as `promtool test rules` reads them.
 
-use crate::labels::Labels;
+use crate::labels::{self, Labels};
 
 /// One value slot of an input series.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -20,14 +20,7 @@ pub fn parse_series(text: &str) -> Result<(String, Labels), String> {
         None => (text, ""),
     };
     let name = name.trim();
-    let valid_name = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
-    if !valid_name {
+    if !labels::valid_metric_name(name) {
         return Err(format!("invalid metric name in series `{text}`"));
     }
     let mut pairs = Vec::new();
@@ -48,7 +41,7 @@ pub fn parse_series(text: &str) -> Result<(String, Labels), String> {
                 std::iter::from_fn(|| chars.next_if(|c| c.is_ascii_alphanumeric() || *c == '_'))
                     .collect();
             while chars.next_if(|c| c.is_whitespace()).is_some() {}
-            if key.is_empty() || chars.next() != Some('=') {
+            if !labels::valid_name(&key) || chars.next() != Some('=') {
                 return Err(format!("expected `name=\"value\"` in series `{text}`"));
             }
             while chars.next_if(|c| c.is_whitespace()).is_some() {}
