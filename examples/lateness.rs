@@ -105,7 +105,9 @@ async fn run(tocsin: &str) {
         .port();
     let levels: String = LEVELS
         .iter()
-        .map(|s| format!("[[policies.default.levels]]\nafter = \"{s}s\"\nnotify = [\"webhook:pager\"]\n"))
+        .map(|s| {
+            format!("[[policies.default.levels]]\nafter = \"{s}s\"\nnotify = [\"webhook:pager\"]\n")
+        })
         .collect();
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[rules]\npaths = []\n\

@@ -4,6 +4,7 @@ pub mod alert;
 pub mod calendar;
 pub mod client;
 pub mod clock;
+pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod engine;

@@ -55,7 +55,12 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
 /// (`src/notify/slack.rs` → `notify`, `src/clock.rs` → `clock`).
 fn module_of(file: &Path) -> String {
     let rel = file.strip_prefix(Path::new(ROOT).join("src")).unwrap();
-    let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
     first.trim_end_matches(".rs").to_string()
 }
 
@@ -213,7 +218,10 @@ fn long_files_say_why_they_are_one_file() {
             .lines()
             .take_while(|l| !l.starts_with("#[cfg(test)]"))
             .count();
-        let says_why = text.lines().take(30).any(|l| l.starts_with(LONG_FILE_REASON));
+        let says_why = text
+            .lines()
+            .take(30)
+            .any(|l| l.starts_with(LONG_FILE_REASON));
         if production > LONG_FILE && !says_why {
             let rel = file.strip_prefix(ROOT).unwrap().display().to_string();
             long.push(format!("{rel}: {production} lines"));

@@ -133,7 +133,10 @@ notify = ["webhook:pager"]
             .get(&format!("/api/v1/alerts?label=alertname={name}"))
             .await
             .unwrap();
-        body["alerts"][0]["state"].as_str().unwrap_or("").to_string()
+        body["alerts"][0]["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 }
 
@@ -228,7 +231,10 @@ async fn every_deadline_is_kept_to_within_100_ms() {
     arrival(&arrivals, "AckedB", "firing", 1).await;
     let id = daemon.incident("AckedB").await;
     daemon
-        .post(&format!("/api/v1/alerts/{id}/ack"), json!({"actor": "sato"}))
+        .post(
+            &format!("/api/v1/alerts/{id}/ack"),
+            json!({"actor": "sato"}),
+        )
         .await;
 
     // C: ack → unack → resolve within the group window; the unacknowledged page
@@ -238,7 +244,10 @@ async fn every_deadline_is_kept_to_within_100_ms() {
     let id = daemon.incident("FlipC").await;
     for action in ["ack", "unack", "resolve"] {
         daemon
-            .post(&format!("/api/v1/alerts/{id}/{action}"), json!({"actor": "sato"}))
+            .post(
+                &format!("/api/v1/alerts/{id}/{action}"),
+                json!({"actor": "sato"}),
+            )
             .await;
     }
     let resolved = SystemTime::now();
@@ -272,7 +281,11 @@ async fn every_deadline_is_kept_to_within_100_ms() {
         .await;
     let wait = starts + LATE;
     tokio::time::sleep(wait.duration_since(SystemTime::now()).unwrap()).await;
-    assert_eq!(daemon.state("SilencedE").await, "suppressed", "at its start");
+    assert_eq!(
+        daemon.state("SilencedE").await,
+        "suppressed",
+        "at its start"
+    );
     let resumed = arrival(&arrivals, "SilencedE", "silence_ended", 1).await;
     assert!(
         between(resumed, ends, LATE),

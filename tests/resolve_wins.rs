@@ -17,8 +17,8 @@ use tocsin::daemon::Daemon;
 use tocsin::engine::ExternalAlert;
 use tocsin::escalation::{Directory, Level, Method, Person, Policy, Routing, Target};
 use tocsin::labels::Labels;
-use tocsin::notify::{Channels, Recorded};
 use tocsin::matcher::Matcher;
+use tocsin::notify::{Channels, Recorded};
 use tocsin::silence::Silence;
 
 const T0: i64 = 1_800_000_000;
@@ -72,11 +72,7 @@ fn config(dir: &std::path::Path, waiting: Waiting) -> Config {
         )],
         _ => vec![
             level(Duration::ZERO, vec![Target::Console], Vec::new()),
-            level(
-                MIN * 15,
-                vec![Target::Webhook("pager".into())],
-                Vec::new(),
-            ),
+            level(MIN * 15, vec![Target::Webhook("pager".into())], Vec::new()),
         ],
     };
     let policy = Policy {
@@ -266,7 +262,9 @@ async fn case(waiting: Waiting, later: Later) {
     );
     // What was waiting and withdrawn says so on y's timeline.
     let (_, timeline) = daemon.alert(&y_id).await.unwrap();
-    let withdrawn = timeline.iter().any(|e| e.reason.starts_with("not sent to "));
+    let withdrawn = timeline
+        .iter()
+        .any(|e| e.reason.starts_with("not sent to "));
     let was_queued = !matches!(waiting, Waiting::NextLevel);
     assert_eq!(
         withdrawn,
@@ -320,9 +318,13 @@ async fn with_nothing_in_between_each_waiting_page_goes_at_its_time() {
         let dir = common::daemon_dir(&format!("resolve-wins-control-{waiting:?}"), "");
         let clock = ManualClock::new(t0);
         let (channels, recorder) = Channels::recording(Arc::new(clock.clone()));
-        let daemon =
-            Daemon::open_with(config(&dir, waiting), Arc::new(clock.clone()), channels, None)
-                .unwrap();
+        let daemon = Daemon::open_with(
+            config(&dir, waiting),
+            Arc::new(clock.clone()),
+            channels,
+            None,
+        )
+        .unwrap();
         let looping = daemon.spawn_loop();
         let start = match waiting {
             Waiting::GroupWait => t0 + SEC,

@@ -354,6 +354,13 @@ impl Daemon {
         .await?
     }
 
+    /// Answers a Slack interaction through its `response_url`, in the background:
+    /// the answer to the click itself cannot wait for it.
+    pub fn tell_slack(&self, response_url: String, text: String) {
+        let d = self.clone();
+        tokio::spawn(async move { d.shared.channels.respond_slack(&response_url, &text).await });
+    }
+
     /// Reads and checks the rules again and swaps them in if they are clean;
     /// otherwise keeps the running rules and returns the diagnostics.
     pub async fn reload(&self) -> Result<usize, String> {

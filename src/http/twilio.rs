@@ -1,6 +1,7 @@
-//! Twilio → tocsin: `POST /twilio/sms`, an inbound SMS. A reply `ACK 42 [note]` from
-//! the phone number of a configured person acknowledges incident 42 as that person,
-//! via `sms`; the answer is TwiML, a short SMS back.
+//! Twilio → tocsin: `POST /twilio/sms`, an inbound SMS. A reply in the operator
+//! language (`ACK 42 [note]`, `UNACK 42`, `RESOLVE 42`) from the phone number of a
+//! configured person acts as that person, via `sms`; the answer is TwiML, a short
+//! SMS back.
 //!
 //! The request is verified first (`X-Twilio-Signature` over `server.public_url` plus
 //! the path and query, and the sorted form parameters); a refusal is a 403 and
@@ -19,8 +20,8 @@ use axum::routing::post;
 use super::failures::{AuthFailures, ClientIp};
 use super::replay::Recent;
 use super::{ApiError, read_body};
-use crate::alert::Event;
-use crate::daemon::{Daemon, OpError};
+use crate::command::{self, Medium, Reply};
+use crate::daemon::Daemon;
 use crate::escape;
 use crate::signature::{self, Refusal};
 
@@ -106,13 +107,13 @@ async fn sms(
     if !sid.is_empty() && !inbound.seen.first_time(sid) {
         return twiml(None);
     }
-    let (done, text) = answer(daemon, field("From"), field("Body")).await;
+    let (command, done, text) = answer(daemon, field("From"), field("Body")).await;
     daemon
         .metrics()
         .inbound_commands
         .get_or_create(&vec![
             ("source".to_string(), "sms".to_string()),
-            ("command".to_string(), "ack".to_string()),
+            ("command".to_string(), command.to_string()),
             (
                 "outcome".to_string(),
                 if done { "done" } else { "refused" }.to_string(),
@@ -122,58 +123,19 @@ async fn sms(
     twiml(Some(&text))
 }
 
-/// Acts on an SMS from `from` saying `body`: whether it acked, and the reply.
-async fn answer(daemon: &Daemon, from: &str, body: &str) -> (bool, String) {
-    let Some(person) = daemon.config().directory.by_phone(from) else {
-        return (
-            false,
-            "This number is not one of tocsin's people, so it cannot acknowledge alerts. \
-             Nothing was changed."
-                .to_string(),
-        );
-    };
-    let Some((id, note)) = parse_ack(body) else {
-        return (
-            false,
-            "Reply ACK and the alert number to acknowledge it, e.g. ACK 42.".to_string(),
-        );
-    };
-    let event = Event::Ack {
-        actor: person.id.clone(),
-        via: "sms".into(),
-        note,
-    };
-    let acted = daemon.act(&id, event).await;
-    match acted {
-        Ok(view) => {
-            let number = view.alert.incident.map_or(id, |n| n.to_string());
-            (true, format!("Acked #{number} {}", view.alert.rule))
-        }
-        Err(OpError::NotFound(_)) => (false, format!("There is no alert #{id}.")),
-        Err(OpError::Rejected(r)) => (false, format!("#{id} was not acked: {}", r.reason)),
-        Err(_) => (
-            false,
-            format!("tocsin could not record the ack of #{id}; try again shortly."),
+/// Acts on an SMS from `from` saying `body` (the operator language, as in
+/// Slack): the command's name, whether it was carried out, and the reply.
+async fn answer(daemon: &Daemon, from: &str, body: &str) -> (&'static str, bool, String) {
+    let person = daemon.config().directory.by_phone(from).cloned();
+    let (name, reply) = match command::parse(body) {
+        Ok(c) => (
+            c.name(),
+            command::run(daemon, person.as_ref(), Medium::Sms, from, c).await,
         ),
-    }
-}
-
-/// `ACK 42`, `ack #42 on my way`: the incident and the note.
-fn parse_ack(body: &str) -> Option<(String, Option<String>)> {
-    let mut words = body.trim().splitn(3, char::is_whitespace);
-    if !words.next()?.eq_ignore_ascii_case("ack") {
-        return None;
-    }
-    let id = words.next()?.trim_start_matches('#');
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let note = words
-        .next()
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(str::to_string);
-    Some((id.to_string(), note))
+        Err(why) => ("unknown", Reply::Refused(command::Refusal::Parse(why))),
+    };
+    let done = !matches!(reply, Reply::Refused(_) | Reply::Help);
+    (name, done, reply.to_sms())
 }
 
 /// A TwiML answer: one SMS back with `text`, or none.
@@ -186,25 +148,4 @@ fn twiml(text: Option<&str>) -> Response {
         format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>{inner}</Response>"),
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ack_replies_parse() {
-        assert_eq!(parse_ack("ACK 42"), Some(("42".into(), None)));
-        assert_eq!(
-            parse_ack("  ack #7  on my way "),
-            Some(("7".into(), Some("on my way".into())))
-        );
-        assert_eq!(
-            parse_ack("Ack 3\nnote"),
-            Some(("3".into(), Some("note".into())))
-        );
-        for bad in ["", "ACK", "ACK x", "ACKNOWLEDGE 4", "STOP", "resolve 4"] {
-            assert_eq!(parse_ack(bad), None, "{bad:?}");
-        }
-    }
 }

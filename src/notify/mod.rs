@@ -145,6 +145,8 @@ pub struct Channels {
     email: Option<email::Email>,
     sms: Option<sms::Twilio>,
     webhooks: std::collections::HashMap<String, webhook::Webhook>,
+    /// For answers to Slack interactions (`response_url`), which need no token.
+    responses: reqwest::Client,
     /// When set, messages are recorded here instead of sent (`tocsin test`'s
     /// escalation tests, and tests of the notification path).
     recorder: Option<Recorder>,
@@ -186,6 +188,7 @@ impl Channels {
                 .iter()
                 .map(|w| (w.name.clone(), webhook::Webhook::new(w.clone())))
                 .collect(),
+            responses: slack::response_client(),
             recorder: None,
         })
     }
@@ -203,6 +206,7 @@ impl Channels {
             email: None,
             sms: None,
             webhooks: Default::default(),
+            responses: slack::response_client(),
             recorder: Some(recorder.clone()),
         };
         (channels, recorder)
@@ -221,6 +225,26 @@ impl Channels {
         match &self.email {
             Some(e) => e.send_report(name, to, report).await,
             None => Err(SendError::permanent("[channels.email] is not configured")),
+        }
+    }
+
+    /// Answers a Slack interaction through its `response_url` with a message only
+    /// the person who clicked sees. The URL is the credential (valid 30 minutes):
+    /// it is never logged or stored, so this is not an outbox delivery; a failure
+    /// is tried once more after a second.
+    pub async fn respond_slack(&self, response_url: &str, text: &str) {
+        for attempt in 0..2 {
+            match slack::respond(&self.responses, response_url, text).await {
+                Ok(()) => return,
+                Err(SendError::Retry { reason, .. }) if attempt == 0 => {
+                    tracing::warn!(%reason, "slack: cannot reply to a button; trying once more");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "slack: cannot reply to a button");
+                    return;
+                }
+            }
         }
     }
 

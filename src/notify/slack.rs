@@ -276,6 +276,45 @@ fn with_fields<const N: usize>(rendered: &Value, fields: [(&str, &str); N]) -> V
     body
 }
 
+/// The client for answers to interactions: a timeout, and no redirects (the URL is
+/// a credential and must not follow a `Location` elsewhere).
+pub(super) fn response_client() -> reqwest::Client {
+    crate::tls::http_client()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a plain client builds")
+}
+
+/// Posts `text` to an interaction's `response_url`: a message only the person who
+/// clicked sees, leaving the original message as it is.
+pub(super) async fn respond(
+    client: &reqwest::Client,
+    response_url: &str,
+    text: &str,
+) -> Result<(), SendError> {
+    let body = json!({
+        "response_type": "ephemeral",
+        "replace_original": false,
+        "text": text,
+    });
+    let response = client
+        .post(response_url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| SendError::retry(describe(e)))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    Err(by_status(
+        status,
+        retry_after(response.headers()),
+        format!("response_url answered HTTP {status}"),
+    ))
+}
+
 /// Retry for a rate limit, a server error or a request timeout; permanent otherwise.
 fn by_status(status: StatusCode, after: Option<Duration>, what: String) -> SendError {
     if status == StatusCode::TOO_MANY_REQUESTS

@@ -650,7 +650,11 @@ mod tests {
         let first = o.take_due(T, |_| Ok(())).messages;
         assert_eq!(first.len(), 1, "the second waits for the first to settle");
         assert_eq!(o.in_flight(), 1);
-        assert_eq!(o.next_due(), None, "nothing ready while the address is busy");
+        assert_eq!(
+            o.next_due(),
+            None,
+            "nothing ready while the address is busy"
+        );
         o.settle(&first[0], &Outcome::Delivered { reference: None }, T);
         // Free again, but Slack takes one message per second per channel.
         assert_eq!(o.next_due(), Some(T));
