@@ -22,6 +22,7 @@
 
 mod channels;
 mod compile;
+mod directory;
 mod document;
 mod env;
 mod error;

@@ -4,6 +4,15 @@
 
 use std::fmt;
 
+/// The deepest parenthesis nesting a condition may have. Parsing, checking and
+/// printing recurse over expressions; bounding their depth keeps any input from
+/// overflowing the stack. Real conditions nest a few levels.
+pub const MAX_NESTING: usize = 32;
+
+/// The most grammar nodes one condition may have: a bound on expression depth from
+/// long operator chains and repeated `not`/`-`, which parentheses do not show.
+pub const MAX_CONDITION_NODES: usize = 200;
+
 use crate::matcher::MatchOp;
 
 /// A byte range in one source file.

@@ -1,6 +1,10 @@
 //! A hand-written recursive-descent parser for well-formed rules files: the fast
 //! path of [`super::parser::parse_file`].
 //!
+//! Why one file: it is one reader per grammar rule, in the grammar's order, meant to
+//! be read side by side with `grammar/rules.pest`; split, the two would no longer
+//! line up.
+//!
 //! pest spends most of a parse in its own bookkeeping (a call-limit check, stack
 //! snapshots and implicit-whitespace attempts at every rule and `~`), about 20 µs
 //! per alert. This parser reads the same grammar (`grammar/rules.pest`) directly
@@ -15,7 +19,6 @@
 //! every fixture and on generated input, spans and node counts included.
 
 use super::ast::*;
-use super::parser::MAX_CONDITION_NODES;
 use crate::matcher::MatchOp;
 
 /// Parses `source`, or `None` where pest must decide.

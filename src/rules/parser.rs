@@ -56,15 +56,6 @@ pub fn parse_with_pest(source: &str) -> Result<File, Box<Diagnostic>> {
     Ok(File { items })
 }
 
-/// The deepest parenthesis nesting a condition may have. Parsing, checking and
-/// printing recurse over expressions; bounding their depth keeps any input from
-/// overflowing the stack. Real conditions nest a few levels.
-pub const MAX_NESTING: usize = 32;
-
-/// The most grammar nodes one condition may have: a bound on expression depth from
-/// long operator chains and repeated `not`/`-`, which parentheses do not show.
-pub const MAX_CONDITION_NODES: usize = 200;
-
 /// Refuses parentheses nested deeper than [`MAX_NESTING`], before the recursive
 /// parser sees them. Strings and comments are skipped.
 fn check_nesting(source: &str) -> Result<(), Box<Diagnostic>> {
