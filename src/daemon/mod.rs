@@ -432,9 +432,16 @@ impl Daemon {
         .await
     }
 
-    /// The earliest deadline, if any.
+    /// The earliest deadline, if any. Safe on the async workers: it reads the queue
+    /// under the lock and never touches the store.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.core().schedule.next()
+        self.queue().schedule.next()
+    }
+
+    /// The core locked without the store reload that [`Daemon::core`] may do: only
+    /// for reading in-memory state from async code.
+    fn queue(&self) -> MutexGuard<'_, Core> {
+        self.shared.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// One turn of the loop: everything due at the clock's `now` is done (state
@@ -507,7 +514,7 @@ impl Daemon {
         loop {
             self.advance().await;
             let next = {
-                let core = self.core();
+                let core = self.queue();
                 let next = core.schedule.next();
                 self.shared
                     .ctx
