@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::notify::{Address, Channels};
 use crate::outbox::{self, Delivery, Outbox};
 use crate::rules::{self, CheckOptions, RuleSet};
-use crate::series::{Limits, Sample, SeriesError, SeriesStore};
+use crate::series::{IncomingSample, Limits, Sample, SeriesError, SeriesStore};
 use crate::silence::Silence;
 use crate::store::{Store, StoreError};
 
@@ -172,15 +172,6 @@ pub enum AppError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-}
-
-/// A sample as accepted by the ingestion endpoints, already validated.
-#[derive(Clone, Debug)]
-pub struct IncomingSample {
-    pub metric: String,
-    pub labels: Labels,
-    pub value: f64,
-    pub at: Option<Timestamp>,
 }
 
 /// Why an operation on the daemon was refused.

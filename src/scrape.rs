@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::app::{Daemon, IncomingSample};
+use crate::app::Daemon;
 use crate::http::import::{LineError, parse_exposition, valid_label_name};
 use crate::labels::Labels;
-use crate::series::stale_marker;
+use crate::series::{IncomingSample, stale_marker};
 
 /// One endpoint to scrape.
 #[derive(Clone, Debug, PartialEq)]

@@ -10,7 +10,7 @@ pub use super::slack::{decode_command, decode_interaction};
 pub fn decode_exposition(
     body: &[u8],
     max_labels: usize,
-) -> Result<Vec<crate::app::IncomingSample>, String> {
+) -> Result<Vec<crate::series::IncomingSample>, String> {
     super::import::parse_exposition(body, max_labels)
         .map(|samples| samples.into_iter().map(|s| s.into_incoming()).collect())
         .map_err(|e| e.to_string())

@@ -23,9 +23,10 @@ use serde_json::json;
 
 pub(crate) use super::ingest::{valid_label_name, valid_metric_name};
 use super::{ApiError, blocking, read_body};
-use crate::app::{Daemon, IncomingSample, OpError};
+use crate::app::{Daemon, OpError};
 use crate::clock::Timestamp;
 use crate::labels::Labels;
+use crate::series::IncomingSample;
 
 pub async fn prometheus(
     State(daemon): State<Daemon>,

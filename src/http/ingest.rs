@@ -16,9 +16,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, blocking, read_body};
-use crate::app::{Daemon, IncomingSample};
+use crate::app::Daemon;
 use crate::clock::Timestamp;
 use crate::labels::Labels;
+use crate::series::IncomingSample;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
