@@ -174,6 +174,16 @@ impl std::str::FromStr for Fingerprint {
     }
 }
 
+/// Prometheus' label name rule: `[a-zA-Z_][a-zA-Z0-9_]*`. Names starting with `__`
+/// match it; Prometheus keeps them for itself, and callers that take labels from
+/// outside refuse them on their own.
+pub fn valid_name(n: &str) -> bool {
+    n.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,8 +25,8 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::app::Daemon;
-use crate::http::import::{LineError, parse_exposition, valid_label_name};
-use crate::labels::Labels;
+use crate::http::import::{LineError, parse_exposition};
+use crate::labels::{self, Labels};
 use crate::series::{IncomingSample, stale_marker};
 
 /// One endpoint to scrape.
@@ -107,7 +107,12 @@ impl Target {
                 humantime::format_duration(self.interval)
             )));
         }
-        if let Some((bad, _)) = self.labels.iter().find(|(k, _)| !valid_label_name(k)) {
+        // `__` names are Prometheus' own, as in a push.
+        if let Some((bad, _)) = self
+            .labels
+            .iter()
+            .find(|(k, _)| !labels::valid_name(k) || k.starts_with("__"))
+        {
             return Err(self.error(format!("invalid label name {bad:?}")));
         }
         let labels = Labels::from_pairs([("job", self.name.as_str()), ("instance", &instance)])

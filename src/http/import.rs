@@ -21,12 +21,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::json;
 
-pub(crate) use super::ingest::{valid_label_name, valid_metric_name};
 use super::{ApiError, blocking, read_body};
 use crate::app::{Daemon, OpError};
 use crate::clock::Timestamp;
 use crate::labels::Labels;
-use crate::series::IncomingSample;
+use crate::series::{IncomingSample, valid_metric_name};
 
 pub async fn prometheus(
     State(daemon): State<Daemon>,
@@ -268,7 +267,7 @@ impl Parser {
                         cur.rest().chars().next().unwrap_or_default()
                     ));
                 }
-                if !valid_label_name(name) {
+                if !crate::labels::valid_name(name) || name.starts_with("__") {
                     let why = if name.starts_with("__") {
                         " (names starting with __ are reserved)"
                     } else {

@@ -19,7 +19,7 @@ use super::{ApiError, blocking, read_body};
 use crate::app::Daemon;
 use crate::clock::Timestamp;
 use crate::labels::Labels;
-use crate::series::IncomingSample;
+use crate::series::{IncomingSample, valid_metric_name};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -128,20 +128,8 @@ fn validate(s: JsonSample, max_labels: usize) -> Result<IncomingSample, String> 
     })
 }
 
-/// Prometheus' metric name rule: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
-pub fn valid_metric_name(n: &str) -> bool {
-    n.chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
-
-/// Prometheus' label name rule: `[a-zA-Z_][a-zA-Z0-9_]*`, `__` prefix reserved.
+/// A label name a client may send: Prometheus' rule, and none of the `__` names
+/// Prometheus keeps for itself.
 pub fn valid_label_name(n: &str) -> bool {
-    n.chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !n.starts_with("__")
+    crate::labels::valid_name(n) && !n.starts_with("__")
 }

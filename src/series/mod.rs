@@ -40,6 +40,15 @@ pub struct IncomingSample {
     pub at: Option<Timestamp>,
 }
 
+/// Prometheus' metric name rule: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub fn valid_metric_name(n: &str) -> bool {
+    n.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
 /// One sample: 16 bytes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sample {
