@@ -10,6 +10,7 @@ pub mod engine;
 pub mod escalation;
 pub mod eval;
 pub mod export;
+pub mod exposition;
 pub mod http;
 pub mod humanize;
 pub mod labels;

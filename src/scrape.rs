@@ -1,6 +1,7 @@
 //! Pulling metrics: each [`Target`] is fetched over plain HTTP at its interval, its
-//! Prometheus text exposition parsed by the import endpoint's strict parser, and the
-//! samples ingested as one batch, as Prometheus scrapes.
+//! Prometheus text exposition parsed by the strict parser pushes go through
+//! ([`crate::exposition`]), and the samples ingested as one batch, as Prometheus
+//! scrapes.
 //!
 //! - Every sample gets `job="<target name>"` and `instance="<host:port>"`, then the
 //!   target's own labels (which may override those two). A scraped label that clashes
@@ -25,7 +26,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::app::Daemon;
-use crate::http::import::{LineError, parse_exposition};
+use crate::exposition::{self, LineError, SampleLine};
 use crate::labels::{self, Labels};
 use crate::series::{IncomingSample, stale_marker};
 
@@ -329,14 +330,14 @@ async fn collect(
     let body = tokio::time::timeout(target.timeout, fetch(client, target, settings.body_limit))
         .await
         .map_err(|_| ScrapeError::Timeout(target.timeout))??;
-    let parsed = parse_exposition(&body, settings.max_labels).map_err(ScrapeError::Parse)?;
+    let parsed = exposition::parse(&body, settings.max_labels).map_err(ScrapeError::Parse)?;
     parsed
         .into_iter()
-        .map(|s| {
-            let labels = attach(&s.labels, &target.labels);
+        .map(|SampleLine { line, sample }| {
+            let labels = attach(&sample.labels, &target.labels);
             if labels.len() > settings.max_labels {
                 return Err(ScrapeError::Parse(LineError {
-                    line: s.line,
+                    line,
                     message: format!(
                         "{} labels with the target's, at most {}",
                         labels.len(),
@@ -344,12 +345,7 @@ async fn collect(
                     ),
                 }));
             }
-            Ok(IncomingSample {
-                metric: s.metric,
-                labels,
-                value: s.value,
-                at: s.at,
-            })
+            Ok(IncomingSample { labels, ..sample })
         })
         .collect()
 }
