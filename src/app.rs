@@ -1409,8 +1409,22 @@ pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Running,
         .local_addr()
         .map_err(|source| AppError::Listen { addr, source })?;
     let (tx, rx) = watch::channel(false);
-    let scraper =
-        crate::scrape::spawn(daemon.clone(), daemon.settings().scrape.clone(), rx.clone());
+    let scrape_limits = crate::scrape::Limits {
+        body_limit: daemon.settings().body_limit,
+        max_labels: daemon.settings().max_labels,
+    };
+    let scrape_into = daemon.clone();
+    let scraper = crate::scrape::spawn(
+        daemon.settings().scrape.clone(),
+        scrape_limits,
+        Arc::new(move |samples| {
+            scrape_into
+                .ingest(&samples)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }),
+        rx.clone(),
+    );
     let router = crate::http::router(daemon.clone());
     let ticker = daemon.clone();
     let mut tick_rx = rx.clone();

@@ -16,16 +16,20 @@
 //!   once instead of after the lookback. Series with their own timestamps are left to
 //!   age out.
 //!
+//! Where the samples go is the caller's: [`spawn`] takes a [`Sink`], and the
+//! daemon passes one that ingests into its store, so scraping knows nothing of the
+//! daemon or of HTTP serving.
+//!
 //! Loops never panic: failures are logged with the target and the error.
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::app::Daemon;
 use crate::exposition::{self, LineError, SampleLine};
 use crate::labels::{self, Labels};
 use crate::series::{IncomingSample, stale_marker};
@@ -153,12 +157,28 @@ struct Prepared {
     labels: Labels,
 }
 
-/// Starts one scrape loop per target; they stop when `shutdown` changes (or its
-/// sender is dropped). A target that does not validate is logged and skipped. The
-/// handle finishes when every loop has.
+/// Where a scrape's samples go: one batch per scrape (the target's samples, the
+/// stale markers owed, `up` and the scrape's own metrics), taken whole or refused
+/// with a reason; a refusal sets `up` to 0. Called on a blocking thread, so it may
+/// block until the batch is durable.
+pub type Sink = Arc<dyn Fn(Vec<IncomingSample>) -> Result<(), String> + Send + Sync>;
+
+/// What one scrape may take.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    /// The largest body read, in bytes; a larger one fails the scrape.
+    pub body_limit: usize,
+    /// Labels per sample, the target's included.
+    pub max_labels: usize,
+}
+
+/// Starts one scrape loop per target, each handing its scrapes to `sink`; they
+/// stop when `shutdown` changes (or its sender is dropped). A target that does not
+/// validate is logged and skipped. The handle finishes when every loop has.
 pub fn spawn(
-    daemon: Daemon,
     targets: Vec<Target>,
+    limits: Limits,
+    sink: Sink,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -193,12 +213,12 @@ pub fn spawn(
                 continue;
             }
             tracing::info!(scrape_target = %prepared.name, instance = %prepared.instance, interval = ?prepared.interval, "scraping");
-            loops.spawn(run(
-                daemon.clone(),
-                client.clone(),
-                prepared,
-                shutdown.clone(),
-            ));
+            let scraper = Scraper {
+                client: client.clone(),
+                limits,
+                sink: sink.clone(),
+            };
+            loops.spawn(run(scraper, prepared, shutdown.clone()));
         }
         while let Some(done) = loops.join_next().await {
             if let Err(e) = done {
@@ -219,12 +239,15 @@ struct LoopState {
     failing: Option<String>,
 }
 
-async fn run(
-    daemon: Daemon,
+/// What every loop shares.
+#[derive(Clone)]
+struct Scraper {
     client: reqwest::Client,
-    target: Prepared,
-    mut shutdown: watch::Receiver<bool>,
-) {
+    limits: Limits,
+    sink: Sink,
+}
+
+async fn run(scraper: Scraper, target: Prepared, mut shutdown: watch::Receiver<bool>) {
     if *shutdown.borrow_and_update() {
         return;
     }
@@ -240,7 +263,7 @@ async fn run(
         tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            () = scrape_once(&daemon, &client, &target, &mut state) => {}
+            () = scrape_once(&scraper, &target, &mut state) => {}
         }
     }
     tracing::debug!(scrape_target = %target.name, instance = %target.instance, "scrape loop stopped");
@@ -322,26 +345,25 @@ async fn fetch(
 
 /// Fetches and parses one scrape into labelled samples.
 async fn collect(
-    daemon: &Daemon,
     client: &reqwest::Client,
+    limits: Limits,
     target: &Prepared,
 ) -> Result<Vec<IncomingSample>, ScrapeError> {
-    let settings = daemon.settings();
-    let body = tokio::time::timeout(target.timeout, fetch(client, target, settings.body_limit))
+    let body = tokio::time::timeout(target.timeout, fetch(client, target, limits.body_limit))
         .await
         .map_err(|_| ScrapeError::Timeout(target.timeout))??;
-    let parsed = exposition::parse(&body, settings.max_labels).map_err(ScrapeError::Parse)?;
+    let parsed = exposition::parse(&body, limits.max_labels).map_err(ScrapeError::Parse)?;
     parsed
         .into_iter()
         .map(|SampleLine { line, sample }| {
             let labels = attach(&sample.labels, &target.labels);
-            if labels.len() > settings.max_labels {
+            if labels.len() > limits.max_labels {
                 return Err(ScrapeError::Parse(LineError {
                     line,
                     message: format!(
                         "{} labels with the target's, at most {}",
                         labels.len(),
-                        settings.max_labels
+                        limits.max_labels
                     ),
                 }));
             }
@@ -364,14 +386,9 @@ fn attach(scraped: &Labels, target: &Labels) -> Labels {
     Labels::from_pairs(pairs)
 }
 
-async fn scrape_once(
-    daemon: &Daemon,
-    client: &reqwest::Client,
-    target: &Prepared,
-    state: &mut LoopState,
-) {
+async fn scrape_once(scraper: &Scraper, target: &Prepared, state: &mut LoopState) {
     let started = Instant::now();
-    let result = collect(daemon, client, target).await;
+    let result = collect(&scraper.client, scraper.limits, target).await;
     let elapsed = started.elapsed().as_secs_f64();
     let meta = |up: f64, count: usize| {
         [
@@ -396,7 +413,7 @@ async fn scrape_once(
             let count = samples.len();
             samples.extend(stale(&state.previous, &current));
             samples.extend(meta(1.0, count));
-            match ingest(daemon, samples).await {
+            match hand_over(&scraper.sink, samples).await {
                 Ok(()) => {
                     state.previous = current;
                     Ok(())
@@ -423,7 +440,7 @@ async fn scrape_once(
             let mut samples = stale(&state.previous, &HashSet::new());
             samples.extend(meta(0.0, 0));
             state.previous.clear();
-            if let Err(e) = ingest(daemon, samples).await {
+            if let Err(e) = hand_over(&scraper.sink, samples).await {
                 tracing::error!(scrape_target = %target.name, instance = %target.instance, error = %e, "cannot record up=0");
             }
         }
@@ -447,13 +464,12 @@ fn stale(
         .collect()
 }
 
-/// Ingests one batch on a blocking thread.
-async fn ingest(daemon: &Daemon, samples: Vec<IncomingSample>) -> Result<(), String> {
-    let d = daemon.clone();
-    match tokio::task::spawn_blocking(move || d.ingest(&samples)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(format!("ingest panicked: {e}")),
+/// Hands one batch to the sink on a blocking thread.
+async fn hand_over(sink: &Sink, samples: Vec<IncomingSample>) -> Result<(), String> {
+    let sink = sink.clone();
+    match tokio::task::spawn_blocking(move || sink(samples)).await {
+        Ok(result) => result,
+        Err(e) => Err(format!("the sink panicked: {e}")),
     }
 }
 
