@@ -21,13 +21,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use tocsin::app::{Daemon, IncomingSample, Settings};
+use tocsin::app::{Daemon, Settings};
 use tocsin::clock::{ManualClock, Timestamp};
 use tocsin::engine::Engine;
 use tocsin::eval::evaluate_rule;
 use tocsin::labels::Labels;
 use tocsin::rules::{CheckOptions, check_sources, parser};
-use tocsin::series::Sample;
+use tocsin::series::{IncomingSample, Sample};
 
 mod common;
 use common::fleet::{self, STEP_SECS, Shape};

@@ -12,6 +12,7 @@ pub mod escalation;
 pub mod escape;
 pub mod eval;
 pub mod export;
+pub mod exposition;
 pub mod http;
 pub mod humanize;
 pub mod labels;

@@ -1,6 +1,7 @@
 //! Pulling metrics: each [`Target`] is fetched over plain HTTP at its interval, its
-//! Prometheus text exposition parsed by the import endpoint's strict parser, and the
-//! samples ingested as one batch, as Prometheus scrapes.
+//! Prometheus text exposition parsed by the strict parser pushes go through
+//! ([`crate::exposition`]), and the samples ingested as one batch, as Prometheus
+//! scrapes.
 //!
 //! - Every sample gets `job="<target name>"` and `instance="<host:port>"`, then the
 //!   target's own labels (which may override those two). A scraped label that clashes
@@ -15,20 +16,23 @@
 //!   once instead of after the lookback. Series with their own timestamps are left to
 //!   age out.
 //!
+//! Where the samples go is the caller's: [`spawn`] takes a [`Sink`], and the
+//! daemon passes one that ingests into its store, so scraping knows nothing of the
+//! daemon or of HTTP serving.
+//!
 //! Loops never panic: failures are logged with the target and the error.
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::daemon::Daemon;
-use crate::http::import::{LineError, parse_exposition};
+use crate::exposition::{self, LineError, SampleLine};
 use crate::labels::{self, Labels};
-use crate::series::IncomingSample;
-use crate::series::stale_marker;
+use crate::series::{IncomingSample, stale_marker};
 
 /// One endpoint to scrape.
 #[derive(Clone, Debug, PartialEq)]
@@ -152,12 +156,34 @@ struct Prepared {
     labels: Labels,
 }
 
-/// Starts one scrape loop per target; they stop when `shutdown` changes (or its
-/// sender is dropped). A target that does not validate is logged and skipped. The
-/// handle finishes when every loop has.
+/// Where a scrape's samples go: one batch per scrape (the target's samples, the
+/// stale markers owed, `up` and the scrape's own metrics), taken whole or refused
+/// with a reason; a refusal sets `up` to 0. Its future may wait until the batch is
+/// durable.
+pub type Sink = Arc<
+    dyn Fn(
+            Vec<IncomingSample>,
+        ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// What one scrape may take.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    /// The largest body read, in bytes; a larger one fails the scrape.
+    pub body_limit: usize,
+    /// Labels per sample, the target's included.
+    pub max_labels: usize,
+}
+
+/// Starts one scrape loop per target, each handing its scrapes to `sink`; they
+/// stop when `shutdown` changes (or its sender is dropped). A target that does not
+/// validate is logged and skipped. The handle finishes when every loop has.
 pub fn spawn(
-    daemon: Daemon,
     targets: Vec<Target>,
+    limits: Limits,
+    sink: Sink,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -192,12 +218,12 @@ pub fn spawn(
                 continue;
             }
             tracing::info!(scrape_target = %prepared.name, instance = %prepared.instance, interval = ?prepared.interval, "scraping");
-            loops.spawn(run(
-                daemon.clone(),
-                client.clone(),
-                prepared,
-                shutdown.clone(),
-            ));
+            let scraper = Scraper {
+                client: client.clone(),
+                limits,
+                sink: sink.clone(),
+            };
+            loops.spawn(run(scraper, prepared, shutdown.clone()));
         }
         while let Some(done) = loops.join_next().await {
             if let Err(e) = done {
@@ -218,12 +244,15 @@ struct LoopState {
     failing: Option<String>,
 }
 
-async fn run(
-    daemon: Daemon,
+/// What every loop shares.
+#[derive(Clone)]
+struct Scraper {
     client: reqwest::Client,
-    target: Prepared,
-    mut shutdown: watch::Receiver<bool>,
-) {
+    limits: Limits,
+    sink: Sink,
+}
+
+async fn run(scraper: Scraper, target: Prepared, mut shutdown: watch::Receiver<bool>) {
     if *shutdown.borrow_and_update() {
         return;
     }
@@ -239,7 +268,7 @@ async fn run(
         tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            () = scrape_once(&daemon, &client, &target, &mut state) => {}
+            () = scrape_once(&scraper, &target, &mut state) => {}
         }
     }
     tracing::debug!(scrape_target = %target.name, instance = %target.instance, "scrape loop stopped");
@@ -321,38 +350,29 @@ async fn fetch(
 
 /// Fetches and parses one scrape into labelled samples.
 async fn collect(
-    daemon: &Daemon,
     client: &reqwest::Client,
+    limits: Limits,
     target: &Prepared,
 ) -> Result<Vec<IncomingSample>, ScrapeError> {
-    let config = daemon.config();
-    let body = tokio::time::timeout(
-        target.timeout,
-        fetch(client, target, config.server.body_limit),
-    )
-    .await
-    .map_err(|_| ScrapeError::Timeout(target.timeout))??;
-    let parsed = parse_exposition(&body, config.limits.max_labels).map_err(ScrapeError::Parse)?;
+    let body = tokio::time::timeout(target.timeout, fetch(client, target, limits.body_limit))
+        .await
+        .map_err(|_| ScrapeError::Timeout(target.timeout))??;
+    let parsed = exposition::parse(&body, limits.max_labels).map_err(ScrapeError::Parse)?;
     parsed
         .into_iter()
-        .map(|s| {
-            let labels = attach(&s.labels, &target.labels);
-            if labels.len() > config.limits.max_labels {
+        .map(|SampleLine { line, sample }| {
+            let labels = attach(&sample.labels, &target.labels);
+            if labels.len() > limits.max_labels {
                 return Err(ScrapeError::Parse(LineError {
-                    line: s.line,
+                    line,
                     message: format!(
                         "{} labels with the target's, at most {}",
                         labels.len(),
-                        config.limits.max_labels
+                        limits.max_labels
                     ),
                 }));
             }
-            Ok(IncomingSample {
-                metric: s.metric,
-                labels,
-                value: s.value,
-                at: s.at,
-            })
+            Ok(IncomingSample { labels, ..sample })
         })
         .collect()
 }
@@ -371,14 +391,9 @@ fn attach(scraped: &Labels, target: &Labels) -> Labels {
     Labels::from_pairs(pairs)
 }
 
-async fn scrape_once(
-    daemon: &Daemon,
-    client: &reqwest::Client,
-    target: &Prepared,
-    state: &mut LoopState,
-) {
+async fn scrape_once(scraper: &Scraper, target: &Prepared, state: &mut LoopState) {
     let started = Instant::now();
-    let result = collect(daemon, client, target).await;
+    let result = collect(&scraper.client, scraper.limits, target).await;
     let elapsed = started.elapsed().as_secs_f64();
     let meta = |up: f64, count: usize| {
         [
@@ -403,7 +418,7 @@ async fn scrape_once(
             let count = samples.len();
             samples.extend(stale(&state.previous, &current));
             samples.extend(meta(1.0, count));
-            match ingest(daemon, samples).await {
+            match hand_over(&scraper.sink, samples).await {
                 Ok(()) => {
                     state.previous = current;
                     Ok(())
@@ -430,7 +445,7 @@ async fn scrape_once(
             let mut samples = stale(&state.previous, &HashSet::new());
             samples.extend(meta(0.0, 0));
             state.previous.clear();
-            if let Err(e) = ingest(daemon, samples).await {
+            if let Err(e) = hand_over(&scraper.sink, samples).await {
                 tracing::error!(scrape_target = %target.name, instance = %target.instance, error = %e, "cannot record up=0");
             }
         }
@@ -454,13 +469,9 @@ fn stale(
         .collect()
 }
 
-/// Ingests one batch.
-async fn ingest(daemon: &Daemon, samples: Vec<IncomingSample>) -> Result<(), String> {
-    daemon
-        .ingest(samples)
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+/// Hands one batch to the sink.
+async fn hand_over(sink: &Sink, samples: Vec<IncomingSample>) -> Result<(), String> {
+    sink(samples).await
 }
 
 #[cfg(test)]

@@ -74,7 +74,22 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Ser
             labels: Labels::new(),
         })
         .collect();
-    let scraper = crate::scrape::spawn(daemon.clone(), targets, rx.clone());
+    let limits = crate::scrape::Limits {
+        body_limit: daemon.config().server.body_limit,
+        max_labels: daemon.config().limits.max_labels,
+    };
+    let into_daemon = daemon.clone();
+    let sink: crate::scrape::Sink = Arc::new(move |samples| {
+        let daemon = into_daemon.clone();
+        Box::pin(async move {
+            daemon
+                .ingest(samples)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    });
+    let scraper = crate::scrape::spawn(targets, limits, sink, rx.clone());
     let router = crate::http::router(daemon.clone());
     let reloader = watch_rules(daemon.clone(), rx.clone());
     let mut stop_rx = rx;

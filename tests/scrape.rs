@@ -1,9 +1,10 @@
 //! Scrape targets against a local axum server on 127.0.0.1:0, in real time with
 //! short intervals: scraped metrics fire rules, every scrape writes `up`, and a
-//! target that is down, slow, failing or talking nonsense gets `up == 0`.
+//! target that is down, slow, failing or talking nonsense gets `up == 0`. Scraping
+//! needs no daemon: one test hands the scrapes to a sink that records them.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -14,6 +15,7 @@ use tocsin::app::{Running, start};
 use tocsin::clock::SystemClock;
 use tocsin::labels::Labels;
 use tocsin::scrape::{self, Target};
+use tocsin::series::IncomingSample;
 use tokio::sync::watch;
 
 mod common;
@@ -52,6 +54,19 @@ async fn daemon(name: &str) -> Running {
     let d = dir(name);
     let settings = common::test_settings(&d);
     start(settings, Arc::new(SystemClock)).await.unwrap()
+}
+
+/// What `app::start` passes to `scrape::spawn`: the daemon's limits, and a sink
+/// that ingests into it.
+fn into_daemon(running: &Running) -> (scrape::Limits, scrape::Sink) {
+    let daemon = running.daemon.clone();
+    let limits = scrape::Limits {
+        body_limit: daemon.settings().body_limit,
+        max_labels: daemon.settings().max_labels,
+    };
+    let sink: scrape::Sink =
+        Arc::new(move |samples| daemon.ingest(&samples).map(drop).map_err(|e| e.to_string()));
+    (limits, sink)
 }
 
 /// A metrics server: `/metrics` good, `/broken` 500, `/garbage` unparseable,
@@ -155,14 +170,16 @@ async fn scraped_metrics_fire_rules_and_a_dead_target_sets_up_to_zero() {
     let (addr, server) = exporter().await;
     let instance = addr.to_string();
     let (stop, shutdown) = watch::channel(false);
+    let (limits, sink) = into_daemon(&running);
     let scraper = scrape::spawn(
-        running.daemon.clone(),
         vec![
             target("worker", format!("http://{addr}/metrics")),
             target("broken", format!("http://{addr}/broken")),
             target("garbage", format!("http://{addr}/garbage")),
             target("slow", format!("http://{addr}/slow")),
         ],
+        limits,
+        sink,
         shutdown,
     );
 
@@ -217,12 +234,14 @@ async fn loops_stop_on_shutdown_and_bad_targets_are_skipped() {
     let running = daemon("stop").await;
     let (addr, server) = exporter().await;
     let (stop, shutdown) = watch::channel(false);
+    let (limits, sink) = into_daemon(&running);
     let scraper = scrape::spawn(
-        running.daemon.clone(),
         vec![
             target("tls", format!("https://{addr}/metrics")),
             target("worker", format!("http://{addr}/metrics")),
         ],
+        limits,
+        sink,
         shutdown,
     );
     wait_for(&running, "the worker scraped", |a| {
@@ -245,4 +264,97 @@ async fn loops_stop_on_shutdown_and_bad_targets_are_skipped() {
 
     server.abort();
     running.stop().await;
+}
+
+#[tokio::test]
+async fn each_scrape_is_one_batch_for_the_sink_and_a_refused_one_sets_up_to_zero() {
+    let (addr, server) = exporter().await;
+    // Every batch handed over, in order; the first is refused.
+    let batches: Arc<Mutex<Vec<Vec<IncomingSample>>>> = Arc::default();
+    let record = batches.clone();
+    let sink: scrape::Sink = Arc::new(move |samples| {
+        let mut all = record.lock().unwrap();
+        all.push(samples);
+        if all.len() == 1 {
+            Err("no room".to_string())
+        } else {
+            Ok(())
+        }
+    });
+    let limits = scrape::Limits {
+        body_limit: 1 << 20,
+        max_labels: 8,
+    };
+    let (stop, shutdown) = watch::channel(false);
+    let scraper = scrape::spawn(
+        vec![target("node", format!("http://{addr}/metrics"))],
+        limits,
+        sink,
+        shutdown,
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    while batches.lock().unwrap().len() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for three scrapes"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), scraper)
+        .await
+        .expect("scrape loops stop when told")
+        .unwrap();
+    server.abort();
+
+    let batches = batches.lock().unwrap();
+    let instance = addr.to_string();
+    let target_labels = Labels::from_pairs([
+        ("job", "node"),
+        ("instance", instance.as_str()),
+        ("env", "test"),
+    ]);
+    let value = |batch: &[IncomingSample], metric: &str| {
+        let s = batch
+            .iter()
+            .find(|s| s.metric == metric)
+            .unwrap_or_else(|| panic!("no {metric} in {batch:#?}"));
+        assert_eq!(s.labels, target_labels, "{metric}");
+        s.value
+    };
+    let names = |batch: &[IncomingSample]| -> Vec<String> {
+        let mut names: Vec<_> = batch.iter().map(|s| s.metric.clone()).collect();
+        names.sort();
+        names
+    };
+    // The scrape itself: target labels added, the scraped `job` exported, `up`.
+    let scraped = &batches[0];
+    assert_eq!(
+        names(scraped),
+        [
+            "queue_depth",
+            "queue_depth",
+            "scrape_duration_seconds",
+            "scrape_samples_scraped",
+            "up"
+        ]
+    );
+    assert_eq!(
+        scraped[0].labels,
+        target_labels.merged([("queue", "emails"), ("exported_job", "worker")])
+    );
+    assert_eq!(scraped[0].value, 250.0);
+    assert_eq!(value(scraped, "up"), 1.0);
+    assert_eq!(value(scraped, "scrape_samples_scraped"), 2.0);
+    // Refused by the sink: the scrape failed, and `up` says so.
+    let refused = &batches[1];
+    assert_eq!(
+        names(refused),
+        ["scrape_duration_seconds", "scrape_samples_scraped", "up"]
+    );
+    assert_eq!(value(refused, "up"), 0.0);
+    assert_eq!(value(refused, "scrape_samples_scraped"), 0.0);
+    // The next scrape is taken.
+    assert_eq!(names(&batches[2]), names(scraped));
+    assert_eq!(value(&batches[2], "up"), 1.0);
 }

@@ -1,30 +1,30 @@
-//! Arbitrary bytes → the strict Prometheus text-format parser of
-//! `POST /api/v1/import/prometheus`. It must never panic; accepted samples obey the
+//! Arbitrary bytes → the strict Prometheus text-format parser
+//! (`tocsin::exposition::parse`), which `POST /api/v1/import/prometheus` and the
+//! scrape loops read bodies with. It must never panic; accepted samples obey the
 //! label limit and have names; a refusal names a line within the body.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tocsin::http::decoders::decode_exposition;
+use tocsin::exposition;
 
 const MAX_LABELS: usize = 8;
 
 fuzz_target!(|data: &[u8]| {
-    match decode_exposition(data, MAX_LABELS) {
+    match exposition::parse(data, MAX_LABELS) {
         Ok(samples) => {
             for s in &samples {
-                assert!(!s.metric.is_empty());
-                assert!(s.labels.len() <= MAX_LABELS);
+                assert!(!s.sample.metric.is_empty());
+                assert!(s.sample.labels.len() <= MAX_LABELS);
             }
         }
-        Err(why) => {
-            let line: usize = why
-                .strip_prefix("line ")
-                .and_then(|r| r.split(':').next())
-                .and_then(|n| n.parse().ok())
-                .expect("a refusal names its line");
+        Err(e) => {
             let lines = data.iter().filter(|&&b| b == b'\n').count() + 1;
-            assert!(line >= 1 && line <= lines, "line {line} of {lines}");
+            assert!(e.line >= 1 && e.line <= lines, "line {} of {lines}", e.line);
+            assert!(
+                e.to_string().starts_with(&format!("line {}: ", e.line)),
+                "a refusal names its line: {e}"
+            );
         }
     }
 });

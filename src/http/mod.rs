@@ -4,7 +4,7 @@
 mod alerts;
 pub mod decoders;
 pub mod failures;
-pub(crate) mod import;
+mod import;
 mod ingest;
 mod intake;
 mod replay;

@@ -29,22 +29,22 @@ pub fn is_stale_marker(v: f64) -> bool {
     v.to_bits() == STALE_NAN_BITS
 }
 
+/// A sample on its way in, from a push or a scrape: name and labels already
+/// checked, the timestamp its source gave (`None` means "when ingested"). What the
+/// store may still refuse (limits, order) it refuses at ingestion.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IncomingSample {
+    pub metric: String,
+    pub labels: Labels,
+    pub value: f64,
+    pub at: Option<Timestamp>,
+}
+
 /// One sample: 16 bytes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sample {
     pub t: Timestamp,
     pub v: f64,
-}
-
-/// A sample as the ingestion paths (push, text format, scrape) hand it over,
-/// already validated.
-#[derive(Clone, Debug)]
-pub struct IncomingSample {
-    pub metric: String,
-    pub labels: Labels,
-    pub value: f64,
-    /// None: now.
-    pub at: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug)]
