@@ -113,9 +113,7 @@ fn child(dir: &Path, receiver: &str) {
         .unwrap();
     rt.block_on(async {
         let clock = Arc::new(tocsin::clock::SystemClock);
-        let running = tocsin::server::start(config, clock)
-            .await
-            .expect("starts");
+        let running = tocsin::server::start(config, clock).await.expect("starts");
         println!("listening {}", running.addr);
         let _ = tokio::task::spawn_blocking(|| {
             let mut sink = String::new();

@@ -122,8 +122,14 @@ async fn a_slack_outage_is_retried_falls_back_and_the_page_arrives_when_slack_re
     // Ten minutes of the daemon's loop: each retry runs at its deadline. Retries
     // back off to at most five minutes, so six failures end well inside this.
     let t0 = Timestamp::from_secs(T0);
-    daemon.run_until(&clock, t0 + Duration::from_secs(600)).await;
-    assert_eq!(daemon.metrics().outbox_pending.get(), 0, "nothing left owed");
+    daemon
+        .run_until(&clock, t0 + Duration::from_secs(600))
+        .await;
+    assert_eq!(
+        daemon.metrics().outbox_pending.get(),
+        0,
+        "nothing left owed"
+    );
     let posts = requests_to(&slack, "/api/chat.postMessage").await;
     assert_eq!(posts.len(), 7, "six failures, then the page");
     assert_eq!(posts[6]["channel"], "#alerts-critical");
@@ -160,7 +166,10 @@ async fn a_slack_outage_is_retried_falls_back_and_the_page_arrives_when_slack_re
     // went when its last retry was due, not at the end of the run.
     let delivered = timeline
         .iter()
-        .find(|e| e.reason.starts_with("notified slack:#alerts-critical: firing"))
+        .find(|e| {
+            e.reason
+                .starts_with("notified slack:#alerts-critical: firing")
+        })
         .unwrap();
     let took = delivered.at.since(t0);
     assert!(took > Duration::from_secs(30), "{took:?}");

@@ -363,7 +363,10 @@ fn sample(name: &str, labels: Value, value: f64) -> Value {
 
 #[tokio::test]
 async fn the_series_limit_refuses_new_series_whole_counts_them_and_spares_firing_alerts() {
-    let s = Served::start("series-limit", &FakeDisk::healthy(), |c| c.limits.max_series = 3).await;
+    let s = Served::start("series-limit", &FakeDisk::healthy(), |c| {
+        c.limits.max_series = 3
+    })
+    .await;
     assert_eq!(s.push("a", 500.0).await.0, StatusCode::OK);
     assert_eq!(s.alert("1").await["state"], "firing");
     // Three new series where two are left: the batch is refused whole, with why.
@@ -399,7 +402,10 @@ async fn the_series_limit_refuses_new_series_whole_counts_them_and_spares_firing
 
 #[tokio::test]
 async fn too_many_labels_on_a_sample_is_refused_with_a_reason_and_counted() {
-    let s = Served::start("label-limit", &FakeDisk::healthy(), |c| c.limits.max_labels = 2).await;
+    let s = Served::start("label-limit", &FakeDisk::healthy(), |c| {
+        c.limits.max_labels = 2
+    })
+    .await;
     assert_eq!(s.push("a", 500.0).await.0, StatusCode::OK);
     let batch = json!({"samples": [
         sample("queue_length", json!({"host": "b"}), 1.0),

@@ -184,7 +184,11 @@ async fn timeline(daemon: &Daemon) -> Vec<tocsin::alert::TimelineEntry> {
 }
 
 async fn timeline_notes(daemon: &Daemon) -> Vec<String> {
-    timeline(daemon).await.into_iter().map(|e| e.reason).collect()
+    timeline(daemon)
+        .await
+        .into_iter()
+        .map(|e| e.reason)
+        .collect()
 }
 
 fn metric(daemon: &Daemon, line_start: &str) -> f64 {

@@ -126,9 +126,7 @@ fn child(db: &Path, rules: &Path) {
             next_incident,
             ..Batch::default()
         };
-        store
-            .commit(&batch, Durability::Immediate)
-            .expect("commit");
+        store.commit(&batch, Durability::Immediate).expect("commit");
         for n in &outcome.notifications {
             writeln!(
                 out,
