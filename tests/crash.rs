@@ -2,7 +2,7 @@
 //! incident number names two alerts, and the redb file always opens.
 //!
 //! The test binary re-executes itself as the child (`child DIR RECEIVER`), which runs
-//! the real daemon (`tocsin::app::start`, real clock) whose one escalation level
+//! the real daemon (`tocsin::server::start`, real clock) whose one escalation level
 //! posts to a webhook the parent serves on 127.0.0.1. The parent is everyone else:
 //! Prometheus posting alerts to `/api/v2/alerts` and resolving them, a host pushing
 //! samples that fire a rule, operators acking over HTTP, and the webhook receiver,
@@ -14,7 +14,10 @@
 //! checks, against the store as the next start would read it:
 //!
 //! - every state change that owes a message (fired, acked, resolved) reached the
-//!   receiver at least once: repeats after a crash are allowed, losses are not;
+//!   receiver at least once: repeats after a crash are allowed, losses are not. A
+//!   message no longer true when its turn came (a page for an alert acked or
+//!   resolved since: resolve wins) is withdrawn instead, and only with a note on
+//!   the timeline saying so, after the alert left the state that owed it;
 //! - every ack that was answered 2xx is in the alert's timeline, by its actor;
 //! - every alert post answered 2xx opened its incident;
 //! - an incident number always names the same alert;
@@ -36,7 +39,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 use tocsin::alert::State;
 use tocsin::labels::{Fingerprint, Labels};
-use tocsin::store::Store;
+use tocsin::store::{RedbStore, Store};
 
 const RULES: &str = r#"metric crash_load gauge ratio
 
@@ -75,8 +78,8 @@ fn main() {
 // The child: the daemon, until killed or until its stdin closes.
 
 fn child(dir: &Path, receiver: &str) {
+    use tocsin::config::WebhookSettings;
     use tocsin::escalation::{Level, Policy, Routing, Target};
-    use tocsin::notify::webhook::WebhookSettings;
     let policy = Policy {
         name: "default".into(),
         levels: vec![Level {
@@ -93,21 +96,16 @@ fn child(dir: &Path, receiver: &str) {
     routing.policies = BTreeMap::from([("default".into(), policy)]);
     // Short, so storms go out grouped (several alerts per message) within the run.
     routing.group_wait = Duration::from_millis(300);
-    let settings = tocsin::app::Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_path: dir.join("data/tocsin.redb"),
-        rule_paths: vec![dir.join("rules")],
-        evaluation_interval: Duration::from_millis(250),
-        console: false,
-        routing: Arc::new(routing),
-        webhooks: vec![WebhookSettings {
-            name: "pager".into(),
-            url: tocsin::config::Secret::new(format!("{receiver}/hook")),
-            bearer: None,
-            timeout: Duration::from_secs(2),
-        }],
-        ..tocsin::app::Settings::embedded_default()
-    };
+    let mut config = common::test_config(dir);
+    config.rules.evaluation_interval = Duration::from_millis(250);
+    config.channels.console.enabled = false;
+    config.routing = routing;
+    config.channels.webhooks = vec![WebhookSettings {
+        name: "pager".into(),
+        url: tocsin::config::Secret::new(format!("{receiver}/hook")),
+        bearer: None,
+        timeout: Duration::from_secs(2),
+    }];
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -115,7 +113,7 @@ fn child(dir: &Path, receiver: &str) {
         .unwrap();
     rt.block_on(async {
         let clock = Arc::new(tocsin::clock::SystemClock);
-        let running = tocsin::app::start(settings, clock).await.expect("starts");
+        let running = tocsin::server::start(config, clock).await.expect("starts");
         println!("listening {}", running.addr);
         let _ = tokio::task::spawn_blocking(|| {
             let mut sink = String::new();
@@ -321,7 +319,7 @@ async fn storm_async(seed: u64) {
         kills += 1;
         // Every so often the file must open as a fresh process would find it.
         if kills % 8 == 0 {
-            let store = Store::open(setup.db()).expect("the store opens after kill -9");
+            let store = RedbStore::open(setup.db()).expect("the store opens after kill -9");
             store.load_alerts().expect("alerts load");
             store.load_outbox().expect("the outbox loads");
         }
@@ -351,14 +349,15 @@ async fn storm_async(seed: u64) {
 
     let model = model.lock().unwrap();
     let received = received.lock().unwrap();
-    let owed = verify(&setup, &model, &received);
+    let (owed, withdrawn) = verify(&setup, &model, &received);
     // A message regrouped after a restart (other alerts joined its group) carries
     // a new key: the same notification then arrives twice under two keys.
     let regrouped = received.got.values().filter(|n| **n > 1).count();
     println!(
         "crash storm: {kills} kills, {} operations ({} cut off by a kill), {} acks, \
-         {owed} notifications owed and all received, in {} messages; {} requests \
-         repeated a key, {regrouped} notifications came twice under two keys; {:.1} s",
+         {owed} notifications owed and all received ({withdrawn} more withdrawn, no \
+         longer true), in {} messages; {} requests repeated a key, {regrouped} \
+         notifications came twice under two keys; {:.1} s",
         model.ops,
         model.failed_ops,
         model.acked.len(),
@@ -369,8 +368,9 @@ async fn storm_async(seed: u64) {
 }
 
 /// The checks, against the store as a restart would read it.
-/// Returns how many notifications the timelines owed.
-fn verify(setup: &Setup, model: &Model, received: &Receiver) -> usize {
+/// Returns how many notifications the timelines owed (and the receiver got), and
+/// how many more were withdrawn.
+fn verify(setup: &Setup, model: &Model, received: &Receiver) -> (usize, usize) {
     // The file passes redb's own integrity check (it was closed cleanly last, but
     // every earlier open repaired a killed process's file).
     {
@@ -380,7 +380,7 @@ fn verify(setup: &Setup, model: &Model, received: &Receiver) -> usize {
             "redb's integrity check repaired the file"
         );
     }
-    let store = Store::open(setup.db()).expect("the store opens");
+    let store = RedbStore::open(setup.db()).expect("the store opens");
     assert!(
         store.load_outbox().unwrap().is_empty(),
         "nothing left owed in the outbox"
@@ -389,9 +389,11 @@ fn verify(setup: &Setup, model: &Model, received: &Receiver) -> usize {
     let by_fp: HashMap<u64, &tocsin::alert::Alert> =
         alerts.iter().map(|a| (a.fingerprint.0, a)).collect();
 
-    // Every state change that owes a message reached the receiver.
+    // Every state change that owes a message reached the receiver, unless the
+    // message was withdrawn, as the timeline says.
     let mut missing = Vec::new();
     let mut owed_total = 0;
+    let mut withdrawn_total = 0;
     for a in &alerts {
         let timeline = store.timeline(a.fingerprint).unwrap();
         assert!(
@@ -399,24 +401,61 @@ fn verify(setup: &Setup, model: &Model, received: &Receiver) -> usize {
             "{}: flapping held a notification; the storm must stay below the flap limit",
             a.labels
         );
+        // Written in the order things happened: no entry is stamped before the one
+        // it follows (a step run at a time older than a change already committed).
+        assert!(
+            timeline.windows(2).all(|w| w[0].at <= w[1].at),
+            "{}: the timeline goes back in time: {timeline:#?}",
+            a.labels
+        );
         for (state, reason) in [
             (State::Firing, "firing"),
             (State::Acknowledged, "acknowledged"),
             (State::Resolved, "resolved"),
         ] {
-            let owed = timeline
+            let changes = timeline
                 .iter()
                 .filter(|e| e.to == state && e.from != state)
                 .count();
+            // Resolve wins: a message no longer true when its turn came is not
+            // sent, and the timeline says so. Each withdrawal must follow the alert
+            // leaving the state that owed it (acked, resolved, or its incident over).
+            let withdrawn_note = format!("not sent to webhook:pager: {reason}: ");
+            let withdrawals: Vec<_> = timeline
+                .iter()
+                .filter(|e| e.reason.starts_with(&withdrawn_note))
+                .collect();
+            for (i, w) in withdrawals.iter().enumerate() {
+                let left = timeline
+                    .iter()
+                    .filter(|e| e.at <= w.at && e.from == state && e.to != state)
+                    .count();
+                assert!(
+                    left > i,
+                    "{} ({}): {:?} withdrawn while the alert had left {state} only {left} \
+                     time(s): {timeline:#?}",
+                    a.labels,
+                    a.fingerprint,
+                    w.reason
+                );
+            }
+            let withdrawn = withdrawals.len();
+            assert!(
+                withdrawn <= changes,
+                "{}: {withdrawn} {reason} messages withdrawn, {changes} owed",
+                a.labels
+            );
+            let owed = changes - withdrawn;
             let got = received
                 .got
                 .keys()
                 .filter(|(fp, _, r)| *fp == a.fingerprint.0 && r == reason)
                 .count();
             owed_total += owed;
+            withdrawn_total += withdrawn;
             if got < owed {
                 missing.push(format!(
-                    "{} ({}): {owed} {reason} owed, {got} received",
+                    "{} ({}): {owed} {reason} owed ({withdrawn} more withdrawn), {got} received",
                     a.labels, a.fingerprint
                 ));
             }
@@ -483,7 +522,7 @@ fn verify(setup: &Setup, model: &Model, received: &Receiver) -> usize {
             "incident {incident}'s alert is gone"
         );
     }
-    owed_total
+    (owed_total, withdrawn_total)
 }
 
 /// One client: random operations until the child is killed.

@@ -2,7 +2,8 @@
 //! webhook servers (wiremock on 127.0.0.1): a Slack outage is retried with backoff,
 //! the fallback is used, and the page is delivered when Slack comes back, nothing
 //! lost; an ack edits the Slack message that announced the alert. Time is a
-//! `ManualClock`: minutes of outage pass in milliseconds.
+//! `ManualClock` the daemon's own loop runs on, jumping from one deadline to the
+//! next: minutes of outage pass in milliseconds.
 
 mod common;
 
@@ -12,18 +13,16 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tocsin::alert::Event;
-use tocsin::app::{Daemon, Settings};
 use tocsin::clock::{Clock, ManualClock, Timestamp};
-use tocsin::config::Secret;
+use tocsin::config::{Config, Secret, SlackSettings, WebhookSettings};
+use tocsin::daemon::{Daemon, LoopHandle};
 use tocsin::escalation::{Level, Policy, Routing, Target};
-use tocsin::notify::slack::SlackSettings;
-use tocsin::notify::webhook::WebhookSettings;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const T0: i64 = 1_800_000_000;
 
-fn settings(dir: &std::path::Path, slack: &MockServer, hook: &MockServer) -> Settings {
+fn config(dir: &std::path::Path, slack: &MockServer, hook: &MockServer) -> Config {
     let policy = Policy {
         name: "default".into(),
         levels: vec![Level {
@@ -38,26 +37,32 @@ fn settings(dir: &std::path::Path, slack: &MockServer, hook: &MockServer) -> Set
     };
     let mut routing = Routing::console_only();
     routing.policies = BTreeMap::from([("default".into(), policy)]);
-    Settings {
-        routing: Arc::new(routing),
-        rule_paths: Vec::new(),
-        console: false,
-        slack: Some(SlackSettings {
-            webhook_url: None,
-            bot_token: Some(Secret::new("xoxb-test")),
-            api_url: format!("{}/api", slack.uri()),
-            channels: SlackSettings::seed_channels(),
-            default_channel: "#alerts-info".into(),
-            timeout: Duration::from_secs(5),
-        }),
-        webhooks: vec![WebhookSettings {
-            name: "ops".into(),
-            url: Secret::new(format!("{}/hook", hook.uri())),
-            bearer: None,
-            timeout: Duration::from_secs(5),
-        }],
-        ..common::test_settings(dir)
-    }
+    let mut config = common::test_config(dir);
+    config.routing = routing;
+    config.rules.paths = Vec::new();
+    config.channels.console.enabled = false;
+    config.channels.slack = Some(SlackSettings {
+        webhook_url: None,
+        bot_token: Some(Secret::new("xoxb-test")),
+        api_url: format!("{}/api", slack.uri()),
+        channels: SlackSettings::seed_channels(),
+        default_channel: "#alerts-info".into(),
+        timeout: Duration::from_secs(5),
+    });
+    config.channels.webhooks = vec![WebhookSettings {
+        name: "ops".into(),
+        url: Secret::new(format!("{}/hook", hook.uri())),
+        bearer: None,
+        timeout: Duration::from_secs(5),
+    }];
+    config
+}
+
+/// The daemon with its loop running on `clock`.
+fn open(config: Config, clock: &ManualClock) -> (Daemon, LoopHandle) {
+    let daemon = Daemon::open(config, Arc::new(clock.clone())).unwrap();
+    let looping = daemon.spawn_loop();
+    (daemon, looping)
 }
 
 async fn fire(daemon: &Daemon, clock: &ManualClock) {
@@ -112,17 +117,19 @@ async fn a_slack_outage_is_retried_falls_back_and_the_page_arrives_when_slack_re
 
     let dir = common::daemon_dir("delivery-outage", "");
     let clock = ManualClock::new(Timestamp::from_secs(T0));
-    let daemon = Daemon::open(settings(&dir, &slack, &hook), Arc::new(clock.clone())).unwrap();
+    let (daemon, looping) = open(config(&dir, &slack, &hook), &clock);
     fire(&daemon, &clock).await;
-    // Deliver whatever is due, then jump to the next retry; bounded.
-    for _ in 0..20 {
-        daemon.deliver_due().await;
-        match daemon.next_delivery_due() {
-            Some(t) => clock.set(t.max(clock.now())),
-            None => break,
-        }
-    }
-    assert_eq!(daemon.next_delivery_due(), None, "nothing left owed");
+    // Ten minutes of the daemon's loop: each retry runs at its deadline. Retries
+    // back off to at most five minutes, so six failures end well inside this.
+    let t0 = Timestamp::from_secs(T0);
+    daemon
+        .run_until(&clock, t0 + Duration::from_secs(600))
+        .await;
+    assert_eq!(
+        daemon.metrics().outbox_pending.get(),
+        0,
+        "nothing left owed"
+    );
     let posts = requests_to(&slack, "/api/chat.postMessage").await;
     assert_eq!(posts.len(), 7, "six failures, then the page");
     assert_eq!(posts[6]["channel"], "#alerts-critical");
@@ -139,7 +146,7 @@ async fn a_slack_outage_is_retried_falls_back_and_the_page_arrives_when_slack_re
     let fallback: Value = serde_json::from_slice(&hooks[0].body).unwrap();
     assert_eq!(fallback["alerts"][0]["rule"], "投稿成功率低下");
     // The timeline tells the story, for the review.
-    let (_, timeline) = daemon.alert("1").unwrap();
+    let (_, timeline) = daemon.alert("1").await.unwrap();
     let notes: Vec<&str> = timeline.iter().map(|e| e.reason.as_str()).collect();
     assert!(
         notes.iter().any(|n| n
@@ -155,8 +162,19 @@ async fn a_slack_outage_is_retried_falls_back_and_the_page_arrives_when_slack_re
         ),
         "{notes:#?}"
     );
-    // The outage took minutes of (injected) time, with growing waits.
-    assert!(clock.now().since(Timestamp::from_secs(T0)) > Duration::from_secs(30));
+    // The outage took minutes of (injected) time, with growing waits: the page
+    // went when its last retry was due, not at the end of the run.
+    let delivered = timeline
+        .iter()
+        .find(|e| {
+            e.reason
+                .starts_with("notified slack:#alerts-critical: firing")
+        })
+        .unwrap();
+    let took = delivered.at.since(t0);
+    assert!(took > Duration::from_secs(30), "{took:?}");
+    assert!(took < Duration::from_secs(600), "{took:?}");
+    looping.stop().await;
 }
 
 #[tokio::test]
@@ -173,13 +191,16 @@ async fn an_ack_edits_the_slack_message_that_announced_the_alert() {
         .await;
     let dir = common::daemon_dir("delivery-ack", "");
     let clock = ManualClock::new(Timestamp::from_secs(T0));
-    let daemon = Daemon::open(settings(&dir, &slack, &hook), Arc::new(clock.clone())).unwrap();
+    let (daemon, looping) = open(config(&dir, &slack, &hook), &clock);
     fire(&daemon, &clock).await;
-    daemon.deliver_due().await;
-    clock.advance(Duration::from_secs(120));
-    let d = daemon.clone();
-    tokio::task::spawn_blocking(move || {
-        d.act(
+    daemon.caught_up().await;
+    assert_eq!(requests_to(&slack, "/api/chat.postMessage").await.len(), 1);
+    let t0 = Timestamp::from_secs(T0);
+    daemon
+        .run_until(&clock, t0 + Duration::from_secs(120))
+        .await;
+    daemon
+        .act(
             "1",
             Event::Ack {
                 actor: "tanaka".into(),
@@ -187,11 +208,9 @@ async fn an_ack_edits_the_slack_message_that_announced_the_alert() {
                 note: None,
             },
         )
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    daemon.deliver_due().await;
+        .await
+        .unwrap();
+    daemon.caught_up().await;
     let updates = requests_to(&slack, "/api/chat.update").await;
     assert_eq!(
         updates.len(),
@@ -209,4 +228,5 @@ async fn an_ack_edits_the_slack_message_that_announced_the_alert() {
         updates[0]["text"]
     );
     assert_eq!(requests_to(&slack, "/api/chat.postMessage").await.len(), 1);
+    looping.stop().await;
 }

@@ -24,10 +24,11 @@ use std::time::{Duration, Instant};
 use common::disk::FakeDisk;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tocsin::app::{Daemon, Settings};
 use tocsin::clock::{ManualClock, Timestamp};
+use tocsin::config::Config;
+use tocsin::daemon::{Daemon, LoopHandle};
 use tocsin::notify::Channels;
-use tocsin::store::Store;
+use tocsin::store::RedbStore;
 
 const RULES: &str = r#"metric queue_length gauge count
 
@@ -165,7 +166,7 @@ fn a_read_only_data_directory_is_a_clear_error_at_start() {
 #[test]
 fn a_read_only_database_file_is_a_clear_error_at_start() {
     let (dir, db) = unwritable_setup("ro-file");
-    drop(Store::open(&db).unwrap());
+    drop(RedbStore::open(&db).unwrap());
     let before = std::fs::read(&db).unwrap();
     read_only(&db);
     // `nobody` must reach the file to be refused by it.
@@ -184,29 +185,40 @@ fn a_read_only_database_file_is_a_clear_error_at_start() {
 // ---------------------------------------------------------------------------------
 // A disk that fails during a write.
 
-/// A daemon over `disk`, served on 127.0.0.1 by the real router.
+/// A daemon over `disk`, its loop running on a manual clock, served on 127.0.0.1
+/// by the real router.
 struct Served {
     daemon: Daemon,
+    clock: ManualClock,
+    _looping: LoopHandle,
     http: reqwest::Client,
     base: String,
 }
 
 impl Served {
-    async fn start(name: &str, disk: &FakeDisk, tune: impl FnOnce(&mut Settings)) -> Served {
+    async fn start(name: &str, disk: &FakeDisk, tune: impl FnOnce(&mut Config)) -> Served {
         let dir = common::daemon_dir(&format!("disk-{name}"), RULES);
-        let mut settings = common::test_settings(&dir);
-        settings.console = false;
-        tune(&mut settings);
+        let mut config = common::test_config(&dir);
+        config.channels.console.enabled = false;
+        tune(&mut config);
         let clock = ManualClock::new(Timestamp::from_secs(T0));
-        let (channels, _recorder) = Channels::recording();
-        let store = Store::with_shared_backend(disk.clone()).unwrap();
-        let daemon =
-            Daemon::open_with_store(settings, Arc::new(clock), channels, Some(store)).unwrap();
+        let (channels, _recorder) = Channels::recording(Arc::new(clock.clone()));
+        let store = RedbStore::with_shared_backend(disk.clone()).unwrap();
+        let daemon = Daemon::open_with(
+            config,
+            Arc::new(clock.clone()),
+            channels,
+            Some(Box::new(store)),
+        )
+        .unwrap();
+        let looping = daemon.spawn_loop();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(axum::serve(listener, tocsin::http::router(daemon.clone())).into_future());
         Served {
             daemon,
+            clock,
+            _looping: looping,
             http: tocsin::tls::http_client().build().unwrap(),
             base: format!("http://{addr}"),
         }
@@ -261,10 +273,21 @@ impl Served {
 #[tokio::test]
 async fn a_disk_failing_mid_write_gets_503_not_ready_and_leaves_the_file_consistent() {
     let disk = FakeDisk::healthy();
-    let s = Served::start("midwrite", &disk, |_| {}).await;
+    // Rules evaluated every minute: the evaluation that finds the disk writable
+    // again comes while host a's sample is still fresh (5 minutes' lookback).
+    let s = Served::start("midwrite", &disk, |c| {
+        c.rules.evaluation_interval = Duration::from_secs(60)
+    })
+    .await;
     assert_eq!(s.push("a", 500.0).await.0, StatusCode::OK);
     assert_eq!(s.alert("1").await["state"], "firing");
     assert_eq!(s.get("/readyz").await.0, StatusCode::OK);
+    // The page about it is sent, and its settlement made durable, before the disk
+    // fills: a settlement still waiting for a durable commit would be lost with
+    // the failing disk and the page sent again (at least once), which is not what
+    // this test is about.
+    s.daemon.caught_up().await;
+    s.daemon.flush().await.unwrap();
 
     // The disk fills up. A change that must be made durable is refused, with why.
     disk.fail();
@@ -288,7 +311,7 @@ async fn a_disk_failing_mid_write_gets_503_not_ready_and_leaves_the_file_consist
 
     // The bytes as a restart would find them: consistent, the refused changes absent.
     {
-        let reopened = Store::with_backend(disk.copy()).expect("reopens");
+        let reopened = RedbStore::with_backend(disk.copy()).expect("reopens");
         let alerts = reopened.load_alerts().unwrap();
         assert_eq!(alerts.len(), 1, "only host a's alert: {alerts:?}");
         assert_eq!(alerts[0].incident, Some(1));
@@ -299,13 +322,17 @@ async fn a_disk_failing_mid_write_gets_503_not_ready_and_leaves_the_file_consist
     }
 
     // The disk has room again: ready as soon as a write succeeds, without waiting
-    // for traffic (the evaluation tick tries one).
+    // for traffic. The rules' evaluation deadline tries one (the old test called
+    // the tick by hand): with nothing else due, that is exactly one evaluation
+    // interval after the evaluation at start, and not a moment before.
     disk.recover();
-    let d = s.daemon.clone();
-    tokio::task::spawn_blocking(move || d.tick())
-        .await
-        .unwrap()
-        .unwrap();
+    let evaluation = Timestamp::from_secs(T0) + Duration::from_secs(60);
+    assert_eq!(s.daemon.next_deadline(), Some(evaluation));
+    s.daemon
+        .run_until(&s.clock, evaluation - Duration::from_millis(1))
+        .await;
+    assert_eq!(s.get("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    s.daemon.run_until(&s.clock, evaluation).await;
     assert_eq!(s.get("/readyz").await.0, StatusCode::OK);
     // What was refused did not happen: the ack answered 503 was not kept.
     let one = s.alert("1").await;
@@ -323,7 +350,7 @@ async fn a_disk_failing_mid_write_gets_503_not_ready_and_leaves_the_file_consist
     assert_eq!(s.push("b", 500.0).await.0, StatusCode::OK);
     let b = s.alert("2").await;
     assert_eq!(b["labels"]["host"], "b", "{b}");
-    let reopened = Store::with_backend(disk.copy()).unwrap();
+    let reopened = RedbStore::with_backend(disk.copy()).unwrap();
     assert_eq!(reopened.load_alerts().unwrap().len(), 2);
 }
 
@@ -336,7 +363,10 @@ fn sample(name: &str, labels: Value, value: f64) -> Value {
 
 #[tokio::test]
 async fn the_series_limit_refuses_new_series_whole_counts_them_and_spares_firing_alerts() {
-    let s = Served::start("series-limit", &FakeDisk::healthy(), |st| st.max_series = 3).await;
+    let s = Served::start("series-limit", &FakeDisk::healthy(), |c| {
+        c.limits.max_series = 3
+    })
+    .await;
     assert_eq!(s.push("a", 500.0).await.0, StatusCode::OK);
     assert_eq!(s.alert("1").await["state"], "firing");
     // Three new series where two are left: the batch is refused whole, with why.
@@ -372,7 +402,10 @@ async fn the_series_limit_refuses_new_series_whole_counts_them_and_spares_firing
 
 #[tokio::test]
 async fn too_many_labels_on_a_sample_is_refused_with_a_reason_and_counted() {
-    let s = Served::start("label-limit", &FakeDisk::healthy(), |st| st.max_labels = 2).await;
+    let s = Served::start("label-limit", &FakeDisk::healthy(), |c| {
+        c.limits.max_labels = 2
+    })
+    .await;
     assert_eq!(s.push("a", 500.0).await.0, StatusCode::OK);
     let batch = json!({"samples": [
         sample("queue_length", json!({"host": "b"}), 1.0),
@@ -389,8 +422,8 @@ async fn too_many_labels_on_a_sample_is_refused_with_a_reason_and_counted() {
 
 #[tokio::test]
 async fn a_series_at_its_sample_cap_refuses_the_batch_whole_and_counts_it() {
-    let s = Served::start("sample-cap", &FakeDisk::healthy(), |st| {
-        st.max_samples_per_series = 3
+    let s = Served::start("sample-cap", &FakeDisk::healthy(), |c| {
+        c.limits.max_samples_per_series = 3
     })
     .await;
     // In the past of the daemon's clock, so an evaluation at T0 reads the newest.

@@ -5,8 +5,9 @@
 //! timeline says so, and the page is delivered once the channel is back. A channel
 //! that refuses for good (HTTP 401) is not retried: the fallback goes at once.
 //!
-//! Time is a `ManualClock` the fakes read too, so ten minutes of outage pass in
-//! well under a second (a few seconds for the timeouts, which are real).
+//! Time is a `ManualClock` the fakes read too, and the daemon's own loop runs on
+//! it, jumping from one deadline to the next: ten minutes of outage pass in well
+//! under a second (a few seconds for the timeouts, which are real).
 
 mod common;
 
@@ -17,12 +18,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tocsin::app::{Daemon, Settings};
 use tocsin::clock::{Clock, ManualClock, Timestamp};
-use tocsin::config::Secret;
+use tocsin::config::{Config, EmailSettings, Secret, SmtpTls, WebhookSettings};
+use tocsin::daemon::{Daemon, LoopHandle};
 use tocsin::escalation::{Level, Policy, Routing, Target};
-use tocsin::notify::email::{EmailSettings, SmtpTls};
-use tocsin::notify::webhook::WebhookSettings;
 
 const T0: i64 = 1_800_000_000;
 const OUTAGE: Duration = Duration::from_secs(10 * 60);
@@ -116,7 +115,7 @@ fn webhook(name: &str, port: u16) -> WebhookSettings {
 }
 
 /// One level (`target`, at once), falling back to the `backup` webhook.
-fn settings(dir: &std::path::Path, target: Target) -> Settings {
+fn config(dir: &std::path::Path, target: Target) -> Config {
     let policy = Policy {
         name: "default".into(),
         levels: vec![Level {
@@ -131,12 +130,18 @@ fn settings(dir: &std::path::Path, target: Target) -> Settings {
     };
     let mut routing = Routing::console_only();
     routing.policies = BTreeMap::from([("default".into(), policy)]);
-    Settings {
-        routing: Arc::new(routing),
-        rule_paths: Vec::new(),
-        console: false,
-        ..common::test_settings(dir)
-    }
+    let mut config = common::test_config(dir);
+    config.routing = routing;
+    config.rules.paths = Vec::new();
+    config.channels.console.enabled = false;
+    config
+}
+
+/// The daemon with its loop running on `clock`.
+fn open(config: Config, clock: &ManualClock) -> (Daemon, LoopHandle) {
+    let daemon = Daemon::open(config, Arc::new(clock.clone())).unwrap();
+    let looping = daemon.spawn_loop();
+    (daemon, looping)
 }
 
 async fn fire(daemon: &Daemon, clock: &ManualClock) {
@@ -148,27 +153,42 @@ async fn fire(daemon: &Daemon, clock: &ManualClock) {
     common::fire_external(daemon, &labels, clock.now()).await;
 }
 
-/// Delivers what is due, then jumps the clock to the next retry, until nothing is
-/// owed; `before_pass` runs first each time (to bring a channel back). Bounded.
-async fn deliver_until_done(
+/// Runs the daemon's loop through an outage that ends at `back`: every deadline
+/// before it runs with the channel down; then, with the loop held at exactly
+/// `back`, `bring_back` restores the channel before that instant's deadlines run;
+/// then the loop runs on until `until`.
+async fn run_through_outage(
     daemon: &Daemon,
     clock: &ManualClock,
-    mut before_pass: impl AsyncFnMut(Timestamp),
+    back: Timestamp,
+    bring_back: impl AsyncFnOnce(),
+    until: Timestamp,
 ) {
-    for _ in 0..40 {
-        before_pass(clock.now()).await;
-        daemon.deliver_due().await;
-        match daemon.next_delivery_due() {
-            Some(t) => clock.set(t.max(clock.now())),
-            None => return,
-        }
+    daemon
+        .run_until(clock, back - Duration::from_millis(1))
+        .await;
+    {
+        let _held = daemon.hold().await;
+        clock.set(back);
+        bring_back().await;
     }
-    panic!("still owed after 40 delivery passes");
+    daemon.run_until(clock, until).await;
 }
 
-fn timeline_notes(daemon: &Daemon) -> Vec<String> {
-    let (_, timeline) = daemon.alert("1").unwrap();
-    timeline.into_iter().map(|e| e.reason).collect()
+/// Long enough after an outage for the last retry (backoff is capped at five
+/// minutes) and the delivery.
+const AFTER: Duration = Duration::from_secs(10 * 60);
+
+async fn timeline(daemon: &Daemon) -> Vec<tocsin::alert::TimelineEntry> {
+    daemon.alert("1").await.unwrap().1
+}
+
+async fn timeline_notes(daemon: &Daemon) -> Vec<String> {
+    timeline(daemon)
+        .await
+        .into_iter()
+        .map(|e| e.reason)
+        .collect()
 }
 
 fn metric(daemon: &Daemon, line_start: &str) -> f64 {
@@ -209,25 +229,23 @@ async fn webhook_outage(name: &str, fault: Fault, says: &str) {
     };
 
     let dir = common::daemon_dir(&format!("outage-{name}"), "");
-    let settings = Settings {
-        webhooks: vec![webhook("pager", pager_port), webhook("backup", backup_port)],
-        ..settings(&dir, Target::Webhook("pager".into()))
-    };
-    let daemon = Daemon::open(settings, Arc::new(clock.clone())).unwrap();
+    let mut config = config(&dir, Target::Webhook("pager".into()));
+    config.channels.webhooks = vec![webhook("pager", pager_port), webhook("backup", backup_port)];
+    let (daemon, looping) = open(config, &clock);
     fire(&daemon, &clock).await;
-    let mut back = !matches!(fault, Fault::Refused);
-    deliver_until_done(&daemon, &clock, async |now| {
-        if !back && now >= t0 + OUTAGE {
+    // The answering fakes come back by themselves at `down_until`; a refusing pager
+    // starts listening then.
+    let bring_back = async || {
+        if matches!(fault, Fault::Refused) {
             let addr = SocketAddr::from(([127, 0, 0, 1], pager_port));
             let l = tokio::net::TcpListener::bind(addr).await.unwrap();
             tokio::spawn(pager.clone().serve(l));
-            back = true;
         }
-    })
-    .await;
+    };
+    let back = t0 + OUTAGE;
+    run_through_outage(&daemon, &clock, back, bring_back, back + AFTER).await;
 
     // Nothing is owed any more.
-    assert_eq!(daemon.next_delivery_due(), None);
     assert_eq!(metric(&daemon, "tocsin_outbox_pending "), 0.0);
 
     // The fallback went once, when the fifth attempt failed, under its own key.
@@ -274,7 +292,7 @@ async fn webhook_outage(name: &str, fault: Fault, says: &str) {
     assert!(success.key.ends_with(".webhook:pager"), "{}", success.key);
 
     // The timeline tells the story, with the failure as the channel saw it.
-    let notes = timeline_notes(&daemon);
+    let notes = timeline_notes(&daemon).await;
     let failing = notes
         .iter()
         .find(|n| n.starts_with("delivery to webhook:pager failing after 5 attempt(s)"))
@@ -302,6 +320,7 @@ async fn webhook_outage(name: &str, fault: Fault, says: &str) {
         assert_eq!(retries as usize, failed);
     }
     assert!(retries >= 6.0, "{retries}");
+    looping.stop().await;
 }
 
 #[tokio::test]
@@ -337,17 +356,22 @@ async fn a_webhook_refusing_for_good_is_not_retried_and_the_fallback_goes_at_onc
         tokio::spawn(f.clone().serve(l));
     }
     let dir = common::daemon_dir("outage-401", "");
-    let settings = Settings {
-        webhooks: vec![webhook("pager", ports[0]), webhook("backup", ports[1])],
-        ..settings(&dir, Target::Webhook("pager".into()))
-    };
-    let daemon = Daemon::open(settings, Arc::new(clock.clone())).unwrap();
+    let mut config = config(&dir, Target::Webhook("pager".into()));
+    config.channels.webhooks = vec![webhook("pager", ports[0]), webhook("backup", ports[1])];
+    let (daemon, looping) = open(config, &clock);
     fire(&daemon, &clock).await;
-    deliver_until_done(&daemon, &clock, async |_| {}).await;
+    // Everything owed at t0, with the clock still there.
+    daemon.caught_up().await;
+    assert_eq!(clock.now(), t0);
+    assert_eq!(pager.attempts().len(), 1);
+    let backed_up: Vec<Timestamp> = backup.attempts().iter().map(|a| a.at).collect();
+    assert_eq!(backed_up, [t0], "no waiting: the fallback went at once");
+    // Nothing is left to retry, however long the loop runs.
+    daemon.run_until(&clock, t0 + OUTAGE).await;
     assert_eq!(pager.attempts().len(), 1, "a 401 is not retried");
     assert_eq!(backup.attempts().len(), 1);
-    assert_eq!(clock.now(), t0, "no waiting: the fallback went at once");
-    let notes = timeline_notes(&daemon);
+    assert_eq!(metric(&daemon, "tocsin_outbox_pending "), 0.0);
+    let notes = timeline_notes(&daemon).await;
     assert!(
         notes.contains(
             &"delivery to webhook:pager failed after 1 attempt(s): webhook pager: HTTP 401 Unauthorized"
@@ -359,6 +383,7 @@ async fn a_webhook_refusing_for_good_is_not_retried_and_the_fallback_goes_at_onc
         notes
             .contains(&"notified webhook:backup instead of webhook:pager: firing (level 1)".into())
     );
+    looping.stop().await;
 }
 
 // ---------------------------------------------------------------------------------
@@ -436,30 +461,25 @@ async fn an_smtp_server_down_at_send_time_gets_the_mail_when_it_returns() {
     tokio::spawn(backup.clone().serve(l));
     let smtp_port = free_port();
     let dir = common::daemon_dir("outage-smtp", "");
-    let settings = Settings {
-        email: Some(EmailSettings {
-            host: "127.0.0.1".into(),
-            port: smtp_port,
-            tls: SmtpTls::None,
-            username: None,
-            password: None,
-            from: "tocsin <alerts@example.com>".into(),
-            message_id_domain: "tocsin.example.com".into(),
-            timeout: Duration::from_secs(5),
-        }),
-        webhooks: vec![webhook("backup", backup_port)],
-        ..settings(&dir, Target::Email("oncall@example.com".into()))
-    };
-    let daemon = Daemon::open(settings, Arc::new(clock.clone())).unwrap();
+    let mut config = config(&dir, Target::Email("oncall@example.com".into()));
+    config.channels.email = Some(EmailSettings {
+        host: "127.0.0.1".into(),
+        port: smtp_port,
+        tls: SmtpTls::None,
+        username: None,
+        password: None,
+        from: "tocsin <alerts@example.com>".into(),
+        message_id_domain: "tocsin.example.com".into(),
+        timeout: Duration::from_secs(5),
+    });
+    config.channels.webhooks = vec![webhook("backup", backup_port)];
+    let (daemon, looping) = open(config, &clock);
     fire(&daemon, &clock).await;
     let mut smtp: Option<Smtp> = None;
     let maildir = dir.join("maildir");
-    deliver_until_done(&daemon, &clock, async |now| {
-        if smtp.is_none() && now >= t0 + down_for {
-            smtp = Some(Smtp::start(smtp_port, maildir.clone()));
-        }
-    })
-    .await;
+    let back = t0 + down_for;
+    let bring_back = async || smtp = Some(Smtp::start(smtp_port, maildir.clone()));
+    run_through_outage(&daemon, &clock, back, bring_back, back + AFTER).await;
     let smtp = smtp.expect("the server came back");
     let mails = smtp.mails();
     assert_eq!(
@@ -468,10 +488,21 @@ async fn an_smtp_server_down_at_send_time_gets_the_mail_when_it_returns() {
         "one mail, delivered once the server was back"
     );
     assert!(mails[0].contains("oncall@example.com"), "{}", mails[0]);
-    assert!(clock.now() >= t0 + down_for);
+    let delivered = timeline(&daemon)
+        .await
+        .into_iter()
+        .find(|e| {
+            e.reason
+                .starts_with("notified email:oncall@example.com: firing (level 1) after ")
+        })
+        .map(|e| e.at);
+    assert!(
+        delivered.is_some_and(|at| at >= back),
+        "delivered at {delivered:?}, the server came back at {back:?}"
+    );
     // While it was down: five failures, then the fallback webhook.
     assert_eq!(backup.attempts().len(), 1);
-    let notes = timeline_notes(&daemon);
+    let notes = timeline_notes(&daemon).await;
     let failing = notes
         .iter()
         .find(|n| n.starts_with("delivery to email:oncall@example.com failing after 5 attempt(s)"))
@@ -483,5 +514,6 @@ async fn an_smtp_server_down_at_send_time_gets_the_mail_when_it_returns() {
             .any(|n| n.starts_with("notified email:oncall@example.com: firing (level 1) after ")),
         "{notes:#?}"
     );
-    assert_eq!(daemon.next_delivery_due(), None);
+    assert_eq!(metric(&daemon, "tocsin_outbox_pending "), 0.0);
+    looping.stop().await;
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use tocsin::alert::{Ack, Alert, State, TimelineEntry};
 use tocsin::clock::Timestamp;
 use tocsin::labels::{Fingerprint, Labels};
-use tocsin::store::{Batch, SCHEMA_VERSION, Store, StoreError};
+use tocsin::store::{Batch, RedbStore, SCHEMA_VERSION, Store, StoreError};
 
 mod common;
 use common::disk::FakeDisk;
@@ -78,7 +78,7 @@ impl Drop for TempDir {
 
 #[test]
 fn alerts_and_timelines_round_trip() {
-    let store = Store::in_memory().unwrap();
+    let store = RedbStore::in_memory().unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(store.next_incident().unwrap(), 1);
     assert!(store.load_alerts().unwrap().is_empty());
@@ -147,7 +147,7 @@ fn alerts_and_timelines_round_trip() {
 
 #[test]
 fn inactive_alerts_without_an_incident_are_deleted() {
-    let store = Store::in_memory().unwrap();
+    let store = RedbStore::in_memory().unwrap();
     let a = pending("bot-1");
     let b = pending("bot-2");
     let mut c = firing("bot-3", 1);
@@ -175,7 +175,7 @@ fn inactive_alerts_without_an_incident_are_deleted() {
 
 #[test]
 fn non_finite_values_survive() {
-    let store = Store::in_memory().unwrap();
+    let store = RedbStore::in_memory().unwrap();
     let mut alerts = Vec::new();
     for (i, v) in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.5]
         .into_iter()
@@ -208,7 +208,7 @@ fn a_reopened_file_has_everything() {
     let p = pending("bot-1");
     let f = firing("bot-2", 1);
     {
-        let store = Store::open(&path).unwrap();
+        let store = RedbStore::open(&path).unwrap();
         store
             .apply(&Batch {
                 alerts: vec![p.clone(), f.clone()],
@@ -225,7 +225,7 @@ fn a_reopened_file_has_everything() {
             })
             .unwrap();
     }
-    let store = Store::open(&path).unwrap();
+    let store = RedbStore::open(&path).unwrap();
     let got = store.alert(p.fingerprint).unwrap().unwrap();
     assert_eq!(got.state, State::Pending);
     assert_eq!(got.active_since, Some(T), "the `for` progress survives");
@@ -256,7 +256,7 @@ fn incident_ids_are_never_reused() {
     let dir = TempDir::new("incidents");
     let path = dir.path().join("tocsin.redb");
     {
-        let store = Store::open(&path).unwrap();
+        let store = RedbStore::open(&path).unwrap();
         store
             .apply(&Batch {
                 alerts: vec![firing("bot-1", 1), firing("bot-2", 2)],
@@ -265,7 +265,7 @@ fn incident_ids_are_never_reused() {
             })
             .unwrap();
     }
-    let store = Store::open(&path).unwrap();
+    let store = RedbStore::open(&path).unwrap();
     assert_eq!(store.next_incident().unwrap(), 3);
     // A caller with a stale counter cannot move it back...
     store
@@ -285,7 +285,7 @@ fn incident_ids_are_never_reused() {
         .unwrap();
     assert_eq!(store.next_incident().unwrap(), 10);
     drop(store);
-    assert_eq!(Store::open(&path).unwrap().next_incident().unwrap(), 10);
+    assert_eq!(RedbStore::open(&path).unwrap().next_incident().unwrap(), 10);
 }
 
 // ---------------------------------------------------------------------------
@@ -309,7 +309,7 @@ fn a_newer_schema_is_refused_and_left_alone() {
             .unwrap();
         txn.commit().unwrap();
     }
-    let err = Store::open(&path).unwrap_err();
+    let err = RedbStore::open(&path).unwrap_err();
     assert!(
         matches!(err, StoreError::UnsupportedSchema { found, supported }
             if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION),
@@ -348,7 +348,7 @@ fn a_file_without_a_version_is_migrated() {
         txn.open_table(RAW_META).unwrap();
         txn.commit().unwrap();
     }
-    let store = Store::open(&path).unwrap();
+    let store = RedbStore::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(store.load_alerts().unwrap(), vec![old.clone()]);
     assert_eq!(store.next_incident().unwrap(), 1);
@@ -364,7 +364,7 @@ fn a_file_without_a_version_is_migrated() {
     assert_eq!(store.next_incident().unwrap(), 5);
     drop(store);
     assert_eq!(
-        Store::open(&path).unwrap().schema_version().unwrap(),
+        RedbStore::open(&path).unwrap().schema_version().unwrap(),
         SCHEMA_VERSION
     );
 }
@@ -375,7 +375,7 @@ fn a_corrupt_record_is_a_typed_error() {
     std::fs::create_dir_all(dir.path()).unwrap();
     let path = dir.path().join("tocsin.redb");
     {
-        Store::open(&path).unwrap();
+        RedbStore::open(&path).unwrap();
         let db = redb::Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
         txn.open_table(RAW_ALERTS)
@@ -384,7 +384,7 @@ fn a_corrupt_record_is_a_typed_error() {
             .unwrap();
         txn.commit().unwrap();
     }
-    let err = Store::open(&path).unwrap().load_alerts().unwrap_err();
+    let err = RedbStore::open(&path).unwrap().load_alerts().unwrap_err();
     assert!(matches!(err, StoreError::Decode { .. }), "{err:?}");
     assert!(
         err.to_string()
@@ -431,13 +431,13 @@ fn a_batch_is_all_or_nothing() {
     let mut failures = 0;
     for budget in 0.. {
         let disk = FakeDisk::healthy();
-        let store = Store::with_backend(disk.clone()).unwrap();
+        let store = RedbStore::with_backend(disk.clone()).unwrap();
         store.apply(&first).unwrap();
         disk.fail_after(budget);
         let result = store.apply(&second);
         drop(store);
 
-        let reopened = Store::with_backend(disk.copy()).unwrap();
+        let reopened = RedbStore::with_backend(disk.copy()).unwrap();
         let alerts = reopened.load_alerts().unwrap();
         let timeline = reopened.timeline(fired.fingerprint).unwrap();
         let next = reopened.next_incident().unwrap();
@@ -470,7 +470,9 @@ fn a_batch_is_all_or_nothing() {
 #[test]
 fn store_and_errors_cross_threads() {
     fn send_sync<T: Send + Sync + 'static>() {}
-    send_sync::<Store>();
+    send_sync::<RedbStore>();
+    // The daemon holds its store as a trait object.
+    send_sync::<Box<dyn Store>>();
     send_sync::<StoreError>();
 }
 
@@ -497,7 +499,7 @@ fn a_version_1_file_is_migrated_to_the_current_schema() {
         }
         txn.commit().unwrap();
     }
-    let store = Store::open(&path).unwrap();
+    let store = RedbStore::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(store.load_alerts().unwrap(), vec![a]);
     assert_eq!(store.next_incident().unwrap(), 8);

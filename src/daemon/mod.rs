@@ -258,14 +258,19 @@ impl Daemon {
             .map_err(|_| OpError::Internal)
     }
 
-    /// [`Daemon::blocking`] for an operation on the core at `now`.
+    /// [`Daemon::blocking`] for an operation on the core at `now`. `now` is read
+    /// with the core locked: read before, it could be older than the `now` of a
+    /// change committed while this one waited for the lock, and time would run
+    /// backwards from one commit to the next (a timeline entry stamped before the
+    /// change it follows; an evaluation at a time before the sample that resolved
+    /// its alert, firing it again).
     async fn with_core<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Context, &mut Core, Timestamp) -> Result<T, OpError> + Send + 'static,
     ) -> Result<T, OpError> {
         self.blocking(move |d| {
-            let now = d.now();
             let mut core = d.core();
+            let now = d.now();
             f(&d.shared.ctx, &mut core, now)
         })
         .await?
@@ -297,8 +302,9 @@ impl Daemon {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .queue(alerts);
-            let now = d.now();
+            // Read with the core locked, as in `with_core`.
             let mut core = d.core();
+            let now = d.now();
             intake::commit(&d.shared.ctx, &mut core, &d.shared.intake, ticket, now)
         })
         .await??;
@@ -390,10 +396,11 @@ impl Daemon {
             }
         };
         let count = set.alerts.len();
+        // Read with the core locked, as in `with_core`.
+        let mut core = self.core();
         let now = self.now();
-        self.core()
-            .reload(ctx, set, now)
-            .map_err(|e| e.to_string())?;
+        core.reload(ctx, set, now).map_err(|e| e.to_string())?;
+        drop(core);
         m.rules.set(count as i64);
         m.rules_last_reload_success.set(1);
         m.reloads

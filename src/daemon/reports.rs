@@ -71,8 +71,9 @@ async fn finish(daemon: &Daemon, index: usize, sent: bool, due: crate::clock::Ti
     let _ = daemon
         .blocking(move |d| {
             let ctx = &d.shared.ctx;
-            let now = ctx.clock.now();
+            // Read with the core locked, as in `Daemon::with_core`.
             let mut core = d.core();
+            let now = ctx.clock.now();
             let name = ctx.config.reports[index].name.clone();
             if sent {
                 let batch = Batch {
