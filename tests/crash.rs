@@ -408,54 +408,92 @@ fn verify(setup: &Setup, model: &Model, received: &Receiver) -> (usize, usize) {
             "{}: the timeline goes back in time: {timeline:#?}",
             a.labels
         );
-        for (state, reason) in [
-            (State::Firing, "firing"),
-            (State::Acknowledged, "acknowledged"),
-            (State::Resolved, "resolved"),
-        ] {
-            let changes = timeline
+        // Pages: every change to firing owes one, unless it was withdrawn. Resolve
+        // wins: a page no longer true when its turn came is not sent, and the
+        // timeline says so; each withdrawal must follow the alert leaving firing.
+        let changes = timeline
+            .iter()
+            .filter(|e| e.to == State::Firing && e.from != State::Firing)
+            .count();
+        let withdrawn_note = "not sent to webhook:pager: firing: ";
+        let withdrawals: Vec<_> = timeline
+            .iter()
+            .filter(|e| e.reason.starts_with(withdrawn_note))
+            .collect();
+        for (i, w) in withdrawals.iter().enumerate() {
+            let left = timeline
                 .iter()
-                .filter(|e| e.to == state && e.from != state)
+                .filter(|e| e.at <= w.at && e.from == State::Firing && e.to != State::Firing)
                 .count();
-            // Resolve wins: a message no longer true when its turn came is not
-            // sent, and the timeline says so. Each withdrawal must follow the alert
-            // leaving the state that owed it (acked, resolved, or its incident over).
-            let withdrawn_note = format!("not sent to webhook:pager: {reason}: ");
-            let withdrawals: Vec<_> = timeline
-                .iter()
-                .filter(|e| e.reason.starts_with(&withdrawn_note))
-                .collect();
-            for (i, w) in withdrawals.iter().enumerate() {
-                let left = timeline
-                    .iter()
-                    .filter(|e| e.at <= w.at && e.from == state && e.to != state)
-                    .count();
-                assert!(
-                    left > i,
-                    "{} ({}): {:?} withdrawn while the alert had left {state} only {left} \
-                     time(s): {timeline:#?}",
-                    a.labels,
-                    a.fingerprint,
-                    w.reason
-                );
-            }
-            let withdrawn = withdrawals.len();
             assert!(
-                withdrawn <= changes,
-                "{}: {withdrawn} {reason} messages withdrawn, {changes} owed",
-                a.labels
+                left > i,
+                "{} ({}): {:?} withdrawn while the alert had left firing only {left} \
+                 time(s): {timeline:#?}",
+                a.labels,
+                a.fingerprint,
+                w.reason
             );
-            let owed = changes - withdrawn;
-            let got = received
+        }
+        let withdrawn = withdrawals.len();
+        assert!(
+            withdrawn <= changes,
+            "{}: {withdrawn} firing messages withdrawn, {changes} owed",
+            a.labels
+        );
+        let owed = changes - withdrawn;
+        let got = |incident: Option<u64>, reason: &str| {
+            received
                 .got
                 .keys()
-                .filter(|(fp, _, r)| *fp == a.fingerprint.0 && r == reason)
-                .count();
-            owed_total += owed;
-            withdrawn_total += withdrawn;
-            if got < owed {
+                .filter(|(fp, i, r)| {
+                    *fp == a.fingerprint.0 && incident.is_none_or(|n| n == *i) && r == reason
+                })
+                .count()
+        };
+        owed_total += owed;
+        withdrawn_total += withdrawn;
+        if got(None, "firing") < owed {
+            missing.push(format!(
+                "{} ({}): {owed} firing owed ({withdrawn} more withdrawn), {} received",
+                a.labels,
+                a.fingerprint,
+                got(None, "firing")
+            ));
+        }
+        // Whoever was paged about an incident hears that it is over: every incident
+        // whose page reached the receiver and that has ended (a later incident
+        // opened, or the alert is resolved) got its resolved notice.
+        let paged: Vec<u64> = received
+            .got
+            .keys()
+            .filter(|(fp, _, r)| *fp == a.fingerprint.0 && r == "firing")
+            .map(|(_, i, _)| *i)
+            .collect();
+        for i in &paged {
+            let ended = a.incident.is_some_and(|current| *i < current)
+                || (a.incident == Some(*i) && a.state == State::Resolved);
+            owed_total += usize::from(ended);
+            if ended && got(Some(*i), "resolved") == 0 {
                 missing.push(format!(
-                    "{} ({}): {owed} {reason} owed ({withdrawn} more withdrawn), {got} received",
+                    "{} ({}): incident {i} was paged and ended, its resolved notice never came",
+                    a.labels, a.fingerprint
+                ));
+            }
+        }
+        // And of its ack, answered 2xx, unless the ack no longer stood when its
+        // turn came (withdrawn, as the timeline says).
+        let ack_withdrawn = timeline.iter().any(|e| {
+            e.reason
+                .starts_with("not sent to webhook:pager: acknowledged: ")
+        });
+        for (incident, fp, _) in &model.acked {
+            if *fp != a.fingerprint.0 || !paged.contains(incident) {
+                continue;
+            }
+            owed_total += 1;
+            if got(Some(*incident), "acknowledged") == 0 && !ack_withdrawn {
+                missing.push(format!(
+                    "{} ({}): incident {incident} was paged and acked, the ack never came",
                     a.labels, a.fingerprint
                 ));
             }

@@ -366,3 +366,59 @@ async fn with_nothing_in_between_each_waiting_page_goes_at_its_time() {
         looping.stop().await;
     }
 }
+
+/// Whoever a page reached hears the resolve; whoever it never reached does not.
+#[tokio::test]
+async fn the_resolve_reaches_those_a_page_reached() {
+    let t0 = Timestamp::from_secs(T0);
+    let dir = common::daemon_dir("resolve-wins-reached", "");
+    let clock = ManualClock::new(t0);
+    let (channels, recorder) = Channels::recording(Arc::new(clock.clone()));
+    let daemon = Daemon::open_with(
+        config(&dir, Waiting::GroupWait),
+        Arc::new(clock.clone()),
+        channels,
+        None,
+    )
+    .unwrap();
+    let looping = daemon.spawn_loop();
+    // y waits behind x in the group window, and resolves before it closes: its
+    // page is withdrawn, and nobody is told of a resolve they never heard fire.
+    daemon
+        .receive_external("test", vec![firing("x", t0, true)])
+        .await
+        .unwrap();
+    daemon.run_until(&clock, t0 + SEC).await;
+    daemon
+        .receive_external("test", vec![firing("y", t0 + SEC, true)])
+        .await
+        .unwrap();
+    daemon.run_until(&clock, t0 + SEC * 2).await;
+    daemon
+        .receive_external("test", vec![firing("y", t0 + SEC, false)])
+        .await
+        .unwrap();
+    daemon.run_until(&clock, t0 + MIN).await;
+    // y fires again (a new incident), is paged, and resolves: it hears both.
+    daemon
+        .receive_external("test", vec![firing("y", t0 + MIN, true)])
+        .await
+        .unwrap();
+    daemon.run_until(&clock, t0 + MIN * 2).await;
+    daemon
+        .receive_external("test", vec![firing("y", t0 + MIN, false)])
+        .await
+        .unwrap();
+    daemon.run_until(&clock, t0 + MIN * 3).await;
+    let about_y: Vec<String> = recorder
+        .take()
+        .iter()
+        .filter(|r| r.message.alerts.iter().any(|a| a.labels["host"] == "y"))
+        .map(|r| {
+            let a = &r.message.alerts[0];
+            format!("#{} {}", a.incident.unwrap(), r.message.reason)
+        })
+        .collect();
+    assert_eq!(about_y, ["#3 firing", "#3 resolved"]);
+    looping.stop().await;
+}

@@ -79,6 +79,12 @@ pub enum NotifyReason {
 }
 
 impl NotifyReason {
+    /// Whether a message for this reason pages someone, as opposed to telling them
+    /// of an ack or a resolve.
+    pub fn is_page(self) -> bool {
+        !matches!(self, NotifyReason::Acknowledged | NotifyReason::Resolved)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             NotifyReason::Firing => "firing",

@@ -33,10 +33,29 @@ pub(super) fn take(ctx: &Context, core: &mut Core, now: Timestamp) -> Vec<Outgoi
     let taken = core
         .outbox
         .take_due(now, |d| still_owed(d, engine.alert(d.alert.fingerprint)));
-    if !taken.withdrawn.delete.is_empty() {
-        // Deferred: lost in a crash, the same deliveries are withdrawn again.
-        if let Err(e) = record(ctx, now, taken.withdrawn, None) {
-            tracing::error!(error = %e, "cannot record withdrawn deliveries");
+    // A page leaving is what makes its address one to tell of the ack and the
+    // resolve. Written even when the mark was already there in memory: after a
+    // restart, pages found owed are marked in memory only (see `Core::open`).
+    let mut paged = Vec::new();
+    for m in taken.messages.iter().filter(|m| m.message.reason.is_page()) {
+        for alert in &m.message.alerts {
+            if let Some(esc) = core.escalations.get_mut(&alert.fingerprint)
+                && esc.incident == alert.incident
+            {
+                esc.paged(&m.address);
+                paged.push((alert.fingerprint, Some(esc.clone())));
+            }
+        }
+    }
+    if !taken.withdrawn.delete.is_empty() || !paged.is_empty() {
+        // Deferred: lost in a crash, the same deliveries are withdrawn again, and
+        // the same pages leave again and are marked again.
+        let batch = Batch {
+            escalations: paged,
+            ..settlement(now, taken.withdrawn, None)
+        };
+        if let Err(e) = write(ctx, &batch) {
+            tracing::error!(error = %e, "cannot record what left the outbox");
         }
     }
     let mut out = Vec::with_capacity(taken.messages.len());
@@ -87,21 +106,18 @@ pub(super) fn settle(
             fallbacks.push(core.outbox.add(d));
         }
     }
-    let recorded = record(ctx, now, settled, Some((&m.address, fallbacks)));
+    let recorded = write(
+        ctx,
+        &settlement(now, settled, Some((&m.address, fallbacks))),
+    );
     timers::arm(ctx, core, Due::Deliveries, now);
     ctx.metrics.outbox_pending.set(core.outbox.len() as i64);
     recorded
 }
 
-/// Writes a settlement. Not synced: a settlement lost in a crash sends the message
-/// again under the same key, never loses it; the next durable commit (at the
-/// latest the next evaluation) carries it to disk.
-fn record(
-    ctx: &Context,
-    now: Timestamp,
-    settled: Settled,
-    sent: Option<(&Address, Vec<Delivery>)>,
-) -> Result<(), OpError> {
+/// The batch that records what happened to messages: deliveries done with or
+/// rescheduled, keys sent, references, timeline notes, and fallbacks owed.
+fn settlement(now: Timestamp, settled: Settled, sent: Option<(&Address, Vec<Delivery>)>) -> Batch {
     let via = sent.as_ref().map(|(a, _)| a.channel().to_string());
     let mut batch = Batch {
         outbox_done: settled.delete,
@@ -131,7 +147,14 @@ fn record(
             },
         ));
     }
-    let committed = ctx.store.commit(&batch, Durability::Deferred);
+    batch
+}
+
+/// Writes what delivery learned. Not synced: lost in a crash, a message is sent
+/// again under the same key, never lost; the next durable commit (at the latest the
+/// next evaluation) carries it to disk.
+fn write(ctx: &Context, batch: &Batch) -> Result<(), OpError> {
+    let committed = ctx.store.commit(batch, Durability::Deferred);
     ctx.set_store_ok(committed.is_ok());
     committed?;
     Ok(())

@@ -100,6 +100,18 @@ impl Core {
             .map(|e| (e.fingerprint, e))
             .collect();
         self.outbox = Outbox::new(timing, loaded.outbox, loaded.next_delivery);
+        // A page still owed may have left just before a crash, its mark not yet on
+        // disk: it counts as gone, so whoever it may have reached hears of the ack
+        // and the resolve (told once too often rather than never). The mark is
+        // written when the page leaves again.
+        for d in self.outbox.entries() {
+            if let Some(esc) = self.escalations.get_mut(&d.alert.fingerprint)
+                && esc.incident == d.alert.incident
+                && d.reason.is_page()
+            {
+                esc.paged(&d.address);
+            }
+        }
         timers::arm_all(ctx, self, now);
         ctx.metrics.outbox_pending.set(self.outbox.len() as i64);
     }

@@ -32,7 +32,10 @@ pub struct Escalation {
     pub due_at: Option<Timestamp>,
     /// How often the last level has been repeated.
     pub repeats: u32,
-    /// Every address notified in this occurrence; the resolved notice reaches each.
+    /// Every address a page of this occurrence went out to: marked when the message
+    /// leaves for its channel ([`Escalation::paged`]), not when it is owed, so a page
+    /// withdrawn before it left (the alert was acked or resolved meanwhile) leaves
+    /// no one to tell. The acknowledged and resolved notices reach exactly these.
     pub notified: BTreeSet<Address>,
 }
 
@@ -242,6 +245,13 @@ pub fn on_notification(
     }
 }
 
+impl Escalation {
+    /// Notes that a page of this occurrence is leaving for `address`.
+    pub fn paged(&mut self, address: &Address) {
+        self.notified.insert(address.clone());
+    }
+}
+
 /// Runs the steps owed at `now`, if the alert still pages. Call when `due_at` has
 /// come; a step not yet due does nothing.
 pub fn on_due(
@@ -292,7 +302,6 @@ fn run_due(
         let level = &policy.levels[index];
         let r = round(esc);
         for address in resolver.addresses(policy, level, severity, now) {
-            esc.notified.insert(address.clone());
             owed.push(Owed {
                 address,
                 reason,
