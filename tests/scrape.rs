@@ -10,10 +10,10 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::Value;
-use tocsin::app::{Running, start};
 use tocsin::clock::SystemClock;
 use tocsin::labels::Labels;
 use tocsin::scrape::{self, Target};
+use tocsin::server::{Running, start};
 use tokio::sync::watch;
 
 mod common;
@@ -50,8 +50,9 @@ fn dir(name: &str) -> PathBuf {
 
 async fn daemon(name: &str) -> Running {
     let d = dir(name);
-    let settings = common::test_settings(&d);
-    start(settings, Arc::new(SystemClock)).await.unwrap()
+    start(common::test_config(&d), Arc::new(SystemClock))
+        .await
+        .unwrap()
 }
 
 /// A metrics server: `/metrics` good, `/broken` 500, `/garbage` unparseable,
