@@ -10,7 +10,7 @@
 //! that records every `Idempotency-Key`, an operator who acks, Prometheus posting
 //! alerts to `/api/v2/alerts`, and bursts (a posting-success storm, a hot CPU, a bulk
 //! backfill, a ten-minute receiver outage). The child is the daemon alone
-//! (`tocsin::app::start` over the shipped `rules/`), so its RSS is tocsin's.
+//! (`tocsin::server::start` over the shipped `rules/`), so its RSS is tocsin's.
 //!
 //! Time runs `--speed` times faster than the wall clock in both processes (a clock
 //! computed from the same start): samples are still 30 s apart in tocsin's time, so
@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use tocsin::clock::{Clock, Timestamp};
+use tocsin::clock::{Clock, Timestamp, Wait};
 
 /// The system allocator, counting the bytes live on the heap: RSS alone cannot tell
 /// a leak (live bytes grow) from the allocator keeping freed memory (they do not).
@@ -101,6 +101,20 @@ impl Clock for FastClock {
     fn now(&self) -> Timestamp {
         Timestamp(T0_MS) + self.elapsed()
     }
+
+    /// Sleeps the wall time that the tocsin time until `t` maps to, and looks again
+    /// (the conversion rounds to milliseconds).
+    fn sleep_until(&self, t: Timestamp) -> Wait<'_> {
+        Box::pin(async move {
+            loop {
+                let now = self.now();
+                if now >= t {
+                    return;
+                }
+                tokio::time::sleep(self.wall(t.since(now))).await;
+            }
+        })
+    }
 }
 
 fn main() {
@@ -150,7 +164,7 @@ fn daemon(args: &[String]) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let running = tocsin::app::start(settings(&dir, receiver, clock), Arc::new(clock))
+        let running = tocsin::server::start(config(&dir, receiver), Arc::new(clock))
             .await
             .expect("tocsin starts");
         println!("listening {}", running.addr);
@@ -173,9 +187,9 @@ fn daemon(args: &[String]) {
     });
 }
 
-fn settings(dir: &Path, receiver: &str, clock: FastClock) -> tocsin::app::Settings {
+fn config(dir: &Path, receiver: &str) -> tocsin::config::Config {
+    use tocsin::config::WebhookSettings;
     use tocsin::escalation::{Level, Policy, Routing, Target};
-    use tocsin::notify::webhook::WebhookSettings;
     let minutes = |m: u64| Duration::from_secs(60 * m);
     let policy = Policy {
         name: "default".into(),
@@ -204,17 +218,17 @@ fn settings(dir: &Path, receiver: &str, clock: FastClock) -> tocsin::app::Settin
         bearer: None,
         timeout: Duration::from_secs(5),
     };
-    tocsin::app::Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_path: dir.join("tocsin.redb"),
-        rule_paths: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")],
-        // Every 15 s of tocsin time, on the wall clock.
-        evaluation_interval: clock.wall(Duration::from_secs(15)),
-        console: false,
-        routing: Arc::new(routing),
-        webhooks: vec![hook("oncall"), hook("manager"), hook("fallback")],
-        ..tocsin::app::Settings::embedded_default()
-    }
+    let mut config = tocsin::config::Config::default();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.storage.path = dir.join("tocsin.redb");
+    config.rules.paths = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")];
+    // Every 15 s of tocsin time: the daemon's loop sleeps on the injected clock, so
+    // the interval is in tocsin time, as every other deadline is.
+    config.rules.evaluation_interval = Duration::from_secs(15);
+    config.channels.console.enabled = false;
+    config.routing = routing;
+    config.channels.webhooks = vec![hook("oncall"), hook("manager"), hook("fallback")];
+    config
 }
 
 // ---------------------------------------------------------------------------------

@@ -74,21 +74,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Ser
             labels: Labels::new(),
         })
         .collect();
-    let limits = crate::scrape::Limits {
-        body_limit: daemon.config().server.body_limit,
-        max_labels: daemon.config().limits.max_labels,
-    };
-    let into_daemon = daemon.clone();
-    let sink: crate::scrape::Sink = Arc::new(move |samples| {
-        let daemon = into_daemon.clone();
-        Box::pin(async move {
-            daemon
-                .ingest(samples)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })
-    });
+    let (limits, sink) = scrape_into(&daemon);
     let scraper = crate::scrape::spawn(targets, limits, sink, rx.clone());
     let router = crate::http::router(daemon.clone());
     let reloader = watch_rules(daemon.clone(), rx.clone());
@@ -112,6 +98,27 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Ser
         shutdown: tx,
         task,
     })
+}
+
+/// What scrape loops feeding `daemon` take: its limits, and a sink that ingests
+/// each scrape's batch.
+pub fn scrape_into(daemon: &Daemon) -> (crate::scrape::Limits, crate::scrape::Sink) {
+    let limits = crate::scrape::Limits {
+        body_limit: daemon.config().server.body_limit,
+        max_labels: daemon.config().limits.max_labels,
+    };
+    let daemon = daemon.clone();
+    let sink: crate::scrape::Sink = Arc::new(move |samples| {
+        let daemon = daemon.clone();
+        Box::pin(async move {
+            daemon
+                .ingest(samples)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    });
+    (limits, sink)
 }
 
 /// A stamp of the rules files (paths, sizes, modification times), so a change in

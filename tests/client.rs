@@ -4,9 +4,9 @@ use std::process::Output;
 use std::sync::Arc;
 
 use serde_json::json;
-use tocsin::app::{Running, Settings, start};
 use tocsin::clock::{ManualClock, Timestamp};
 use tocsin::config::{Secret, Token};
+use tocsin::server::{Running, start};
 
 mod common;
 
@@ -15,12 +15,10 @@ const RULES: &str =
 
 async fn daemon(name: &str, tokens: Vec<Token>) -> Running {
     let d = common::daemon_dir(&format!("client-{name}"), RULES);
-    let settings = Settings {
-        tokens,
-        ..common::test_settings(&d)
-    };
+    let mut config = common::test_config(&d);
+    config.tokens = tokens;
     let r = start(
-        settings,
+        config,
         Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000))),
     )
     .await
@@ -31,7 +29,7 @@ async fn daemon(name: &str, tokens: Vec<Token>) -> Running {
         .unwrap()
         .post(format!("http://{}/api/v1/samples", r.addr))
         .json(&body);
-    if let Some(t) = r.daemon.settings().tokens.first() {
+    if let Some(t) = r.daemon.config().tokens.first() {
         req = req.bearer_auth(t.token.expose());
     }
     assert!(req.send().await.unwrap().status().is_success());

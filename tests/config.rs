@@ -106,6 +106,7 @@ fn no_file_is_the_embedded_default() {
     assert_eq!(config.rules.max_window, Duration::from_secs(7 * 86400));
     assert_eq!(config.rules.evaluation_interval, Duration::from_secs(15));
     assert_eq!(config.rules.lookback, Duration::from_secs(300));
+    assert_eq!(config.rules.watch_interval, Duration::from_secs(2));
     assert_eq!(config.limits.max_series, 1_000_000);
     assert_eq!(config.limits.max_samples_per_series, 100_000);
     assert_eq!(config.limits.max_labels, 32);
@@ -121,29 +122,6 @@ fn no_file_is_the_embedded_default() {
 fn an_empty_file_is_the_default() {
     assert_eq!(parse("").unwrap(), Config::default());
     assert_eq!(fixture("good", "empty.toml"), Config::default());
-}
-
-/// The daemon's own embedded default must say the same as the config's.
-#[test]
-fn defaults_agree_with_the_daemon_settings() {
-    let config = Config::default();
-    let settings = tocsin::app::Settings::embedded_default();
-    assert_eq!(config.server.listen, settings.listen);
-    assert_eq!(config.server.body_limit, settings.body_limit);
-    assert_eq!(config.storage.path, settings.data_path);
-    assert_eq!(config.rules.paths, settings.rule_paths);
-    assert_eq!(config.rules.max_window, settings.check.max_window);
-    assert_eq!(
-        config.rules.evaluation_interval,
-        settings.evaluation_interval
-    );
-    assert_eq!(config.rules.lookback, settings.lookback);
-    assert_eq!(config.limits.max_series, settings.max_series);
-    assert_eq!(
-        config.limits.max_samples_per_series,
-        settings.max_samples_per_series
-    );
-    assert_eq!(config.limits.max_labels, settings.max_labels);
 }
 
 #[test]
@@ -303,6 +281,7 @@ fn every_field_can_be_set() {
             max_window: Duration::from_secs(86400),
             evaluation_interval: Duration::from_secs(30),
             lookback: Duration::from_secs(120),
+            watch_interval: Duration::from_secs(10),
         },
         limits: tocsin::config::Limits {
             max_series: 5000,
@@ -697,7 +676,7 @@ fn the_seed_config_compiles_to_the_specs_escalation() {
     assert!(config.channels.slack_signing_secrets[0].matches(SLACK_SIGNING_SECRET));
     let email = config.channels.email.as_ref().unwrap();
     assert_eq!((email.host.as_str(), email.port), ("smtp.company.com", 587));
-    assert_eq!(email.tls, tocsin::notify::email::SmtpTls::StartTls);
+    assert_eq!(email.tls, tocsin::config::SmtpTls::StartTls);
     assert_eq!(email.message_id_domain, "company.com");
     assert!(email.password.as_ref().unwrap().matches(SMTP_PASSWORD));
     let sms = config.channels.sms.as_ref().unwrap();
@@ -753,33 +732,23 @@ fn the_seed_config_compiles_to_the_specs_escalation() {
     );
 }
 
+/// The daemon runs on `Config` itself, so there is no second set of defaults to
+/// agree with; what the embedded default must mean is checked here: nobody to page
+/// and no channel but the console.
 #[test]
-fn the_seed_config_fills_the_daemon_settings() {
-    let config = seed();
-    let settings = tocsin::app::Settings::from_config(&config);
-    assert_eq!(*settings.routing, config.routing);
-    assert_eq!(*settings.directory, config.directory);
-    assert_eq!(settings.slack, config.channels.slack);
-    assert_eq!(settings.email, config.channels.email);
-    assert_eq!(settings.sms, config.channels.sms);
-    assert_eq!(settings.webhooks, config.channels.webhooks);
-    assert_eq!(settings.maintenance, config.maintenance);
-    assert_eq!(settings.reports, config.reports);
-    assert_eq!(
-        settings.slack_signing_secrets,
-        config.channels.slack_signing_secrets
+fn the_embedded_default_pages_the_console_only() {
+    let default = Config::default();
+    assert_eq!(default.routing, Routing::console_only());
+    assert_eq!(default.directory, tocsin::escalation::Directory::default());
+    assert!(default.channels.console.enabled);
+    assert!(
+        default.channels.slack.is_none()
+            && default.channels.email.is_none()
+            && default.channels.sms.is_none()
     );
-    assert_eq!(
-        settings.public_url.as_deref(),
-        Some("https://tocsin.company.com")
-    );
-
-    // And the embedded default means the same in both.
-    let default = tocsin::app::Settings::from_config(&Config::default());
-    let embedded = tocsin::app::Settings::embedded_default();
-    assert_eq!(*default.routing, *embedded.routing);
-    assert_eq!(*default.directory, *embedded.directory);
-    assert!(default.slack.is_none() && default.email.is_none() && default.sms.is_none());
+    assert!(default.channels.webhooks.is_empty());
+    assert!(default.channels.slack_signing_secrets.is_empty());
+    assert_eq!(default.server.public_url, None);
 }
 
 #[test]
@@ -826,7 +795,7 @@ fn every_channel_key_can_be_set() {
     let email = config.channels.email.unwrap();
     assert_eq!(email.host, "127.0.0.1");
     assert_eq!(email.port, 2525);
-    assert_eq!(email.tls, tocsin::notify::email::SmtpTls::None);
+    assert_eq!(email.tls, tocsin::config::SmtpTls::None);
     assert_eq!(email.username.as_deref(), Some("alerts"));
     assert_eq!(email.from, "Alerts <alerts@example.com>");
     assert_eq!(email.message_id_domain, "tocsin.example.com");

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tocsin::app::{Running, Settings, start};
 use tocsin::clock::{ManualClock, Timestamp};
+use tocsin::server::{Running, start};
 
 mod common;
 
@@ -34,13 +34,11 @@ fn dir(name: &str) -> PathBuf {
 
 async fn daemon(name: &str) -> Running {
     let d = dir(name);
-    let settings = Settings {
-        max_labels: 4,
-        body_limit: 16 * 1024,
-        ..common::test_settings(&d)
-    };
+    let mut config = common::test_config(&d);
+    config.limits.max_labels = 4;
+    config.server.body_limit = 16 * 1024;
     let clock = ManualClock::new(Timestamp(NOW_MS));
-    start(settings, Arc::new(clock)).await.unwrap()
+    start(config, Arc::new(clock)).await.unwrap()
 }
 
 async fn post(r: &Running, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use tocsin::app::{Running, start};
 use tocsin::clock::{ManualClock, Timestamp};
+use tocsin::server::{Running, start};
 
 mod common;
 
@@ -37,8 +37,9 @@ fn dir(name: &str) -> PathBuf {
 
 async fn daemon(name: &str, clock: &ManualClock) -> Running {
     let d = dir(name);
-    let settings = common::test_settings(&d);
-    start(settings, Arc::new(clock.clone())).await.unwrap()
+    start(common::test_config(&d), Arc::new(clock.clone()))
+        .await
+        .unwrap()
 }
 
 async fn post(r: &Running, path: &str, body: String) -> (StatusCode, String) {
@@ -216,12 +217,14 @@ async fn prometheus_v2_alerts_fire_resolve_and_expire() {
     clock.set(at("2026-11-28T14:31:01Z"));
     post(&r, "/api/v2/alerts", refreshed).await;
     assert_eq!(alerts(&r).await[0]["state"], "firing");
-    clock.set(at("2026-11-28T14:31:11Z"));
-    let d = r.daemon.clone();
-    tokio::task::spawn_blocking(move || d.tick())
-        .await
-        .unwrap()
-        .unwrap();
+    // The daemon's loop keeps the endsAt as a deadline: still firing a millisecond
+    // before 14:31:10, resolved at exactly 14:31:10 (no longer at the next tick).
+    let ends = at("2026-11-28T14:31:10Z");
+    r.daemon
+        .run_until(&clock, ends - std::time::Duration::from_millis(1))
+        .await;
+    assert_eq!(alerts(&r).await[0]["state"], "firing");
+    r.daemon.run_until(&clock, ends).await;
     assert_eq!(alerts(&r).await[0]["state"], "resolved");
     r.stop().await;
 }
@@ -277,7 +280,7 @@ async fn bad_intake_is_refused_whole() {
 async fn concurrent_v2_posts_are_each_committed_once() {
     let d = dir("concurrent");
     let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
-    let r = start(common::test_settings(&d), Arc::new(clock.clone()))
+    let r = start(common::test_config(&d), Arc::new(clock.clone()))
         .await
         .unwrap();
     let body = |task: usize, n: usize| {
@@ -333,21 +336,22 @@ async fn concurrent_v2_posts_are_each_committed_once() {
 
     // Durable: a restart finds all of them.
     r.stop().await;
-    let r = start(common::test_settings(&d), Arc::new(clock.clone()))
+    let r = start(common::test_config(&d), Arc::new(clock.clone()))
         .await
         .unwrap();
     assert_eq!(summary(&r).await, first);
     r.stop().await;
 }
 
-/// A re-send that only moves `endsAt` is kept in memory and written at the next tick
-/// or at a clean shutdown: after a restart the alert still ends at the later time.
+/// A re-send that only moves `endsAt` is kept in memory and written at the next
+/// evaluation or at a clean shutdown: after a restart the alert still ends at the
+/// later time.
 #[tokio::test]
 async fn an_ends_at_extension_survives_a_clean_restart() {
     let d = dir("extension");
     let t0 = Timestamp::from_secs(1_800_000_000); // 2027-01-15T08:00:00Z
     let clock = ManualClock::new(t0);
-    let r = start(common::test_settings(&d), Arc::new(clock.clone()))
+    let r = start(common::test_config(&d), Arc::new(clock.clone()))
         .await
         .unwrap();
     let alert = |ends: &str| {
@@ -369,22 +373,23 @@ async fn an_ends_at_extension_survives_a_clean_restart() {
     );
     r.stop().await;
 
-    let r = start(common::test_settings(&d), Arc::new(clock.clone()))
+    let r = start(common::test_config(&d), Arc::new(clock.clone()))
         .await
         .unwrap();
-    let state_at = |secs: u64| {
-        clock.set(t0 + std::time::Duration::from_secs(secs));
-        let daemon = r.daemon.clone();
+    // The daemon's loop runs on the manual clock: the extended endsAt (08:10) is a
+    // deadline it keeps to the millisecond, not one seen at the next tick.
+    let state_at = |ms: u64| {
         let r = &r;
+        let clock = &clock;
         async move {
-            tokio::task::spawn_blocking(move || daemon.tick())
-                .await
-                .unwrap()
-                .unwrap();
+            r.daemon
+                .run_until(clock, t0 + std::time::Duration::from_millis(ms))
+                .await;
             summary(r).await[0].1.clone()
         }
     };
-    assert_eq!(state_at(120).await, "firing", "extended to 08:10");
-    assert_eq!(state_at(660).await, "resolved");
+    assert_eq!(state_at(120_000).await, "firing", "extended to 08:10");
+    assert_eq!(state_at(599_999).await, "firing", "until 08:10");
+    assert_eq!(state_at(600_000).await, "resolved", "at 08:10");
     r.stop().await;
 }

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tocsin::app::{Running, Settings, start};
 use tocsin::clock::SystemClock;
+use tocsin::config::Config;
+use tocsin::server::{Running, start};
 
 /// Kills the child process when the test ends, however it ends.
 struct Peer(Child);
@@ -48,13 +49,11 @@ fn dir(name: &str) -> PathBuf {
 }
 
 async fn tocsin(d: &Path) -> Running {
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_path: d.join("data/tocsin.redb"),
-        rule_paths: vec![d.join("rules")],
-        ..Settings::embedded_default()
-    };
-    start(settings, Arc::new(SystemClock)).await.unwrap()
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.storage.path = d.join("data/tocsin.redb");
+    config.rules.paths = vec![d.join("rules")];
+    start(config, Arc::new(SystemClock)).await.unwrap()
 }
 
 /// Polls tocsin's alert list until `want` holds, for at most `limit`.

@@ -11,11 +11,11 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::Value;
-use tocsin::app::{Running, start};
 use tocsin::clock::SystemClock;
 use tocsin::labels::Labels;
 use tocsin::scrape::{self, Target};
 use tocsin::series::IncomingSample;
+use tocsin::server::{Running, start};
 use tokio::sync::watch;
 
 mod common;
@@ -52,21 +52,14 @@ fn dir(name: &str) -> PathBuf {
 
 async fn daemon(name: &str) -> Running {
     let d = dir(name);
-    let settings = common::test_settings(&d);
-    start(settings, Arc::new(SystemClock)).await.unwrap()
+    start(common::test_config(&d), Arc::new(SystemClock))
+        .await
+        .unwrap()
 }
 
-/// What `app::start` passes to `scrape::spawn`: the daemon's limits, and a sink
-/// that ingests into it.
+/// What `server::start` passes to `scrape::spawn`.
 fn into_daemon(running: &Running) -> (scrape::Limits, scrape::Sink) {
-    let daemon = running.daemon.clone();
-    let limits = scrape::Limits {
-        body_limit: daemon.settings().body_limit,
-        max_labels: daemon.settings().max_labels,
-    };
-    let sink: scrape::Sink =
-        Arc::new(move |samples| daemon.ingest(&samples).map(drop).map_err(|e| e.to_string()));
-    (limits, sink)
+    tocsin::server::scrape_into(&running.daemon)
 }
 
 /// A metrics server: `/metrics` good, `/broken` 500, `/garbage` unparseable,
@@ -275,11 +268,12 @@ async fn each_scrape_is_one_batch_for_the_sink_and_a_refused_one_sets_up_to_zero
     let sink: scrape::Sink = Arc::new(move |samples| {
         let mut all = record.lock().unwrap();
         all.push(samples);
-        if all.len() == 1 {
+        let answer = if all.len() == 1 {
             Err("no room".to_string())
         } else {
             Ok(())
-        }
+        };
+        Box::pin(std::future::ready(answer))
     });
     let limits = scrape::Limits {
         body_limit: 1 << 20,

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tocsin::app::{Running, Settings, start};
 use tocsin::clock::{ManualClock, Timestamp};
+use tocsin::config::Config;
+use tocsin::server::{Running, start};
 
 mod common;
 
@@ -34,11 +35,10 @@ fn dir(name: &str) -> PathBuf {
     common::daemon_dir(&format!("serve-{name}"), RULES)
 }
 
-fn settings(dir: &Path) -> Settings {
-    Settings {
-        body_limit: 64 * 1024,
-        ..common::test_settings(dir)
-    }
+fn config(dir: &Path) -> Config {
+    let mut c = common::test_config(dir);
+    c.server.body_limit = 64 * 1024;
+    c
 }
 
 struct Client {
@@ -93,13 +93,13 @@ impl Client {
 async fn a_sample_crossing_a_threshold_fires_within_the_push() {
     let d = dir("fire");
     let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
-    let running = start(settings(&d), Arc::new(clock.clone())).await.unwrap();
+    let running = start(config(&d), Arc::new(clock.clone())).await.unwrap();
     let c = Client::new(&running);
     let (status, body) = c
         .push(json!([{ "name": "unknown_api_calls", "labels": { "host": "bot-1" }, "value": 2 }]))
         .await;
     assert_eq!((status, body), (StatusCode::OK, json!({ "accepted": 1 })));
-    // No tick has run: the push itself evaluated the rule.
+    // No evaluation deadline has come: the push itself evaluated the rule.
     let alerts = c.alerts().await;
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0]["state"], "firing");
@@ -121,7 +121,7 @@ async fn for_progress_ack_and_restart() {
     let d = dir("ack");
     let t0 = Timestamp::from_secs(1_800_000_000);
     let clock = ManualClock::new(t0);
-    let running = start(settings(&d), Arc::new(clock.clone())).await.unwrap();
+    let running = start(config(&d), Arc::new(clock.clone())).await.unwrap();
     let c = Client::new(&running);
     // cpu at 95% pushed every minute: pending until 15 minutes have passed.
     for minute in 0..=15 {
@@ -159,7 +159,7 @@ async fn for_progress_ack_and_restart() {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 
     running.stop().await;
-    let running = start(settings(&d), Arc::new(clock.clone())).await.unwrap();
+    let running = start(config(&d), Arc::new(clock.clone())).await.unwrap();
     let c = Client::new(&running);
     let fp = acked["fingerprint"].as_str().unwrap().to_string();
     let (status, alert) = c.get(&format!("/api/v1/alerts/{fp}")).await;
@@ -187,7 +187,7 @@ async fn for_progress_ack_and_restart() {
 async fn bad_requests_are_refused_whole_with_a_json_reason() {
     let d = dir("bad");
     let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
-    let running = start(settings(&d), Arc::new(clock.clone())).await.unwrap();
+    let running = start(config(&d), Arc::new(clock.clone())).await.unwrap();
     let c = Client::new(&running);
     let firing = json!({ "name": "unknown_api_calls", "value": 1 });
 
@@ -272,7 +272,7 @@ async fn bad_requests_are_refused_whole_with_a_json_reason() {
 async fn alerts_filter_by_state_severity_and_label() {
     let d = dir("filter");
     let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
-    let running = start(settings(&d), Arc::new(clock.clone())).await.unwrap();
+    let running = start(config(&d), Arc::new(clock.clone())).await.unwrap();
     let c = Client::new(&running);
     c.push(json!([
         { "name": "unknown_api_calls", "labels": { "host": "bot-1" }, "value": 1 },
@@ -300,15 +300,16 @@ async fn alerts_filter_by_state_severity_and_label() {
 async fn metrics_expose_ingestion_evaluation_and_alert_states() {
     let d = dir("metrics");
     let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
-    let running = start(settings(&d), Arc::new(clock.clone())).await.unwrap();
+    let running = start(config(&d), Arc::new(clock.clone())).await.unwrap();
     let c = Client::new(&running);
     c.push(json!([
         { "name": "unknown_api_calls", "labels": { "host": "bot-1" }, "value": 1 },
         { "name": "cpu_usage", "labels": { "host": "bot-1" }, "value": 0.99 },
     ]))
     .await;
-    // Deliveries happen after the commit, in the delivery loop: flush it.
-    running.daemon.deliver_due().await;
+    // Deliveries happen after the commit, in the daemon's loop: wait until it has
+    // sent what is due now.
+    running.daemon.caught_up().await;
     let text = reqwest::get(format!("http://{}/metrics", running.addr))
         .await
         .unwrap()
@@ -329,7 +330,7 @@ async fn metrics_expose_ingestion_evaluation_and_alert_states() {
             "missing {line:?} in\n{text}"
         );
     }
-    // The push evaluated; the tick may have too, at start.
+    // The push evaluated; the evaluation deadline may have too, at start.
     let evaluations: u64 = text
         .lines()
         .find_map(|l| l.strip_prefix("tocsin_evaluations_total "))
@@ -365,10 +366,8 @@ async fn wait_metric(running: &Running, line: &str) {
 async fn hot_reload_keeps_good_rules_and_alert_state() {
     let d = dir("reload");
     let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
-    let s = Settings {
-        rules_poll: Duration::from_millis(50),
-        ..settings(&d)
-    };
+    let mut s = config(&d);
+    s.rules.watch_interval = Duration::from_millis(50);
     let running = start(s, Arc::new(clock.clone())).await.unwrap();
     let c = Client::new(&running);
     c.push(json!([{ "name": "unknown_api_calls", "labels": { "host": "bot-1" }, "value": 1 }]))
@@ -437,19 +436,17 @@ async fn with_tokens_writes_need_a_bearer_token_and_its_name_is_the_actor() {
     use tocsin::config::{Secret, Token};
     let d = dir("tokens");
     let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
-    let s = Settings {
-        tokens: vec![
-            Token {
-                name: "ci".into(),
-                token: Secret::new("s3cret-ci"),
-            },
-            Token {
-                name: "alice".into(),
-                token: Secret::new("s3cret-alice"),
-            },
-        ],
-        ..settings(&d)
-    };
+    let mut s = config(&d);
+    s.tokens = vec![
+        Token {
+            name: "ci".into(),
+            token: Secret::new("s3cret-ci"),
+        },
+        Token {
+            name: "alice".into(),
+            token: Secret::new("s3cret-alice"),
+        },
+    ];
     let running = start(s, Arc::new(clock.clone())).await.unwrap();
     let base = format!("http://{}", running.addr);
     let http = tocsin::tls::http_client().build().unwrap();

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tocsin::app::{Running, Settings, start};
 use tocsin::clock::{ManualClock, Timestamp};
+use tocsin::config::Config;
+use tocsin::server::{Running, start};
 
 mod common;
 
@@ -25,14 +26,14 @@ fn dir(name: &str) -> PathBuf {
     d
 }
 
-fn settings(d: &Path) -> Settings {
-    common::test_settings(d)
+fn config(d: &Path) -> Config {
+    common::test_config(d)
 }
 
 struct C {
     base: String,
     http: reqwest::Client,
-    daemon: tocsin::app::Daemon,
+    daemon: tocsin::daemon::Daemon,
 }
 
 impl C {
@@ -79,9 +80,10 @@ impl C {
         )
         .await
     }
-    /// Firing notifications delivered so far (after flushing the outbox).
+    /// Firing notifications delivered so far (once the daemon's loop has sent what
+    /// is due now).
     async fn firing_notifications(&self) -> u64 {
-        self.daemon.deliver_due().await;
+        self.daemon.caught_up().await;
         let text = self
             .http
             .get(format!("{}/metrics", self.base))
@@ -99,20 +101,12 @@ impl C {
     }
 }
 
-async fn tick(r: &Running) {
-    let d = r.daemon.clone();
-    tokio::task::spawn_blocking(move || d.tick())
-        .await
-        .unwrap()
-        .unwrap();
-}
-
 #[tokio::test]
 async fn silences_suppress_resume_and_persist() {
     let d = dir("lifecycle");
     let t0 = Timestamp::from_secs(1_800_000_000);
     let clock = ManualClock::new(t0);
-    let r = start(settings(&d), Arc::new(clock.clone())).await.unwrap();
+    let r = start(config(&d), Arc::new(clock.clone())).await.unwrap();
     let c = C::new(&r);
     c.push("bot-1").await;
     assert_eq!(c.state("bot-1").await, "firing");
@@ -141,7 +135,7 @@ async fn silences_suppress_resume_and_persist() {
     // The silence survives a restart.
     drop(c);
     r.stop().await;
-    let r = start(settings(&d), Arc::new(clock.clone())).await.unwrap();
+    let r = start(config(&d), Arc::new(clock.clone())).await.unwrap();
     let c = C::new(&r);
     let (_, list) = c
         .send(c.http.get(format!("{}/api/v1/silences", c.base)))
@@ -170,7 +164,7 @@ async fn a_scheduled_silence_starts_and_ends_on_time() {
     let d = dir("scheduled");
     let t0 = Timestamp::from_secs(1_800_000_000);
     let clock = ManualClock::new(t0);
-    let r = start(settings(&d), Arc::new(clock.clone())).await.unwrap();
+    let r = start(config(&d), Arc::new(clock.clone())).await.unwrap();
     let c = C::new(&r);
     c.push("bot-1").await;
     let starts = (t0 + Duration::from_secs(600)).to_rfc3339();
@@ -183,16 +177,26 @@ async fn a_scheduled_silence_starts_and_ends_on_time() {
         (StatusCode::CREATED, Some("pending"))
     );
     assert_eq!(c.state("bot-1").await, "firing");
-    // A tick alone starts it (samples keep coming, as they would).
-    clock.set(t0 + Duration::from_secs(300));
+    // The daemon's loop keeps the silence's edges as deadlines: it starts at
+    // exactly its starts_at and ends at exactly its ends_at, with no push and no
+    // tick needed (samples keep coming, as they would).
+    let at = |secs: u64| t0 + Duration::from_secs(secs);
+    r.daemon.run_until(&clock, at(300)).await;
     c.push("bot-1").await;
-    clock.set(t0 + Duration::from_secs(600));
-    tick(&r).await;
+    r.daemon
+        .run_until(&clock, at(600) - Duration::from_millis(1))
+        .await;
+    assert_eq!(c.state("bot-1").await, "firing");
+    r.daemon.run_until(&clock, at(600)).await;
     assert_eq!(c.state("bot-1").await, "suppressed");
-    // And the first tick after its end releases it.
-    clock.set(t0 + Duration::from_secs(1200));
+    r.daemon.run_until(&clock, at(900)).await;
     c.push("bot-1").await;
-    tick(&r).await;
+    r.daemon
+        .run_until(&clock, at(1200) - Duration::from_millis(1))
+        .await;
+    assert_eq!(c.state("bot-1").await, "suppressed");
+    // And its end releases it.
+    r.daemon.run_until(&clock, at(1200)).await;
     assert_eq!(c.state("bot-1").await, "firing");
     r.stop().await;
 }
@@ -201,7 +205,7 @@ async fn a_scheduled_silence_starts_and_ends_on_time() {
 async fn bad_silences_are_refused() {
     let d = dir("bad");
     let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
-    let r = start(settings(&d), Arc::new(clock.clone())).await.unwrap();
+    let r = start(config(&d), Arc::new(clock.clone())).await.unwrap();
     let c = C::new(&r);
     for (body, want) in [
         (

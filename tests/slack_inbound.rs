@@ -12,11 +12,11 @@ use hmac::{Hmac, KeyInit, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tocsin::app::{Running, Settings, start};
 use tocsin::clock::{Clock, ManualClock, Timestamp};
-use tocsin::config::Secret;
+use tocsin::config::{Config, Secret};
 use tocsin::escalation::{Directory, Person};
 use tocsin::oncall::Rotation;
+use tocsin::server::{Running, start};
 
 mod common;
 
@@ -66,12 +66,11 @@ fn directory() -> Directory {
     }
 }
 
-fn settings(dir: &Path, secrets: &[&str]) -> Settings {
-    Settings {
-        directory: Arc::new(directory()),
-        slack_signing_secrets: secrets.iter().map(|s| Secret::new(*s)).collect(),
-        ..common::test_settings(dir)
-    }
+fn config(dir: &Path, secrets: &[&str]) -> Config {
+    let mut config = common::test_config(dir);
+    config.directory = directory();
+    config.channels.slack_signing_secrets = secrets.iter().map(|s| Secret::new(*s)).collect();
+    config
 }
 
 struct Harness {
@@ -86,7 +85,7 @@ impl Harness {
         tocsin::tls::install_crypto_provider();
         let dir = common::daemon_dir(&format!("slack-{name}"), RULES);
         let clock = ManualClock::new(Timestamp::from_secs(T0));
-        let running = start(settings(&dir, secrets), Arc::new(clock.clone()))
+        let running = start(config(&dir, secrets), Arc::new(clock.clone()))
             .await
             .unwrap();
         let base = format!("http://{}", running.addr);

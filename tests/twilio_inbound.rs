@@ -14,11 +14,10 @@ use hmac::{Hmac, KeyInit, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha1::Sha1;
-use tocsin::app::{Running, Settings, start};
 use tocsin::clock::{ManualClock, Timestamp};
-use tocsin::config::Secret;
+use tocsin::config::{Config, Secret, TwilioSettings};
 use tocsin::escalation::{Directory, Person};
-use tocsin::notify::sms::TwilioSettings;
+use tocsin::server::{Running, start};
 
 mod common;
 
@@ -34,7 +33,7 @@ const AUTH_TOKEN: &str = "twilio-auth-token-0123456789abcdef";
 const PUBLIC: &str = "https://tocsin.example.com";
 const BOB: &str = "+819012345678";
 
-fn settings(dir: &Path, public_url: Option<&str>) -> Settings {
+fn config(dir: &Path, public_url: Option<&str>) -> Config {
     let mut people = BTreeMap::new();
     people.insert(
         "bob".to_string(),
@@ -46,22 +45,21 @@ fn settings(dir: &Path, public_url: Option<&str>) -> Settings {
             slack: None,
         },
     );
-    Settings {
-        directory: Arc::new(Directory {
-            people,
-            ..Directory::default()
-        }),
-        sms: Some(TwilioSettings {
-            account_sid: "AC0123".into(),
-            auth_token: Secret::new(AUTH_TOKEN),
-            from: "+15005550006".into(),
-            api_url: "http://127.0.0.1:9".into(),
-            max_segments: 3,
-            timeout: Duration::from_secs(5),
-        }),
-        public_url: public_url.map(str::to_string),
-        ..common::test_settings(dir)
-    }
+    let mut config = common::test_config(dir);
+    config.directory = Directory {
+        people,
+        ..Directory::default()
+    };
+    config.channels.sms = Some(TwilioSettings {
+        account_sid: "AC0123".into(),
+        auth_token: Secret::new(AUTH_TOKEN),
+        from: "+15005550006".into(),
+        api_url: "http://127.0.0.1:9".into(),
+        max_segments: 3,
+        timeout: Duration::from_secs(5),
+    });
+    config.server.public_url = public_url.map(str::to_string);
+    config
 }
 
 struct Harness {
@@ -75,7 +73,7 @@ impl Harness {
         tocsin::tls::install_crypto_provider();
         let dir = common::daemon_dir(&format!("twilio-{name}"), RULES);
         let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
-        let running = start(settings(&dir, public_url), Arc::new(clock))
+        let running = start(config(&dir, public_url), Arc::new(clock))
             .await
             .unwrap();
         let base = format!("http://{}", running.addr);

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tocsin::alert::{NotifyReason, State};
 use tocsin::clock::Timestamp;
-use tocsin::config::Secret;
+use tocsin::config::{Secret, WebhookSettings};
 use tocsin::labels::Fingerprint;
-use tocsin::notify::webhook::{Webhook, WebhookSettings};
+use tocsin::notify::webhook::Webhook;
 use tocsin::notify::{AlertSnapshot, Delivered, Message, SendError};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
