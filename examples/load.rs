@@ -5,6 +5,7 @@
 //! cargo run --release --example load                 # everything, about 8 minutes
 //! cargo run --release --example load -- --quick      # no default-interval pipeline, short phases
 //! cargo run --release --example load -- --out docs/bench --seconds 10
+//! cargo run --release --example load -- --tocsin /path/to/older/tocsin   # before/after
 //! ```
 //!
 //! It builds and runs the `tocsin` binary (`serve --config`, as shipped), Debian's
@@ -68,6 +69,9 @@ struct Options {
     seconds: f64,
     /// Run only these phases (`ingest`, `alerts`, `latency`, `pipelines`); all if empty.
     only: Vec<String>,
+    /// Measure this `tocsin` binary (an older build, for a before/after in one
+    /// session) instead of building this one.
+    tocsin: Option<PathBuf>,
 }
 
 impl Options {
@@ -93,6 +97,7 @@ fn options() -> Options {
         only: value("--only")
             .map(|v| v.split(',').map(str::to_string).collect())
             .unwrap_or_default(),
+        tocsin: value("--tocsin").map(PathBuf::from),
     }
 }
 
@@ -1164,7 +1169,7 @@ fn main() {
         have("prometheus-alertmanager") && have("prometheus"),
         "needs Debian's prometheus-alertmanager and prometheus (apt-get install prometheus prometheus-alertmanager)"
     );
-    let tocsin_bin = build_tocsin();
+    let tocsin_bin = opts.tocsin.clone().unwrap_or_else(build_tocsin);
     std::fs::create_dir_all(&opts.out).expect("output folder");
     eprintln!("machine: {}", machine());
     // Two workers: the machine has two cores and the children need them too.

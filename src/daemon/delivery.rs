@@ -34,28 +34,22 @@ pub(super) fn take(ctx: &Context, core: &mut Core, now: Timestamp) -> Vec<Outgoi
         .outbox
         .take_due(now, |d| still_owed(d, engine.alert(d.alert.fingerprint)));
     // A page leaving is what makes its address one to tell of the ack and the
-    // resolve. Written even when the mark was already there in memory: after a
-    // restart, pages found owed are marked in memory only (see `Core::open`).
-    let mut paged = Vec::new();
+    // resolve. Marked here, in memory; written with the page's settlement, so no
+    // write waits in front of the send (after a crash, pages still owed count as
+    // gone: see `Core::open`).
     for m in taken.messages.iter().filter(|m| m.message.reason.is_page()) {
         for alert in &m.message.alerts {
             if let Some(esc) = core.escalations.get_mut(&alert.fingerprint)
                 && esc.incident == alert.incident
             {
                 esc.paged(&m.address);
-                paged.push((alert.fingerprint, Some(esc.clone())));
             }
         }
     }
-    if !taken.withdrawn.delete.is_empty() || !paged.is_empty() {
-        // Deferred: lost in a crash, the same deliveries are withdrawn again, and
-        // the same pages leave again and are marked again.
-        let batch = Batch {
-            escalations: paged,
-            ..settlement(now, taken.withdrawn, None)
-        };
-        if let Err(e) = write(ctx, &batch) {
-            tracing::error!(error = %e, "cannot record what left the outbox");
+    if !taken.withdrawn.delete.is_empty() {
+        // Deferred: lost in a crash, the same deliveries are withdrawn again.
+        if let Err(e) = write(ctx, &settlement(now, taken.withdrawn, None)) {
+            tracing::error!(error = %e, "cannot record withdrawn deliveries");
         }
     }
     let mut out = Vec::with_capacity(taken.messages.len());
@@ -106,10 +100,18 @@ pub(super) fn settle(
             fallbacks.push(core.outbox.add(d));
         }
     }
-    let recorded = write(
-        ctx,
-        &settlement(now, settled, Some((&m.address, fallbacks))),
-    );
+    let mut batch = settlement(now, settled, Some((&m.address, fallbacks)));
+    // The mark `take` made when the page left, written with its fate.
+    if m.message.reason.is_page() {
+        for alert in &m.message.alerts {
+            if let Some(esc) = core.escalations.get(&alert.fingerprint)
+                && esc.incident == alert.incident
+            {
+                batch.escalations.push((alert.fingerprint, Some(esc.clone())));
+            }
+        }
+    }
+    let recorded = write(ctx, &batch);
     timers::arm(ctx, core, Due::Deliveries, now);
     ctx.metrics.outbox_pending.set(core.outbox.len() as i64);
     recorded

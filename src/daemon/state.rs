@@ -103,7 +103,7 @@ impl Core {
         // A page still owed may have left just before a crash, its mark not yet on
         // disk: it counts as gone, so whoever it may have reached hears of the ack
         // and the resolve (told once too often rather than never). The mark is
-        // written when the page leaves again.
+        // written when the page settles.
         for d in self.outbox.entries() {
             if let Some(esc) = self.escalations.get_mut(&d.alert.fingerprint)
                 && esc.incident == d.alert.incident
