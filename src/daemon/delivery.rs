@@ -9,7 +9,7 @@
 
 use super::schedule::Due;
 use super::state::Core;
-use super::{Context, OpError, timers};
+use super::{Context, OpError};
 use crate::alert::{Alert, NotifyReason, State, TimelineEntry};
 use crate::clock::Timestamp;
 use crate::escalation::Address;
@@ -64,7 +64,7 @@ pub(super) fn take(ctx: &Context, core: &mut Core, now: Timestamp) -> Vec<Outgoi
         }
         out.push(Outgoing { due, already_sent });
     }
-    timers::arm(ctx, core, Due::Deliveries, now);
+    core.arm(ctx, Due::Deliveries, now);
     ctx.metrics.outbox_pending.set(core.outbox.len() as i64);
     out
 }
@@ -107,12 +107,14 @@ pub(super) fn settle(
             if let Some(esc) = core.escalations.get(&alert.fingerprint)
                 && esc.incident == alert.incident
             {
-                batch.escalations.push((alert.fingerprint, Some(esc.clone())));
+                batch
+                    .escalations
+                    .push((alert.fingerprint, Some(esc.clone())));
             }
         }
     }
     let recorded = write(ctx, &batch);
-    timers::arm(ctx, core, Due::Deliveries, now);
+    core.arm(ctx, Due::Deliveries, now);
     ctx.metrics.outbox_pending.set(core.outbox.len() as i64);
     recorded
 }

@@ -6,8 +6,8 @@
 //! - `intake` — alerts from other systems, group-committed.
 //! - `pipeline` — every change goes mute → escalate → enqueue → write → schedule,
 //!   durable before anything is sent.
-//! - `schedule` and `timers` — one deadline queue for every timed action, and what
-//!   each deadline does.
+//! - `schedule` and `turn` — one deadline queue for every timed action, and what a
+//!   turn of the loop does with the deadlines that came.
 //! - `delivery` — messages out, one in flight per address, resolve wins.
 //! - `reports` — scheduled reports.
 //!
@@ -17,11 +17,12 @@
 
 mod delivery;
 mod intake;
+mod ops;
 mod pipeline;
 mod reports;
 mod schedule;
 mod state;
-mod timers;
+mod turn;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -461,7 +462,7 @@ impl Daemon {
                 // While the turn runs the loop is not asleep: whatever is armed now
                 // is seen when the turn ends.
                 ctx.sleeping_until.store(i64::MIN, Ordering::SeqCst);
-                let turn = timers::run_due(ctx, core, now);
+                let turn = turn::run_due(ctx, core, now);
                 let outgoing = delivery::take(ctx, core, now);
                 Ok((turn, outgoing))
             })

@@ -20,7 +20,7 @@
 use std::collections::HashSet;
 
 use super::state::Core;
-use super::{Context, OpError, timers};
+use super::{Context, Due, OpError};
 use crate::alert::{NotifyReason, State};
 use crate::clock::Timestamp;
 use crate::engine::Outcome;
@@ -234,15 +234,15 @@ fn schedule(
         .chain(batch.removed.iter().copied())
         .chain(expiring_sooner.iter().copied());
     for fp in alerts {
-        timers::arm_alert(ctx, core, fp, now);
+        core.arm_alert(ctx, fp, now);
     }
     for (fp, _) in &batch.escalations {
-        timers::arm(ctx, core, super::Due::Escalation(*fp), now);
+        core.arm(ctx, Due::Escalation(*fp), now);
     }
     for s in &batch.silences {
-        timers::arm(ctx, core, super::Due::Silence(s.id.clone()), now);
+        core.arm(ctx, Due::Silence(s.id.clone()), now);
     }
     if !batch.outbox.is_empty() {
-        timers::arm(ctx, core, super::Due::Deliveries, now);
+        core.arm(ctx, Due::Deliveries, now);
     }
 }

@@ -4,15 +4,10 @@
 //! so a restart neither skips nor repeats one; a failed send is retried five minutes
 //! later.
 
-use std::time::Duration;
-
+use super::Daemon;
 use super::schedule::Due;
-use super::{Daemon, timers};
 use crate::alert::{Alert, TimelineEntry};
 use crate::store::{Batch, Durability};
-
-/// How long after a failed send a report is tried again.
-pub(super) const RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// Sends report `index` for the occurrence of its schedule that is due now.
 pub(super) async fn run(daemon: Daemon, index: usize) {
@@ -88,7 +83,7 @@ async fn finish(daemon: &Daemon, index: usize, sent: bool, due: crate::clock::Ti
             } else {
                 core.reports[index].failed_at = Some(now);
             }
-            timers::arm(ctx, &mut core, Due::Report(index), now);
+            core.arm(ctx, Due::Report(index), now);
         })
         .await;
 }

@@ -3,7 +3,7 @@
 //! something new arrives), and takes everything due at `now` in one turn.
 //!
 //! Keys are re-armed from the state they belong to after every commit and after
-//! they are handled (`daemon::timers::arm`), so the queue never holds a second
+//! they are handled (`Core::arm`), so the queue never holds a second
 //! truth: a deadline that state moved later is found early, checked, and re-armed.
 
 use std::collections::{BTreeSet, HashMap};

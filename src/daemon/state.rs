@@ -7,18 +7,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::pipeline::{self, Step};
-use super::schedule::Schedule;
-use super::{AlertView, Context, OpError, timers};
-use crate::alert::{Alert, Event, State};
+use super::schedule::{Due, Schedule};
+use super::{AlertView, Context, OpError};
+use crate::alert::{Alert, State};
 use crate::clock::Timestamp;
 use crate::engine::{Engine, Outcome};
 use crate::escalation::state::Escalation;
 use crate::labels::Fingerprint;
-use crate::metrics::Metrics;
 use crate::outbox::{self, Outbox};
 use crate::rules::RuleSet;
-use crate::series::{IncomingSample, Limits, Sample, SeriesError, SeriesStore};
+use crate::series::{Limits, SeriesStore};
 use crate::silence::{Silence, Status};
 use crate::store::{Loaded, StoreError};
 
@@ -42,6 +40,9 @@ pub(super) struct Core {
     /// it last failed to send (retried five minutes later).
     pub reports: Vec<ReportState>,
 }
+
+/// How long after a failed send a report is tried again.
+pub(super) const REPORT_RETRY: Duration = Duration::from_secs(300);
 
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct ReportState {
@@ -112,7 +113,7 @@ impl Core {
                 esc.paged(&d.address);
             }
         }
-        timers::arm_all(ctx, self, now);
+        self.arm_all(ctx, now);
         ctx.metrics.outbox_pending.set(self.outbox.len() as i64);
     }
 
@@ -131,145 +132,6 @@ impl Core {
                 tracing::error!(error = %e, "cannot reload the state store after a failed commit");
             }
         }
-    }
-
-    /// Takes a batch of samples whole or not at all, then evaluates the rules that
-    /// read what it brought.
-    pub fn ingest(
-        &mut self,
-        ctx: &Context,
-        samples: &[IncomingSample],
-        now: Timestamp,
-    ) -> Result<usize, OpError> {
-        let at = |s: &IncomingSample| s.at.unwrap_or(now);
-        self.series
-            .check_batch(
-                samples
-                    .iter()
-                    .map(|s| (s.metric.as_str(), &s.labels, at(s))),
-            )
-            .map_err(|(index, source)| {
-                let reason = match source {
-                    SeriesError::TooManySeries { .. } => "series_limit",
-                    SeriesError::TooManySamples { .. } => "sample_limit",
-                    SeriesError::OutOfOrder { .. } => "out_of_order",
-                };
-                ctx.metrics
-                    .samples_refused
-                    .get_or_create(&Metrics::label("reason", reason))
-                    .inc_by(samples.len() as u64);
-                OpError::Sample { index, source }
-            })?;
-        for (index, s) in samples.iter().enumerate() {
-            let sample = Sample {
-                t: at(s),
-                v: s.value,
-            };
-            self.series
-                .append(&s.metric, &s.labels, sample)
-                .map_err(|source| OpError::Sample { index, source })?;
-        }
-        ctx.metrics.samples_ingested.inc_by(samples.len() as u64);
-        ctx.metrics.series.set(self.series.series_count() as i64);
-        // Only the rules reading what was pushed: the others' results cannot have
-        // changed, and time moves them on at the evaluation deadline.
-        let mut readers = Vec::new();
-        let mut last = None;
-        for s in samples.iter().map(|s| s.metric.as_str()) {
-            if last != Some(s) {
-                last = Some(s);
-                readers.extend(self.rule_metrics.get(s).into_iter().flatten());
-            }
-        }
-        readers.sort_unstable();
-        readers.dedup();
-        if !readers.is_empty() {
-            let outcome = self.evaluate(ctx, now, Some(&readers));
-            pipeline::commit(ctx, self, now, Step::from(outcome))?;
-        }
-        Ok(samples.len())
-    }
-
-    /// Evaluates the rules (those listed by index, or all) at `now`.
-    pub fn evaluate(&mut self, ctx: &Context, now: Timestamp, only: Option<&[usize]>) -> Outcome {
-        let started = std::time::Instant::now();
-        let outcome = match only {
-            Some(rules) => self.engine.evaluate_rules(&self.series, now, rules),
-            None => self.engine.evaluate(&self.series, now),
-        };
-        ctx.metrics.evaluations.inc();
-        ctx.metrics
-            .evaluation_seconds
-            .observe(started.elapsed().as_secs_f64());
-        outcome
-    }
-
-    /// Swaps in a checked rule set; alerts of rules that are gone resolve.
-    pub fn reload(&mut self, ctx: &Context, set: RuleSet, now: Timestamp) -> Result<(), OpError> {
-        self.series
-            .set_retention(set.longest_window() + ctx.config.rules.lookback);
-        self.rule_metrics = metrics_read_by(&set);
-        let mut outcome = self.engine.reload(Arc::new(set), now);
-        outcome.absorb(self.sync_all_silences(ctx, now));
-        pipeline::commit(ctx, self, now, Step::from(outcome))?;
-        // A rule's escalation policy may have changed, and with it ack timeouts.
-        timers::arm_all(ctx, self, now);
-        Ok(())
-    }
-
-    /// Applies an operator's event (ack, unack, resolve) to alert `id`.
-    pub fn act(
-        &mut self,
-        ctx: &Context,
-        id: &str,
-        event: Event,
-        now: Timestamp,
-    ) -> Result<AlertView, OpError> {
-        let fp = self.resolve_id(id)?;
-        let outcome = self.engine.apply(fp, &event, now)?;
-        pipeline::commit(ctx, self, now, Step::from(outcome))?;
-        Ok(self.view(self.engine.alert(fp).expect("just acted on")))
-    }
-
-    /// Stores a new silence (validated) and applies it to the alerts at once.
-    pub fn add_silence(
-        &mut self,
-        ctx: &Context,
-        silence: Silence,
-        now: Timestamp,
-    ) -> Result<Silence, OpError> {
-        silence.validate().map_err(OpError::Invalid)?;
-        self.silences.push(silence.clone());
-        let mut step = Step::from(self.sync_all_silences(ctx, now));
-        step.silences.push(silence.clone());
-        if let Err(e) = pipeline::commit(ctx, self, now, step) {
-            self.silences.retain(|s| s.id != silence.id);
-            return Err(e);
-        }
-        Ok(silence)
-    }
-
-    /// Ends a silence now; its alerts resume.
-    pub fn expire_silence(
-        &mut self,
-        ctx: &Context,
-        id: &str,
-        now: Timestamp,
-    ) -> Result<Silence, OpError> {
-        let Some(s) = self.silences.iter_mut().find(|s| s.id == id) else {
-            return Err(OpError::NotFound(format!("no silence with id {id}")));
-        };
-        if s.ends_at > now {
-            s.ends_at = now.max(s.starts_at);
-            if s.starts_at > now {
-                s.starts_at = now;
-            }
-        }
-        let expired = s.clone();
-        let mut step = Step::from(self.sync_all_silences(ctx, now));
-        step.silences.push(expired.clone());
-        pipeline::commit(ctx, self, now, step)?;
-        Ok(expired)
     }
 
     /// The silences in force at `now`: the operators' and the maintenance windows'.
@@ -365,7 +227,7 @@ impl Core {
 }
 
 /// The metric names a rule set reads, and which rules read each.
-fn metrics_read_by(set: &RuleSet) -> HashMap<String, Vec<usize>> {
+pub(super) fn metrics_read_by(set: &RuleSet) -> HashMap<String, Vec<usize>> {
     let mut readers: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, rule) in set.alerts.iter().enumerate() {
         let conditions = std::iter::once(&rule.condition).chain(&rule.resolve_when);
@@ -377,4 +239,93 @@ fn metrics_read_by(set: &RuleSet) -> HashMap<String, Vec<usize>> {
         }
     }
     readers
+}
+
+/// Deadlines, derived from the state: `arm` is the one place one is set.
+/// Handlers re-check the state before acting, so a deadline that state moved later
+/// is simply re-armed; one that state moved earlier is re-armed by the commit that
+/// moved it.
+impl Core {
+    /// When `due` is owed, from the state it belongs to; `None` when nothing is.
+    pub fn when(&self, ctx: &Context, due: &Due, now: Timestamp) -> Option<Timestamp> {
+        let core = self;
+        let config = &ctx.config;
+        match due {
+            Due::Silence(id) => {
+                let s = core.silences.iter().find(|s| &s.id == id)?;
+                [s.starts_at, s.ends_at].into_iter().find(|t| *t > now)
+            }
+            Due::Maintenance(i) => config.maintenance.get(*i)?.next_change(now),
+            Due::Expiry(fp) => crate::engine::expires_at(core.engine.alert(*fp)?),
+            Due::AckTimeout(fp) => {
+                let alert = core.engine.alert(*fp)?;
+                if alert.state != State::Acknowledged {
+                    return None;
+                }
+                let policy = config
+                    .routing
+                    .policy_for(&alert.labels, core.engine.escalation_of(alert));
+                Some(alert.ack.as_ref()?.at + policy.ack_timeout?)
+            }
+            Due::Flapping(fp) => core.engine.flapping_ends_at(core.engine.alert(*fp)?),
+            // Set when it runs: one interval after the last evaluation.
+            Due::Evaluation => core.schedule.when(due),
+            Due::Escalation(fp) => core.escalations.get(fp)?.due_at,
+            Due::Deliveries => core.outbox.next_due(),
+            Due::Report(i) => {
+                let schedule = config.reports.get(*i)?;
+                let state = core.reports.get(*i)?;
+                match state.failed_at {
+                    Some(failed) => Some(failed + REPORT_RETRY),
+                    None => schedule
+                        .when
+                        .next_after(state.last_ran.unwrap_or(ctx.opened_at)),
+                }
+            }
+        }
+    }
+
+    /// Sets `due`'s deadline from the state. A deadline already past is kept at `now`:
+    /// the loop takes it in its next turn.
+    pub fn arm(&mut self, ctx: &Context, due: Due, now: Timestamp) {
+        let at = self.when(ctx, &due, now);
+        self.schedule.set(due, at);
+        ctx.deadline_set(at);
+    }
+
+    /// The deadlines that follow one alert's state.
+    pub fn arm_alert(&mut self, ctx: &Context, fp: Fingerprint, now: Timestamp) {
+        self.arm(ctx, Due::Expiry(fp), now);
+        self.arm(ctx, Due::AckTimeout(fp), now);
+        self.arm(ctx, Due::Flapping(fp), now);
+    }
+
+    /// Every deadline, from the whole state: at start, and after the state was reloaded
+    /// from the store or the rules changed.
+    pub fn arm_all(&mut self, ctx: &Context, now: Timestamp) {
+        let core = self;
+        let evaluation = core.schedule.when(&Due::Evaluation).unwrap_or(now);
+        core.schedule.clear();
+        core.schedule.set(Due::Evaluation, Some(evaluation));
+        let alerts: Vec<Fingerprint> = core.engine.alerts().map(|a| a.fingerprint).collect();
+        for fp in alerts {
+            core.arm_alert(ctx, fp, now);
+        }
+        let escalations: Vec<Fingerprint> = core.escalations.keys().copied().collect();
+        for fp in escalations {
+            core.arm(ctx, Due::Escalation(fp), now);
+        }
+        let silences: Vec<String> = core.silences.iter().map(|s| s.id.clone()).collect();
+        for id in silences {
+            core.arm(ctx, Due::Silence(id), now);
+        }
+        for i in 0..ctx.config.maintenance.len() {
+            core.arm(ctx, Due::Maintenance(i), now);
+        }
+        for i in 0..ctx.config.reports.len() {
+            core.arm(ctx, Due::Report(i), now);
+        }
+        core.arm(ctx, Due::Deliveries, now);
+        ctx.deadline_set(Some(evaluation));
+    }
 }

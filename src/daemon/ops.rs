@@ -1,0 +1,157 @@
+//! The operations that change alert state from outside the loop: samples pushed
+//! or scraped, rules reloaded, an operator's ack, unack or resolve, silences added
+//! or expired. Each runs with the core locked and ends in the commit pipeline.
+
+use std::sync::Arc;
+
+use super::pipeline::{self, Step};
+use super::state::{Core, metrics_read_by};
+use super::{AlertView, Context, OpError};
+use crate::alert::Event;
+use crate::clock::Timestamp;
+use crate::engine::Outcome;
+use crate::metrics::Metrics;
+use crate::rules::RuleSet;
+use crate::series::{IncomingSample, Sample, SeriesError};
+use crate::silence::Silence;
+
+impl Core {
+    /// Takes a batch of samples whole or not at all, then evaluates the rules that
+    /// read what it brought.
+    pub fn ingest(
+        &mut self,
+        ctx: &Context,
+        samples: &[IncomingSample],
+        now: Timestamp,
+    ) -> Result<usize, OpError> {
+        let at = |s: &IncomingSample| s.at.unwrap_or(now);
+        self.series
+            .check_batch(
+                samples
+                    .iter()
+                    .map(|s| (s.metric.as_str(), &s.labels, at(s))),
+            )
+            .map_err(|(index, source)| {
+                let reason = match source {
+                    SeriesError::TooManySeries { .. } => "series_limit",
+                    SeriesError::TooManySamples { .. } => "sample_limit",
+                    SeriesError::OutOfOrder { .. } => "out_of_order",
+                };
+                ctx.metrics
+                    .samples_refused
+                    .get_or_create(&Metrics::label("reason", reason))
+                    .inc_by(samples.len() as u64);
+                OpError::Sample { index, source }
+            })?;
+        for (index, s) in samples.iter().enumerate() {
+            let sample = Sample {
+                t: at(s),
+                v: s.value,
+            };
+            self.series
+                .append(&s.metric, &s.labels, sample)
+                .map_err(|source| OpError::Sample { index, source })?;
+        }
+        ctx.metrics.samples_ingested.inc_by(samples.len() as u64);
+        ctx.metrics.series.set(self.series.series_count() as i64);
+        // Only the rules reading what was pushed: the others' results cannot have
+        // changed, and time moves them on at the evaluation deadline.
+        let mut readers = Vec::new();
+        let mut last = None;
+        for s in samples.iter().map(|s| s.metric.as_str()) {
+            if last != Some(s) {
+                last = Some(s);
+                readers.extend(self.rule_metrics.get(s).into_iter().flatten());
+            }
+        }
+        readers.sort_unstable();
+        readers.dedup();
+        if !readers.is_empty() {
+            let outcome = self.evaluate(ctx, now, Some(&readers));
+            pipeline::commit(ctx, self, now, Step::from(outcome))?;
+        }
+        Ok(samples.len())
+    }
+
+    /// Evaluates the rules (those listed by index, or all) at `now`.
+    pub fn evaluate(&mut self, ctx: &Context, now: Timestamp, only: Option<&[usize]>) -> Outcome {
+        let started = std::time::Instant::now();
+        let outcome = match only {
+            Some(rules) => self.engine.evaluate_rules(&self.series, now, rules),
+            None => self.engine.evaluate(&self.series, now),
+        };
+        ctx.metrics.evaluations.inc();
+        ctx.metrics
+            .evaluation_seconds
+            .observe(started.elapsed().as_secs_f64());
+        outcome
+    }
+
+    /// Swaps in a checked rule set; alerts of rules that are gone resolve.
+    pub fn reload(&mut self, ctx: &Context, set: RuleSet, now: Timestamp) -> Result<(), OpError> {
+        self.series
+            .set_retention(set.longest_window() + ctx.config.rules.lookback);
+        self.rule_metrics = metrics_read_by(&set);
+        let mut outcome = self.engine.reload(Arc::new(set), now);
+        outcome.absorb(self.sync_all_silences(ctx, now));
+        pipeline::commit(ctx, self, now, Step::from(outcome))?;
+        // A rule's escalation policy may have changed, and with it ack timeouts.
+        self.arm_all(ctx, now);
+        Ok(())
+    }
+
+    /// Applies an operator's event (ack, unack, resolve) to alert `id`.
+    pub fn act(
+        &mut self,
+        ctx: &Context,
+        id: &str,
+        event: Event,
+        now: Timestamp,
+    ) -> Result<AlertView, OpError> {
+        let fp = self.resolve_id(id)?;
+        let outcome = self.engine.apply(fp, &event, now)?;
+        pipeline::commit(ctx, self, now, Step::from(outcome))?;
+        Ok(self.view(self.engine.alert(fp).expect("just acted on")))
+    }
+
+    /// Stores a new silence (validated) and applies it to the alerts at once.
+    pub fn add_silence(
+        &mut self,
+        ctx: &Context,
+        silence: Silence,
+        now: Timestamp,
+    ) -> Result<Silence, OpError> {
+        silence.validate().map_err(OpError::Invalid)?;
+        self.silences.push(silence.clone());
+        let mut step = Step::from(self.sync_all_silences(ctx, now));
+        step.silences.push(silence.clone());
+        if let Err(e) = pipeline::commit(ctx, self, now, step) {
+            self.silences.retain(|s| s.id != silence.id);
+            return Err(e);
+        }
+        Ok(silence)
+    }
+
+    /// Ends a silence now; its alerts resume.
+    pub fn expire_silence(
+        &mut self,
+        ctx: &Context,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Silence, OpError> {
+        let Some(s) = self.silences.iter_mut().find(|s| s.id == id) else {
+            return Err(OpError::NotFound(format!("no silence with id {id}")));
+        };
+        if s.ends_at > now {
+            s.ends_at = now.max(s.starts_at);
+            if s.starts_at > now {
+                s.starts_at = now;
+            }
+        }
+        let expired = s.clone();
+        let mut step = Step::from(self.sync_all_silences(ctx, now));
+        step.silences.push(expired.clone());
+        pipeline::commit(ctx, self, now, step)?;
+        Ok(expired)
+    }
+}
