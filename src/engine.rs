@@ -591,19 +591,27 @@ impl Engine {
         alerts: impl IntoIterator<Item = Fingerprint>,
         now: Timestamp,
     ) -> Outcome {
+        self.restep(alerts, now, |_, a| {
+            expires_at(a).is_some_and(|end| end <= now).then_some(false)
+        })
+    }
+
+    /// Steps each of `alerts` as an evaluation would, for those `holds` answers:
+    /// whether the alert's condition holds now (None: leave it as it is).
+    fn restep(
+        &mut self,
+        alerts: impl IntoIterator<Item = Fingerprint>,
+        now: Timestamp,
+        holds: impl Fn(&Engine, &Alert) -> Option<bool>,
+    ) -> Outcome {
         let mut out = self.outcome();
         for fp in alerts {
-            let expired = self
-                .alerts
-                .get(&fp)
-                .and_then(expires_at)
-                .is_some_and(|end| end <= now);
-            if !expired {
+            let Some(holds) = self.alerts.get(&fp).and_then(|a| holds(self, a)) else {
                 continue;
-            }
+            };
             let alert = self.alerts.remove(&fp).expect("looked up above");
             let event = Event::Evaluated {
-                holds: false,
+                holds,
                 resolve_holds: None,
                 value: alert.value,
             };
@@ -635,24 +643,12 @@ impl Engine {
         alerts: impl IntoIterator<Item = Fingerprint>,
         now: Timestamp,
     ) -> Outcome {
-        let mut out = self.outcome();
-        for fp in alerts {
-            let Some(alert) = self.alerts.get(&fp) else {
-                continue;
-            };
-            if self.flapping_ends_at(alert).is_none_or(|t| t > now) {
-                continue;
-            }
-            let alert = self.alerts.remove(&fp).expect("looked up above");
-            let event = Event::Evaluated {
-                holds: alert.state.is_active(),
-                resolve_holds: None,
-                value: alert.value,
-            };
-            self.step(alert, &event, now, &mut out);
-        }
-        out.changes.next_incident = self.next_incident;
-        out
+        self.restep(alerts, now, |engine, a| {
+            engine
+                .flapping_ends_at(a)
+                .is_some_and(|t| t <= now)
+                .then_some(a.state.is_active())
+        })
     }
 
     fn outcome(&self) -> Outcome {

@@ -520,3 +520,69 @@ async fn a_stuck_escalation_shows_in_the_overdue_gauge() {
         "firing, unacked, nothing ahead: it must show"
     );
 }
+
+#[tokio::test]
+async fn a_flapping_alert_from_a_sender_is_announced_when_its_flapping_ends_with_time() {
+    let mut h = seed_harness("esc-flapping");
+    let resolve = async |h: &mut Harness, started: Timestamp| {
+        let alert = ExternalAlert {
+            labels: Labels::from_pairs(CRITICAL.iter().copied()),
+            firing: false,
+            external: External {
+                starts_at: started,
+                ends_at: Some(h.clock.now()),
+                annotations: BTreeMap::new(),
+                generator_url: None,
+            },
+        };
+        h.daemon
+            .receive_external("test", vec![alert])
+            .await
+            .unwrap();
+        h.deliver().await;
+    };
+    // Fires and resolves four times in four minutes (eight changes, more than
+    // the six an hour allows), then fires once more and stays.
+    for _ in 0..4 {
+        let started = h.clock.now();
+        h.fire(CRITICAL).await;
+        let next = Harness::minutes(h.clock.now()) + 1;
+        h.run_to(next).await;
+        resolve(&mut h, started).await;
+    }
+    h.fire(CRITICAL).await;
+    let firing_pages = |h: &Harness| {
+        h.log
+            .iter()
+            .filter(|(_, _, r, _)| *r == NotifyReason::Firing)
+            .map(|(m, ..)| *m)
+            .collect::<std::collections::BTreeSet<u64>>()
+    };
+    let before = firing_pages(&h);
+    assert!(
+        !before.contains(&4),
+        "flapping holds the fifth firing: {before:?}"
+    );
+    // No sender message comes any more; when enough changes have left the hour,
+    // flapping ends on its own deadline and the alert, still firing, is paged.
+    h.run_to(70).await;
+    let after = firing_pages(&h);
+    let announced: Vec<u64> = after.difference(&before).copied().collect();
+    assert_eq!(
+        announced.len(),
+        1,
+        "paged once when flapping ended: {after:?}"
+    );
+    assert!(
+        (60..=63).contains(&announced[0]),
+        "at the hour after the changes: {announced:?}"
+    );
+    let (view, timeline) = h.daemon.alert("5").await.unwrap();
+    assert!(!view.alert.flapping);
+    assert!(
+        timeline
+            .iter()
+            .any(|e| e.reason == "flapping stopped, notifying firing"),
+        "{timeline:?}"
+    );
+}

@@ -382,34 +382,21 @@ async fn the_resolve_reaches_those_a_page_reached() {
     )
     .unwrap();
     let looping = daemon.spawn_loop();
+    let send = async |host: &str, starts: Timestamp, fires: bool, until: Timestamp| {
+        daemon
+            .receive_external("test", vec![firing(host, starts, fires)])
+            .await
+            .unwrap();
+        daemon.run_until(&clock, until).await;
+    };
     // y waits behind x in the group window, and resolves before it closes: its
     // page is withdrawn, and nobody is told of a resolve they never heard fire.
-    daemon
-        .receive_external("test", vec![firing("x", t0, true)])
-        .await
-        .unwrap();
-    daemon.run_until(&clock, t0 + SEC).await;
-    daemon
-        .receive_external("test", vec![firing("y", t0 + SEC, true)])
-        .await
-        .unwrap();
-    daemon.run_until(&clock, t0 + SEC * 2).await;
-    daemon
-        .receive_external("test", vec![firing("y", t0 + SEC, false)])
-        .await
-        .unwrap();
-    daemon.run_until(&clock, t0 + MIN).await;
+    send("x", t0, true, t0 + SEC).await;
+    send("y", t0 + SEC, true, t0 + SEC * 2).await;
+    send("y", t0 + SEC, false, t0 + MIN).await;
     // y fires again (a new incident), is paged, and resolves: it hears both.
-    daemon
-        .receive_external("test", vec![firing("y", t0 + MIN, true)])
-        .await
-        .unwrap();
-    daemon.run_until(&clock, t0 + MIN * 2).await;
-    daemon
-        .receive_external("test", vec![firing("y", t0 + MIN, false)])
-        .await
-        .unwrap();
-    daemon.run_until(&clock, t0 + MIN * 3).await;
+    send("y", t0 + MIN, true, t0 + MIN * 2).await;
+    send("y", t0 + MIN, false, t0 + MIN * 3).await;
     let about_y: Vec<String> = recorder
         .take()
         .iter()
