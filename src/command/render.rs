@@ -7,7 +7,7 @@ use super::{OnCall, Refusal, Reply};
 use crate::alert::State;
 use crate::clock::Timestamp;
 use crate::daemon::AlertView;
-use crate::escape::mrkdwn;
+use crate::escape::{line, mrkdwn};
 use crate::matcher::Matcher;
 
 /// At most this many alerts in a `list` reply: a longer message is noise in Slack.
@@ -26,11 +26,13 @@ pub const HELP_SLACK: &str = "*/tocsin* commands:
 pub const HELP_SMS: &str = "Reply ACK and the alert number to acknowledge it, e.g. ACK 42. \
                             UNACK 42 takes an ack back; RESOLVE 42 closes the alert.";
 
-/// `#42 投稿成功率低下`, as text.
+/// `#42 投稿成功率低下`, as one line of text (a rule name from another system may
+/// hold anything).
 fn title_text(v: &AlertView) -> String {
+    let rule = line(&v.alert.rule);
     match v.alert.incident {
-        Some(n) => format!("#{n} {}", v.alert.rule),
-        None => v.alert.rule.clone(),
+        Some(n) => format!("#{n} {rule}"),
+        None => rule.into_owned(),
     }
 }
 
@@ -174,7 +176,7 @@ fn slack_list_line(v: &AlertView, now: Timestamp) -> String {
         .labels
         .iter()
         .filter(|(k, _)| !matches!(*k, "alertname" | "severity"))
-        .map(|(k, val)| format!("{k}={val}"))
+        .map(|(k, val)| format!("{k}={}", line(val)))
         .collect();
     let labels = if labels.is_empty() {
         String::new()

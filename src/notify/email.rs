@@ -23,7 +23,7 @@ use super::{AlertSnapshot, Delivered, Message, SendError, severity_word};
 use crate::alert::{NotifyReason, State};
 use crate::clock::Timestamp;
 use crate::config::{EmailSettings, SmtpTls};
-use crate::escape::html;
+use crate::escape::{html, line};
 use crate::report::Report;
 
 type Transport = AsyncSmtpTransport<Tokio1Executor>;
@@ -275,7 +275,8 @@ fn subject(msg: &Message) -> String {
     if msg.alerts.len() > 1 {
         let _ = write!(s, " (+{} more)", msg.alerts.len() - 1);
     }
-    s
+    // A header is one line: no control character reaches a mail client.
+    line(&s).into_owned()
 }
 
 /// The first line of the body: what this mail says happened.
@@ -383,10 +384,13 @@ impl Section {
     }
 }
 
+/// The text part. Every value is written a line at a time through `escape::line`:
+/// a multi-line annotation keeps its lines, and a label or rule name with a line
+/// feed or an escape sequence in it cannot add a line or drive a terminal.
 fn alert_text(headline: &str, msg: &Message, sections: &[Section]) -> String {
-    let mut out = format!("{headline}\n");
+    let mut out = format!("{}\n", line(headline));
     for s in sections {
-        let _ = write!(out, "\n{} ({})\n", s.title, s.state);
+        let _ = write!(out, "\n{} ({})\n", line(&s.title), s.state);
         let width = s
             .rows
             .iter()
@@ -399,10 +403,10 @@ fn alert_text(headline: &str, msg: &Message, sections: &[Section]) -> String {
                 Value::Text(t) | Value::Url(t) => t.lines().collect(),
                 Value::Lines(ls) => ls.iter().map(String::as_str).collect(),
             };
-            let label = format!("{name}:");
-            for (i, line) in lines.iter().enumerate() {
+            let label = format!("{}:", line(name));
+            for (i, text) in lines.iter().enumerate() {
                 let label = if i == 0 { label.as_str() } else { "" };
-                let _ = writeln!(out, "  {label:<width$}{line}");
+                let _ = writeln!(out, "  {label:<width$}{}", line(text));
             }
         }
     }
@@ -577,13 +581,14 @@ fn report_text(schedule_name: &str, report: &Report) -> String {
     if !report.by_rule.is_empty() {
         out.push_str("\nFired by rule:\n");
         for r in &report.by_rule {
-            let _ = writeln!(out, "  {:>4}  {}", r.count, r.rule);
+            let _ = writeln!(out, "  {:>4}  {}", r.count, line(&r.rule));
         }
     }
     if !report.open.is_empty() {
         let _ = writeln!(out, "\nStill open at {}:", report.to.to_rfc3339());
         for o in &report.open {
-            let [incident, rule, state, fired, labels] = open_columns(o);
+            let [incident, rule, state, fired, labels] =
+                open_columns(o).map(|c| line(&c).into_owned());
             let _ = writeln!(
                 out,
                 "  {incident}  {rule}  {state}  since {fired}  {labels}"
