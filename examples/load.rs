@@ -624,8 +624,13 @@ async fn ingest(
                         }
                         let ts = start_ts + round * 1000;
                         let body = ingest_body(format, &metric, batch, ts, (round % 50) as f64);
+                        let content_type = match format {
+                            Format::Json => "application/json",
+                            Format::Text => "text/plain; version=0.0.4",
+                        };
                         let r = http
                             .post(&url)
+                            .header("content-type", content_type)
                             .body(body)
                             .send()
                             .await

@@ -244,7 +244,10 @@ async fn case(waiting: Waiting, later: Later) {
                 created_by: "sato".into(),
                 comment: "maintenance".into(),
             };
-            daemon.add_silence(silence).await.unwrap();
+            daemon
+                .add_silence(silence, tocsin::silence::Force::No)
+                .await
+                .unwrap();
         }
     }
     daemon.run_until(&clock, t0 + MIN * 120).await;

@@ -88,7 +88,7 @@ impl Harness {
         let r = h
             .http
             .post(format!("{}/api/v1/samples", h.base))
-            .body(body.to_string())
+            .json(&body)
             .send()
             .await
             .unwrap();

@@ -13,7 +13,7 @@ use crate::engine::Outcome;
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
 use crate::series::{IncomingSample, Sample, SeriesError};
-use crate::silence::Silence;
+use crate::silence::{Force, Silence};
 
 impl Core {
     /// Takes a batch of samples whole or not at all, then evaluates the rules that
@@ -114,14 +114,19 @@ impl Core {
         Ok(self.view(self.engine.alert(fp).expect("just acted on")))
     }
 
-    /// Stores a new silence (validated) and applies it to the alerts at once.
+    /// Stores a new silence (validated, within `[limits]`, one that matches every
+    /// alert only if forced) and applies it to the alerts at once.
     pub fn add_silence(
         &mut self,
         ctx: &Context,
         silence: Silence,
+        force: Force,
         now: Timestamp,
     ) -> Result<Silence, OpError> {
         silence.validate().map_err(OpError::Invalid)?;
+        silence
+            .within(ctx.config.limits.max_silence_duration, force)
+            .map_err(OpError::Invalid)?;
         self.silences.push(silence.clone());
         let mut step = Step::from(self.sync_all_silences(ctx, now));
         step.silences.push(silence.clone());
