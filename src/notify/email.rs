@@ -758,6 +758,24 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_reach_neither_subject_nor_text() {
+        let mut m = message("k", NotifyReason::Firing, 1, None);
+        m.alerts[0].rule = "Disk\u{1b}[2J\r\nBcc: x".to_string();
+        m.alerts[0]
+            .labels
+            .insert("host".to_string(), "a\nFIRING #999 Fake".to_string());
+        assert_eq!(subject(&m), "[CRITICAL] Disk\\x1b[2J\\r\\nBcc: x #42");
+        let sections: Vec<Section> = m.alerts.iter().map(Section::of).collect();
+        let text = alert_text(&headline(&m), &m, &sections);
+        assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text}");
+        assert!(
+            !text.lines().any(|l| l.starts_with("FIRING #999")),
+            "{text}"
+        );
+        assert!(text.contains("host=a\\nFIRING #999 Fake"), "{text}");
+    }
+
+    #[test]
     fn html_from_labels_is_inert() {
         let mut m = message("k", NotifyReason::Firing, 1, None);
         m.alerts[0]

@@ -751,6 +751,18 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_are_shown_not_sent() {
+        let mut a = alert(42, "Disk\u{1b}Full", &[("host", "a\u{7}b")]);
+        a.annotations
+            .insert("summary".into(), "x\r\nFIRING #999".into());
+        let body = sms_body(&message(NotifyReason::Firing, 1, vec![a]), 3);
+        assert_eq!(
+            body,
+            "[CRITICAL] #42 Disk\\x1bFull host=a\\x07b: x FIRING #999. Reply ACK 42"
+        );
+    }
+
+    #[test]
     fn a_long_summary_is_cut_and_the_ack_line_survives() {
         let mut a = alert(42, "投稿成功率低下", &[]);
         a.annotations.insert("summary".into(), "低下".repeat(200));
