@@ -56,6 +56,8 @@ fn config(dir: &Path, public_url: Option<&str>) -> Config {
         from: "+15005550006".into(),
         api_url: "http://127.0.0.1:9".into(),
         max_segments: 3,
+        voice: "Polly.Mizuki".into(),
+        voice_language: "ja-JP".into(),
         timeout: Duration::from_secs(5),
     });
     config.server.public_url = public_url.map(str::to_string);

@@ -250,6 +250,10 @@ pub struct TwilioSettings {
     pub api_url: String,
     /// Longer bodies are cut to this many segments.
     pub max_segments: u32,
+    /// The `<Say>` voice of calls (`Polly.Mizuki`) and the `language` it speaks
+    /// (`ja-JP`): a pair Twilio documents (`limits::twilio::VOICES`).
+    pub voice: String,
+    pub voice_language: String,
     pub timeout: Duration,
 }
 

@@ -8,8 +8,10 @@
 
 pub mod console;
 pub mod email;
+mod fit;
 pub mod slack;
 pub mod sms;
+pub mod voice;
 pub mod webhook;
 
 use std::collections::BTreeMap;
