@@ -14,6 +14,8 @@ pub mod sms;
 pub mod voice;
 pub mod webhook;
 
+pub use fit::ranges;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
