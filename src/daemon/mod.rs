@@ -520,7 +520,7 @@ impl Daemon {
     async fn deliver(self, out: delivery::Outgoing) {
         let sent = delivery::send(&self.shared.ctx, &self.shared.channels, &out).await;
         let settled = self
-            .with_core(move |ctx, core, now| delivery::settle(ctx, core, &out.due, &sent, now))
+            .with_core(move |ctx, core, now| delivery::settle(ctx, core, &out, &sent, now))
             .await;
         if let Err(e) = settled {
             tracing::error!(error = %e, "cannot record a delivery");

@@ -142,6 +142,18 @@ pub fn severity_word(severity: &str) -> String {
     }
 }
 
+/// The most severe of some severities (critical, warning, anything else, info), so
+/// a group holding one critical alert pages like a critical one.
+pub fn most_severe<'a>(severities: impl Iterator<Item = &'a str>) -> &'a str {
+    let rank = |s: &str| match s.to_ascii_lowercase().as_str() {
+        "critical" => 0,
+        "warning" => 1,
+        "info" => 3,
+        _ => 2,
+    };
+    severities.min_by_key(|s| rank(s)).unwrap_or("")
+}
+
 /// Every configured channel, and the one place a message is sent through.
 pub struct Channels {
     console: bool,

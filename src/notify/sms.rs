@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::fit::{self, ranges};
 use super::webhook::{http_client, retry_after, transport_error};
-use super::{AlertSnapshot, Delivered, Message, SendError, severity_word, voice};
+use super::{AlertSnapshot, Delivered, Message, SendError, most_severe, severity_word, voice};
 use crate::alert::NotifyReason;
 use crate::config::{Secret, TwilioSettings};
 use crate::limits;
@@ -318,17 +318,6 @@ fn batch_items(alerts: &[AlertSnapshot]) -> Vec<String> {
     }
     items.push(".".to_string());
     items
-}
-
-/// The most severe of some severities: critical, warning, anything else, info.
-pub(super) fn most_severe<'a>(severities: impl Iterator<Item = &'a str>) -> &'a str {
-    let rank = |s: &str| match s.to_ascii_lowercase().as_str() {
-        "critical" => 0,
-        "warning" => 1,
-        "info" => 3,
-        _ => 2,
-    };
-    severities.min_by_key(|s| rank(s)).unwrap_or("")
 }
 
 /// Why a page that is not a first notification came: said before the alert.

@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 
 use super::fit::{self, ranges};
-use super::sms::{most_severe, one_line};
-use super::{AlertSnapshot, Message};
+use super::sms::one_line;
+use super::{AlertSnapshot, Message, most_severe};
 use crate::alert::NotifyReason;
 use crate::escape::xml;
 use crate::limits::twilio::{self as limits, Engine};
