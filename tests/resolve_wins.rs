@@ -508,8 +508,8 @@ async fn a_phone_batch_names_only_what_still_fires_when_it_leaves() {
         .unwrap();
     let twiml = tocsin::notify::voice::twiml(&call.message, "Polly.Mizuki", "ja-JP");
     assert!(twiml.contains("2 件です。"), "{twiml}");
-    for gone in 0..8 {
-        let n = incident(hosts[gone].clone()).await;
+    for gone in &hosts[..8] {
+        let n = incident(gone.clone()).await;
         assert!(!twiml.contains(&format!(" {n} 番")), "{twiml}");
     }
     looping.stop().await;

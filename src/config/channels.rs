@@ -228,6 +228,8 @@ impl Compiler<'_> {
             from: from?.0,
             message_id_domain: message_id_domain?,
             timeout,
+            // Set with the server's public URL (`Compiler::compile`).
+            alerts_url: None,
         })
     }
 

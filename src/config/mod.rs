@@ -237,6 +237,9 @@ pub struct EmailSettings {
     pub message_id_domain: String,
     /// How long one delivery may take, from connecting to the server's last reply.
     pub timeout: Duration,
+    /// Where a mail too long to list every alert of a group links to:
+    /// `{server.public_url}/api/v1/alerts`; None without a public URL.
+    pub alerts_url: Option<String>,
 }
 
 /// `[channels.sms]`, validated.

@@ -256,7 +256,7 @@ fn fallback_for(ctx: &Context, failed: &Delivery, now: Timestamp) -> Vec<Deliver
         .filter(|a| *a != failed.address)
         .map(|address| Delivery {
             id: 0,
-            key: format!("{}.fallback.{address}", failed.key),
+            key: fallback_key(failed, &address),
             address,
             due_at: now,
             created_at: now,
@@ -267,6 +267,17 @@ fn fallback_for(ctx: &Context, failed: &Delivery, now: Timestamp) -> Vec<Deliver
             ..failed.clone()
         })
         .collect()
+}
+
+/// The idempotency key of a fallback: the key a delivery of the same message to
+/// that address has, so the same news reaches an address once however many of the
+/// failing addresses fall back to it, and not again when it was paged there anyway.
+fn fallback_key(failed: &Delivery, address: &Address) -> String {
+    // Keys end with their address (`Outbox::enqueue`).
+    match failed.key.strip_suffix(&failed.address.to_string()) {
+        Some(message) => format!("{message}{address}"),
+        None => format!("{}.fallback.{address}", failed.key),
+    }
 }
 
 /// Where a message reference is kept: per address and incident, so a new
@@ -345,7 +356,7 @@ fn shape(ctx: &Context, core: &Core, due: &DueMessage) -> (Vec<Message>, Option<
             ..message.clone()
         });
     }
-    let post = (!rest.is_empty()).then(|| Message {
+    let post = (!rest.is_empty()).then_some(Message {
         alerts: rest,
         update: None,
         ..message

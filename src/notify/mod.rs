@@ -9,6 +9,7 @@
 pub mod console;
 pub mod email;
 mod fit;
+mod mail;
 pub mod slack;
 pub mod sms;
 pub mod voice;
@@ -45,6 +46,15 @@ pub struct AlertSnapshot {
     /// Who acked, and when, while acknowledged.
     pub acked_by: Option<String>,
     pub acked_at: Option<Timestamp>,
+    /// What the person who acked wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_note: Option<String>,
+    /// Who resolved it by hand, and what they wrote; None when its condition or
+    /// its sender resolved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve_note: Option<String>,
     /// Where the alert came from, when another system evaluated it.
     pub generator_url: Option<String>,
 }
@@ -124,6 +134,9 @@ impl AlertSnapshot {
             resolved_at: alert.resolved_at,
             acked_by: alert.ack.as_ref().map(|a| a.actor.clone()),
             acked_at: alert.ack.as_ref().map(|a| a.at),
+            ack_note: alert.ack.as_ref().and_then(|a| a.note.clone()),
+            resolved_by: None,
+            resolve_note: None,
             generator_url: alert
                 .external
                 .as_ref()

@@ -530,6 +530,9 @@ mod tests {
             resolved_at: None,
             acked_by: None,
             acked_at: None,
+            ack_note: None,
+            resolved_by: None,
+            resolve_note: None,
             generator_url: None,
         }
     }
