@@ -325,14 +325,15 @@ fn shape(ctx: &Context, core: &Core, due: &DueMessage) -> (Vec<Message>, Option<
         message.update = message.alerts.iter().find_map(reference);
         return (Vec::new(), Some(message));
     }
-    let mut groups: Vec<String> = Vec::new();
+    let mut groups: Vec<(String, Vec<AlertSnapshot>)> = Vec::new();
     let mut singles: Vec<(AlertSnapshot, String)> = Vec::new();
     let mut rest: Vec<AlertSnapshot> = Vec::new();
     for a in &message.alerts {
         match reference(a) {
             Some(r) if r.starts_with(GROUP_POINTER) => {
-                if !groups.contains(&r) {
-                    groups.push(r);
+                match groups.iter_mut().find(|(p, _)| *p == r) {
+                    Some((_, members)) => members.push(a.clone()),
+                    None => groups.push((r, vec![a.clone()])),
                 }
             }
             Some(r) => singles.push((a.clone(), r)),
@@ -344,10 +345,14 @@ fn shape(ctx: &Context, core: &Core, due: &DueMessage) -> (Vec<Message>, Option<
         message.update = singles.pop().map(|(_, r)| r);
         return (Vec::new(), Some(message));
     }
-    let mut edits: Vec<Message> = groups
-        .iter()
-        .filter_map(|pointer| group_edit(ctx, core, pointer, &message))
-        .collect();
+    let mut edits = Vec::new();
+    for (pointer, members) in groups {
+        match group_edit(ctx, core, &pointer, &message) {
+            Some(edit) => edits.push(edit),
+            // The group's record is gone: its alerts' news is posted instead.
+            None => rest.extend(members),
+        }
+    }
     for (i, (alert, r)) in singles.into_iter().enumerate() {
         edits.push(Message {
             key: format!("{}.edit.{i}", message.key),
