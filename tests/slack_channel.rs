@@ -72,6 +72,9 @@ fn alert(incident: u64, rule: &str, severity: &str) -> AlertSnapshot {
         resolved_at: None,
         acked_by: None,
         acked_at: None,
+        ack_note: None,
+        resolved_by: None,
+        resolve_note: None,
         generator_url: None,
     }
 }
@@ -779,4 +782,27 @@ fn control_characters_in_labels_stay_on_their_line() {
     assert!(body.contains("Disk\\\\x1b[2J"), "{body}");
     assert!(!body.contains("a\\n:white_check_mark:"), "{body}");
     assert!(body.contains("a\\\\n:white_check_mark: RESOLVED"), "{body}");
+}
+
+#[test]
+fn a_source_link_too_long_for_slack_is_left_out_never_cut() {
+    let long = format!(
+        "http://prometheus.example.com/graph?g0.expr={}",
+        "x".repeat(2_800)
+    );
+    let mut a = alert(1, "投稿成功率低下", "critical");
+    a.generator_url = Some(long.clone());
+    let text = all_text(&render(&message(NotifyReason::Firing, vec![a.clone()])));
+    assert!(!text.contains("<http"), "no link, whole or cut: {text}");
+    assert!(
+        text.contains("Source link left out: 2844 characters"),
+        "{text}"
+    );
+    // A link that fits is kept whole.
+    a.generator_url = Some(long[..1_900].to_string());
+    let text = all_text(&render(&message(NotifyReason::Firing, vec![a])));
+    assert!(
+        text.contains(&format!("<{}|Source>", &long[..1_900])),
+        "{text}"
+    );
 }

@@ -386,6 +386,17 @@ impl Daemon {
             .await
     }
 
+    /// Applies `event` to every alert still firing whose occurrence paged one of
+    /// `addresses` (`ACK ALL`), in one commit; the alerts changed, by incident.
+    pub async fn act_paged(
+        &self,
+        addresses: Vec<crate::escalation::Address>,
+        event: Event,
+    ) -> Result<Vec<AlertView>, OpError> {
+        self.with_core(move |ctx, core, now| core.act_paged(ctx, &addresses, event, now))
+            .await
+    }
+
     /// Stores a new silence (validated, within `[limits]`) and applies it to the
     /// alerts at once. One that matches every alert needs [`Force::Yes`], which only
     /// the HTTP API passes on request.
@@ -577,7 +588,7 @@ impl Daemon {
     async fn deliver(self, out: delivery::Outgoing) {
         let sent = delivery::send(&self.shared.ctx, &self.shared.channels, &out).await;
         let settled = self
-            .with_core(move |ctx, core, now| delivery::settle(ctx, core, &out.due, &sent, now))
+            .with_core(move |ctx, core, now| delivery::settle(ctx, core, &out, &sent, now))
             .await;
         if let Err(e) = settled {
             tracing::error!(error = %e, "cannot record a delivery");
