@@ -164,9 +164,9 @@ async fn hold(mut s: TcpStream, slow: bool, stop: &AtomicBool) {
         return;
     }
     while !stop.load(Ordering::Relaxed) {
-        match tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await {
-            Ok(Ok(0) | Err(_)) => return,
-            _ => {}
+        let read = tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await;
+        if let Ok(Ok(0) | Err(_)) = read {
+            return;
         }
     }
 }

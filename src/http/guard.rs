@@ -122,10 +122,10 @@ pub async fn same_site_json(
     next: Next,
 ) -> Response {
     if let Err(refused) = cross_site(&daemon, request.headers()) {
-        return refused;
+        return *refused;
     }
     if let Err(refused) = json_body(&daemon, request.headers()) {
-        return refused;
+        return *refused;
     }
     next.run(request).await
 }
@@ -135,9 +135,12 @@ pub async fn same_site_json(
 pub async fn same_site(State(daemon): State<Daemon>, request: Request, next: Next) -> Response {
     match cross_site(&daemon, request.headers()) {
         Ok(()) => next.run(request).await,
-        Err(refused) => refused,
+        Err(refused) => *refused,
     }
 }
+
+/// A refusal, boxed: a `Response` is large to carry in every `Ok`.
+type Refused = Box<Response>;
 
 fn refuse(daemon: &Daemon, reason: &str, status: StatusCode, message: String) -> Response {
     daemon
@@ -151,17 +154,17 @@ fn refuse(daemon: &Daemon, reason: &str, status: StatusCode, message: String) ->
 /// Refuses a request a browser sent on behalf of another site: an `Origin` that
 /// is not this server (the request's own `Host`, or `server.public_url`), or
 /// `Sec-Fetch-Site: cross-site`. Clients that are not browsers send neither.
-fn cross_site(daemon: &Daemon, headers: &HeaderMap) -> Result<(), Response> {
+fn cross_site(daemon: &Daemon, headers: &HeaderMap) -> Result<(), Refused> {
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     if text(header::HeaderName::from_static("sec-fetch-site"))
         .is_some_and(|v| v.eq_ignore_ascii_case("cross-site"))
     {
-        return Err(refuse(
+        return Err(Box::new(refuse(
             daemon,
             "origin",
             StatusCode::FORBIDDEN,
             "cross-site request refused: the browser says another site sent it".to_string(),
-        ));
+        )));
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
@@ -172,7 +175,7 @@ fn cross_site(daemon: &Daemon, headers: &HeaderMap) -> Result<(), Response> {
     if same_origin(origin, host, public) {
         return Ok(());
     }
-    Err(refuse(
+    Err(Box::new(refuse(
         daemon,
         "origin",
         StatusCode::FORBIDDEN,
@@ -180,7 +183,7 @@ fn cross_site(daemon: &Daemon, headers: &HeaderMap) -> Result<(), Response> {
             "cross-site request refused: Origin {:?} is not this server",
             origin.chars().take(100).collect::<String>()
         ),
-    ))
+    )))
 }
 
 /// Whether `origin` (`scheme://host[:port]`) names this server: its authority
@@ -207,7 +210,7 @@ fn same_origin(origin: &str, host: Option<&str>, public_url: Option<&str>) -> bo
 /// A JSON body must say so: `Content-Type: application/json` (or `…+json`), which
 /// a page cannot send to another site without a preflight. A request without a
 /// body (an ack with no note) needs none.
-fn json_body(daemon: &Daemon, headers: &HeaderMap) -> Result<(), Response> {
+fn json_body(daemon: &Daemon, headers: &HeaderMap) -> Result<(), Refused> {
     let content_type = headers.get(header::CONTENT_TYPE);
     let empty = headers
         .get(header::CONTENT_LENGTH)
@@ -230,12 +233,12 @@ fn json_body(daemon: &Daemon, headers: &HeaderMap) -> Result<(), Response> {
     if json || (content_type.is_none() && empty) {
         return Ok(());
     }
-    Err(refuse(
+    Err(Box::new(refuse(
         daemon,
         "content_type",
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "the body must be sent with Content-Type: application/json".to_string(),
-    ))
+    )))
 }
 
 #[cfg(test)]

@@ -5,9 +5,12 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 
+/// What was seen, for lookups, and in the order it was seen, to forget the oldest.
+type Seen = (HashSet<Vec<u8>>, VecDeque<Vec<u8>>);
+
 pub struct Recent {
     capacity: usize,
-    inner: Mutex<(HashSet<Vec<u8>>, VecDeque<Vec<u8>>)>,
+    inner: Mutex<Seen>,
 }
 
 impl Recent {
