@@ -243,6 +243,7 @@ async fn case(waiting: Waiting, later: Later) {
                 ends_at: at + Duration::from_secs(3 * 3600),
                 created_by: "sato".into(),
                 comment: "maintenance".into(),
+                updated_at: None,
             };
             daemon.add_silence(silence).await.unwrap();
         }
