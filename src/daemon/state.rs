@@ -169,21 +169,26 @@ impl Core {
             .ok_or_else(|| OpError::NotFound(format!("no alert with id {id}")))
     }
 
-    pub fn view(&self, alert: &Alert) -> AlertView {
+    pub fn view(&self, ctx: &Context, alert: &Alert) -> AlertView {
+        let policy = ctx
+            .config
+            .routing
+            .policy_for(&alert.labels, self.engine.escalation_of(alert));
         AlertView {
             alert: alert.clone(),
             annotations: self.engine.annotations(alert),
             severity: alert.labels.get("severity").unwrap_or("").to_string(),
+            policy: policy.name.clone(),
         }
     }
 
     /// Every alert that is not inactive, newest incident first.
-    pub fn alerts(&self) -> Vec<AlertView> {
+    pub fn alerts(&self, ctx: &Context) -> Vec<AlertView> {
         let mut out: Vec<AlertView> = self
             .engine
             .alerts()
             .filter(|a| a.state != State::Inactive)
-            .map(|a| self.view(a))
+            .map(|a| self.view(ctx, a))
             .collect();
         out.sort_by(|a, b| {
             b.alert

@@ -67,7 +67,7 @@ struct PostableAlert {
 const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// An RFC 3339 time; Go's zero time (`0001-01-01T00:00:00Z`, "no end") is `None`.
-fn parse_time(text: &str) -> Result<Option<Timestamp>, String> {
+pub(super) fn parse_time(text: &str) -> Result<Option<Timestamp>, String> {
     if text.starts_with("0001-01-01") {
         return Ok(None);
     }
