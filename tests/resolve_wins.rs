@@ -112,6 +112,8 @@ fn firing(host: &str, starts_at: Timestamp, firing: bool) -> ExternalAlert {
             ends_at: None,
             annotations: Default::default(),
             generator_url: None,
+            external_url: None,
+            group_key: None,
         },
     }
 }

@@ -30,6 +30,8 @@ struct Webhook {
     group_key: String,
     #[serde(default)]
     notification_reason: Option<String>,
+    #[serde(default, rename = "externalURL")]
+    external_url: Option<String>,
     alerts: Vec<WebhookAlert>,
 }
 
@@ -172,6 +174,8 @@ pub fn decode_webhook(bytes: &[u8]) -> Result<WebhookBody, ApiError> {
                 ends_at: if firing { None } else { ends_at },
                 annotations: a.annotations,
                 generator_url: a.generator_url,
+                external_url: hook.external_url.clone().filter(|u| !u.is_empty()),
+                group_key: Some(hook.group_key.clone()).filter(|k| !k.is_empty()),
             },
         });
     }
@@ -219,6 +223,8 @@ pub fn decode_v2_alerts(bytes: &[u8], now: Timestamp) -> Result<Vec<ExternalAler
                 ends_at: Some(ends_at),
                 annotations: a.annotations,
                 generator_url: a.generator_url,
+                external_url: None,
+                group_key: None,
             },
         });
     }
