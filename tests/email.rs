@@ -174,6 +174,7 @@ fn post_alert() -> AlertSnapshot {
         resolved_at: None,
         acked_by: None,
         acked_at: None,
+        ack_note: None,
         generator_url: Some("http://prometheus.example.com/graph?g0.expr=up".to_string()),
     }
 }
@@ -340,6 +341,7 @@ async fn a_group_threads_by_its_first_alert() {
         resolved_at: None,
         acked_by: None,
         acked_at: None,
+        ack_note: None,
         generator_url: None,
     };
     let mut msg = message("group:1", NotifyReason::Firing, 1, disk("db-1", 7, 0x11));

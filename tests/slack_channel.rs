@@ -72,6 +72,7 @@ fn alert(incident: u64, rule: &str, severity: &str) -> AlertSnapshot {
         resolved_at: None,
         acked_by: None,
         acked_at: None,
+        ack_note: None,
         generator_url: None,
     }
 }

@@ -60,6 +60,7 @@ fn alert(incident: u64, rule: &str, account: &str, summary: &str) -> AlertSnapsh
         resolved_at: None,
         acked_by: None,
         acked_at: None,
+        ack_note: None,
         generator_url: None,
     }
 }

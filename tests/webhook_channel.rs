@@ -56,6 +56,7 @@ fn message(reason: NotifyReason) -> Message {
             resolved_at: None,
             acked_by: None,
             acked_at: None,
+            ack_note: None,
             generator_url: None,
         }],
         update: None,

@@ -23,6 +23,7 @@ mod reports;
 mod schedule;
 mod state;
 mod turn;
+mod upstream;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -495,6 +496,9 @@ impl Daemon {
                     Ok(turn) => {
                         for index in turn.reports {
                             self.start(move |d| reports::run(d, index));
+                        }
+                        for index in turn.upstream_watches {
+                            self.start(move |d| upstream::watch(d, index));
                         }
                     }
                     Err(e) => {

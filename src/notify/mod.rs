@@ -6,6 +6,7 @@
 //! carries snapshots of its alerts, so an outbox entry written before a crash can be
 //! sent after the restart exactly as it was meant.
 
+pub mod alertmanager;
 pub mod console;
 pub mod email;
 pub mod slack;
@@ -41,6 +42,9 @@ pub struct AlertSnapshot {
     /// Who acked, and when, while acknowledged.
     pub acked_by: Option<String>,
     pub acked_at: Option<Timestamp>,
+    /// The note given with the ack (an upstream silence's comment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_note: Option<String>,
     /// Where the alert came from, when another system evaluated it.
     pub generator_url: Option<String>,
 }
@@ -120,6 +124,7 @@ impl AlertSnapshot {
             resolved_at: alert.resolved_at,
             acked_by: alert.ack.as_ref().map(|a| a.actor.clone()),
             acked_at: alert.ack.as_ref().map(|a| a.at),
+            ack_note: alert.ack.as_ref().and_then(|a| a.note.clone()),
             generator_url: alert
                 .external
                 .as_ref()
@@ -145,6 +150,8 @@ pub struct Channels {
     email: Option<email::Email>,
     sms: Option<sms::Twilio>,
     webhooks: std::collections::HashMap<String, webhook::Webhook>,
+    /// The Alertmanagers acks silence alerts in, by name.
+    alertmanagers: std::collections::HashMap<String, alertmanager::Alertmanager>,
     /// For answers to Slack interactions (`response_url`), which need no token.
     responses: reqwest::Client,
     /// When set, messages are recorded here instead of sent (`tocsin test`'s
@@ -188,6 +195,11 @@ impl Channels {
                 .iter()
                 .map(|w| (w.name.clone(), webhook::Webhook::new(w.clone())))
                 .collect(),
+            alertmanagers: c
+                .alertmanagers
+                .iter()
+                .map(|a| (a.name.clone(), alertmanager::Alertmanager::new(a.clone())))
+                .collect(),
             responses: slack::response_client(),
             recorder: None,
         })
@@ -206,6 +218,7 @@ impl Channels {
             email: None,
             sms: None,
             webhooks: Default::default(),
+            alertmanagers: Default::default(),
             responses: slack::response_client(),
             recorder: Some(recorder.clone()),
         };
@@ -245,6 +258,23 @@ impl Channels {
                     return;
                 }
             }
+        }
+    }
+
+    /// What Alertmanager `name` holds, for the watch of the alerts tocsin
+    /// silenced there. Recording channels have none to ask: `None`.
+    pub async fn alertmanager_holds(
+        &self,
+        name: &str,
+    ) -> Result<Option<alertmanager::Held>, SendError> {
+        if self.recorder.is_some() {
+            return Ok(None);
+        }
+        match self.alertmanagers.get(name) {
+            Some(a) => a.holds().await.map(Some),
+            None => Err(SendError::permanent(format!(
+                "alertmanager {name:?} is not configured"
+            ))),
         }
     }
 
@@ -288,6 +318,10 @@ impl Channels {
             Address::Webhook { name } => match self.webhooks.get(name) {
                 Some(w) => w.send(msg).await,
                 None => Err(missing(&format!("webhook {name:?}"))),
+            },
+            Address::Alertmanager { name } => match self.alertmanagers.get(name) {
+                Some(a) => a.send(msg).await,
+                None => Err(missing(&format!("alertmanager {name:?}"))),
             },
         }
     }

@@ -693,6 +693,7 @@ mod tests {
             resolved_at: None,
             acked_by: None,
             acked_at: None,
+            ack_note: None,
             generator_url: None,
         }
     }

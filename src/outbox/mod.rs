@@ -412,7 +412,15 @@ impl Outbox {
                         Some(failed) => format!("notified {} instead of {failed}", d.address),
                         None => format!("notified {}", d.address),
                     };
-                    s.notes.push((d.alert.clone(), describe(&what, &d)));
+                    let mut note = describe(&what, &d);
+                    if let (Address::Alertmanager { .. }, Some(done)) = (&d.address, reference) {
+                        // What was done there (a silence made or expired), for the
+                        // timeline; nothing to update later.
+                        note = format!("{note}: {done}");
+                        s.notes.push((d.alert.clone(), note));
+                        continue;
+                    }
+                    s.notes.push((d.alert.clone(), note));
                     if let Some(r) = reference
                         && due.deliveries.len() == 1
                     {
@@ -438,7 +446,11 @@ impl Outbox {
             SendError::Retry { after, .. } => (false, *after),
         };
         let too_old = now.since(d.created_at) >= self.timing.give_up_after;
+        // A silence upstream that cannot be made is retried, not handed to the
+        // people of the fallback: they were not the ones it was for.
+        let upstream = matches!(d.address, Address::Alertmanager { .. });
         let fall_back = !d.fell_back
+            && !upstream
             && d.fallback_for.is_none()
             && (permanent || d.attempts >= self.timing.fallback_after || too_old);
         if fall_back {
@@ -450,6 +462,14 @@ impl Outbox {
                     "delivery to {} failing after {} attempt(s): {err}; using the fallback",
                     d.address, d.attempts
                 ),
+            ));
+        }
+        if upstream && d.attempts == 1 && !permanent {
+            // Retried quietly like any delivery, but an ack whose silence is not
+            // made yet must show: the Alertmanager still notifies its receivers.
+            s.notes.push((
+                d.alert.clone(),
+                format!("{} not told yet: {err}; retrying", d.address),
             ));
         }
         if permanent || too_old {
@@ -527,6 +547,7 @@ mod tests {
             resolved_at: None,
             acked_by: None,
             acked_at: None,
+            ack_note: None,
             generator_url: None,
         }
     }
