@@ -231,6 +231,7 @@ fn the_example_file_documents_every_key() {
                 "timeout",
                 "max_silence",
                 "watch_interval",
+                "incident",
             ],
         ),
         ("[people.", &["name", "email", "phone", "slack"]),
@@ -1247,7 +1248,7 @@ fn an_alertmanager_upstream_is_matched_by_its_external_url_or_generator_url() {
         "[[channels.alertmanager]]\nname = \"main\"\nurl = \"http://127.0.0.1:9093/\"\n\
          [[channels.alertmanager]]\nname = \"edge\"\nurl = \"http://10.0.0.2:9093\"\n\
          external_urls = [\"http://am.example.com:9093/\"]\ngenerator_urls = [\"http://prom-edge:9090/\"]\n\
-         max_silence = \"1d\"\nwatch_interval = \"30s\"\n",
+         max_silence = \"1d\"\nwatch_interval = \"30s\"\nincident = \"group\"\n",
     )
     .unwrap();
     let [main, edge] = &config.channels.alertmanagers[..] else {
@@ -1263,6 +1264,7 @@ fn an_alertmanager_upstream_is_matched_by_its_external_url_or_generator_url() {
     assert_eq!(edge.external_urls, ["http://am.example.com:9093"]);
     assert_eq!(edge.max_silence, Duration::from_secs(86400));
     assert_eq!(edge.watch_interval, Duration::from_secs(30));
+    assert!(edge.group_incidents && !main.group_incidents);
     let of = |webhook: Option<&str>, generator: Option<&str>| {
         config
             .channels
@@ -1288,7 +1290,7 @@ fn an_alertmanager_upstream_is_matched_by_its_external_url_or_generator_url() {
 
     let err = error(
         "[[channels.alertmanager]]\nname = \"main\"\nurl = \"127.0.0.1:9093\"\n\
-         [[channels.alertmanager]]\nname = \"main\"\nurl = \"http://h\"\nwatch_interval = \"soon\"\n",
+         [[channels.alertmanager]]\nname = \"main\"\nurl = \"http://h\"\nwatch_interval = \"soon\"\nincident = \"service\"\n",
     );
     assert!(
         err.contains("channels.alertmanager[0].url: expected an http:// or https:// url"),

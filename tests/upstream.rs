@@ -55,10 +55,15 @@ fn rfc3339(t: std::time::SystemTime) -> String {
 /// Alertmanager on `port`, sending every alert to tocsin and to `other`, again
 /// every second while it fires (repeat_interval), so silence is noticed quickly.
 fn alertmanager(dir: &Path, port: u16, tocsin: &str, other: &str) -> Peer {
+    alertmanager_grouping(dir, port, tocsin, other, "alertname")
+}
+
+/// [`alertmanager`], grouping by `group_by`.
+fn alertmanager_grouping(dir: &Path, port: u16, tocsin: &str, other: &str, group_by: &str) -> Peer {
     std::fs::write(
         dir.join("am.yml"),
         format!(
-            "route:\n  receiver: other\n  group_by: [alertname]\n  group_wait: 100ms\n  group_interval: 1s\n  repeat_interval: 1s\n  \
+            "route:\n  receiver: other\n  group_by: [{group_by}]\n  group_wait: 100ms\n  group_interval: 1s\n  repeat_interval: 1s\n  \
              routes:\n    - receiver: tocsin\n      continue: true\n    - receiver: other\n\
              receivers:\n  - name: tocsin\n    webhook_configs:\n      - url: {tocsin}/api/v1/alertmanager\n        send_resolved: true\n  \
              - name: other\n    webhook_configs:\n      - url: {other}/notify\n        send_resolved: true\n"
@@ -85,6 +90,11 @@ fn alertmanager(dir: &Path, port: u16, tocsin: &str, other: &str) -> Peer {
 
 /// tocsin on 127.0.0.1:0 with Alertmanager `main` at `am` upstream.
 async fn tocsin(dir: &Path, am: &str) -> Running {
+    tocsin_with(dir, am, false).await
+}
+
+/// [`tocsin`], with one incident per Alertmanager group when `group_incidents`.
+async fn tocsin_with(dir: &Path, am: &str, group_incidents: bool) -> Running {
     let mut config = common::test_config(dir);
     config.channels.alertmanagers = vec![AlertmanagerSettings {
         name: "main".into(),
@@ -95,6 +105,7 @@ async fn tocsin(dir: &Path, am: &str) -> Running {
         timeout: Duration::from_secs(5),
         max_silence: Duration::from_secs(3600),
         watch_interval: Duration::from_secs(1),
+        group_incidents,
     }];
     start(config, Arc::new(SystemClock)).await.unwrap()
 }
@@ -470,5 +481,150 @@ async fn an_alertmanager_that_is_down_gets_its_silence_when_it_is_back() {
     })
     .await;
     assert_eq!(silence["createdBy"], "bob");
+    tocsin.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_incident_per_group_and_its_ack_silences_the_group() {
+    let dir = common::daemon_dir("upstream-group", "");
+    let port = free_port();
+    let am = format!("http://127.0.0.1:{port}");
+    let tocsin = tocsin_with(&dir, &am, true).await;
+    let other = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&other)
+        .await;
+    let _peer = alertmanager_grouping(
+        &dir,
+        port,
+        &format!("http://{}", tocsin.addr),
+        &other.uri(),
+        "service",
+    );
+    let http = reqwest::Client::new();
+    let starts = rfc3339(std::time::SystemTime::now());
+    let later = rfc3339(std::time::SystemTime::now() + Duration::from_secs(3600));
+    let two = |ends: &str, which: &[&str]| {
+        let all = [("ApiErrors", "api-1"), ("ApiLatency", "api-2")];
+        Value::Array(
+            all.iter()
+                .filter(|(n, _)| which.contains(n))
+                .map(|(name, instance)| json!({
+                    "labels": { "alertname": name, "service": "api", "instance": instance, "severity": "critical" },
+                    "annotations": { "team": "api" },
+                    "startsAt": starts, "endsAt": ends,
+                }))
+                .collect(),
+        )
+    };
+    until("alertmanager to take both alerts", || async {
+        let r = http
+            .post(format!("{am}/api/v2/alerts"))
+            .json(&two(&later, &["ApiErrors", "ApiLatency"]))
+            .send()
+            .await;
+        r.is_ok_and(|r| r.status().is_success()).then_some(())
+    })
+    .await;
+    let url = |p: &str| format!("http://{}{p}", tocsin.addr);
+    let incident = until("one incident for the group, with both alerts", || async {
+        let body: Value = http
+            .get(url("/api/v1/alerts"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let alerts = body["alerts"].as_array()?.clone();
+        (alerts.len() == 1
+            && alerts[0]["annotations"]["alerts"]
+                .as_str()?
+                .starts_with("2 firing"))
+        .then(|| alerts[0].clone())
+    })
+    .await;
+    assert_eq!(incident["labels"], json!({ "service": "api" }));
+    assert_eq!(incident["rule"], r#"{service="api"}"#);
+    assert_eq!(incident["state"], "firing");
+    assert_eq!(
+        incident["annotations"]["team"], "api",
+        "the annotations they share"
+    );
+
+    let r = http
+        .post(url("/api/v1/alerts/1/ack"))
+        .json(&json!({ "actor": "alice" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let silence = until("the group's silence upstream", || async {
+        amtool_silences(&am, false).await?.into_iter().next()
+    })
+    .await;
+    assert_eq!(
+        silence["matchers"],
+        json!([{ "name": "service", "value": "api", "isRegex": false, "isEqual": true }])
+    );
+    until("alertmanager to mute both alerts", || async {
+        let alerts: Value = http
+            .get(format!("{am}/api/v2/alerts"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let muted = alerts
+            .as_array()?
+            .iter()
+            .filter(|a| a["status"]["state"] == "suppressed")
+            .count();
+        (muted == 2).then_some(())
+    })
+    .await;
+
+    // One alert of the group resolves: the incident stands (Alertmanager still
+    // holds the other). Both resolve: the watch resolves it and the silence goes.
+    let now = rfc3339(std::time::SystemTime::now());
+    http.post(format!("{am}/api/v2/alerts"))
+        .json(&two(&now, &["ApiErrors"]))
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let body: Value = http
+        .get(url("/api/v1/alerts/1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["state"], "acknowledged", "the group still fires");
+    let now = rfc3339(std::time::SystemTime::now());
+    http.post(format!("{am}/api/v2/alerts"))
+        .json(&two(&now, &["ApiLatency"]))
+        .send()
+        .await
+        .unwrap();
+    until("the group incident to resolve", || async {
+        let body: Value = http
+            .get(url("/api/v1/alerts/1"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (body["state"] == "resolved").then_some(())
+    })
+    .await;
+    until("the silence to be expired upstream", || async {
+        amtool_silences(&am, false).await?.is_empty().then_some(())
+    })
+    .await;
     tocsin.stop().await;
 }

@@ -345,6 +345,24 @@ impl Compiler<'_> {
                 &key("watch_interval"),
                 DEFAULT_UPSTREAM_WATCH,
             );
+            let group_incidents = match &a.incident {
+                None => false,
+                Some(v) => match v.get_ref().trim() {
+                    "alert" => false,
+                    "group" => true,
+                    other => {
+                        self.report(
+                            v.span(),
+                            format!(
+                                "{}: {other:?}: \"alert\" (one incident per alert) or \"group\" \
+                                 (one per Alertmanager group)",
+                                key("incident")
+                            ),
+                        );
+                        false
+                    }
+                },
+            };
             if let (Some(name), Some(url), Some(bearer)) = (name, url, bearer) {
                 if external_urls.is_empty() && a.external_urls.is_empty() {
                     external_urls.push(url.clone());
@@ -358,6 +376,7 @@ impl Compiler<'_> {
                     timeout,
                     max_silence,
                     watch_interval,
+                    group_incidents,
                 });
             }
         }

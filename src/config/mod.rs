@@ -206,6 +206,10 @@ pub struct AlertmanagerSettings {
     /// silence mutes Alertmanager's webhook to tocsin too, so the resolve cannot
     /// arrive until the silence is expired.
     pub watch_interval: Duration,
+    /// `incident = "group"`: each group its webhook notifies (its `groupKey`) is
+    /// one tocsin alert and one incident, labelled with the group's labels,
+    /// instead of one per alert.
+    pub group_incidents: bool,
 }
 
 impl AlertmanagerSettings {

@@ -179,6 +179,8 @@ pub(crate) struct RawAlertmanager {
     pub max_silence: Str,
     #[serde(default)]
     pub watch_interval: Str,
+    #[serde(default)]
+    pub incident: Str,
 }
 
 #[derive(Default, Deserialize)]

@@ -90,13 +90,20 @@ impl Core {
     ) -> Outcome {
         let mut outcome = Outcome::default();
         for fp in self.upstream_held(ctx, index) {
-            let Some(ack) = self.engine.alert(fp).and_then(|a| a.ack.clone()) else {
+            let Some(alert) = self.engine.alert(fp) else {
+                continue;
+            };
+            let Some(ack) = &alert.ack else {
                 continue;
             };
             let knew_it = held
                 .started_at
                 .is_some_and(|started| started <= ack.at || started + SETTLE <= now);
-            if !knew_it || held.unresolved.contains(&fp) {
+            let group = alert
+                .external
+                .as_ref()
+                .is_some_and(|e| e.group_key.is_some());
+            if !knew_it || held.holds(fp, &alert.labels, group) {
                 continue;
             }
             let resolve = Event::Resolve {

@@ -31,6 +31,23 @@ pub struct Held {
     pub started_at: Option<Timestamp>,
     /// The alerts it has not resolved, silenced ones included.
     pub unresolved: HashSet<Fingerprint>,
+    /// Their label sets, for group incidents (held while one alert of the group is).
+    pub label_sets: Vec<BTreeMap<String, String>>,
+}
+
+impl Held {
+    /// Whether it still holds an alert with exactly these labels (`group: false`)
+    /// or one of the group with these labels (`group: true`).
+    pub fn holds(&self, fp: Fingerprint, labels: &crate::labels::Labels, group: bool) -> bool {
+        if !group {
+            return self.unresolved.contains(&fp);
+        }
+        self.label_sets.iter().any(|set| {
+            labels
+                .iter()
+                .all(|(k, v)| set.get(k).map(String::as_str) == Some(v))
+        })
+    }
 }
 
 pub struct Alertmanager {
@@ -167,15 +184,19 @@ impl Alertmanager {
         let listed = self
             .call(reqwest::Method::GET, "/api/v2/alerts", None)
             .await?;
-        let unresolved = listed
-            .as_array()
-            .into_iter()
-            .flatten()
+        let alerts = listed.as_array().map(Vec::as_slice).unwrap_or_default();
+        let unresolved = alerts
+            .iter()
             .filter_map(|a| a["fingerprint"].as_str()?.parse().ok())
+            .collect();
+        let label_sets = alerts
+            .iter()
+            .filter_map(|a| serde_json::from_value(a["labels"].clone()).ok())
             .collect();
         Ok(Held {
             started_at,
             unresolved,
+            label_sets,
         })
     }
 
