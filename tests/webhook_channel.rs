@@ -57,6 +57,8 @@ fn message(reason: NotifyReason) -> Message {
             acked_by: None,
             acked_at: None,
             ack_note: None,
+            resolved_by: None,
+            resolve_note: None,
             generator_url: None,
         }],
         update: None,
