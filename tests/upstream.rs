@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tocsin::clock::SystemClock;
+use tocsin::clock::{Clock, ManualClock, SystemClock, Timestamp};
 use tocsin::config::{AlertmanagerSettings, Secret};
 use tocsin::server::{Running, start};
 use wiremock::matchers::method;
@@ -60,16 +60,34 @@ fn alertmanager(dir: &Path, port: u16, tocsin: &str, other: &str) -> Peer {
 
 /// [`alertmanager`], grouping by `group_by`.
 fn alertmanager_grouping(dir: &Path, port: u16, tocsin: &str, other: &str, group_by: &str) -> Peer {
-    std::fs::write(
-        dir.join("am.yml"),
-        format!(
+    run_alertmanager(
+        dir,
+        port,
+        &format!(
             "route:\n  receiver: other\n  group_by: [{group_by}]\n  group_wait: 100ms\n  group_interval: 1s\n  repeat_interval: 1s\n  \
              routes:\n    - receiver: tocsin\n      continue: true\n    - receiver: other\n\
              receivers:\n  - name: tocsin\n    webhook_configs:\n      - url: {tocsin}/api/v1/alertmanager\n        send_resolved: true\n  \
              - name: other\n    webhook_configs:\n      - url: {other}/notify\n        send_resolved: true\n"
         ),
     )
-    .unwrap();
+}
+
+/// Alertmanager on `port`, notifying only `other`: Prometheus sends to tocsin
+/// itself, not through this Alertmanager.
+fn alertmanager_without_tocsin(dir: &Path, port: u16, other: &str) -> Peer {
+    run_alertmanager(
+        dir,
+        port,
+        &format!(
+            "route:\n  receiver: other\n  group_by: [alertname]\n  group_wait: 100ms\n  group_interval: 1s\n  repeat_interval: 1s\n\
+             receivers:\n  - name: other\n    webhook_configs:\n      - url: {other}/notify\n        send_resolved: true\n"
+        ),
+    )
+}
+
+/// Alertmanager on `port` with the configuration `yaml`.
+fn run_alertmanager(dir: &Path, port: u16, yaml: &str) -> Peer {
+    std::fs::write(dir.join("am.yml"), yaml).unwrap();
     let child = Command::new("prometheus-alertmanager")
         .args([
             "--config.file=am.yml".to_string(),
@@ -96,7 +114,14 @@ async fn tocsin(dir: &Path, am: &str) -> Running {
 /// [`tocsin`], with one incident per Alertmanager group when `group_incidents`.
 async fn tocsin_with(dir: &Path, am: &str, group_incidents: bool) -> Running {
     let mut config = common::test_config(dir);
-    config.channels.alertmanagers = vec![AlertmanagerSettings {
+    config.channels.alertmanagers = vec![upstream_settings(am, group_incidents)];
+    start(config, Arc::new(SystemClock)).await.unwrap()
+}
+
+/// `[[channels.alertmanager]]` "main" at `am`, asked every second while it
+/// holds a silence of tocsin's.
+fn upstream_settings(am: &str, group_incidents: bool) -> AlertmanagerSettings {
+    AlertmanagerSettings {
         name: "main".into(),
         url: Secret::new(am),
         external_urls: vec![am.to_string()],
@@ -106,8 +131,7 @@ async fn tocsin_with(dir: &Path, am: &str, group_incidents: bool) -> Running {
         max_silence: Duration::from_secs(3600),
         watch_interval: Duration::from_secs(1),
         group_incidents,
-    }];
-    start(config, Arc::new(SystemClock)).await.unwrap()
+    }
 }
 
 /// Polls `probe` until it gives a value, for at most 30 s.
@@ -626,5 +650,212 @@ async fn one_incident_per_group_and_its_ack_silences_the_group() {
         amtool_silences(&am, false).await?.is_empty().then_some(())
     })
     .await;
+    tocsin.stop().await;
+}
+
+/// Timeline reasons of tocsin's alert 1.
+async fn timeline_of(http: &reqwest::Client, tocsin: &Running) -> Vec<String> {
+    let alert: Value = http
+        .get(format!("http://{}/api/v1/alerts/1", tocsin.addr))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    alert["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_that_expires_expires_the_silence() {
+    let dir = common::daemon_dir("upstream-ack-timeout", "");
+    let port = free_port();
+    let am = format!("http://127.0.0.1:{port}");
+    let mut config = common::test_config(&dir);
+    let mut upstream = upstream_settings(&am, false);
+    upstream.watch_interval = Duration::from_secs(600);
+    config.channels.alertmanagers = vec![upstream];
+    let ack_timeout = Duration::from_secs(1800);
+    config
+        .routing
+        .policies
+        .get_mut("default")
+        .unwrap()
+        .ack_timeout = Some(ack_timeout);
+    // tocsin's time starts at the real now (Alertmanager keeps real time) and is
+    // then moved by hand past the ack's timeout.
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let clock = ManualClock::new(Timestamp(since_epoch.as_millis() as i64));
+    let tocsin = start(config, Arc::new(clock.clone())).await.unwrap();
+    let other = MockServer::start().await;
+    let _peer = alertmanager(&dir, port, &format!("http://{}", tocsin.addr), &other.uri());
+    let http = reqwest::Client::new();
+    let now = std::time::SystemTime::now();
+    let body = alert(&rfc3339(now), &rfc3339(now + Duration::from_secs(3600)));
+    until("alertmanager to take the alert", || async {
+        let r = http
+            .post(format!("{am}/api/v2/alerts"))
+            .json(&body)
+            .send()
+            .await;
+        r.is_ok_and(|r| r.status().is_success()).then_some(())
+    })
+    .await;
+    let url = |p: &str| format!("http://{}{p}", tocsin.addr);
+    until("tocsin to have it firing", || async {
+        let a: Value = http
+            .get(url("/api/v1/alerts/1"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (a["state"] == "firing").then_some(())
+    })
+    .await;
+    let r = http
+        .post(url("/api/v1/alerts/1/ack"))
+        .json(&json!({ "actor": "carol", "note": "looking" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let acked_at = clock.now();
+    tocsin.daemon.caught_up().await;
+    let silence = until("the silence upstream", || async {
+        amtool_silences(&am, false).await?.into_iter().next()
+    })
+    .await;
+    assert_eq!(silence["createdBy"], "carol");
+    let id = silence["id"].as_str().unwrap().to_string();
+
+    // Nobody takes the ack back; its timeout passes.
+    tocsin
+        .daemon
+        .run_until(&clock, acked_at + ack_timeout + Duration::from_secs(1))
+        .await;
+    until("the silence to be expired upstream", || async {
+        amtool_silences(&am, false).await?.is_empty().then_some(())
+    })
+    .await;
+    let expired = amtool_silences(&am, true).await.unwrap();
+    assert!(
+        expired.iter().any(|e| e["id"] == id.as_str()),
+        "{expired:#?}"
+    );
+    let timeline = timeline_of(&http, &tocsin).await;
+    assert!(
+        timeline
+            .iter()
+            .any(|r| r.starts_with("notified alertmanager:main: ack expired")
+                && r.ends_with(&format!("silence {id} expired"))),
+        "{timeline:#?}"
+    );
+    tocsin.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_prometheus_posts_to_tocsin_is_silenced_in_its_alertmanager() {
+    // Prometheus sends to tocsin and to the Alertmanager alike; tocsin knows the
+    // alert is that Alertmanager's by its generatorURL.
+    let dir = common::daemon_dir("upstream-generator", "");
+    let port = free_port();
+    let am = format!("http://127.0.0.1:{port}");
+    let mut config = common::test_config(&dir);
+    let mut upstream = upstream_settings(&am, false);
+    upstream.generator_urls = vec!["http://prometheus:9090/".into()];
+    config.channels.alertmanagers = vec![upstream];
+    let tocsin = start(config, Arc::new(SystemClock)).await.unwrap();
+    let other = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&other)
+        .await;
+    let _peer = alertmanager_without_tocsin(&dir, port, &other.uri());
+    let http = reqwest::Client::new();
+    let starts = rfc3339(std::time::SystemTime::now());
+    let firing = alert(
+        &starts,
+        &rfc3339(std::time::SystemTime::now() + Duration::from_secs(3600)),
+    );
+    let prometheus_sends = |body: Value| {
+        let http = http.clone();
+        let (am, tocsin) = (am.clone(), format!("http://{}", tocsin.addr));
+        async move {
+            for to in [am, tocsin] {
+                let r = http
+                    .post(format!("{to}/api/v2/alerts"))
+                    .json(&body)
+                    .send()
+                    .await;
+                if !r.is_ok_and(|r| r.status().is_success()) {
+                    return None;
+                }
+            }
+            Some(())
+        }
+    };
+    until("alertmanager and tocsin to take the alert", || {
+        prometheus_sends(firing.clone())
+    })
+    .await;
+    until("the other receiver to be told", || async {
+        (!other.received_requests().await?.is_empty()).then_some(())
+    })
+    .await;
+
+    let r = http
+        .post(format!("http://{}/api/v1/alerts/1/ack", tocsin.addr))
+        .json(&json!({ "actor": "dave", "note": "on it" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let silence = until("the silence upstream", || async {
+        amtool_silences(&am, false).await?.into_iter().next()
+    })
+    .await;
+    assert_eq!(
+        (silence["createdBy"].clone(), silence["comment"].clone()),
+        (json!("dave"), json!("on it (tocsin #1)"))
+    );
+    let id = silence["id"].as_str().unwrap().to_string();
+    until("alertmanager to mark the alert silenced", || async {
+        let alerts: Value = http
+            .get(format!("{am}/api/v2/alerts"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (alerts[0]["status"]["silencedBy"] == json!([id])).then_some(())
+    })
+    .await;
+
+    // Prometheus sends the resolve to both: tocsin hears it itself and expires
+    // the silence.
+    let resolved = alert(&starts, &rfc3339(std::time::SystemTime::now()));
+    until("the resolve to be taken", || {
+        prometheus_sends(resolved.clone())
+    })
+    .await;
+    until("the silence to be expired upstream", || async {
+        amtool_silences(&am, false).await?.is_empty().then_some(())
+    })
+    .await;
+    let expired = amtool_silences(&am, true).await.unwrap();
+    assert!(
+        expired.iter().any(|e| e["id"] == id.as_str()),
+        "{expired:#?}"
+    );
     tocsin.stop().await;
 }

@@ -649,6 +649,46 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_upstream_silence_is_retried_shown_and_never_handed_to_the_fallback() {
+        let mut o = Outbox::default();
+        let upstream = Address::Alertmanager {
+            name: "main".into(),
+        };
+        o.enqueue(&alert(1), owed(upstream, 0), "g", T);
+        let mut now = T;
+        let mut notes = Vec::new();
+        for _ in 0..7 {
+            let due = o.take_due(now, |_| Ok(())).messages.remove(0);
+            let err = SendError::retry("alertmanager main: cannot connect");
+            let s = o.settle(&due, &Outcome::Failed(err), now);
+            assert!(
+                s.fallback.is_empty(),
+                "the fallback's people were not asked"
+            );
+            notes.extend(s.notes.into_iter().map(|(_, n)| n));
+            now = o.next_due().expect("still retried");
+        }
+        assert_eq!(
+            notes,
+            ["alertmanager:main not told yet: alertmanager main: cannot connect; retrying"],
+            "the first failure shows on the timeline, once"
+        );
+        // Refused for good: given up, said so, still nobody else told.
+        let due = o.take_due(now, |_| Ok(())).messages.remove(0);
+        let refused = SendError::permanent("alertmanager main: HTTP 400");
+        let s = o.settle(&due, &Outcome::Failed(refused), now);
+        assert!(s.fallback.is_empty());
+        assert!(o.is_empty());
+        assert!(
+            s.notes
+                .iter()
+                .any(|(_, n)| n.contains("failed after 8 attempt(s): alertmanager main: HTTP 400")),
+            "{:?}",
+            s.notes
+        );
+    }
+
+    #[test]
     fn a_phone_gets_one_message_per_window_with_everything_owed() {
         let mut o = Outbox::default();
         let sms = Address::Sms {
