@@ -859,3 +859,91 @@ async fn an_alert_prometheus_posts_to_tocsin_is_silenced_in_its_alertmanager() {
     );
     tocsin.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_that_outlasts_max_silence_keeps_its_silence() {
+    let dir = common::daemon_dir("upstream-renew", "");
+    let port = free_port();
+    let am = format!("http://127.0.0.1:{port}");
+    let mut config = common::test_config(&dir);
+    let mut upstream = upstream_settings(&am, false);
+    let max_silence = Duration::from_secs(600);
+    upstream.max_silence = max_silence;
+    upstream.watch_interval = Duration::from_secs(60);
+    config.channels.alertmanagers = vec![upstream];
+    // tocsin's time starts at the real now and is then moved by hand.
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let clock = ManualClock::new(Timestamp(since_epoch.as_millis() as i64));
+    let tocsin = start(config, Arc::new(clock.clone())).await.unwrap();
+    let other = MockServer::start().await;
+    let _peer = alertmanager(&dir, port, &format!("http://{}", tocsin.addr), &other.uri());
+    let http = reqwest::Client::new();
+    let now = std::time::SystemTime::now();
+    let body = alert(&rfc3339(now), &rfc3339(now + Duration::from_secs(3600)));
+    until("alertmanager to take the alert", || async {
+        let r = http
+            .post(format!("{am}/api/v2/alerts"))
+            .json(&body)
+            .send()
+            .await;
+        r.is_ok_and(|r| r.status().is_success()).then_some(())
+    })
+    .await;
+    let url = |p: &str| format!("http://{}{p}", tocsin.addr);
+    until("tocsin to have it firing", || async {
+        let a: Value = http
+            .get(url("/api/v1/alerts/1"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (a["state"] == "firing").then_some(())
+    })
+    .await;
+    let r = http
+        .post(url("/api/v1/alerts/1/ack"))
+        .json(&json!({ "actor": "erin", "note": "a long one" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let acked_at = clock.now();
+    tocsin.daemon.caught_up().await;
+    let ends_at = |s: &Value| {
+        let t = chrono::DateTime::parse_from_rfc3339(s["endsAt"].as_str().unwrap()).unwrap();
+        Timestamp(t.timestamp_millis())
+    };
+    let first = until("the silence upstream", || async {
+        amtool_silences(&am, false).await?.into_iter().next()
+    })
+    .await;
+    assert!(ends_at(&first) <= acked_at + max_silence, "{first:#?}");
+
+    // The alert still fires upstream and the ack stands past half of max_silence:
+    // the watch renews the silence in place, so it outlasts max_silence.
+    tocsin
+        .daemon
+        .run_until(&clock, acked_at + Duration::from_secs(420))
+        .await;
+    let renewed = until("the silence renewed", || async {
+        let s = amtool_silences(&am, false).await?.into_iter().next()?;
+        (ends_at(&s) > acked_at + max_silence).then_some(s)
+    })
+    .await;
+    assert_eq!(renewed["id"], first["id"], "the same silence");
+    assert_eq!(renewed["comment"], "a long one (tocsin #1)");
+    let id = first["id"].as_str().unwrap();
+    let timeline = timeline_of(&http, &tocsin).await;
+    assert!(
+        timeline
+            .iter()
+            .any(|r| r
+                == &format!("notified alertmanager:main: acknowledged: silence {id} extended")),
+        "{timeline:#?}"
+    );
+    tocsin.stop().await;
+}

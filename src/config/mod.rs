@@ -199,8 +199,9 @@ pub struct AlertmanagerSettings {
     /// Sent as `Authorization: Bearer …` when set.
     pub bearer: Option<Secret>,
     pub timeout: Duration,
-    /// The longest a silence lasts. tocsin expires it when the alert resolves or
-    /// the ack is taken back; this bounds it should tocsin be gone by then.
+    /// How long a silence is made for. tocsin expires it when the alert resolves
+    /// or the ack is taken back, and renews it (the watch) while the ack stands
+    /// and it would end within half of this; should tocsin be gone, it ends.
     pub max_silence: Duration,
     /// How often tocsin asks whether an alert it silenced there still fires: the
     /// silence mutes Alertmanager's webhook to tocsin too, so the resolve cannot

@@ -41,6 +41,9 @@ pub(super) struct Step {
     pub escalations_due: Vec<Fingerprint>,
     /// Silences to write (created, or expired early).
     pub silences: Vec<Silence>,
+    /// Acked alerts whose silence in an Alertmanager ends soon: the ack is told
+    /// there again, which renews it.
+    pub renew_upstream: Vec<(Fingerprint, Address)>,
 }
 
 impl From<Outcome> for Step {
@@ -68,7 +71,8 @@ pub(super) fn commit(
     mut step: Step,
 ) -> Result<(), OpError> {
     mute(ctx, core, now, &mut step.outcome);
-    let (escalations, paged) = escalate(ctx, core, now, &mut step);
+    let (escalations, mut paged) = escalate(ctx, core, now, &mut step);
+    paged.extend(renewals(ctx, core, now, &step.renew_upstream));
     let mut batch = Batch {
         escalations,
         silences: step.silences,
@@ -269,6 +273,31 @@ fn upstream(
         level: 0,
         round,
     });
+}
+
+/// The acks told again upstream, to renew their silences there.
+fn renewals(
+    ctx: &Context,
+    core: &Core,
+    now: Timestamp,
+    renew: &[(Fingerprint, Address)],
+) -> Vec<Paged> {
+    renew
+        .iter()
+        .filter_map(|(fp, address)| {
+            let alert = core.engine.alert(*fp)?;
+            Some(Paged {
+                alert: AlertSnapshot::of(alert, core.engine.annotations(alert)),
+                group: ctx.config.routing.group_key(&alert.labels),
+                owed: vec![Owed {
+                    address: address.clone(),
+                    reason: NotifyReason::Acknowledged,
+                    level: 0,
+                    round: format!("renew.{}", now.0),
+                }],
+            })
+        })
+        .collect()
 }
 
 fn enqueue(core: &mut Core, now: Timestamp, paged: Vec<Paged>, batch: &mut Batch) {

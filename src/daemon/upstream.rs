@@ -43,8 +43,8 @@ pub(super) async fn watch(daemon: Daemon, index: usize) {
             }
             let committed = match answer {
                 Ok(Some(held)) => {
-                    let outcome = core.resolve_gone_upstream(ctx, index, &name, &held, now);
-                    pipeline::commit(ctx, core, now, Step::from(outcome))
+                    let step = core.follow_upstream(ctx, index, &name, &held, now);
+                    pipeline::commit(ctx, core, now, step)
                 }
                 // Recording channels: nothing to ask.
                 Ok(None) => Ok(()),
@@ -79,16 +79,24 @@ impl Core {
     }
 
     /// Resolves the acked alerts silenced in Alertmanager `index` that it no
-    /// longer holds, as their sender would have.
-    fn resolve_gone_upstream(
+    /// longer holds, as their sender would have, and renews the silences of the
+    /// others that end within half of `max_silence`.
+    fn follow_upstream(
         &mut self,
         ctx: &Context,
         index: usize,
         name: &str,
         held: &Held,
         now: Timestamp,
-    ) -> Outcome {
+    ) -> Step {
         let mut outcome = Outcome::default();
+        let mut renew = Vec::new();
+        let Some(am) = ctx.config.channels.alertmanagers.get(index) else {
+            return Step::default();
+        };
+        let address = Address::Alertmanager {
+            name: name.to_string(),
+        };
         for fp in self.upstream_held(ctx, index) {
             let Some(alert) = self.engine.alert(fp) else {
                 continue;
@@ -104,6 +112,10 @@ impl Core {
                 .as_ref()
                 .is_some_and(|e| e.group_key.is_some());
             if !knew_it || held.holds(fp, &alert.labels, group) {
+                let ends = alert.incident.and_then(|n| held.silences_end.get(&n));
+                if ends.is_some_and(|end| *end < now + am.max_silence / 2) {
+                    renew.push((fp, address.clone()));
+                }
                 continue;
             }
             let resolve = Event::Resolve {
@@ -114,7 +126,11 @@ impl Core {
                 outcome.absorb(o);
             }
         }
-        outcome
+        Step {
+            outcome,
+            renew_upstream: renew,
+            ..Step::default()
+        }
     }
 
     /// When Alertmanager `index` is next asked: a watch interval after it was last

@@ -2,7 +2,9 @@
 //! silence there matching exactly the acked alert's labels (the actor as
 //! `createdBy`, the note as `comment`), and an unack, an ack that expired or a
 //! resolve expires it. Its API v2: `GET/POST /api/v2/silences`,
-//! `DELETE /api/v2/silence/{id}`, and `GET /api/v2/alerts` for the watch.
+//! `DELETE /api/v2/silence/{id}`, and `GET /api/v2/alerts` and `/silences` for
+//! the watch. A silence is made for `max_silence`; an ack told again when less
+//! than half of that is left (the watch asks) extends it in place.
 //!
 //! Deliveries are at least once, and Alertmanager has no idempotency key, so each
 //! call first looks for the silence tocsin made: an active silence with exactly
@@ -11,7 +13,7 @@
 //! expires whatever tocsin made for the incident, even one whose creation was
 //! never confirmed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -33,6 +35,9 @@ pub struct Held {
     pub unresolved: HashSet<Fingerprint>,
     /// Their label sets, for group incidents (held while one alert of the group is).
     pub label_sets: Vec<BTreeMap<String, String>>,
+    /// When the silences tocsin made there end, by incident (the latest when
+    /// there are several): one ending soon is renewed while the ack stands.
+    pub silences_end: HashMap<u64, Timestamp>,
 }
 
 impl Held {
@@ -101,27 +106,32 @@ impl Alertmanager {
             "createdBy": created_by,
             "comment": comment,
         });
+        let mut verb = "created";
         if let Some(existing) = self.ours(alert).await?.into_iter().next() {
             let id = existing["id"].as_str().unwrap_or_default().to_string();
-            if existing["createdBy"] == body["createdBy"] && existing["comment"] == body["comment"]
-            {
+            let ends_at = existing["endsAt"].as_str().and_then(parse_time);
+            // An ack that outlasts half of max_silence gets its silence renewed
+            // (the watch asks), so it lasts until the alert resolves.
+            let renew_by = msg.at + self.settings.max_silence / 2;
+            let ending = ends_at.is_none_or(|end| end < renew_by);
+            let same = existing["createdBy"] == body["createdBy"]
+                && existing["comment"] == body["comment"];
+            if same && !ending {
                 return Ok(format!("silence {id} stands"));
             }
-            // Acked again by someone else: the same silence, in place (same start
-            // and end, so Alertmanager keeps its id).
+            // The same silence, changed in place: the same start and matchers, an
+            // end no sooner, so Alertmanager keeps its id.
             body["id"] = json!(id);
             body["startsAt"] = existing["startsAt"].clone();
-            body["endsAt"] = existing["endsAt"].clone();
+            if !ending {
+                body["endsAt"] = existing["endsAt"].clone();
+            }
+            verb = if same { "extended" } else { "updated" };
         }
         let answer = self
             .call(reqwest::Method::POST, "/api/v2/silences", Some(&body))
             .await?;
         let id = answer["silenceID"].as_str().unwrap_or("?");
-        let verb = if body.get("id").is_some() {
-            "updated"
-        } else {
-            "created"
-        };
         Ok(format!("silence {id} {verb}"))
     }
 
@@ -176,11 +186,7 @@ impl Alertmanager {
         let status = self
             .call(reqwest::Method::GET, "/api/v2/status", None)
             .await?;
-        let started_at = status["uptime"]
-            .as_str()
-            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| Timestamp(d.as_millis() as i64));
+        let started_at = status["uptime"].as_str().and_then(parse_time);
         let listed = self
             .call(reqwest::Method::GET, "/api/v2/alerts", None)
             .await?;
@@ -193,10 +199,25 @@ impl Alertmanager {
             .iter()
             .filter_map(|a| serde_json::from_value(a["labels"].clone()).ok())
             .collect();
+        let silences = self
+            .call(reqwest::Method::GET, "/api/v2/silences", None)
+            .await?;
+        let mut silences_end: HashMap<u64, Timestamp> = HashMap::new();
+        for s in silences.as_array().map(Vec::as_slice).unwrap_or_default() {
+            let incident = s["comment"].as_str().and_then(incident_of);
+            let end = s["endsAt"].as_str().and_then(parse_time);
+            if let (Some(incident), Some(end), false) =
+                (incident, end, s["status"]["state"] == "expired")
+            {
+                let latest = silences_end.entry(incident).or_insert(end);
+                *latest = (*latest).max(end);
+            }
+        }
         Ok(Held {
             started_at,
             unresolved,
             label_sets,
+            silences_end,
         })
     }
 
@@ -258,6 +279,19 @@ impl Alertmanager {
 /// What marks a silence as tocsin's for an incident, at the end of its comment.
 fn tag(alert: &AlertSnapshot) -> String {
     format!("(tocsin #{})", alert.incident.unwrap_or(0))
+}
+
+/// The incident a silence of tocsin's is for, from the end of its comment.
+fn incident_of(comment: &str) -> Option<u64> {
+    let rest = comment.strip_suffix(')')?;
+    let (_, n) = rest.rsplit_once("(tocsin #")?;
+    n.parse().ok()
+}
+
+/// An RFC 3339 time as Alertmanager writes it (in its local offset).
+fn parse_time(text: &str) -> Option<Timestamp> {
+    let t = chrono::DateTime::parse_from_rfc3339(text).ok()?;
+    Some(Timestamp(t.timestamp_millis()))
 }
 
 /// A label value inside a double-quoted matcher, as Alertmanager reads it.
