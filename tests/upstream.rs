@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tocsin::clock::{Clock, ManualClock, SystemClock, Timestamp};
 use tocsin::config::{AlertmanagerSettings, Secret};
 use tocsin::server::{Running, start};
-use wiremock::matchers::method;
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// Kills the child process when the test ends, however it ends.
@@ -945,5 +945,100 @@ async fn an_ack_that_outlasts_max_silence_keeps_its_silence() {
                 == &format!("notified alertmanager:main: acknowledged: silence {id} extended")),
         "{timeline:#?}"
     );
+    tocsin.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_that_cannot_be_renewed_is_owed_once() {
+    // An Alertmanager that answers reads but cannot make silences (HTTP 500):
+    // fault injection the real one cannot do, so a fake stands in for it.
+    let fake = MockServer::start().await;
+    let dir = common::daemon_dir("upstream-renew-failing", "");
+    let mut config = common::test_config(&dir);
+    let mut upstream = upstream_settings(&fake.uri(), false);
+    upstream.max_silence = Duration::from_secs(3600);
+    upstream.watch_interval = Duration::from_secs(60);
+    config.channels.alertmanagers = vec![upstream];
+    let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
+    let tocsin = start(config, Arc::new(clock.clone())).await.unwrap();
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("http://{}{p}", tocsin.addr);
+    let labels = json!({ "alertname": "DiskFull", "instance": "db1:9100" });
+    let hook = json!({
+        "version": "4", "status": "firing", "receiver": "tocsin", "groupKey": "{}:{alertname=\"DiskFull\"}",
+        "groupLabels": { "alertname": "DiskFull" }, "commonLabels": {}, "commonAnnotations": {},
+        "externalURL": fake.uri(), "truncatedAlerts": 0,
+        "alerts": [{ "status": "firing", "labels": labels, "annotations": {},
+            "startsAt": clock.now().to_rfc3339(), "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "", "fingerprint": "" }],
+    });
+    let r = http
+        .post(url("/api/v1/alertmanager"))
+        .json(&hook)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let listed: Value = http
+        .get(url("/api/v2/alerts"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fingerprint = listed[0]["fingerprint"].as_str().unwrap().to_string();
+    // It still holds the alert, and tocsin's silence of it ends within the hour.
+    let ends = clock.now() + Duration::from_secs(60);
+    Mock::given(method("GET"))
+        .and(path("/api/v2/status"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({ "uptime": "2020-01-01T00:00:00Z" })),
+        )
+        .mount(&fake)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/alerts"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!([{ "fingerprint": fingerprint, "labels": labels }])),
+        )
+        .mount(&fake)
+        .await;
+    let matchers: Vec<Value> = ["alertname=DiskFull", "instance=db1:9100"]
+        .iter()
+        .map(|m| {
+            let (name, value) = m.split_once('=').unwrap();
+            json!({ "name": name, "value": value, "isRegex": false, "isEqual": true })
+        })
+        .collect();
+    Mock::given(method("GET"))
+        .and(path("/api/v2/silences"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{
+            "id": "s1", "status": { "state": "active" }, "matchers": matchers,
+            "createdBy": "carol", "comment": "looking (tocsin #1)",
+            "startsAt": clock.now().to_rfc3339(), "endsAt": ends.to_rfc3339(),
+        }])))
+        .mount(&fake)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/silences"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&fake)
+        .await;
+    let r = http
+        .post(url("/api/v1/alerts/1/ack"))
+        .json(&json!({ "actor": "carol", "note": "looking" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Twenty watches, each finding the silence ending soon: still one call owed.
+    tocsin
+        .daemon
+        .run_until(&clock, clock.now() + Duration::from_secs(20 * 60))
+        .await;
+    assert_eq!(tocsin.daemon.metrics().outbox_pending.get(), 1);
     tocsin.stop().await;
 }

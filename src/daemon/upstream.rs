@@ -113,7 +113,13 @@ impl Core {
                 .is_some_and(|e| e.group_key.is_some());
             if !knew_it || held.holds(fp, &alert.labels, group) {
                 let ends = alert.incident.and_then(|n| held.silences_end.get(&n));
-                if ends.is_some_and(|end| *end < now + am.max_silence / 2) {
+                // A call there still owed (a renewal that keeps failing) renews
+                // it when it goes through: one is enough.
+                let owed = self
+                    .outbox
+                    .entries()
+                    .any(|d| d.alert.fingerprint == fp && d.address == address);
+                if ends.is_some_and(|end| *end < now + am.max_silence / 2) && !owed {
                     renew.push((fp, address.clone()));
                 }
                 continue;
