@@ -80,10 +80,28 @@ pub fn suggest_unit(unit: &str) -> Option<&'static str> {
     if let Some(&(_, to)) = ALIASES.iter().find(|(from, _)| *from == lower) {
         return Some(to);
     }
-    UNITS
+    if let Some(u) = UNITS
         .iter()
         .map(|(u, _)| *u)
         .find(|u| u.eq_ignore_ascii_case(unit))
+    {
+        return Some(u);
+    }
+    None
+}
+
+/// The unit a misspelt long form (`minuts`, `secnds`) most likely meant. Looser
+/// than [`suggest_unit`], so asked only once a word is known not to be another
+/// kind of unit (`MiBs` is a misspelt size, not `mins`).
+pub fn suggest_misspelt_unit(unit: &str) -> Option<&'static str> {
+    let lower = unit.to_ascii_lowercase();
+    ALIASES
+        .iter()
+        .filter(|(from, _)| from.len() > 3)
+        .map(|&(from, to)| (strsim::jaro_winkler(&lower, from), to))
+        .filter(|(score, _)| *score > 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, to)| to)
 }
 
 /// The length of the number at the start of `text`: digits, an optional fraction,
@@ -154,7 +172,7 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
         let unit = match UNITS.iter().position(|(u, _)| *u == word) {
             Some(i) => i,
             None => {
-                let hint = match suggest_unit(word) {
+                let hint = match suggest_unit(word).or_else(|| suggest_misspelt_unit(word)) {
                     Some(u) => format!("did you mean `{written}{number}{u}`?"),
                     None => "the units are ms, s, m, h, d and w".to_string(),
                 };
@@ -257,6 +275,10 @@ mod tests {
         assert_eq!(
             error("30m1h"),
             "the parts of `30m1h` are not largest unit first; write each unit once, largest first, e.g. `1h30m`"
+        );
+        assert_eq!(
+            error("5 minuts"),
+            "unknown unit `minuts` in `5 minuts`; did you mean `5m`?"
         );
         assert!(error("soon").starts_with("`soon` is not a duration"));
         assert!(error("").starts_with("empty duration"));

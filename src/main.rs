@@ -148,8 +148,8 @@ enum SilenceAction {
         server: Server,
         #[arg(required = true)]
         matchers: Vec<String>,
-        /// How long, e.g. `2h`.
-        #[arg(long, default_value = "1h")]
+        /// How long, e.g. `2h` or `1h30m`.
+        #[arg(long, default_value = "1h", value_parser = checked_duration)]
         duration: String,
         #[arg(long, default_value = "")]
         comment: String,
@@ -200,7 +200,7 @@ enum ExportTarget {
 #[derive(clap::Args)]
 struct Limits {
     /// The longest window a rule may read (memory is sized by it).
-    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "7d", value_parser = tocsin::duration::parse_arg)]
     max_window: Duration,
 }
 
@@ -218,6 +218,12 @@ enum Format {
     Human,
     /// One JSON object per diagnostic per line.
     Json,
+}
+
+/// A duration checked here with the one syntax and sent as written: the daemon reads
+/// it the same way.
+fn checked_duration(text: &str) -> Result<String, String> {
+    tocsin::duration::parse_arg(text).map(|_| text.to_string())
 }
 
 fn main() -> ExitCode {
@@ -461,9 +467,9 @@ fn check(paths: &[PathBuf], format: Format, options: &CheckOptions) -> ExitCode 
         Ok(set) => {
             if let Format::Human = format {
                 eprintln!(
-                    "ok: {} alert rules in {} files",
-                    set.alerts.len(),
-                    sources.len()
+                    "ok: {} in {}",
+                    plural(set.alerts.len(), "alert rule"),
+                    plural(sources.len(), "file")
                 );
             }
             ExitCode::SUCCESS
@@ -475,16 +481,17 @@ fn check(paths: &[PathBuf], format: Format, options: &CheckOptions) -> ExitCode 
     }
 }
 
+/// `1 file`, `7 files`.
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
 fn report(sources: &[SourceFile], diags: &[rules::Diagnostic], format: Format) {
     match format {
         Format::Human => {
             let color = std::io::stderr().is_terminal();
             eprint!("{}", diagnostic::render(sources, diags, color));
-            eprintln!(
-                "error: {} problem{} found",
-                diags.len(),
-                if diags.len() == 1 { "" } else { "s" }
-            );
+            eprintln!("error: {} found", plural(diags.len(), "problem"));
         }
         Format::Json => {
             for d in diags {

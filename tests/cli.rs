@@ -26,6 +26,54 @@ fn check_accepts_the_shipped_rules() {
     );
 }
 
+/// One file is `1 file`, one rule `1 alert rule`.
+#[test]
+fn check_counts_in_words_that_agree() {
+    let o = tocsin(&["check", "rules/business.rules", "rules/metrics.rules"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).ends_with(" alert rules in 2 files\n"),
+        "{}",
+        stderr(&o)
+    );
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-one-file");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("one.rules");
+    std::fs::write(&file, "alert \"A\" {\n  when x > 1\n  severity info\n}\n").unwrap();
+    let o = tocsin(&["check", file.to_str().unwrap()]);
+    assert_eq!(stderr(&o), "ok: 1 alert rule in 1 file\n");
+}
+
+/// The CLI reads durations the one way the rules, the config and Slack do, with the
+/// same messages; a bad one never reaches the daemon (exit 2, usage).
+#[test]
+fn durations_on_the_command_line_use_the_one_syntax() {
+    let o = tocsin(&[
+        "silence",
+        "add",
+        "host=bot-1",
+        "--duration",
+        "90mins",
+        "--server",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown unit `mins` in `90mins`; did you mean `90m`?"),
+        "{}",
+        stderr(&o)
+    );
+    let o = tocsin(&["check", "--max-window", "7 days", "rules/"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unknown unit `days` in `7 days`; did you mean `7d`?"),
+        "{}",
+        stderr(&o)
+    );
+    let o = tocsin(&["check", "--max-window", "7d12h", "rules/"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
 #[test]
 fn check_reports_rule_errors_with_file_line_col_and_exit_1() {
     let o = tocsin(&["check", "tests/fixtures/errors/misspelt_unit.rules"]);

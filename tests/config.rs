@@ -467,7 +467,7 @@ max_labels = 0
         "\
 tocsin.toml:2:10: refusing to listen on 0.0.0.0:9095 without tokens: add [[tokens]] or listen on 127.0.0.1
 tocsin.toml:3:19: server.request_timeout: must be greater than zero
-tocsin.toml:5:12: rules.lookback: invalid duration \"soon\": expected number at 0
+tocsin.toml:5:12: rules.lookback: `soon` is not a duration; durations are written `30s`, `15m`, `6h`, `7d` or `1h30m`
 tocsin.toml:7:14: limits.max_labels: must be greater than zero"
     );
 }

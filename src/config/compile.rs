@@ -171,7 +171,8 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    /// A duration in humantime syntax (`15s`, `5m`, `1h 30m`), greater than zero.
+    /// A duration in the one syntax (`15s`, `5m`, `1h30m`: `crate::duration`),
+    /// greater than zero.
     pub(super) fn duration(&mut self, value: &Str, key: &str, default: Duration) -> Duration {
         self.parse_duration(value, key).unwrap_or(default)
     }
@@ -194,13 +195,10 @@ impl<'a> Compiler<'a> {
         key: &str,
     ) -> Option<Duration> {
         let text = self.text(value, key)?;
-        match humantime::parse_duration(text.trim()) {
+        match crate::duration::parse(&text) {
             Ok(d) => Some(d),
             Err(e) => {
-                self.report(
-                    value.span(),
-                    format!("{key}: invalid duration {text:?}: {e}"),
-                );
+                self.report(value.span(), format!("{key}: {e}"));
                 None
             }
         }

@@ -663,7 +663,8 @@ fn spaced_duration(source: &str, at: usize) -> Option<Diagnostic> {
     let word = &source[at..at + word_len];
     if word.is_empty()
         || (crate::duration::unit_seconds(word).is_none()
-            && crate::duration::suggest_unit(word).is_none())
+            && crate::duration::suggest_unit(word).is_none()
+            && crate::duration::suggest_misspelt_unit(word).is_none())
     {
         return None;
     }

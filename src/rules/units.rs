@@ -136,7 +136,7 @@ fn suggest_unit(unit: &str) -> Option<&'static str> {
         .iter()
         .chain(BYTE_UNITS)
         .map(|(u, _)| *u);
-    crate::rules::suggest(unit, all)
+    crate::rules::suggest(unit, all).or_else(|| crate::duration::suggest_misspelt_unit(unit))
 }
 
 /// A metric's declared unit, as written after its kind: `metric disk_space gauge ratio`.

@@ -140,7 +140,7 @@ fn load(path: &Path, options: &CheckOptions) -> Result<(TestFile, Arc<RuleSet>),
 }
 
 fn duration(text: &str, what: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{what} `{text}`: {e}"))
+    crate::duration::parse(text).map_err(|e| format!("{what}: {e}"))
 }
 
 fn run_group(
