@@ -92,6 +92,24 @@ pub fn check_sources(
     Err(diags)
 }
 
+/// Checks a standalone expression in tocsin's language against the metrics the
+/// rule `sources` declare: `Ok((expr, is_condition))`, or its diagnostics, which
+/// refer to `expression` as the source after the rule files (index
+/// `sources.len()`).
+pub fn check_expression(
+    sources: &[SourceFile],
+    expression: &SourceFile,
+    options: &CheckOptions,
+) -> Result<(model::Expr, bool), Vec<Diagnostic>> {
+    let files: Vec<Option<ast::File>> = sources
+        .iter()
+        .map(|s| parser::parse_file(&s.text).ok())
+        .collect();
+    let expr = parser::parse_expression(&expression.text)
+        .map_err(|d| vec![(*d).in_file(sources.len())])?;
+    check::check_expression(sources, &files, expression, &expr, options)
+}
+
 /// The spans of the items that recovery cut into, so the checker does not report
 /// what they lack (a `when` left out) on top of the syntax error that explains it.
 fn damaged_items(

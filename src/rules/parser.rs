@@ -105,6 +105,28 @@ pub fn parse_recovering(source: &str) -> Parsed {
     }
 }
 
+/// Parses a standalone expression (`success_rate * 100`, `avg(cpu, 5m) > 90%`), as a
+/// rule test's `promql_expr_test` gives one.
+pub fn parse_expression(source: &str) -> Result<Expr, Box<Diagnostic>> {
+    check_nesting(source)?;
+    let mut pairs = RulesParser::parse(Rule::expression, source)
+        .map_err(|e| Box::new(syntax_error(e, source)))?;
+    let top = pairs
+        .next()
+        .expect("the expression rule always yields one pair");
+    let nodes = top.clone().into_inner().flatten().count();
+    if nodes > MAX_CONDITION_NODES {
+        return Err(Box::new(
+            Diagnostic::error(span(&top), "expression is too complex")
+                .with_label(format!("{nodes} parts; at most {MAX_CONDITION_NODES}")),
+        ));
+    }
+    let expr = children(top)
+        .find(|p| p.as_rule() == Rule::expr)
+        .expect("an expression holds an expr");
+    Ok(parse_expr(expr))
+}
+
 /// [`parse_file`] through pest alone: the reference the fast path is tested against.
 pub fn parse_with_pest(source: &str) -> Result<File, Box<Diagnostic>> {
     check_nesting(source)?;
@@ -715,9 +737,12 @@ fn describe(rule: Rule) -> &'static str {
         }
         Rule::severity => "a severity (critical, warning or info)",
         Rule::pair => "`name = \"value\"` or `}`",
-        Rule::condition | Rule::expr | Rule::and_expr | Rule::not_expr | Rule::comparison => {
-            "an expression"
-        }
+        Rule::condition
+        | Rule::expression
+        | Rule::expr
+        | Rule::and_expr
+        | Rule::not_expr
+        | Rule::comparison => "an expression",
         Rule::arith => "an expression",
         Rule::for_clause => "`for`",
         Rule::in_clause => "`in`",

@@ -111,6 +111,40 @@ pub fn check_recovered(
     }
 }
 
+/// Checks a standalone expression (a rule test's `promql_expr_test`) against the
+/// metrics `files` declare. `source` is the expression's own text; its diagnostics
+/// carry the file index `sources.len()`. Returns the checked expression and whether
+/// it is a condition (true or false per series) rather than a number.
+pub fn check_expression(
+    sources: &[SourceFile],
+    files: &[Option<ast::File>],
+    source: &SourceFile,
+    expr: &ast::Expr,
+    options: &CheckOptions,
+) -> Result<(Expr, bool), Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let metrics = declared_metrics(files, &mut diags);
+    let file = sources.len();
+    let mut cx = Checker {
+        source,
+        lines: LineIndex::new(&source.text),
+        file,
+        metrics: &metrics,
+        options,
+        diags: Vec::new(),
+        regexes: HashMap::default(),
+    };
+    let checked = cx.expr(expr);
+    diags.extend(cx.diags.into_iter().map(|d| d.in_file(file)));
+    match checked {
+        Some((e, ty)) if diags.is_empty() => Ok((e, ty == Ty::Bool)),
+        _ if !diags.is_empty() => Err(diags),
+        _ => Err(vec![
+            Diagnostic::error(expr.span, "cannot read this expression").in_file(file),
+        ]),
+    }
+}
+
 fn declared_metrics(
     files: &[Option<ast::File>],
     diags: &mut Vec<Diagnostic>,
