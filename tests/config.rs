@@ -402,7 +402,12 @@ fn error_messages() {
     let cases: &[(&str, &str)] = &[
         (
             "[server]\nlisten = \"127.0.0.1:9095\"\n  listne = 1\n",
-            "tocsin.toml:3:3: unknown key \"listne\" in [server]",
+            "tocsin.toml:3:3: unknown key \"listne\" in [server] (did you mean \"listen\"?)",
+        ),
+        // A required key of the wrong type is one problem, not also a missing key.
+        (
+            "[[scrape]]\nname = 5\nurl = \"http://127.0.0.1:9100/metrics\"\n",
+            "tocsin.toml:2:8: scrape[0].name: expected a string, found an integer",
         ),
         (
             "[[tokens]]\nname = \"a\"\ntoken = \"b\"\nscope = \"all\"\n",
@@ -410,7 +415,7 @@ fn error_messages() {
         ),
         (
             "logging = true\n",
-            "tocsin.toml:1:1: unknown key \"logging\" at the top level",
+            "tocsin.toml:1:1: unknown key \"logging\" at the top level (did you mean \"log\"?)",
         ),
         (
             "[limits]\nmax_series = \"many\"\n",
@@ -503,7 +508,10 @@ fn load_reports_problems_at_the_path_given() {
     let err = Config::load(Some(&path)).unwrap_err();
     assert_eq!(
         err.to_string(),
-        format!("{}:4:3: unknown key \"listne\" in [server]", path.display())
+        format!(
+            "{}:4:3: unknown key \"listne\" in [server] (did you mean \"listen\"?)",
+            path.display()
+        )
     );
     let problem = &err.problems()[0];
     assert_eq!(problem.file, path);
