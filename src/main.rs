@@ -96,6 +96,9 @@ enum Command {
         /// Print the API's JSON.
         #[arg(long)]
         json: bool,
+        /// Also list resolved alerts (hidden unless --state asks for them).
+        #[arg(long)]
+        all: bool,
     },
     /// Show one alert with its timeline (incident number or fingerprint).
     Alert {
@@ -285,17 +288,31 @@ fn main() -> ExitCode {
             severity,
             label,
             json,
+            all,
         } => {
+            // Resolved alerts are kept for review; what is open is what people ask.
+            let hide_resolved = !all && state.is_none();
             let mut filters: Vec<(String, String)> = Vec::new();
             filters.extend(state.map(|s| ("state".to_string(), s)));
             filters.extend(severity.map(|s| ("severity".to_string(), s)));
             filters.extend(label.into_iter().map(|l| ("label".to_string(), l)));
             client_call(async move {
-                let body = server.client().alerts(&filters).await?;
+                let mut body = server.client().alerts(&filters).await?;
+                let hidden = if hide_resolved {
+                    tocsin::client::hide_resolved(&mut body)
+                } else {
+                    0
+                };
                 Ok(if json {
                     format!("{body}\n")
                 } else {
-                    tocsin::client::alerts_table(&body)
+                    let mut table = tocsin::client::alerts_table(&body);
+                    if hidden > 0 {
+                        table.push_str(&format!(
+                            "({hidden} resolved not shown; --all lists them)\n"
+                        ));
+                    }
+                    table
                 })
             })
         }
