@@ -427,8 +427,8 @@ fn client_call(
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
-fn serve(config: Option<&std::path::Path>) -> ExitCode {
-    let config = match tocsin::config::Config::load(config) {
+fn serve(config_path: Option<&std::path::Path>) -> ExitCode {
+    let config = match tocsin::config::Config::load(config_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -437,12 +437,19 @@ fn serve(config: Option<&std::path::Path>) -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    // Colours only for a person at a terminal: a redirected stderr (a file,
+    // journald) would get escape codes in every line.
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match config.log.format {
         tocsin::config::LogFormat::Json => logs.json().init(),
         tocsin::config::LogFormat::Text => logs.init(),
+    }
+    match config_path {
+        Some(path) => tracing::info!(config = %path.display(), "tocsin starting"),
+        None => tracing::info!(config = "embedded default", "tocsin starting"),
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -460,7 +467,6 @@ fn serve(config: Option<&std::path::Path>) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        eprintln!("tocsin listening on http://{}", running.addr);
         shutdown_signal().await;
         running.stop().await;
         ExitCode::SUCCESS

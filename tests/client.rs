@@ -140,7 +140,10 @@ async fn list_ack_show_resolve_and_silence() {
     );
     let o = tocsin(args(&r, &["alerts", "--all"])).await;
     assert!(
-        out(&o).lines().nth(1).is_some_and(|l| l.starts_with("#1") && l.contains("resolved")),
+        out(&o)
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("#1") && l.contains("resolved")),
         "{}",
         out(&o)
     );
@@ -197,13 +200,20 @@ async fn without_user_or_actor_the_actor_is_api() {
     })
     .await
     .unwrap();
-    assert_eq!(out(&o), "#1 異常API呼び出し acknowledged by api\n", "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        "#1 異常API呼び出し acknowledged by api\n",
+        "{}",
+        err(&o)
+    );
     r.stop().await;
 }
 
 /// Terminal columns at which `needle` starts in `line`.
 fn column_of(line: &str, needle: &str) -> usize {
-    let at = line.find(needle).unwrap_or_else(|| panic!("{needle} in {line}"));
+    let at = line
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} in {line}"));
     unicode_width::UnicodeWidthStr::width(&line[..at])
 }
 
