@@ -31,7 +31,7 @@ pub(crate) struct Compiler<'a> {
     pub(super) src: &'a Source<'a>,
     /// `None`: check the structure only (`tocsin check --no-env`): `${VAR}` is left as
     /// written, and what cannot be judged without the variable is not judged.
-    env: Option<&'a dyn Fn(&str) -> Option<String>>,
+    env: Option<super::Env<'a>>,
     /// Spans of values that name a variable, when there is no environment: a problem
     /// with one of them might not be one with the variable set, so it is not reported.
     unjudged: Vec<Range<usize>>,
@@ -39,10 +39,7 @@ pub(crate) struct Compiler<'a> {
 }
 
 impl<'a> Compiler<'a> {
-    pub(crate) fn new(
-        src: &'a Source<'a>,
-        env: Option<&'a dyn Fn(&str) -> Option<String>>,
-    ) -> Self {
+    pub(crate) fn new(src: &'a Source<'a>, env: Option<super::Env<'a>>) -> Self {
         Compiler {
             src,
             env,
@@ -132,7 +129,13 @@ impl<'a> Compiler<'a> {
                 .as_ref()
                 .map_or(defaults.channels.console.enabled, |e| *e.get_ref()),
         };
-        let channels = self.channels(&raw.channels, console);
+        let mut channels = self.channels(&raw.channels, console);
+        if let Some(email) = &mut channels.email {
+            email.alerts_url = server
+                .public_url
+                .as_ref()
+                .map(|url| format!("{url}/api/v1/alerts"));
+        }
         let directory = self.directory(&raw);
         let routing = self.routing(&raw, &directory, &channels);
         let maintenance = self.maintenance(&raw.maintenance);

@@ -72,6 +72,9 @@ mod tests {
             resolved_at: None,
             acked_by: Some("alice".into()),
             acked_at: None,
+            ack_note: None,
+            resolved_by: None,
+            resolve_note: None,
             generator_url: None,
         }
     }
