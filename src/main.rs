@@ -447,10 +447,6 @@ fn serve(config_path: Option<&std::path::Path>) -> ExitCode {
         tocsin::config::LogFormat::Json => logs.json().init(),
         tocsin::config::LogFormat::Text => logs.init(),
     }
-    match config_path {
-        Some(path) => tracing::info!(config = %path.display(), "tocsin starting"),
-        None => tracing::info!(config = "embedded default", "tocsin starting"),
-    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -467,6 +463,12 @@ fn serve(config_path: Option<&std::path::Path>) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+        // Said once everything opened, so a refusal to start stays one clear line.
+        let source = config_path.map_or_else(
+            || "embedded default".to_string(),
+            |p| p.display().to_string(),
+        );
+        tracing::info!(config = %source, addr = %running.addr, "tocsin started");
         shutdown_signal().await;
         running.stop().await;
         ExitCode::SUCCESS

@@ -199,7 +199,7 @@ fn serve_logs_what_it_runs_what_it_recovered_each_delivery_and_its_stop() {
     assert!(!first.contains("Some("), "{first}");
     line_with(
         &first,
-        "tocsin starting",
+        "tocsin started",
         &[&format!("config={}", config.display())],
     );
     line_with(&first, "rules loaded", &["rules=1", "files=", "test.rules"]);

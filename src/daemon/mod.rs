@@ -184,11 +184,6 @@ impl Daemon {
         let sources = rules::read_sources(&config.rules.paths).map_err(OpenError::RulesIo)?;
         let set: RuleSet = rules::check_sources(&sources, &config.check_options())
             .map_err(|d| OpenError::Rules(rules::diagnostic::render(&sources, &d, false)))?;
-        let files: Vec<String> = sources
-            .iter()
-            .map(|s| s.path.display().to_string())
-            .collect();
-        tracing::info!(rules = set.alerts.len(), files = %files.join(","), "rules loaded");
         let store = match store {
             Some(store) => store,
             None => Box::new(RedbStore::open(&config.storage.path)?),
@@ -211,7 +206,7 @@ impl Daemon {
         let core = Core::open(&ctx, set, now)?;
         ctx.metrics
             .set_alert_states(core.engine.alerts().map(|a| &a.state));
-        log_opened(&ctx, &core, &channels);
+        log_opened(&ctx, &core, &channels, &sources);
         Ok(Daemon {
             shared: Arc::new(Shared {
                 ctx,
@@ -669,9 +664,16 @@ impl Drop for LoopHandle {
     }
 }
 
-/// The start-up summary: where the state is, what a restart recovered from it (so
-/// an operator sees that alerts and owed messages survived), and who can be told.
-fn log_opened(ctx: &Context, core: &Core, channels: &Channels) {
+/// The start-up summary, once the daemon could open (a refusal stays one clear
+/// line): the rules and their files, where the state is, what a restart recovered
+/// from it (so an operator sees that alerts and owed messages survived), and who
+/// can be told.
+fn log_opened(ctx: &Context, core: &Core, channels: &Channels, sources: &[rules::SourceFile]) {
+    let files: Vec<String> = sources
+        .iter()
+        .map(|s| s.path.display().to_string())
+        .collect();
+    tracing::info!(rules = core.engine.rules().alerts.len(), files = %files.join(","), "rules loaded");
     let (mut open, mut firing, mut acked) = (0, 0, 0);
     for a in core.engine.alerts() {
         match a.state {
