@@ -93,10 +93,10 @@ enum Command {
         /// `name=value`; repeatable.
         #[arg(long)]
         label: Vec<String>,
-        /// Print the API's JSON.
+        /// Print the API's JSON as is (resolved alerts included).
         #[arg(long)]
         json: bool,
-        /// Also list resolved alerts (hidden unless --state asks for them).
+        /// Also list resolved alerts (hidden from the table unless --state asks for them).
         #[arg(long)]
         all: bool,
     },
@@ -291,7 +291,8 @@ fn main() -> ExitCode {
             all,
         } => {
             // Resolved alerts are kept for review; what is open is what people ask.
-            let hide_resolved = !all && state.is_none();
+            // `--json` is the API's answer as is, for scripts.
+            let hide_resolved = !all && !json && state.is_none();
             let mut filters: Vec<(String, String)> = Vec::new();
             filters.extend(state.map(|s| ("state".to_string(), s)));
             filters.extend(severity.map(|s| ("severity".to_string(), s)));

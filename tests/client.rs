@@ -138,6 +138,12 @@ async fn list_ack_show_resolve_and_silence() {
         "{}",
         out(&o)
     );
+    let o = tocsin(args(&r, &["alerts", "--json"])).await;
+    let body: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(
+        body["alerts"][0]["state"], "resolved",
+        "--json is the API's answer"
+    );
     let o = tocsin(args(&r, &["alerts", "--all"])).await;
     assert!(
         out(&o)
