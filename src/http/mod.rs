@@ -1,6 +1,7 @@
 //! HTTP: ingestion, the alert API, health. Handlers decode and validate, call the
 //! [`Daemon`]'s async facade, and encode; every refusal is a 4xx with a JSON reason.
 
+mod alertmanager_api;
 mod alerts;
 pub mod decoders;
 pub mod failures;
@@ -82,9 +83,13 @@ pub fn routes(daemon: Daemon) -> Router {
         )
         .route(
             "/api/v2/alerts",
-            post(intake::v2_alerts)
-                .route_layer(json.clone())
-                .route_layer(needs(Scope::Intake)),
+            get(alertmanager_api::alerts)
+                .route_layer(needs(Scope::Read))
+                .merge(
+                    post(intake::v2_alerts)
+                        .route_layer(json.clone())
+                        .route_layer(needs(Scope::Intake)),
+                ),
         )
         .route(
             "/api/v1/alerts",
@@ -111,8 +116,42 @@ pub fn routes(daemon: Daemon) -> Router {
         .route(
             "/api/v1/silences/{id}",
             delete(silences::expire)
-                .route_layer(json)
+                .route_layer(json.clone())
                 .route_layer(needs(Scope::Operate)),
+        )
+        // Alertmanager's API v2, for amtool, Grafana and the like: silences are
+        // operated as on tocsin's own API, everything else is read.
+        .route(
+            "/api/v2/silences",
+            get(alertmanager_api::silences)
+                .route_layer(needs(Scope::Read))
+                .merge(
+                    post(alertmanager_api::post_silence)
+                        .route_layer(json.clone())
+                        .route_layer(needs(Scope::Operate)),
+                ),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(alertmanager_api::silence)
+                .route_layer(needs(Scope::Read))
+                .merge(
+                    delete(alertmanager_api::expire)
+                        .route_layer(json)
+                        .route_layer(needs(Scope::Operate)),
+                ),
+        )
+        .route(
+            "/api/v2/status",
+            get(alertmanager_api::status).route_layer(needs(Scope::Read)),
+        )
+        .route(
+            "/api/v2/receivers",
+            get(alertmanager_api::receivers).route_layer(needs(Scope::Read)),
+        )
+        .route(
+            "/api/v2/alerts/groups",
+            get(alertmanager_api::groups).route_layer(needs(Scope::Read)),
         )
         // Slack and Twilio sign their requests instead of sending a token.
         .merge(slack::routes(daemon.clone(), failures.clone()))
@@ -123,11 +162,45 @@ pub fn routes(daemon: Daemon) -> Router {
             maybe_open(open.health, get(|| async { "ok\n" })),
         )
         .route("/readyz", maybe_open(open.health, get(readyz)))
+        // Every refusal has a JSON body, a wrong path or method too.
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             daemon.config().server.request_timeout,
         ))
         .with_state(daemon)
+}
+
+/// Any path tocsin does not serve (`GET /` included, until a web UI is served
+/// there): a JSON 404 like every other refusal.
+async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no such endpoint: {method} {}", shown_path(&uri)),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", shown_path(&uri)),
+    )
+}
+
+/// The request's path, cut to a bounded length: a refusal never grows with what an
+/// unauthenticated client sends.
+fn shown_path(uri: &axum::http::Uri) -> String {
+    const LONGEST: usize = 200;
+    let path = uri.path();
+    if path.len() <= LONGEST {
+        return path.to_string();
+    }
+    let mut end = LONGEST;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &path[..end])
 }
 
 /// `GET /readyz`: 200 while state changes can be committed, 503 while the store

@@ -17,6 +17,10 @@ pub struct Silence {
     pub ends_at: Timestamp,
     pub created_by: String,
     pub comment: String,
+    /// When it was last created, changed or expired (Alertmanager's `updatedAt`).
+    /// Silences stored before it was kept have none; their start stands in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<Timestamp>,
 }
 
 /// Whether a silence that matches every alert may be made: only when asked for in
@@ -136,6 +140,7 @@ mod tests {
             ends_at: Timestamp::from_secs(200),
             created_by: "alice".into(),
             comment: "maintenance".into(),
+            updated_at: None,
         }
     }
 
