@@ -598,6 +598,25 @@ async fn a_silence_of_every_alert_needs_force_and_every_silence_has_a_bound() {
             .starts_with("Silence refused: alertname=~\".+\" matches every alert"),
         "{reply}"
     );
+    // Through Alertmanager's API (amtool): bounded the same way, and never forced.
+    let am = |value: &str, ends: &str| {
+        json!({ "matchers": [{ "name": "alertname", "value": value, "isRegex": true }],
+                "startsAt": "2027-01-15T08:00:00Z", "endsAt": ends,
+                "createdBy": "amtool", "comment": "careless" })
+    };
+    let (status, body) = api
+        .json("/api/v2/silences", &am(".+", "2027-01-15T09:00:00Z"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.to_string().contains("matches every alert"), "{body}");
+    let (status, body) = api
+        .json("/api/v2/silences", &am("Disk.*", "2037-01-15T08:00:00Z"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body.to_string().contains("limits.max_silence_duration"),
+        "{body}"
+    );
     assert_eq!(api.silences().await.len(), 1, "only the host silence");
     // Through the API, asked for in so many words: taken.
     let mut forced = all("=~", ".+");

@@ -222,8 +222,14 @@ impl Core {
         now: Timestamp,
     ) -> Result<Silence, OpError> {
         new.validate().map_err(OpError::Invalid)?;
-        // A change is bounded as a new silence is (amtool cannot force one).
-        new.within(ctx.config.limits.max_silence_duration, Force::No)
+        // A change is bounded as a new silence is (amtool cannot force one), from
+        // when it takes effect: a start already past counts from now.
+        let effective = Silence {
+            starts_at: new.starts_at.max(now),
+            ..new.clone()
+        };
+        effective
+            .within(ctx.config.limits.max_silence_duration, Force::No)
             .map_err(OpError::Invalid)?;
         let Some(index) = self.silences.iter().position(|s| s.id == id) else {
             return Err(OpError::NotFound(format!("no silence with id {id}")));
