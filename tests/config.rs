@@ -446,7 +446,7 @@ fn error_messages() {
         ),
         (
             "[[tokens]]\nname = \"a\"\ntoken = \"b\"\nscope = \"all\"\n",
-            "tocsin.toml:4:1: unknown key \"scope\" in [[tokens]]",
+            "tocsin.toml:4:1: unknown key \"scope\" in [[tokens]] (did you mean \"scopes\"?)",
         ),
         (
             "logging = true\n",
