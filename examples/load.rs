@@ -29,6 +29,9 @@
 //!   their defaults (scrape 1m, evaluation 1m, group_wait 30s), with 1 s intervals and
 //!   with 100 ms intervals (their config accepts even less; 100 ms is where we
 //!   stopped), beside tocsin scraping the same target at 1 s and at its default 15 s;
+//! - flood (`--only flood`): `/healthz` and `POST /api/v2/alerts` → webhook before
+//!   and during a flood of 15,000 idle and slow-header connections, kept up for the
+//!   whole phase (`examples/load/flood.rs`);
 //! - peak RSS of every process in every phase (`VmHWM`).
 
 use std::collections::HashMap;
@@ -50,6 +53,9 @@ use tokio::sync::mpsc;
 #[allow(dead_code)]
 mod plot;
 
+#[path = "load/flood.rs"]
+mod flood;
+
 const SAMPLES_PER_REQUEST: usize = 1_000;
 const INGEST_SERIES: usize = 10_000;
 const ALERTS_PER_REQUEST: usize = 100;
@@ -67,7 +73,7 @@ struct Options {
     out: PathBuf,
     /// Length of each throughput phase.
     seconds: f64,
-    /// Run only these phases (`ingest`, `alerts`, `latency`, `pipelines`); all if empty.
+    /// Run only these phases (`ingest`, `alerts`, `latency`, `flood`, `pipelines`); all if empty.
     only: Vec<String>,
     /// Measure this `tocsin` binary (an older build, for a before/after in one
     /// session) instead of building this one.
@@ -624,8 +630,13 @@ async fn ingest(
                         }
                         let ts = start_ts + round * 1000;
                         let body = ingest_body(format, &metric, batch, ts, (round % 50) as f64);
+                        let content_type = match format {
+                            Format::Json => "application/json",
+                            Format::Text => "text/plain; version=0.0.4",
+                        };
                         let r = http
                             .post(&url)
+                            .header("content-type", content_type)
                             .body(body)
                             .send()
                             .await
@@ -1315,6 +1326,10 @@ async fn run(opts: Options, tocsin_bin: PathBuf) -> Report {
                 );
             }
         }
+    }
+
+    if opts.runs("flood") {
+        flood::phase(&ws, &http, &receiver, &mut rx, &mut report).await;
     }
 
     if opts.runs("pipelines") {

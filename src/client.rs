@@ -5,6 +5,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::escape::line;
 use crate::matcher::Matcher;
 
 /// Where the daemon is and how to authenticate. The token is never printed.
@@ -122,6 +123,13 @@ impl Client {
     }
 }
 
+/// A string the server sent, as one line for a terminal: whatever a label or a
+/// note holds, it cannot add a line to a table or send the terminal an escape
+/// sequence.
+fn text(v: &Value) -> std::borrow::Cow<'_, str> {
+    line(v.as_str().unwrap_or(""))
+}
+
 /// What went wrong in words: the innermost cause (`Connection refused (os error
 /// 111)`), not reqwest's "error sending request for url (…)".
 fn cause(e: &reqwest::Error) -> String {
@@ -161,16 +169,15 @@ fn labels(a: &Value) -> String {
         .into_iter()
         .flatten()
         .filter(|(k, _)| k.as_str() != "alertname" && k.as_str() != "severity")
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .map(|(k, v)| format!("{}={}", line(k), text(v)))
         .collect();
     pairs.join(",")
 }
 
 fn id(a: &Value) -> String {
-    a["id"].as_u64().map_or_else(
-        || a["fingerprint"].as_str().unwrap_or("").to_string(),
-        |n| format!("#{n}"),
-    )
+    a["id"]
+        .as_u64()
+        .map_or_else(|| text(&a["fingerprint"]).to_string(), |n| format!("#{n}"))
 }
 
 /// One line per alert: id, state, severity, rule, labels, since. Columns are as
@@ -184,15 +191,17 @@ pub fn alerts_table(body: &Value) -> String {
         .map(|a| {
             [
                 id(a),
-                a["state"].as_str().unwrap_or("").to_string(),
-                a["severity"].as_str().unwrap_or("").to_string(),
-                a["rule"].as_str().unwrap_or("").to_string(),
+                text(&a["state"]).into_owned(),
+                text(&a["severity"]).into_owned(),
+                text(&a["rule"]).into_owned(),
                 labels(a),
-                a["fired_at"]
-                    .as_str()
-                    .or(a["active_since"].as_str())
-                    .unwrap_or("")
-                    .to_string(),
+                line(
+                    a["fired_at"]
+                        .as_str()
+                        .or(a["active_since"].as_str())
+                        .unwrap_or(""),
+                )
+                .into_owned(),
             ]
         })
         .collect();
@@ -227,46 +236,47 @@ pub fn alert_details(a: &Value) -> String {
     let mut out = format!(
         "{} {} [{}] {}\n  labels: {}\n",
         id(a),
-        a["rule"].as_str().unwrap_or(""),
-        a["severity"].as_str().unwrap_or(""),
-        a["state"].as_str().unwrap_or(""),
+        text(&a["rule"]),
+        text(&a["severity"]),
+        text(&a["state"]),
         labels(a)
     );
     for (k, v) in a["annotations"].as_object().into_iter().flatten() {
-        out.push_str(&format!("  {k}: {}\n", v.as_str().unwrap_or("")));
+        out.push_str(&format!("  {}: {}\n", line(k), text(v)));
     }
     let ack = &a["ack"];
     if let Some(actor) = ack["actor"].as_str() {
         let via = ack["via"]
             .as_str()
-            .map(|v| format!(" via {v}"))
+            .map(|v| format!(" via {}", line(v)))
             .unwrap_or_default();
         let note = ack["note"]
             .as_str()
-            .map(|n| format!(": {n}"))
+            .map(|n| format!(": {}", line(n)))
             .unwrap_or_default();
         out.push_str(&format!(
-            "  acked by {actor}{via} at {}{note}\n",
-            ack["at"].as_str().unwrap_or("")
+            "  acked by {}{via} at {}{note}\n",
+            line(actor),
+            text(&ack["at"])
         ));
     }
     out.push_str("  timeline:\n");
     for e in a["timeline"].as_array().into_iter().flatten() {
         let who = e["actor"]
             .as_str()
-            .map(|a| format!(" by {a}"))
+            .map(|a| format!(" by {}", line(a)))
             .unwrap_or_default();
         let note = e["note"]
             .as_str()
-            .map(|n| format!(" — {n}"))
+            .map(|n| format!(" — {}", line(n)))
             .unwrap_or_default();
         out.push_str(&format!(
             "    {} {} -> {}{}: {}{note}\n",
-            e["at"].as_str().unwrap_or(""),
-            e["from"].as_str().unwrap_or(""),
-            e["to"].as_str().unwrap_or(""),
+            text(&e["at"]),
+            text(&e["from"]),
+            text(&e["to"]),
             who,
-            e["reason"].as_str().unwrap_or("")
+            text(&e["reason"])
         ));
     }
     out
@@ -277,14 +287,9 @@ pub fn state_line(a: &Value) -> String {
     let by = a["ack"]["actor"]
         .as_str()
         .filter(|_| a["state"] == "acknowledged")
-        .map(|x| format!(" by {x}"))
+        .map(|x| format!(" by {}", line(x)))
         .unwrap_or_default();
-    format!(
-        "{} {} {}{by}",
-        id(a),
-        a["rule"].as_str().unwrap_or(""),
-        a["state"].as_str().unwrap_or("")
-    )
+    format!("{} {} {}{by}", id(a), text(&a["rule"]), text(&a["state"]))
 }
 
 /// One line per silence.
@@ -300,18 +305,18 @@ pub fn silences_table(body: &Value) -> String {
             .into_iter()
             .flatten()
             .map(|m| match Matcher::deserialize(m) {
-                Ok(m) => m.to_string(),
+                Ok(m) => line(&m.to_string()).into_owned(),
                 Err(_) => m.to_string(),
             })
             .collect();
         out.push_str(&format!(
             "{:<36} {:<8} {:<24} {:<24} {:<10} {}\n",
-            s["id"].as_str().unwrap_or(""),
-            s["status"].as_str().unwrap_or(""),
-            s["ends_at"].as_str().unwrap_or(""),
+            text(&s["id"]),
+            text(&s["status"]),
+            text(&s["ends_at"]),
             matchers.join(","),
-            s["created_by"].as_str().unwrap_or(""),
-            s["comment"].as_str().unwrap_or("")
+            text(&s["created_by"]),
+            text(&s["comment"])
         ));
     }
     out

@@ -1,5 +1,6 @@
 //! tocsin: a rule-engine alert manager. See ARCHITECTURE.md for the map.
 
+pub mod admission;
 pub mod alert;
 pub mod calendar;
 pub mod client;

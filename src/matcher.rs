@@ -278,6 +278,143 @@ impl Matcher {
     pub fn matches_labels(&self, labels: &Labels) -> bool {
         self.matches(labels.get(&self.name).unwrap_or(""))
     }
+
+    /// Whether this matcher matches every value its label can take: any text
+    /// without control characters, and, unless the label is `always_set` (every
+    /// alert carries a non-empty `alertname`), the empty string of an absent label.
+    /// `alertname=~".+"` and `alertname!=""` do; `host=~".+"` does not (an alert
+    /// without a host), nor does `alertname!="Watchdog"`.
+    ///
+    /// Exact for `=` and `!=`; for a regex, decided on its DFA (regex-automata)
+    /// walked over UTF-8 text: a regex whose DFA would be too large to build is
+    /// taken as not matching everything.
+    pub fn matches_every_value(&self, always_set: bool) -> bool {
+        match self.op {
+            MatchOp::Equal => false,
+            MatchOp::NotEqual => always_set && self.value.is_empty(),
+            MatchOp::Regex => covers::every(&self.value, true, always_set),
+            MatchOp::NotRegex => covers::every(&self.value, false, always_set),
+        }
+    }
+}
+
+/// Whether a regex matches (or, negated, fails to match) every string of the
+/// values a label can hold, decided on the regex's DFA.
+mod covers {
+    use regex_automata::dfa::{Automaton, StartKind, dense};
+    use regex_automata::util::primitives::StateID;
+    use regex_automata::util::start;
+    use regex_automata::{Anchored, MatchKind};
+
+    /// A DFA larger than this is not built (the silence is then not taken for one
+    /// that matches everything).
+    const SIZE_LIMIT: usize = 1 << 20;
+
+    /// Where a string stands in UTF-8 as it is read byte by byte: at a character
+    /// boundary, or inside a character with the bytes it still needs (some
+    /// second bytes are narrower, to exclude overlong forms, surrogates and
+    /// values past U+10FFFF, and the C1 controls U+0080–U+009F).
+    #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+    enum Utf8 {
+        Boundary,
+        /// 1, 2 or 3 continuation bytes (80–BF) to go.
+        Need(u8),
+        /// After C2: A0–BF (not a C1 control), then the character ends.
+        AfterC2,
+        /// After E0: A0–BF, then one more.
+        AfterE0,
+        /// After ED: 80–9F (no surrogates), then one more.
+        AfterED,
+        /// After F0: 90–BF, then two more.
+        AfterF0,
+        /// After F4: 80–8F, then two more.
+        AfterF4,
+    }
+
+    /// The next position after byte `b`, or `None` if `b` cannot come here in a
+    /// label value (invalid UTF-8, or a control character).
+    fn step(at: Utf8, b: u8) -> Option<Utf8> {
+        let cont = (0x80..=0xBF).contains(&b);
+        match at {
+            Utf8::Boundary => match b {
+                0x20..=0x7E => Some(Utf8::Boundary),
+                0xC2 => Some(Utf8::AfterC2),
+                0xC3..=0xDF => Some(Utf8::Need(1)),
+                0xE0 => Some(Utf8::AfterE0),
+                0xE1..=0xEC | 0xEE..=0xEF => Some(Utf8::Need(2)),
+                0xED => Some(Utf8::AfterED),
+                0xF0 => Some(Utf8::AfterF0),
+                0xF1..=0xF3 => Some(Utf8::Need(3)),
+                0xF4 => Some(Utf8::AfterF4),
+                _ => None,
+            },
+            Utf8::Need(1) if cont => Some(Utf8::Boundary),
+            Utf8::Need(n) if cont => Some(Utf8::Need(n - 1)),
+            Utf8::AfterC2 if (0xA0..=0xBF).contains(&b) => Some(Utf8::Boundary),
+            Utf8::AfterE0 if (0xA0..=0xBF).contains(&b) => Some(Utf8::Need(1)),
+            Utf8::AfterED if (0x80..=0x9F).contains(&b) => Some(Utf8::Need(1)),
+            Utf8::AfterF0 if (0x90..=0xBF).contains(&b) => Some(Utf8::Need(2)),
+            Utf8::AfterF4 if (0x80..=0x8F).contains(&b) => Some(Utf8::Need(2)),
+            _ => None,
+        }
+    }
+
+    /// Whether `^(?:pattern)$` matches every value (`matching`), or none
+    /// (`!matching`), of the non-empty values and, unless `always_set`, the empty
+    /// one. Walks the product of the DFA and the UTF-8 positions breadth-first:
+    /// every string reaching a character boundary is a value to judge.
+    pub(super) fn every(pattern: &str, matching: bool, always_set: bool) -> bool {
+        let built = dense::Builder::new()
+            .configure(
+                dense::Config::new()
+                    .start_kind(StartKind::Anchored)
+                    .match_kind(MatchKind::All)
+                    .dfa_size_limit(Some(SIZE_LIMIT))
+                    .determinize_size_limit(Some(SIZE_LIMIT)),
+            )
+            .build(&format!("^(?:{pattern})$"));
+        let Ok(dfa) = built else {
+            return false;
+        };
+        let Ok(start) = dfa.start_state(&start::Config::new().anchored(Anchored::Yes)) else {
+            return false;
+        };
+        let judged = |s: StateID| dfa.is_match_state(dfa.next_eoi_state(s)) == matching;
+        if !always_set && !judged(start) {
+            return false;
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut queue = vec![(start, Utf8::Boundary)];
+        while let Some((state, at)) = queue.pop() {
+            for b in 0..=255u8 {
+                let Some(next_at) = step(at, b) else {
+                    continue;
+                };
+                let next = dfa.next_state(state, b);
+                if dfa.is_quit_state(next) {
+                    return false;
+                }
+                // A matching regex that can no longer match, at any point of a
+                // character: some value is not matched.
+                if matching && dfa.is_dead_state(next) {
+                    return false;
+                }
+                // A negated regex that can no longer match: nothing after this
+                // prefix is matched, so nothing after it needs looking at.
+                if !matching && dfa.is_dead_state(next) {
+                    continue;
+                }
+                if !seen.insert((next, next_at)) {
+                    continue;
+                }
+                if next_at == Utf8::Boundary && !judged(next) {
+                    return false;
+                }
+                queue.push((next, next_at));
+            }
+        }
+        true
+    }
 }
 
 /// The text [`Matcher::parse`] reads back: the value bare when it is a plain word
@@ -361,6 +498,50 @@ mod tests {
 
     fn m(name: &str, op: MatchOp, value: &str) -> Matcher {
         Matcher::new(name, op, value).unwrap()
+    }
+
+    fn every(name: &str, op: MatchOp, value: &str, always_set: bool) -> bool {
+        m(name, op, value).matches_every_value(always_set)
+    }
+
+    #[test]
+    fn a_matcher_that_matches_every_value_is_told_apart() {
+        use MatchOp::*;
+        // On `alertname`, which every alert carries, never empty.
+        for (op, value) in [
+            (Regex, ".+"),
+            (Regex, ".*"),
+            (NotEqual, ""),
+            (NotRegex, ""),
+            (Regex, "(?s).+"),
+            (Regex, "[^x]+|.*x.*"),
+            (Regex, ".{0,5}|.{6,}"),
+            (NotRegex, "\\n"),
+            (NotRegex, ".*\\x1b.*"),
+        ] {
+            assert!(every("alertname", op, value, true), "{op}{value:?}");
+        }
+        for (op, value) in [
+            (Regex, ".{1,200}"),
+            (Regex, "[a-z]+"),
+            (Regex, "\\S+"),
+            (NotEqual, "Watchdog"),
+            (Regex, ".+x"),
+            (Equal, "Watchdog"),
+            (NotRegex, ".+"),
+            (NotRegex, "[^a]+"),
+            (Regex, "\\w+"),
+        ] {
+            assert!(!every("alertname", op, value, true), "{op}{value:?}");
+        }
+        // On a label an alert may lack: the empty string must match too.
+        assert!(every("host", Regex, ".*", false));
+        assert!(!every("host", Regex, ".+", false));
+        assert!(!every("host", NotEqual, "", false));
+        assert!(!every("host", NotRegex, ".*x", false));
+        assert!(every("host", NotRegex, "\\n", false));
+        // A DFA too large to build is not taken for everything.
+        assert!(!every("alertname", Regex, ".+|(a|b)*a(a|b){24}", true));
     }
 
     #[test]

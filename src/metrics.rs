@@ -33,6 +33,15 @@ pub struct Metrics {
     pub auth_failures: Family<Labels, Counter>,
     /// What people asked for from Slack and by SMS, by source, command and outcome.
     pub inbound_commands: Family<Labels, Counter>,
+    /// Alerts from other systems refused whole, by source and reason.
+    pub external_alerts_refused: Family<Labels, Counter>,
+    /// Inbound HTTP connections held now, and the most held at once.
+    pub http_connections: Gauge,
+    pub http_connection_limit: Gauge,
+    /// Connections closed to make room at the limit, by kind (idle, busy).
+    pub http_connections_shed: Family<Labels, Counter>,
+    /// State-changing requests refused as cross-site, by reason.
+    pub cross_site_refused: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -56,6 +65,11 @@ impl Default for Metrics {
             reloads: Family::default(),
             auth_failures: Family::default(),
             inbound_commands: Family::default(),
+            external_alerts_refused: Family::default(),
+            http_connections: Gauge::default(),
+            http_connection_limit: Gauge::default(),
+            http_connections_shed: Family::default(),
+            cross_site_refused: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -131,6 +145,31 @@ impl Default for Metrics {
             "inbound_commands",
             "Commands from Slack and SMS, by source, command and outcome (done or refused)",
             m.inbound_commands.clone(),
+        );
+        registry.register(
+            "external_alerts_refused",
+            "Alerts from other systems refused whole (the request's alerts), by source and reason",
+            m.external_alerts_refused.clone(),
+        );
+        registry.register(
+            "http_connections",
+            "Inbound HTTP connections held now",
+            m.http_connections.clone(),
+        );
+        registry.register(
+            "http_connection_limit",
+            "Inbound HTTP connections held at most (server.max_connections, or fewer when file descriptors are fewer)",
+            m.http_connection_limit.clone(),
+        );
+        registry.register(
+            "http_connections_shed",
+            "Connections closed to make room for a new one at the limit, by kind (idle: no request in progress; busy: the oldest request)",
+            m.http_connections_shed.clone(),
+        );
+        registry.register(
+            "cross_site_refused",
+            "State-changing requests refused as possibly cross-site, by reason (origin, content_type)",
+            m.cross_site_refused.clone(),
         );
         Metrics { registry, ..m }
     }

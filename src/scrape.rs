@@ -171,10 +171,9 @@ pub type Sink = Arc<
 /// What one scrape may take.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Limits {
-    /// The largest body read, in bytes; a larger one fails the scrape.
+    /// The largest body read, in bytes; a larger one fails the scrape. (What a
+    /// sample may carry is bounded where every intake is, by the sink.)
     pub body_limit: usize,
-    /// Labels per sample, the target's included.
-    pub max_labels: usize,
 }
 
 /// Starts one scrape loop per target, each handing its scrapes to `sink`; they
@@ -357,24 +356,14 @@ async fn collect(
     let body = tokio::time::timeout(target.timeout, fetch(client, target, limits.body_limit))
         .await
         .map_err(|_| ScrapeError::Timeout(target.timeout))??;
-    let parsed = exposition::parse(&body, limits.max_labels).map_err(ScrapeError::Parse)?;
-    parsed
+    let parsed = exposition::parse(&body).map_err(ScrapeError::Parse)?;
+    Ok(parsed
         .into_iter()
-        .map(|SampleLine { line, sample }| {
+        .map(|SampleLine { sample, .. }| {
             let labels = attach(&sample.labels, &target.labels);
-            if labels.len() > limits.max_labels {
-                return Err(ScrapeError::Parse(LineError {
-                    line,
-                    message: format!(
-                        "{} labels with the target's, at most {}",
-                        labels.len(),
-                        limits.max_labels
-                    ),
-                }));
-            }
-            Ok(IncomingSample { labels, ..sample })
+            IncomingSample { labels, ..sample }
         })
-        .collect()
+        .collect())
 }
 
 /// A scraped label set with the target's labels added; a scraped label whose name

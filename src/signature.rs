@@ -73,16 +73,26 @@ impl fmt::Display for Refusal {
     }
 }
 
+/// A request proven to come from Slack or Twilio: the MAC that proved it, as bytes.
+/// A replay cache keys on these, never on the header's text: the header has more
+/// than one spelling of the same MAC (hex in either case, base64 with blanks
+/// around it), and a cache keyed on the text let an upper-cased copy of a signed
+/// `/tocsin silence` through as new.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub mac: Vec<u8>,
+}
+
 /// Checks a Slack request: the timestamp within [`SLACK_MAX_AGE_SECS`] of `now`, and
 /// `signature` (`v0=<hex>`) the HMAC-SHA256 of `v0:{timestamp}:{body}` under any of
-/// `secrets` (several while one is being rotated). Returns the timestamp in seconds.
+/// `secrets` (several while one is being rotated).
 pub fn verify_slack(
     secrets: &[Secret],
     timestamp: Option<&str>,
     signature: Option<&str>,
     body: &[u8],
     now: Timestamp,
-) -> Result<i64, Refusal> {
+) -> Result<Verified, Refusal> {
     if secrets.is_empty() {
         return Err(Refusal::NotConfigured);
     }
@@ -107,7 +117,7 @@ pub fn verify_slack(
         mac.verify_slice(&tag).is_ok()
     });
     if accepted {
-        Ok(ts)
+        Ok(Verified { mac: tag })
     } else {
         Err(Refusal::WrongSignature)
     }
@@ -122,7 +132,7 @@ pub fn verify_twilio(
     url: &str,
     params: &[(String, String)],
     signature: Option<&str>,
-) -> Result<(), Refusal> {
+) -> Result<Verified, Refusal> {
     if auth_token.is_empty() {
         return Err(Refusal::NotConfigured);
     }
@@ -139,7 +149,7 @@ pub fn verify_twilio(
         mac.verify_slice(&tag).is_ok()
     });
     if accepted {
-        Ok(())
+        Ok(Verified { mac: tag })
     } else {
         Err(Refusal::WrongSignature)
     }
@@ -202,7 +212,7 @@ mod tests {
         sig: Option<&str>,
         body: &str,
         now_secs: i64,
-    ) -> Result<i64, Refusal> {
+    ) -> Result<Vec<u8>, Refusal> {
         let secrets: Vec<Secret> = secrets.iter().map(|s| Secret::new(*s)).collect();
         verify_slack(
             &secrets,
@@ -211,6 +221,11 @@ mod tests {
             body.as_bytes(),
             Timestamp::from_secs(now_secs),
         )
+        .map(|v| v.mac)
+    }
+
+    fn slack_mac() -> Vec<u8> {
+        hex::decode(&SLACK_SIG[3..]).unwrap()
     }
 
     #[test]
@@ -222,7 +237,7 @@ mod tests {
             SLACK_BODY,
             1531420618 + 10,
         );
-        assert_eq!(ok, Ok(1531420618));
+        assert_eq!(ok, Ok(slack_mac()));
     }
 
     #[test]
@@ -234,7 +249,7 @@ mod tests {
             SLACK_BODY,
             1531420618,
         );
-        assert_eq!(ok, Ok(1531420618));
+        assert_eq!(ok, Ok(slack_mac()));
     }
 
     #[test]
@@ -242,7 +257,7 @@ mod tests {
         let now = 1531420618;
         let altered = SLACK_BODY.replace("text=", "text=ack+1");
         let upper = SLACK_SIG.to_uppercase();
-        let cases: Vec<(Result<i64, Refusal>, Refusal)> = vec![
+        let cases: Vec<(Result<Vec<u8>, Refusal>, Refusal)> = vec![
             (
                 slack(&[], Some(SLACK_TS), Some(SLACK_SIG), SLACK_BODY, now),
                 Refusal::NotConfigured,
@@ -324,6 +339,19 @@ mod tests {
         for (i, (got, want)) in cases.into_iter().enumerate() {
             assert_eq!(got, Err(want), "case {i}");
         }
+        // The hex in capitals is the same MAC: accepted, and the same bytes, so the
+        // replay cache sees a copy.
+        let capitals = format!("v0={}", SLACK_SIG[3..].to_uppercase());
+        assert_eq!(
+            slack(
+                &[SLACK_SECRET],
+                Some(SLACK_TS),
+                Some(&capitals),
+                SLACK_BODY,
+                now
+            ),
+            Ok(slack_mac())
+        );
         // Exactly five minutes is still inside the window.
         assert!(
             slack(
@@ -358,14 +386,22 @@ mod tests {
     fn twilio_published_example_verifies_with_or_without_the_port() {
         let token = Secret::new("12345");
         let p = twilio_params();
+        let mac = base64::engine::general_purpose::STANDARD
+            .decode(TWILIO_SIG)
+            .unwrap();
         assert_eq!(
             verify_twilio(&token, TWILIO_URL, &p, Some(TWILIO_SIG)),
-            Ok(())
+            Ok(Verified { mac: mac.clone() })
         );
         let with_port = "https://mycompany.com:443/myapp.php?foo=1&bar=2";
         assert_eq!(
             verify_twilio(&token, with_port, &p, Some(TWILIO_SIG)),
-            Ok(())
+            Ok(Verified { mac: mac.clone() })
+        );
+        // Blanks around it: the same MAC.
+        assert_eq!(
+            verify_twilio(&token, TWILIO_URL, &p, Some(&format!(" {TWILIO_SIG} "))),
+            Ok(Verified { mac })
         );
     }
 

@@ -15,6 +15,12 @@ use tocsin::clock::SystemClock;
 use tocsin::server::{Running, start};
 
 /// A rule that stays pending (its `for` is an hour), for the `unprocessed` state.
+/// An instant `days` from now, RFC 3339: silences last at most
+/// `limits.max_silence_duration` (30 days by default).
+fn in_days(days: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::days(days)).to_rfc3339()
+}
+
 const RULES: &str = r#"
 alert "SlowDisk" {
   when disk_latency > 1 for 1h
@@ -151,7 +157,7 @@ async fn every_response_follows_alertmanagers_schemas() {
     let posted = json!({
         "matchers": [{ "name": "alertname", "value": "Disk.*", "isRegex": true }],
         "startsAt": "2020-01-01T00:00:00Z",
-        "endsAt": "2099-01-01T00:00:00.000Z",
+        "endsAt": in_days(7),
         "createdBy": "bob", "comment": "disks are being replaced",
     });
     let (status, body) = t.post("/api/v2/silences", posted).await;
@@ -275,7 +281,7 @@ async fn a_silence_is_the_same_object_through_both_apis() {
     let t = Tocsin::start("am-api-silences").await;
     let posted = json!({
         "matchers": [{ "name": "instance", "value": "db1", "isRegex": false }],
-        "startsAt": "2020-01-01T00:00:00Z", "endsAt": "2099-01-01T00:00:00Z",
+        "startsAt": "2020-01-01T00:00:00Z", "endsAt": in_days(7),
         "createdBy": "bob", "comment": "moving racks",
     });
     let (status, body) = t.post("/api/v2/silences", posted.clone()).await;
@@ -295,7 +301,7 @@ async fn a_silence_is_the_same_object_through_both_apis() {
     let mut changed = posted.clone();
     changed["id"] = json!(id);
     changed["startsAt"] = current["startsAt"].clone();
-    changed["endsAt"] = json!("2098-01-01T00:00:00Z");
+    changed["endsAt"] = json!(in_days(6));
     let (_, body) = t.post("/api/v2/silences", changed).await;
     assert_eq!(body["silenceID"], id);
     // A change to its matchers expires it and makes a new one.

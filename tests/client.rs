@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use tocsin::clock::{ManualClock, Timestamp};
-use tocsin::config::{Secret, Token};
+use tocsin::config::{Scope, Secret, Token};
 use tocsin::server::{Running, start};
 
 mod common;
@@ -249,6 +249,7 @@ async fn the_token_is_sent_and_a_wrong_one_is_refused() {
         vec![Token {
             name: "ops".into(),
             token: Secret::new("t0ken-ops"),
+            scopes: vec![Scope::Intake, Scope::Read, Scope::Operate],
         }],
     )
     .await;

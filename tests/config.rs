@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tocsin::config::{Config, ConfigError, LogFormat, ScrapeTarget, Secret, Token};
+use tocsin::config::{Config, ConfigError, LogFormat, Scope, ScrapeTarget, Secret, Token};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/config");
 
@@ -144,7 +144,16 @@ fn the_example_file_documents_every_key() {
     let sections: &[(&str, &[&str])] = &[
         (
             "[server]",
-            &["listen", "body_limit", "request_timeout", "public_url"],
+            &[
+                "listen",
+                "body_limit",
+                "request_timeout",
+                "public_url",
+                "max_connections",
+                "header_read_timeout",
+                "idle_timeout",
+                "open",
+            ],
         ),
         ("[storage]", &["path"]),
         (
@@ -159,9 +168,18 @@ fn the_example_file_documents_every_key() {
         ),
         (
             "[limits]",
-            &["max_series", "max_samples_per_series", "max_labels"],
+            &[
+                "max_series",
+                "max_samples_per_series",
+                "max_labels",
+                "max_label_name_bytes",
+                "max_label_value_bytes",
+                "max_annotation_value_bytes",
+                "future_tolerance",
+                "max_silence_duration",
+            ],
         ),
-        ("[[tokens]]", &["name", "token"]),
+        ("[[tokens]]", &["name", "token", "scopes"]),
         ("[[scrape]]", &["name", "url", "interval", "timeout"]),
         ("[channels.console]", &["enabled"]),
         (
@@ -275,6 +293,13 @@ fn every_field_can_be_set() {
             body_limit: 65536,
             request_timeout: Duration::from_secs(60),
             public_url: Some("https://tocsin.example.com/base".into()),
+            max_connections: 512,
+            header_read_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(120),
+            open: tocsin::config::OpenRoutes {
+                health: true,
+                metrics: false,
+            },
         },
         storage: tocsin::config::Storage {
             path: "/var/lib/tocsin/tocsin.redb".into(),
@@ -290,15 +315,22 @@ fn every_field_can_be_set() {
             max_series: 5000,
             max_samples_per_series: 2880,
             max_labels: 16,
+            max_label_name_bytes: 128,
+            max_label_value_bytes: 1024,
+            max_annotation_value_bytes: 4096,
+            future_tolerance: Duration::from_secs(60),
+            max_silence_duration: Duration::from_secs(7 * 86400),
         },
         tokens: vec![
             Token {
                 name: "ci".into(),
                 token: Secret::new(CI_TOKEN),
+                scopes: vec![Scope::Intake, Scope::Read, Scope::Operate],
             },
             Token {
                 name: "alertmanager".into(),
                 token: Secret::new(OPS_TOKEN),
+                scopes: vec![Scope::Intake],
             },
         ],
         scrape: vec![
@@ -414,7 +446,7 @@ fn error_messages() {
         ),
         (
             "[[tokens]]\nname = \"a\"\ntoken = \"b\"\nscope = \"all\"\n",
-            "tocsin.toml:4:1: unknown key \"scope\" in [[tokens]]",
+            "tocsin.toml:4:1: unknown key \"scope\" in [[tokens]] (did you mean \"scopes\"?)",
         ),
         (
             "logging = true\n",

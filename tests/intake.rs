@@ -47,6 +47,7 @@ async fn post(r: &Running, path: &str, body: String) -> (StatusCode, String) {
         .build()
         .unwrap()
         .post(format!("http://{}{path}", r.addr))
+        .header("content-type", "application/json")
         .body(body)
         .send()
         .await
@@ -328,6 +329,7 @@ async fn concurrent_v2_posts_are_each_committed_once() {
                     for n in 0..10 {
                         let resp = http
                             .post(format!("http://{addr}/api/v2/alerts"))
+                            .header("content-type", "application/json")
                             .body(body(task, n))
                             .send()
                             .await

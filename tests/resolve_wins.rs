@@ -247,7 +247,10 @@ async fn case(waiting: Waiting, later: Later) {
                 comment: "maintenance".into(),
                 updated_at: None,
             };
-            daemon.add_silence(silence).await.unwrap();
+            daemon
+                .add_silence(silence, tocsin::silence::Force::No)
+                .await
+                .unwrap();
         }
     }
     daemon.run_until(&clock, t0 + MIN * 120).await;

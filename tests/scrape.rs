@@ -277,7 +277,6 @@ async fn each_scrape_is_one_batch_for_the_sink_and_a_refused_one_sets_up_to_zero
     });
     let limits = scrape::Limits {
         body_limit: 1 << 20,
-        max_labels: 8,
     };
     let (stop, shutdown) = watch::channel(false);
     let scraper = scrape::spawn(

@@ -58,6 +58,7 @@ impl Client {
         let r = self
             .http
             .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
             .body(body)
             .send()
             .await
@@ -457,8 +458,8 @@ async fn hot_reload_keeps_good_rules_and_alert_state() {
 }
 
 #[tokio::test]
-async fn with_tokens_writes_need_a_bearer_token_and_its_name_is_the_actor() {
-    use tocsin::config::{Secret, Token};
+async fn with_tokens_every_api_route_needs_a_bearer_token_and_its_name_is_the_actor() {
+    use tocsin::config::{Scope, Secret, Token};
     let d = dir("tokens");
     let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
     let mut s = config(&d);
@@ -466,10 +467,12 @@ async fn with_tokens_writes_need_a_bearer_token_and_its_name_is_the_actor() {
         Token {
             name: "ci".into(),
             token: Secret::new("s3cret-ci"),
+            scopes: vec![Scope::Intake, Scope::Read, Scope::Operate],
         },
         Token {
             name: "alice".into(),
             token: Secret::new("s3cret-alice"),
+            scopes: vec![Scope::Intake, Scope::Read, Scope::Operate],
         },
     ];
     let running = start(s, Arc::new(clock.clone())).await.unwrap();
@@ -479,6 +482,7 @@ async fn with_tokens_writes_need_a_bearer_token_and_its_name_is_the_actor() {
     let push = |auth: Option<&'static str>| {
         let mut r = http
             .post(format!("{base}/api/v1/samples"))
+            .header("content-type", "application/json")
             .body(body.clone());
         if let Some(a) = auth {
             r = r.header("Authorization", a);
@@ -496,11 +500,22 @@ async fn with_tokens_writes_need_a_bearer_token_and_its_name_is_the_actor() {
         let reply: Value = r.json().await.unwrap();
         assert_eq!(reply["error"], "missing or invalid bearer token");
     }
-    let c = Client::new(&running);
-    assert!(
-        c.alerts().await.is_empty(),
-        "nothing applied; reads stay open"
-    );
+    // Reads need a token too; with one, nothing was applied.
+    let read = |auth: Option<&'static str>| {
+        let mut r = http.get(format!("{base}/api/v1/alerts"));
+        if let Some(a) = auth {
+            r = r.header("Authorization", a);
+        }
+        r.send()
+    };
+    assert_eq!(read(None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let alerts: Value = read(Some("Bearer s3cret-ci"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alerts["alerts"], json!([]), "nothing applied");
     assert_eq!(
         push(Some("Bearer s3cret-ci")).await.unwrap().status(),
         StatusCode::OK
@@ -510,6 +525,7 @@ async fn with_tokens_writes_need_a_bearer_token_and_its_name_is_the_actor() {
     let acked: Value = http
         .post(format!("{base}/api/v1/alerts/1/ack"))
         .header("Authorization", "Bearer s3cret-alice")
+        .header("content-type", "application/json")
         .body(r#"{"actor": "mallory"}"#)
         .send()
         .await
@@ -530,5 +546,9 @@ async fn with_tokens_writes_need_a_bearer_token_and_its_name_is_the_actor() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
     assert_eq!(refused, 4, "{text}");
+    let read_refused = text.lines().any(|l| {
+        l == "tocsin_auth_failures_total{endpoint=\"/api/v1/alerts\",reason=\"missing_token\"} 1"
+    });
+    assert!(read_refused, "{text}");
     running.stop().await;
 }

@@ -767,6 +767,23 @@ fn channels_follow_severity() {
     assert_eq!(slack.channel_for("debug"), "#alerts");
 }
 
+/// A rule name or label with control characters in it is shown, not obeyed: no
+/// line of its own in the message, no raw escape byte.
+#[test]
+fn control_characters_in_labels_stay_on_their_line() {
+    let mut msg = firing("critical");
+    msg.alerts[0].rule = "Disk\u{1b}[2J".to_string();
+    msg.alerts[0].labels.insert(
+        "host".to_string(),
+        "a\n:white_check_mark: RESOLVED".to_string(),
+    );
+    let body = render(&msg).to_string();
+    assert!(!body.contains("\\u001b"), "{body}");
+    assert!(body.contains("Disk\\\\x1b[2J"), "{body}");
+    assert!(!body.contains("a\\n:white_check_mark:"), "{body}");
+    assert!(body.contains("a\\\\n:white_check_mark: RESOLVED"), "{body}");
+}
+
 #[test]
 fn a_source_link_too_long_for_slack_is_left_out_never_cut() {
     let long = format!(

@@ -105,7 +105,7 @@ impl Harness {
         let r = self
             .http
             .post(format!("{}/api/v1/samples", self.base))
-            .body(body.to_string())
+            .json(&body)
             .send()
             .await
             .unwrap();

@@ -90,7 +90,7 @@ impl Harness {
         let r = h
             .http
             .post(format!("{}/api/v1/samples", h.base))
-            .body(body.to_string())
+            .json(&body)
             .send()
             .await
             .unwrap();
@@ -397,6 +397,7 @@ async fn ack_all_acks_every_alert_that_paged_this_phone() {
         async move {
             let r = http
                 .post(format!("{base}/api/v1/samples"))
+                .header("content-type", "application/json")
                 .body(body)
                 .send()
                 .await
@@ -468,5 +469,36 @@ async fn ack_all_acks_every_alert_that_paged_this_phone() {
     // Nothing left to ack: said so, nothing changed.
     let reply = twiml(h.signed_sms(BOB, "ack all", "SM0401").await).await;
     assert!(reply.contains("nothing was changed"), "{reply}");
+    h.running.stop().await;
+}
+
+/// Twilio's signature carries no timestamp: a copy of a signed request is refused by
+/// the MAC that was verified, even when it names no MessageSid (issue 14).
+#[tokio::test]
+async fn a_signed_sms_without_a_message_sid_is_taken_once() {
+    let h = Harness::start("replay", Some(PUBLIC)).await;
+    let params: Vec<(String, String)> = [("Body", "ACK 1"), ("From", BOB)]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/twilio/sms"), &params);
+    let post = || {
+        h.http
+            .post(format!("{}/twilio/sms", h.base))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("X-Twilio-Signature", sig.clone())
+            .body(serde_urlencoded::to_string(&params).unwrap())
+            .send()
+    };
+    let reply = twiml(post().await.unwrap()).await;
+    assert!(reply.contains("Acked #1"), "{reply}");
+    h.http
+        .post(format!("{}/api/v1/alerts/1/unack", h.base))
+        .send()
+        .await
+        .unwrap();
+    let again = twiml(post().await.unwrap()).await;
+    assert_eq!(again, format!("{XML}<Response></Response>"));
+    assert_eq!(h.state().await, "firing", "the copy acked nothing");
     h.running.stop().await;
 }

@@ -19,7 +19,7 @@ use crate::clock::Timestamp;
 use crate::daemon::{AlertView, Daemon, OpError};
 use crate::escalation::{Address, Person};
 use crate::matcher::{Matcher, MatcherError};
-use crate::silence::Silence;
+use crate::silence::{Force, Silence};
 
 /// A command, parsed.
 #[derive(Clone, Debug, PartialEq)]
@@ -500,7 +500,9 @@ async fn silence(
             .unwrap_or_else(|| format!("from {}", medium.via())),
         updated_at: None,
     };
-    let created = match daemon.add_silence(silence).await {
+    // Never forced: a silence of every alert is the API's, asked for in so many
+    // words, not a slash command's.
+    let created = match daemon.add_silence(silence, Force::No).await {
         Ok(s) => s,
         Err(e) => return Reply::Refused(Refusal::Silence(e.to_string())),
     };

@@ -7,7 +7,7 @@ use super::{OnCall, Refusal, Reply};
 use crate::alert::State;
 use crate::clock::Timestamp;
 use crate::daemon::AlertView;
-use crate::escape::mrkdwn;
+use crate::escape::{line, mrkdwn};
 use crate::matcher::Matcher;
 
 /// At most this many alerts in a `list` reply: a longer message is noise in Slack.
@@ -39,11 +39,13 @@ fn counted(alerts: &[AlertView]) -> String {
     }
 }
 
-/// `#42 投稿成功率低下`, as text.
+/// `#42 投稿成功率低下`, as one line of text (a rule name from another system may
+/// hold anything).
 fn title_text(v: &AlertView) -> String {
+    let rule = line(&v.alert.rule);
     match v.alert.incident {
-        Some(n) => format!("#{n} {}", v.alert.rule),
-        None => v.alert.rule.clone(),
+        Some(n) => format!("#{n} {rule}"),
+        None => rule.into_owned(),
     }
 }
 
@@ -205,7 +207,7 @@ fn slack_list_line(v: &AlertView, now: Timestamp) -> String {
         .labels
         .iter()
         .filter(|(k, _)| !matches!(*k, "alertname" | "severity"))
-        .map(|(k, val)| format!("{k}={val}"))
+        .map(|(k, val)| format!("{k}={}", line(val)))
         .collect();
     let labels = if labels.is_empty() {
         String::new()

@@ -36,6 +36,10 @@ pub(crate) struct Compiler<'a> {
     /// with one of them might not be one with the variable set, so it is not reported.
     unjudged: Vec<Range<usize>>,
     pub problems: Vec<Problem>,
+    /// Every variable expanded so far, with its value: no message may show the
+    /// value (a token put in a non-secret field by mistake would be printed by
+    /// `tocsin check`), so [`Compiler::redacted`] puts the `${NAME}` back.
+    expanded: Vec<(String, String)>,
 }
 
 impl<'a> Compiler<'a> {
@@ -45,7 +49,28 @@ impl<'a> Compiler<'a> {
             env,
             unjudged: Vec::new(),
             problems: Vec::new(),
+            expanded: Vec::new(),
         }
+    }
+
+    /// The problems found, with every expanded variable's value in their messages
+    /// written back as the `${NAME}` the file says.
+    pub(crate) fn redacted(self) -> Vec<Problem> {
+        let mut values = self.expanded;
+        // Longest first, so a value inside another is not replaced within it; a
+        // single character is no secret and would garble the message.
+        values.retain(|(_, v)| v.chars().count() > 1);
+        values.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+        let mut problems = self.problems;
+        for p in &mut problems {
+            for (name, value) in &values {
+                let quoted = format!("{value:?}");
+                let inner = &quoted[1..quoted.len() - 1];
+                let shown = format!("${{{name}}}");
+                p.message = p.message.replace(value, &shown).replace(inner, &shown);
+            }
+        }
+        problems
     }
 
     pub(crate) fn compile(&mut self, raw: RawConfig) -> Config {
@@ -69,7 +94,24 @@ impl<'a> Compiler<'a> {
                 .as_ref()
                 .and_then(|v| self.http_url(v, "server.public_url"))
                 .map(|url| url.trim_end_matches('/').to_string()),
+            max_connections: self.count(
+                &raw.server.max_connections,
+                "server.max_connections",
+                defaults.server.max_connections,
+            ),
+            header_read_timeout: self.duration(
+                &raw.server.header_read_timeout,
+                "server.header_read_timeout",
+                defaults.server.header_read_timeout,
+            ),
+            idle_timeout: self.duration(
+                &raw.server.idle_timeout,
+                "server.idle_timeout",
+                defaults.server.idle_timeout,
+            ),
+            open: self.open_routes(&raw.server.open, defaults.server.open),
         };
+        self.idle_after_requests(&raw.server.idle_timeout, &server);
         let storage = Storage {
             path: self.path(&raw.storage.path, "storage.path", defaults.storage.path),
         };
@@ -118,6 +160,31 @@ impl<'a> Compiler<'a> {
                 &raw.limits.max_labels,
                 "limits.max_labels",
                 defaults.limits.max_labels,
+            ),
+            max_label_name_bytes: self.size(
+                &raw.limits.max_label_name_bytes,
+                "limits.max_label_name_bytes",
+                defaults.limits.max_label_name_bytes,
+            ),
+            max_label_value_bytes: self.size(
+                &raw.limits.max_label_value_bytes,
+                "limits.max_label_value_bytes",
+                defaults.limits.max_label_value_bytes,
+            ),
+            max_annotation_value_bytes: self.size(
+                &raw.limits.max_annotation_value_bytes,
+                "limits.max_annotation_value_bytes",
+                defaults.limits.max_annotation_value_bytes,
+            ),
+            future_tolerance: self.duration(
+                &raw.limits.future_tolerance,
+                "limits.future_tolerance",
+                defaults.limits.future_tolerance,
+            ),
+            max_silence_duration: self.duration(
+                &raw.limits.max_silence_duration,
+                "limits.max_silence_duration",
+                defaults.limits.max_silence_duration,
             ),
         };
         let scrape = self.scrape(&raw.scrape);
@@ -178,16 +245,24 @@ impl<'a> Compiler<'a> {
     /// A string value with `${VAR}` expanded; `None` (reported) if it cannot be.
     pub(super) fn text(&mut self, value: &Spanned<String>, key: &str) -> Option<String> {
         let named = std::cell::Cell::new(false);
+        let seen = std::cell::RefCell::new(Vec::new());
         let lookup = |name: &str| {
             named.set(true);
             match self.env {
-                Some(env) => env(name),
+                Some(env) => {
+                    let value = env(name);
+                    if let Some(v) = &value {
+                        seen.borrow_mut().push((name.to_string(), v.clone()));
+                    }
+                    value
+                }
                 // Without an environment the reference stands for its value: any
                 // secret or text passes, a URL or a number cannot be judged.
                 None => Some(format!("${{{name}}}")),
             }
         };
         let expanded = env::expand(value.get_ref(), &lookup);
+        self.expanded.extend(seen.into_inner());
         if named.get() && self.env.is_none() {
             self.unjudged.push(value.span());
         }
@@ -484,8 +559,13 @@ impl<'a> Compiler<'a> {
                     None => true,
                 },
             };
+            let scopes = self.scopes(t.scopes.as_deref(), i, t.name.span());
             if let (Some(name), Some(token), true, true) = (name, secret, name_ok, secret_ok) {
-                tokens.push(Token { name, token });
+                tokens.push(Token {
+                    name,
+                    token,
+                    scopes,
+                });
             }
         }
         tokens

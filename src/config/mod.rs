@@ -20,6 +20,7 @@
 //! Relative paths are relative to the working directory, as the CLI's flags are.
 //! `tocsin.example.toml` at the repository root documents every field.
 
+mod access;
 mod channels;
 mod compile;
 mod directory;
@@ -86,6 +87,29 @@ pub struct Server {
     /// The base URL Slack and Twilio reach tocsin at (behind a TLS proxy), without a
     /// trailing `/`: Twilio signs the full URL it calls.
     pub public_url: Option<String>,
+    /// Connections held at once; at the limit the one idle longest is closed to make
+    /// room (never more than the descriptors left after a reserve, see `server`).
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, from connecting or
+    /// from the end of the previous answer (so also how long an idle kept-alive
+    /// connection stays open).
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moves either way for this long is closed (a
+    /// stalled upload, a client that stopped reading its answer). Longer than
+    /// `request_timeout`, so a request being worked on is never cut by it.
+    pub idle_timeout: Duration,
+    /// With `[[tokens]]`, the routes that still need none.
+    pub open: OpenRoutes,
+}
+
+/// `server.open`: the read-only routes that answer without a token when tokens are
+/// configured (without tokens everything is open, on loopback only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenRoutes {
+    /// `/healthz` and `/readyz` (`"health"`), for load balancers and supervisors.
+    pub health: bool,
+    /// `/metrics` (`"metrics"`), for a Prometheus scraping tocsin.
+    pub metrics: bool,
 }
 
 /// `[storage]`: where alert state lives.
@@ -119,16 +143,66 @@ pub struct Limits {
     pub max_series: usize,
     /// Samples held per series; samples beyond it are refused.
     pub max_samples_per_series: usize,
-    /// Labels one sample may carry.
+    /// Labels one sample may carry; also the labels, and the annotations, of one
+    /// alert received from Alertmanager or Prometheus.
     pub max_labels: usize,
+    /// Bytes of one label name, of one label value and of one annotation value, at
+    /// every intake: memory is bounded in bytes, not only in counts.
+    pub max_label_name_bytes: usize,
+    pub max_label_value_bytes: usize,
+    pub max_annotation_value_bytes: usize,
+    /// How far ahead of tocsin's clock a sample's timestamp (or an alert's
+    /// `startsAt`) may be. A sample from the future would make every real sample of
+    /// its series "older than the newest" until that time.
+    pub future_tolerance: Duration,
+    /// The longest silence accepted, from the API, the CLI, Slack or SMS.
+    pub max_silence_duration: Duration,
 }
 
-/// One `[[tokens]]` entry: a bearer token and the actor it stands for.
+/// One `[[tokens]]` entry: a bearer token, the actor it stands for, and what it may
+/// do.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Token {
     /// Recorded as the actor of what is done with the token (an ack's "who").
     pub name: String,
     pub token: Secret,
+    pub scopes: Vec<Scope>,
+}
+
+impl Token {
+    /// Whether the token may do what `scope` covers; `admin` may do everything.
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)
+    }
+}
+
+/// What a token may do. The token given to Alertmanager or Prometheus needs only
+/// `intake`; one for dashboards only `read`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    /// Push samples and send alerts (`/api/v1/samples`, `/api/v1/import/prometheus`,
+    /// `/api/v1/alertmanager`, `/api/v2/alerts`).
+    Intake,
+    /// Read alerts, their timelines and silences (and `/metrics` and health when
+    /// `server.open` leaves them out).
+    Read,
+    /// Ack, unack and resolve alerts; create and expire silences.
+    Operate,
+    /// Everything, and a silence that matches every alert (`"force": true`).
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [Scope::Intake, Scope::Read, Scope::Operate, Scope::Admin];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Intake => "intake",
+            Scope::Read => "read",
+            Scope::Operate => "operate",
+            Scope::Admin => "admin",
+        }
+    }
 }
 
 /// One `[[scrape]]` entry.
@@ -371,6 +445,13 @@ impl Default for Config {
                 body_limit: 1 << 20,
                 request_timeout: Duration::from_secs(30),
                 public_url: None,
+                max_connections: 4096,
+                header_read_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(60),
+                open: OpenRoutes {
+                    health: true,
+                    metrics: true,
+                },
             },
             storage: Storage {
                 path: PathBuf::from("data/tocsin.redb"),
@@ -386,6 +467,13 @@ impl Default for Config {
                 max_series: 1_000_000,
                 max_samples_per_series: 100_000,
                 max_labels: 32,
+                // Mimir's defaults for label names and values.
+                max_label_name_bytes: 1024,
+                max_label_value_bytes: 2048,
+                max_annotation_value_bytes: 16 * 1024,
+                // Mimir's creation grace period.
+                future_tolerance: Duration::from_secs(10 * 60),
+                max_silence_duration: Duration::from_secs(30 * 86400),
             },
             tokens: Vec::new(),
             scrape: Vec::new(),
@@ -453,7 +541,7 @@ impl Config {
         let (raw, mut problems) = document::read(&src).map_err(ConfigError::Invalid)?;
         let mut compiler = compile::Compiler::new(&src, env);
         let config = compiler.compile(raw);
-        problems.append(&mut compiler.problems);
+        problems.append(&mut compiler.redacted());
         if problems.is_empty() {
             return Ok(config);
         }

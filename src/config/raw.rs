@@ -46,6 +46,10 @@ pub(crate) struct RawServer {
     pub body_limit: Option<Spanned<RawSize>>,
     pub request_timeout: Str,
     pub public_url: Str,
+    pub max_connections: Option<Spanned<u64>>,
+    pub header_read_timeout: Str,
+    pub idle_timeout: Str,
+    pub open: Option<Strs>,
 }
 
 #[derive(Default, Deserialize)]
@@ -70,6 +74,11 @@ pub(crate) struct RawLimits {
     pub max_series: Option<Spanned<u64>>,
     pub max_samples_per_series: Option<Spanned<u64>>,
     pub max_labels: Option<Spanned<u64>>,
+    pub max_label_name_bytes: Option<Spanned<RawSize>>,
+    pub max_label_value_bytes: Option<Spanned<RawSize>>,
+    pub max_annotation_value_bytes: Option<Spanned<RawSize>>,
+    pub future_tolerance: Str,
+    pub max_silence_duration: Str,
 }
 
 /// `name` and `token` are required: a token without a name could not be recorded as
@@ -79,6 +88,9 @@ pub(crate) struct RawLimits {
 pub(crate) struct RawToken {
     pub name: Spanned<String>,
     pub token: Spanned<String>,
+    /// Absent: every scope but `admin`, as tokens could do before scopes existed.
+    #[serde(default)]
+    pub scopes: Option<Strs>,
 }
 
 #[derive(Deserialize)]

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::admission::{self, Bounds};
 use crate::alert::{Alert, Event, Rejected, TimelineEntry};
 use crate::clock::{Clock, ManualClock, Timestamp};
 use crate::config::Config;
@@ -39,7 +40,7 @@ use crate::metrics::Metrics;
 use crate::notify::Channels;
 use crate::rules::{self, RuleSet};
 use crate::series::{IncomingSample, SeriesError};
-use crate::silence::Silence;
+use crate::silence::{Force, Silence};
 use crate::store::{RedbStore, Store, StoreError};
 use intake::IntakeQueue;
 pub use schedule::Due;
@@ -63,6 +64,14 @@ pub enum OpenError {
 pub enum OpError {
     #[error("sample {index}: {source}")]
     Sample { index: usize, source: SeriesError },
+    /// A sample or an alert outside the intake bounds (`[limits]`): the whole
+    /// request is refused. `what` is `sample` or `alert`.
+    #[error("{what} {index}: {why}")]
+    Refused {
+        what: &'static str,
+        index: usize,
+        why: admission::Refusal,
+    },
     /// What was not found, as a sentence: "no alert with id 42".
     #[error("{0}")]
     NotFound(String),
@@ -242,6 +251,18 @@ impl Daemon {
         self.shared.ctx.clock.now()
     }
 
+    /// What intake admits, from `[limits]`.
+    fn bounds(&self) -> Bounds {
+        let l = &self.config().limits;
+        Bounds {
+            max_labels: l.max_labels,
+            max_label_name_bytes: l.max_label_name_bytes,
+            max_label_value_bytes: l.max_label_value_bytes,
+            max_annotation_value_bytes: l.max_annotation_value_bytes,
+            future_tolerance: l.future_tolerance,
+        }
+    }
+
     /// When this daemon opened (Alertmanager's `uptime` is this instant).
     pub fn opened_at(&self) -> Timestamp {
         self.shared.ctx.opened_at
@@ -294,7 +315,26 @@ impl Daemon {
 
     /// Takes a batch of samples whole or not at all, then evaluates the rules that
     /// read what it brought.
+    /// Every way samples come in (JSON, the text format, scrapes) ends here, so the
+    /// intake bounds are applied here, once.
     pub async fn ingest(&self, samples: Vec<IncomingSample>) -> Result<usize, OpError> {
+        let (bounds, now) = (self.bounds(), self.now());
+        let refused = samples.iter().enumerate().find_map(|(index, s)| {
+            let checked = bounds.sample(&s.metric, &s.labels, s.at, now);
+            checked.err().map(|why| (index, why))
+        });
+        if let Some((index, why)) = refused {
+            // Counted as the store counts its limits: the whole batch is refused.
+            self.metrics()
+                .samples_refused
+                .get_or_create(&Metrics::label("reason", why.reason()))
+                .inc_by(samples.len() as u64);
+            return Err(OpError::Refused {
+                what: "sample",
+                index,
+                why,
+            });
+        }
         self.with_core(move |ctx, core, now| core.ingest(ctx, &samples, now))
             .await
     }
@@ -306,6 +346,32 @@ impl Daemon {
         source: &str,
         alerts: Vec<ExternalAlert>,
     ) -> Result<usize, OpError> {
+        let (bounds, now) = (self.bounds(), self.now());
+        let refused = alerts.iter().enumerate().find_map(|(index, a)| {
+            let e = &a.external;
+            let checked = bounds.alert(
+                &a.labels,
+                &e.annotations,
+                e.generator_url.as_deref(),
+                e.starts_at,
+                now,
+            );
+            checked.err().map(|why| (index, why))
+        });
+        if let Some((index, why)) = refused {
+            self.metrics()
+                .external_alerts_refused
+                .get_or_create(&vec![
+                    ("source".to_string(), source.to_string()),
+                    ("reason".to_string(), why.reason().to_string()),
+                ])
+                .inc_by(alerts.len() as u64);
+            return Err(OpError::Refused {
+                what: "alert",
+                index,
+                why,
+            });
+        }
         self.metrics()
             .external_alerts
             .get_or_create(&Metrics::label("source", source))
@@ -346,9 +412,11 @@ impl Daemon {
             .await
     }
 
-    /// Stores a new silence (validated) and applies it to the alerts at once.
-    pub async fn add_silence(&self, silence: Silence) -> Result<Silence, OpError> {
-        self.with_core(move |ctx, core, now| core.add_silence(ctx, silence, now))
+    /// Stores a new silence (validated, within `[limits]`) and applies it to the
+    /// alerts at once. One that matches every alert needs [`Force::Yes`], which only
+    /// the HTTP API passes on request.
+    pub async fn add_silence(&self, silence: Silence, force: Force) -> Result<Silence, OpError> {
+        self.with_core(move |ctx, core, now| core.add_silence(ctx, silence, force, now))
             .await
     }
 

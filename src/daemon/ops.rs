@@ -14,7 +14,7 @@ use crate::escalation::Address;
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
 use crate::series::{IncomingSample, Sample, SeriesError};
-use crate::silence::{Silence, Status};
+use crate::silence::{Force, Silence, Status};
 
 impl Core {
     /// Takes a batch of samples whole or not at all, then evaluates the rules that
@@ -157,14 +157,19 @@ impl Core {
         Ok(views)
     }
 
-    /// Stores a new silence (validated) and applies it to the alerts at once.
+    /// Stores a new silence (validated, within `[limits]`, one that matches every
+    /// alert only if forced) and applies it to the alerts at once.
     pub fn add_silence(
         &mut self,
         ctx: &Context,
         silence: Silence,
+        force: Force,
         now: Timestamp,
     ) -> Result<Silence, OpError> {
         silence.validate().map_err(OpError::Invalid)?;
+        silence
+            .within(ctx.config.limits.max_silence_duration, force)
+            .map_err(OpError::Invalid)?;
         let silence = Silence {
             updated_at: Some(now),
             ..silence
@@ -217,6 +222,15 @@ impl Core {
         now: Timestamp,
     ) -> Result<Silence, OpError> {
         new.validate().map_err(OpError::Invalid)?;
+        // A change is bounded as a new silence is (amtool cannot force one), from
+        // when it takes effect: a start already past counts from now.
+        let effective = Silence {
+            starts_at: new.starts_at.max(now),
+            ..new.clone()
+        };
+        effective
+            .within(ctx.config.limits.max_silence_duration, Force::No)
+            .map_err(OpError::Invalid)?;
         let Some(index) = self.silences.iter().position(|s| s.id == id) else {
             return Err(OpError::NotFound(format!("no silence with id {id}")));
         };

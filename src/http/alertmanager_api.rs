@@ -30,13 +30,14 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::guard::Caller;
 use super::intake::parse_time;
-use super::{Caller, read_body};
+use super::read_body;
 use crate::alert::State as AlertState;
 use crate::clock::Timestamp;
 use crate::daemon::{AlertView, Daemon, OpError};
 use crate::matcher::{MatchOp, Matcher};
-use crate::silence::Silence;
+use crate::silence::{Force, Silence};
 
 /// An alert with no known end is shown ending this far ahead, as Alertmanager shows
 /// an alert that was posted without `endsAt` (its default `resolve_timeout`).
@@ -64,7 +65,9 @@ impl From<OpError> for AmError {
     fn from(e: OpError) -> AmError {
         let status = match &e {
             OpError::NotFound(_) => StatusCode::NOT_FOUND,
-            OpError::Invalid(_) | OpError::Sample { .. } => StatusCode::BAD_REQUEST,
+            OpError::Invalid(_) | OpError::Sample { .. } | OpError::Refused { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             OpError::Rejected(_) => StatusCode::CONFLICT,
             OpError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             OpError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -483,7 +486,7 @@ pub async fn post_silence(
     let (replaces, silence) = decode_silence(&bytes, now)?;
     // With tokens, the token's name is the creator, as on every write.
     let silence = match caller {
-        Some(axum::Extension(Caller(name))) => Silence {
+        Some(axum::Extension(Caller { name, .. })) => Silence {
             created_by: name,
             ..silence
         },
@@ -496,7 +499,8 @@ pub async fn post_silence(
                 starts_at: silence.starts_at.max(now),
                 ..silence
             };
-            daemon.add_silence(silence).await?
+            // amtool cannot say "force": a silence of every alert is refused here.
+            daemon.add_silence(silence, Force::No).await?
         }
     };
     Ok(Json(json!({ "silenceID": standing.id })))

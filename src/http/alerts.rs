@@ -135,7 +135,7 @@ pub async fn act(
     };
     // With tokens, the token's name is the actor: a caller cannot act as someone else.
     let actor = match caller {
-        Some(axum::Extension(super::Caller(name))) => name,
+        Some(axum::Extension(super::Caller { name, .. })) => name,
         None => body.actor.unwrap_or_else(|| "api".to_string()),
     };
     let event = match action.as_str() {

@@ -17,7 +17,7 @@ pub async fn prometheus(
     body: axum::body::Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let bytes = read_body(body, daemon.config().server.body_limit).await?;
-    let parsed = exposition::parse(&bytes, daemon.config().limits.max_labels)
+    let parsed = exposition::parse(&bytes)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()).with("line", e.line))?;
     let (lines, samples): (Vec<usize>, Vec<IncomingSample>) =
         parsed.into_iter().map(|s| (s.line, s.sample)).unzip();
@@ -31,6 +31,13 @@ pub async fn prometheus(
                 format!("line {line}: {source}"),
             )
             .with("line", line))
+        }
+        Err(OpError::Refused { index, why, .. }) => {
+            let line = lines.get(index).copied().unwrap_or(0);
+            Err(
+                ApiError::new(StatusCode::BAD_REQUEST, format!("line {line}: {why}"))
+                    .with("line", line),
+            )
         }
         Err(e) => Err(e.into()),
     }

@@ -52,39 +52,23 @@ pub async fn samples(
     body: axum::body::Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let bytes = read_body(body, daemon.config().server.body_limit).await?;
-    let batch: Batch = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
-    let max_labels = daemon.config().limits.max_labels;
-    let count = batch.samples.len() as u64;
-    let samples = batch
-        .samples
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| {
-            if s.labels.len() > max_labels {
-                // Counted as the store counts its limits: the whole batch is refused.
-                let refused = &daemon.metrics().samples_refused;
-                refused
-                    .get_or_create(&crate::metrics::Metrics::label("reason", "label_limit"))
-                    .inc_by(count);
-            }
-            validate(s, max_labels).map_err(|why| bad_sample(i, why))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    // Counts, sizes and how far ahead a timestamp may be are bounded by the
+    // daemon, as for every intake.
+    let samples = decode_samples(&bytes)?;
     let accepted = daemon.ingest(samples).await?;
     Ok(Json(json!({ "accepted": accepted })))
 }
 
 /// Decodes and validates a sample batch as the handler does, the refusal being the
 /// 400 it answers: the fuzz target's entry point (`fuzz/`).
-pub fn decode_samples(bytes: &[u8], max_labels: usize) -> Result<Vec<IncomingSample>, ApiError> {
+pub fn decode_samples(bytes: &[u8]) -> Result<Vec<IncomingSample>, ApiError> {
     let batch: Batch = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
     batch
         .samples
         .into_iter()
         .enumerate()
-        .map(|(i, s)| validate(s, max_labels).map_err(|why| bad_sample(i, why)))
+        .map(|(i, s)| validate(s).map_err(|why| bad_sample(i, why)))
         .collect()
 }
 
@@ -92,12 +76,9 @@ fn bad_sample(index: usize, why: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, format!("sample {index}: {why}")).with("sample", index)
 }
 
-fn validate(s: JsonSample, max_labels: usize) -> Result<IncomingSample, String> {
+fn validate(s: JsonSample) -> Result<IncomingSample, String> {
     if !labels::valid_metric_name(&s.name) {
         return Err(format!("invalid metric name {:?}", s.name));
-    }
-    if s.labels.len() > max_labels {
-        return Err(format!("{} labels, at most {max_labels}", s.labels.len()));
     }
     if let Some(bad) = s
         .labels

@@ -5,6 +5,7 @@ mod alertmanager_api;
 mod alerts;
 pub mod decoders;
 pub mod failures;
+mod guard;
 mod import;
 mod ingest;
 mod intake;
@@ -19,11 +20,14 @@ use axum::Router;
 use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use serde_json::json;
 
+use crate::config::Scope;
 use crate::daemon::{Daemon, OpError};
-use failures::{AuthFailures, ClientIp};
+use failures::AuthFailures;
+pub use guard::Caller;
+use guard::Guard;
 
 /// What `axum::serve` runs: [`routes`], with each connection's peer address attached
 /// (the limit on authentication failures is per client address).
@@ -32,48 +36,132 @@ pub fn router(daemon: Daemon) -> IntoMakeServiceWithConnectInfo<Router, SocketAd
 }
 
 /// Every route. Body limits are applied by each handler (`read_body`); the timeout
-/// layer covers every route, the Slack and Twilio ones included.
+/// layer covers every route, the Slack and Twilio ones included. Who may call
+/// what, and from where, is `guard`'s: tokens and their scopes, and no
+/// state change sent by a browser on behalf of another site.
 pub fn routes(daemon: Daemon) -> Router {
     let failures = AuthFailures::default();
-    // Writes and intake need a bearer token when tokens are configured.
-    let writes = Router::new()
-        .route("/api/v1/samples", post(ingest::samples))
-        .route("/api/v1/import/prometheus", post(import::prometheus))
-        .route("/api/v1/alertmanager", post(intake::alertmanager))
-        .route("/api/v2/alerts", post(intake::v2_alerts))
-        .route("/api/v1/alerts/{id}/{action}", post(alerts::act))
-        .route("/api/v1/silences", post(silences::create))
+    let needs = |scope| {
+        axum::middleware::from_fn_with_state(
+            Guard {
+                daemon: daemon.clone(),
+                failures: failures.clone(),
+                scope,
+            },
+            guard::authenticate,
+        )
+    };
+    let json = axum::middleware::from_fn_with_state(daemon.clone(), guard::same_site_json);
+    let text = axum::middleware::from_fn_with_state(daemon.clone(), guard::same_site);
+    let open = daemon.config().server.open;
+    // Read-only routes that may stay open with tokens configured.
+    let maybe_open = |open: bool, route: MethodRouter<Daemon>| {
+        if open {
+            route
+        } else {
+            route.route_layer(needs(Scope::Read))
+        }
+    };
+    Router::new()
+        .route(
+            "/api/v1/samples",
+            post(ingest::samples)
+                .route_layer(json.clone())
+                .route_layer(needs(Scope::Intake)),
+        )
+        .route(
+            "/api/v1/import/prometheus",
+            post(import::prometheus)
+                .route_layer(text)
+                .route_layer(needs(Scope::Intake)),
+        )
+        .route(
+            "/api/v1/alertmanager",
+            post(intake::alertmanager)
+                .route_layer(json.clone())
+                .route_layer(needs(Scope::Intake)),
+        )
+        .route(
+            "/api/v2/alerts",
+            get(alertmanager_api::alerts)
+                .route_layer(needs(Scope::Read))
+                .merge(
+                    post(intake::v2_alerts)
+                        .route_layer(json.clone())
+                        .route_layer(needs(Scope::Intake)),
+                ),
+        )
+        .route(
+            "/api/v1/alerts",
+            get(alerts::list).route_layer(needs(Scope::Read)),
+        )
+        .route(
+            "/api/v1/alerts/{id}",
+            get(alerts::get_one).route_layer(needs(Scope::Read)),
+        )
+        .route(
+            "/api/v1/alerts/{id}/{action}",
+            post(alerts::act)
+                .route_layer(json.clone())
+                .route_layer(needs(Scope::Operate)),
+        )
+        .route(
+            "/api/v1/silences",
+            get(silences::list).route_layer(needs(Scope::Read)).merge(
+                post(silences::create)
+                    .route_layer(json.clone())
+                    .route_layer(needs(Scope::Operate)),
+            ),
+        )
         .route(
             "/api/v1/silences/{id}",
-            axum::routing::delete(silences::expire),
+            delete(silences::expire)
+                .route_layer(json.clone())
+                .route_layer(needs(Scope::Operate)),
         )
-        .route("/api/v2/silences", post(alertmanager_api::post_silence))
+        // Alertmanager's API v2, for amtool, Grafana and the like: silences are
+        // operated as on tocsin's own API, everything else is read.
+        .route(
+            "/api/v2/silences",
+            get(alertmanager_api::silences)
+                .route_layer(needs(Scope::Read))
+                .merge(
+                    post(alertmanager_api::post_silence)
+                        .route_layer(json.clone())
+                        .route_layer(needs(Scope::Operate)),
+                ),
+        )
         .route(
             "/api/v2/silence/{id}",
-            axum::routing::delete(alertmanager_api::expire),
+            get(alertmanager_api::silence)
+                .route_layer(needs(Scope::Read))
+                .merge(
+                    delete(alertmanager_api::expire)
+                        .route_layer(json)
+                        .route_layer(needs(Scope::Operate)),
+                ),
         )
-        .route_layer(axum::middleware::from_fn_with_state(
-            (daemon.clone(), failures.clone()),
-            authenticate,
-        ));
-    Router::new()
-        .merge(writes)
+        .route(
+            "/api/v2/status",
+            get(alertmanager_api::status).route_layer(needs(Scope::Read)),
+        )
+        .route(
+            "/api/v2/receivers",
+            get(alertmanager_api::receivers).route_layer(needs(Scope::Read)),
+        )
+        .route(
+            "/api/v2/alerts/groups",
+            get(alertmanager_api::groups).route_layer(needs(Scope::Read)),
+        )
         // Slack and Twilio sign their requests instead of sending a token.
         .merge(slack::routes(daemon.clone(), failures.clone()))
-        .merge(twilio::routes(daemon.clone(), failures))
-        .route("/api/v1/alerts", get(alerts::list))
-        .route("/api/v1/alerts/{id}", get(alerts::get_one))
-        .route("/api/v1/silences", get(silences::list))
-        // Alertmanager's API v2, for amtool, Grafana and the like.
-        .route("/api/v2/status", get(alertmanager_api::status))
-        .route("/api/v2/receivers", get(alertmanager_api::receivers))
-        .route("/api/v2/alerts", get(alertmanager_api::alerts))
-        .route("/api/v2/alerts/groups", get(alertmanager_api::groups))
-        .route("/api/v2/silences", get(alertmanager_api::silences))
-        .route("/api/v2/silence/{id}", get(alertmanager_api::silence))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
+        .merge(twilio::routes(daemon.clone(), failures.clone()))
+        .route("/metrics", maybe_open(open.metrics, get(metrics)))
+        .route(
+            "/healthz",
+            maybe_open(open.health, get(|| async { "ok\n" })),
+        )
+        .route("/readyz", maybe_open(open.health, get(readyz)))
         // Every refusal has a JSON body, a wrong path or method too.
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -113,52 +201,6 @@ fn shown_path(uri: &axum::http::Uri) -> String {
         end -= 1;
     }
     format!("{}…", &path[..end])
-}
-
-/// Who made a request: the name of the token it carried. Recorded as the actor of
-/// acks and resolves.
-#[derive(Clone, Debug)]
-pub struct Caller(pub String);
-
-/// Checks `Authorization: Bearer <token>` against the configured tokens (in constant
-/// time); with no tokens configured (loopback only) every request passes. A refusal
-/// is counted, and limited per client address.
-async fn authenticate(
-    axum::extract::State((daemon, failures)): axum::extract::State<(Daemon, AuthFailures)>,
-    ClientIp(client): ClientIp,
-    mut request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    if daemon.config().tokens.is_empty() {
-        return next.run(request).await;
-    }
-    let bearer = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let reason = match bearer.map(|b| daemon.config().find_token(b)) {
-        Some(Some(token)) => {
-            let caller = Caller(token.name.clone());
-            request.extensions_mut().insert(caller);
-            return next.run(request).await;
-        }
-        Some(None) => "wrong_token",
-        None => "missing_token",
-    };
-    // The route template, not the path: a bounded set of label values.
-    let endpoint = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or("api", |p| p.as_str());
-    failures.refuse(
-        daemon.metrics(),
-        client,
-        endpoint,
-        reason,
-        StatusCode::UNAUTHORIZED,
-        "missing or invalid bearer token",
-    )
 }
 
 /// `GET /readyz`: 200 while state changes can be committed, 503 while the store
@@ -219,6 +261,7 @@ impl From<OpError> for ApiError {
     fn from(e: OpError) -> Self {
         let status = match &e {
             OpError::Sample { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            OpError::Refused { .. } => StatusCode::BAD_REQUEST,
             OpError::Invalid(_) => StatusCode::BAD_REQUEST,
             OpError::NotFound(_) => StatusCode::NOT_FOUND,
             OpError::Rejected(_) => StatusCode::CONFLICT,
@@ -228,6 +271,7 @@ impl From<OpError> for ApiError {
         let err = ApiError::new(status, e.to_string());
         match e {
             OpError::Sample { index, .. } => err.with("sample", index),
+            OpError::Refused { what, index, .. } => err.with(what, index),
             _ => err,
         }
     }

@@ -16,7 +16,7 @@ use super::{ApiError, Caller, read_body};
 use crate::clock::Timestamp;
 use crate::daemon::Daemon;
 use crate::matcher::{MatchOp, Matcher};
-use crate::silence::Silence;
+use crate::silence::{Force, Silence};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +32,10 @@ struct NewSilence {
     created_by: Option<String>,
     #[serde(default)]
     comment: String,
+    /// A silence that matches every alert is refused unless this says so (and,
+    /// with tokens, the token has the `admin` scope).
+    #[serde(default)]
+    force: bool,
 }
 
 /// A matcher as a request gives it: the stored shape, but `op` may be left out
@@ -107,11 +111,19 @@ pub async fn create(
             ));
         }
     };
-    // With tokens, the token's name is the creator.
-    let created_by = match caller {
-        Some(axum::Extension(Caller(name))) => name,
-        None => new.created_by.unwrap_or_else(|| "api".into()),
+    // With tokens, the token's name is the creator, and only an admin token may
+    // force a silence of every alert.
+    let (created_by, may_force) = match caller {
+        Some(axum::Extension(Caller { name, admin })) => (name, admin),
+        None => (new.created_by.unwrap_or_else(|| "api".into()), true),
     };
+    if new.force && !may_force {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "\"force\" needs a token with the admin scope",
+        ));
+    }
+    let force = if new.force { Force::Yes } else { Force::No };
     let matchers = new
         .matchers
         .into_iter()
@@ -130,7 +142,7 @@ pub async fn create(
         comment: new.comment,
         updated_at: None,
     };
-    let created = daemon.add_silence(silence).await?;
+    let created = daemon.add_silence(silence, force).await?;
     Ok((StatusCode::CREATED, Json(silence_json(&created, now))))
 }
 

@@ -27,8 +27,9 @@ use crate::daemon::Daemon;
 use crate::escalation::Person;
 use crate::signature::{self, Refusal};
 
-/// Signatures accepted in the last five minutes, at most this many. Slack sends far
-/// fewer; past this the oldest are forgotten.
+/// Signatures (their MACs) accepted, at most this many: the last five minutes of
+/// Slack's requests, which the timestamp check bounds, are far fewer. Past this the
+/// oldest are forgotten.
 const SEEN_SIGNATURES: usize = 4096;
 
 /// What the Silence 1h button sets.
@@ -77,10 +78,10 @@ impl SlackInbound {
             &bytes,
             self.daemon.now(),
         )
-        .and_then(|_| {
-            // Verified, so the header is there; a second copy is a replay.
-            let signature = signature.unwrap_or_default();
-            if self.seen.first_time(signature) {
+        .and_then(|verified| {
+            // Keyed on the MAC, not the header's text: a second copy of the same
+            // signed request, however it spells the signature, is a replay.
+            if self.seen.first_time(&verified.mac) {
                 Ok(())
             } else {
                 Err(Refusal::Replayed)

@@ -80,31 +80,38 @@ async fn sms(
             signature::verify_twilio(&sms.auth_token, &url, &params, signature)
         }
     };
-    if let Err(refusal) = checked {
-        let message = match refusal {
-            Refusal::NotConfigured => {
-                "SMS is not configured ([channels.sms]), so inbound SMS are refused".to_string()
-            }
-            Refusal::MissingSignature => "missing X-Twilio-Signature header".to_string(),
-            other => format!("twilio request refused: {other}"),
-        };
-        return inbound.failures.refuse(
-            daemon.metrics(),
-            client,
-            ENDPOINT,
-            refusal.reason(),
-            StatusCode::FORBIDDEN,
-            message,
-        );
-    }
+    let verified = match checked {
+        Ok(verified) => verified,
+        Err(refusal) => {
+            let message = match refusal {
+                Refusal::NotConfigured => {
+                    "SMS is not configured ([channels.sms]), so inbound SMS are refused".to_string()
+                }
+                Refusal::MissingSignature => "missing X-Twilio-Signature header".to_string(),
+                other => format!("twilio request refused: {other}"),
+            };
+            return inbound.failures.refuse(
+                daemon.metrics(),
+                client,
+                ENDPOINT,
+                refusal.reason(),
+                StatusCode::FORBIDDEN,
+                message,
+            );
+        }
+    };
     let field = |name: &str| {
         params
             .iter()
             .find(|(k, _)| k == name)
             .map_or("", |(_, v)| v.as_str())
     };
+    // Twilio's signature has no timestamp: a copy of a signed request (its MAC,
+    // however the header spells it) or a message delivered twice (its MessageSid)
+    // is answered with no reply and not acted on again.
     let sid = field("MessageSid");
-    if !sid.is_empty() && !inbound.seen.first_time(sid) {
+    let seen_sid = !sid.is_empty() && !inbound.seen.first_time(sid.as_bytes());
+    if !inbound.seen.first_time(&verified.mac) || seen_sid {
         return twiml(None);
     }
     let (command, done, text) = answer(daemon, field("From"), field("Body")).await;

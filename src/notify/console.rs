@@ -6,7 +6,8 @@ use std::io::Write;
 use super::{AlertSnapshot, Message};
 use crate::alert::NotifyReason;
 
-/// The line printed for one alert of a message, e.g.
+/// The line printed for one alert of a message (control characters shown as
+/// escapes), e.g.
 /// `FIRING #3 CPU使用率異常 [critical] {host="bot-1"} — bot-1 の CPU 使用率が 95% です`,
 /// or `ACKED #3 by alice CPU使用率異常 …`.
 pub fn line(reason: NotifyReason, level: u32, alert: &AlertSnapshot) -> String {
@@ -38,7 +39,9 @@ pub fn line(reason: NotifyReason, level: u32, alert: &AlertSnapshot) -> String {
         s.push_str(" — ");
         s.push_str(summary);
     }
-    s
+    // One line on a terminal, whatever the rule name and summary hold: no forged
+    // second line, no escape sequence reaching the operator's terminal.
+    crate::escape::line(&s).into_owned()
 }
 
 pub fn send(msg: &Message) {

@@ -15,7 +15,7 @@ use super::mail::{self, TD, TH, Thread, html_head};
 use super::{Delivered, Message, SendError};
 use crate::clock::Timestamp;
 use crate::config::{EmailSettings, SmtpTls};
-use crate::escape::html;
+use crate::escape::{html, line};
 use crate::report::Report;
 
 type Transport = AsyncSmtpTransport<Tokio1Executor>;
@@ -310,13 +310,14 @@ fn report_text(schedule_name: &str, report: &Report) -> String {
     if !report.by_rule.is_empty() {
         out.push_str("\nFired by rule:\n");
         for r in &report.by_rule {
-            let _ = writeln!(out, "  {:>4}  {}", r.count, r.rule);
+            let _ = writeln!(out, "  {:>4}  {}", r.count, line(&r.rule));
         }
     }
     if !report.open.is_empty() {
         let _ = writeln!(out, "\nStill open at {}:", report.to.to_rfc3339());
         for o in &report.open {
-            let [incident, rule, state, fired, labels] = open_columns(o);
+            let [incident, rule, state, fired, labels] =
+                open_columns(o).map(|c| line(&c).into_owned());
             let _ = writeln!(
                 out,
                 "  {incident}  {rule}  {state}  since {fired}  {labels}"

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use super::{AlertSnapshot, Message, fit, most_severe, severity_word};
 use crate::alert::{NotifyReason, State};
-use crate::escape::html;
+use crate::escape::{html, line};
 use crate::limits;
 
 /// The Message-IDs of one mail: its own, and the one it answers (the first mail
@@ -72,7 +72,8 @@ pub(super) fn subject(msg: &Message) -> String {
     if msg.alerts.len() > 1 {
         let _ = write!(s, " (+{} more)", msg.alerts.len() - 1);
     }
-    s
+    // A header is one line: no control character reaches a mail client.
+    line(&s).into_owned()
 }
 
 /// The first line of the body: what this mail says happened, and who did it.
@@ -378,10 +379,13 @@ impl Section {
     }
 }
 
+/// The text part. Every value is written a line at a time through `escape::line`:
+/// a multi-line annotation keeps its lines, and a label or rule name with an escape
+/// sequence or a line feed in it cannot add a line or drive a terminal.
 fn text(headline: &str, msg: &Message, sections: &[Section], more: Option<&More>) -> String {
-    let mut out = format!("{headline}\n");
+    let mut out = format!("{}\n", line(headline));
     for s in sections {
-        let _ = write!(out, "\n{} ({})\n", s.title, s.state);
+        let _ = write!(out, "\n{} ({})\n", line(&s.title), s.state);
         let width = s
             .rows
             .iter()
@@ -394,10 +398,10 @@ fn text(headline: &str, msg: &Message, sections: &[Section], more: Option<&More>
                 Value::Text(t) | Value::Url(t) => t.lines().collect(),
                 Value::Lines(ls) => ls.iter().map(String::as_str).collect(),
             };
-            let label = format!("{name}:");
-            for (i, line) in lines.iter().enumerate() {
+            let label = format!("{}:", line(name));
+            for (i, text) in lines.iter().enumerate() {
                 let label = if i == 0 { label.as_str() } else { "" };
-                let _ = writeln!(out, "  {label:<width$}{line}");
+                let _ = writeln!(out, "  {label:<width$}{}", line(text));
             }
         }
     }
@@ -640,6 +644,24 @@ mod tests {
                 "RESOLVED by bob — CRITICAL: 投稿成功率低下",
             ]
         );
+    }
+
+    #[test]
+    fn control_characters_reach_neither_subject_nor_text() {
+        let mut m = message("k", NotifyReason::Firing, 1, None);
+        m.alerts[0].rule = "Disk\u{1b}[2J\r\nBcc: x".to_string();
+        m.alerts[0]
+            .labels
+            .insert("host".to_string(), "a\nFIRING #999 Fake".to_string());
+        assert_eq!(subject(&m), "[CRITICAL] Disk\\x1b[2J Bcc: x #42");
+        let sections: Vec<Section> = m.alerts.iter().map(|a| Section::of(a, CAPS[0])).collect();
+        let text = text(&headline(&m), &m, &sections, None);
+        assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text}");
+        assert!(
+            !text.lines().any(|l| l.starts_with("FIRING #999")),
+            "{text}"
+        );
+        assert!(text.contains("Disk\\x1b[2J"), "{text}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use super::{AlertSnapshot, Delivered, Message, SendError, most_severe, severity_
 use crate::alert::{NotifyReason, State};
 use crate::clock::Timestamp;
 use crate::config::{Secret, SlackSettings};
-use crate::escape::mrkdwn;
+use crate::escape::{mrkdwn, mrkdwn_line};
 use crate::limits::slack as limits;
 
 /// Slack `error` codes that mean "not now" rather than "never".
@@ -421,7 +421,7 @@ pub fn headline(msg: &Message) -> String {
                 .alerts
                 .iter()
                 .find_map(|a| a.acked_by.as_deref())
-                .map_or_else(|| "someone".to_string(), mrkdwn);
+                .map_or_else(|| "someone".to_string(), mrkdwn_line);
             format!(":white_check_mark: ACKED by {who}: {subject}")
         }
         NotifyReason::Resolved => format!(":large_green_circle: RESOLVED: {subject}"),
@@ -434,7 +434,7 @@ fn severity_prefix(severity: &str) -> String {
         "critical" => "<!channel> :rotating_light: CRITICAL: ".to_string(),
         "warning" => ":warning: WARNING: ".to_string(),
         "info" => ":information_source: INFO: ".to_string(),
-        _ => format!(":bell: {}: ", mrkdwn(&severity_word(severity))),
+        _ => format!(":bell: {}: ", mrkdwn_line(&severity_word(severity))),
     }
 }
 
@@ -456,7 +456,7 @@ fn subject(alerts: &[AlertSnapshot]) -> String {
     let mut s = rules
         .iter()
         .take(NAMED_RULES)
-        .map(|r| mrkdwn(r))
+        .map(|r| mrkdwn_line(r))
         .collect::<Vec<_>>()
         .join(", ");
     if rules.len() > NAMED_RULES {
@@ -551,9 +551,9 @@ fn group_status(alerts: &[AlertSnapshot]) -> Option<String> {
 
 /// `*投稿成功率低下* · #42 · account=a1, host=bot-1`
 fn alert_line(alert: &AlertSnapshot) -> String {
-    let mut line = format!("*{}* · {}", mrkdwn(&alert.rule), alert_id(alert));
+    let mut line = format!("*{}* · {}", mrkdwn_line(&alert.rule), alert_id(alert));
     let labels = series_labels(alert)
-        .map(|(k, v)| format!("{}={}", mrkdwn(k), mrkdwn(v)))
+        .map(|(k, v)| format!("{}={}", mrkdwn_line(k), mrkdwn_line(v)))
         .collect::<Vec<_>>();
     if !labels.is_empty() {
         line.push_str(" · ");
@@ -581,7 +581,7 @@ fn annotation_lines(alert: &AlertSnapshot) -> String {
             key.as_str(),
             "summary" | "description" | "impact" | "action"
         ) {
-            lines.push(format!("*{}:* {}", mrkdwn(key), mrkdwn(v)));
+            lines.push(format!("*{}:* {}", mrkdwn_line(key), mrkdwn(v)));
         }
     }
     lines.join("\n")
@@ -593,7 +593,7 @@ fn fields_section(alert: &AlertSnapshot) -> Value {
     let severity = if alert.severity.is_empty() {
         "none".to_string()
     } else {
-        mrkdwn(&alert.severity)
+        mrkdwn_line(&alert.severity)
     };
     let id_field = match alert.incident {
         Some(_) => format!("*Incident*\n{}", alert_id(alert)),
@@ -609,12 +609,12 @@ fn fields_section(alert: &AlertSnapshot) -> Value {
         (labels.as_slice(), &[][..])
     };
     for (k, v) in own {
-        fields.push(format!("*{}*\n{}", mrkdwn(k), mrkdwn(v)));
+        fields.push(format!("*{}*\n{}", mrkdwn_line(k), mrkdwn_line(v)));
     }
     if !shared.is_empty() {
         let rest = shared
             .iter()
-            .map(|(k, v)| format!("{}={}", mrkdwn(k), mrkdwn(v)))
+            .map(|(k, v)| format!("{}={}", mrkdwn_line(k), mrkdwn_line(v)))
             .collect::<Vec<_>>()
             .join(", ");
         fields.push(format!("*More labels*\n{rest}"));
@@ -641,7 +641,7 @@ fn status_line(alert: &AlertSnapshot, at: Timestamp) -> Option<String> {
             let who = alert
                 .acked_by
                 .as_deref()
-                .map_or_else(|| "someone".to_string(), mrkdwn);
+                .map_or_else(|| "someone".to_string(), mrkdwn_line);
             let when = alert.acked_at.unwrap_or(at);
             Some(format!(
                 ":white_check_mark: Acknowledged by {who} at {}",

@@ -17,6 +17,7 @@ use super::webhook::{http_client, retry_after, transport_error};
 use super::{AlertSnapshot, Delivered, Message, SendError, most_severe, severity_word, voice};
 use crate::alert::NotifyReason;
 use crate::config::{Secret, TwilioSettings};
+use crate::escape::line;
 use crate::limits;
 
 pub struct Twilio {
@@ -252,10 +253,10 @@ fn single_text(reason: NotifyReason, a: &AlertSnapshot) -> String {
         _ => {
             let mut s = format!(
                 "[{}] {}{name}",
-                severity_word(&a.severity),
+                sms_line(&severity_word(&a.severity)),
                 page_word(reason)
             );
-            match a.annotations.get("summary").map(|s| one_line(s)) {
+            match a.annotations.get("summary").map(|s| sms_line(s)) {
                 Some(summary) if !summary.is_empty() => {
                     s.push_str(": ");
                     s.push_str(&summary);
@@ -337,7 +338,7 @@ fn alert_name(a: &AlertSnapshot) -> String {
     if let Some(n) = a.incident {
         s.push_str(&format!("#{n} "));
     }
-    s.push_str(&one_line(&a.rule));
+    s.push_str(&sms_line(&a.rule));
     let labels = compact_labels(&a.labels);
     if !labels.is_empty() {
         s.push(' ');
@@ -349,7 +350,7 @@ fn alert_name(a: &AlertSnapshot) -> String {
 fn acked_by(a: &AlertSnapshot) -> String {
     a.acked_by
         .as_deref()
-        .map_or_else(String::new, |who| format!(" by {}", one_line(who)))
+        .map_or_else(String::new, |who| format!(" by {}", sms_line(who)))
 }
 
 /// `account=a1 host=web-1`, without `alertname` and `severity` (already said).
@@ -358,7 +359,7 @@ fn compact_labels(labels: &BTreeMap<String, String>) -> String {
         .iter()
         .filter(|(k, _)| !matches!(k.as_str(), "alertname" | "severity"))
         .map(|(k, v)| {
-            let v = one_line(v);
+            let v = sms_line(v);
             if v.is_empty() || v.contains(' ') {
                 format!("{k}=\"{v}\"")
             } else {
@@ -372,6 +373,13 @@ fn compact_labels(labels: &BTreeMap<String, String>) -> String {
 /// Line breaks and runs of spaces cost segments and say nothing on a phone.
 pub(super) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// [`one_line`] for the SMS text, any other control character shown as an escape
+/// (an ESC would start a GSM-7 extension character). A call's speech is not: the
+/// TwiML escaper turns them into pauses, not words read aloud.
+fn sms_line(text: &str) -> String {
+    line(&one_line(text)).into_owned()
 }
 
 // ---------------------------------------------------------------------------------
@@ -694,6 +702,18 @@ pub(super) mod tests {
         assert_eq!(
             sms_body(&msg, 1),
             "ACKED #42 DiskFull host=\"db 1\" by alice"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_shown_not_sent() {
+        let mut a = alert(42, "Disk\u{1b}Full", &[("host", "a\u{7}b")]);
+        a.annotations
+            .insert("summary".into(), "x\r\nFIRING #999".into());
+        let body = sms_body(&message(NotifyReason::Firing, 1, vec![a]), 3);
+        assert_eq!(
+            body,
+            "[CRITICAL] #42 Disk\\x1bFull host=a\\x07b: x FIRING #999. Reply ACK 42"
         );
     }
 

@@ -1,6 +1,8 @@
 //! Silences: label matchers and a time range during which matching alerts are
 //! suppressed (no notifications, escalation paused). Pure: matching takes `now`.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
@@ -19,6 +21,14 @@ pub struct Silence {
     /// Silences stored before it was kept have none; their start stands in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<Timestamp>,
+}
+
+/// Whether a silence that matches every alert may be made: only when asked for in
+/// so many words through the API (`"force": true`), never from Slack or SMS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Force {
+    No,
+    Yes,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +90,39 @@ impl Silence {
         }
         Ok(())
     }
+
+    /// Whether it matches every alert there can be: each matcher matches every
+    /// value of its label (see [`Matcher::matches_every_value`]; every alert
+    /// carries an `alertname`).
+    pub fn matches_every_alert(&self) -> bool {
+        self.matchers
+            .iter()
+            .all(|m| m.matches_every_value(m.name() == "alertname"))
+    }
+
+    /// What a silence people ask for may be, beyond well formed: no longer than
+    /// `max`, and not one that matches every alert unless `force`d. (Maintenance
+    /// windows come from the config and are not asked for.)
+    pub fn within(&self, max: Duration, force: Force) -> Result<(), String> {
+        let lasts = self.ends_at.since(self.starts_at);
+        if lasts > max {
+            return Err(format!(
+                "a silence may last at most {} (limits.max_silence_duration); this one lasts \
+                 {:.1} days",
+                humantime::format_duration(max),
+                lasts.as_secs_f64() / 86400.0
+            ));
+        }
+        if force == Force::No && self.matches_every_alert() {
+            let matchers: Vec<String> = self.matchers.iter().map(|m| m.to_string()).collect();
+            return Err(format!(
+                "{} matches every alert: it would silence all paging; name what to silence, \
+                 or, through the API only, ask with \"force\": true",
+                matchers.join(" ")
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -134,6 +177,33 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("invalid regex")
+        );
+    }
+
+    #[test]
+    fn a_silence_of_every_alert_needs_force_and_any_silence_a_bound() {
+        let day = Duration::from_secs(86400);
+        let all = silence(&[("alertname", "=~", ".+")]);
+        assert_eq!(all.validate(), Ok(()), "well formed");
+        let refused = all.within(day, Force::No).unwrap_err();
+        assert!(
+            refused.starts_with("alertname=~\".+\" matches every alert"),
+            "{refused}"
+        );
+        assert_eq!(all.within(day, Force::Yes), Ok(()));
+        let both = silence(&[("alertname", "!=", ""), ("host", "=~", ".*")]);
+        assert!(both.within(day, Force::No).is_err());
+        let one_host = silence(&[("alertname", "=~", ".+"), ("host", "=", "bot-1")]);
+        assert_eq!(one_host.within(day, Force::No), Ok(()));
+        let mut long = silence(&[("host", "=", "bot-1")]);
+        long.ends_at = long.starts_at + Duration::from_secs(87_600 * 3600);
+        assert_eq!(
+            long.within(Duration::from_secs(30 * 86400), Force::Yes),
+            Err(
+                "a silence may last at most 30days (limits.max_silence_duration); \
+                 this one lasts 3650.0 days"
+                    .to_string()
+            )
         );
     }
 

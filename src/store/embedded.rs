@@ -30,6 +30,25 @@ pub struct RedbStore {
     unsynced: std::sync::atomic::AtomicBool,
 }
 
+/// Creates `dir` and any missing parents, each readable by its owner only.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates an empty `path` readable and writable by its owner only, for redb to
+/// initialize.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
+}
+
 type Reopen = Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
 
 /// A read guard on an open database.
@@ -57,25 +76,50 @@ const CACHE_BYTES: usize = 8 << 20;
 impl RedbStore {
     /// Opens the database at `path`, creating it (and its directory) if missing, and
     /// migrating it if it was written by an older version.
+    ///
+    /// The file holds people's phone numbers, email addresses and notes: a folder
+    /// it creates is readable by its owner only (0700), and so is a file it
+    /// creates (0600); existing ones keep their modes. An existing file of 0 bytes
+    /// is refused ([`StoreError::EmptyFile`]) rather than taken for a new
+    /// database.
     pub fn open(path: impl AsRef<Path>) -> Result<RedbStore, StoreError> {
         let path = path.as_ref();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            private_dir(dir).map_err(|source| StoreError::CreateDir {
                 path: dir.to_path_buf(),
                 source,
             })?;
         }
-        let owned = path.to_path_buf();
-        let open = move || {
-            Database::builder()
-                .set_cache_size(CACHE_BYTES)
-                .create(&owned)
+        let builder = || {
+            let mut b = Database::builder();
+            b.set_cache_size(CACHE_BYTES);
+            b
         };
-        let db = open().map_err(|source| StoreError::OpenFile {
+        let db = match std::fs::metadata(path) {
+            Ok(meta) if meta.len() == 0 => {
+                return Err(StoreError::EmptyFile {
+                    path: path.to_path_buf(),
+                });
+            }
+            Ok(_) => builder().open(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                private_file(path).map_err(|source| StoreError::CreateFile {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                builder().create(path)
+            }
+            Err(e) => Err(e.into()),
+        }
+        .map_err(|source| StoreError::OpenFile {
             path: path.to_path_buf(),
             source,
         })?;
-        RedbStore::init(db, Some(Box::new(open)))
+        // After an I/O error the file is opened again, never created: one that
+        // vanished or was emptied meanwhile is an error, not a fresh start.
+        let owned = path.to_path_buf();
+        let reopen = move || builder().open(&owned);
+        RedbStore::init(db, Some(Box::new(reopen)))
     }
 
     /// A store that lives in memory only: for tests and `tocsin test`.

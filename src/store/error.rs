@@ -12,6 +12,20 @@ pub enum StoreError {
     },
     #[error("cannot open the state database: {0}")]
     Open(#[from] redb::DatabaseError),
+    /// A state file of 0 bytes: redb would take it for a new database, and tocsin
+    /// would start from nothing without a word.
+    #[error(
+        "the state file {path} is empty (0 bytes): it was truncated or never written, and \
+         opening it would start from nothing (incident numbers from 1, every open alert \
+         forgotten). Restore it from a backup, or, to start fresh on purpose, delete it \
+         (rm {path}) and start again"
+    )]
+    EmptyFile { path: PathBuf },
+    #[error("cannot create the state file {path}: {source}")]
+    CreateFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open the state database {path}: {source}")]
     OpenFile {
         path: PathBuf,

@@ -1,7 +1,13 @@
 //! The server: the one place that knows the daemon, the HTTP routes, the scrape
 //! loops and the rules files together. `start(config, clock)` opens the daemon,
 //! binds the listener (port 0 in tests), and runs the daemon's loop, HTTP, scraping
-//! and the rules watcher until [`Running::stop`].
+//! and the rules watcher until [`Running::stop`]. `connections` is the listener:
+//! connection limits and timeouts, so no client can take the descriptors pages
+//! need.
+
+mod connections;
+
+pub use connections::{Budget, budget};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -53,6 +59,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Ser
     let addr = config.server.listen;
     // Opening reads the store: off the async workers (blocking threads run inside
     // the runtime, which the channels need).
+    // Before anything opens a descriptor: the limit decides how many connections
+    // may be held.
+    let budget = budget(config.server.max_connections);
     let daemon = tokio::task::spawn_blocking(move || Daemon::open(config, clock))
         .await
         .expect("open does not panic")?;
@@ -78,22 +87,30 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Ser
         .collect();
     let (limits, sink) = scrape_into(&daemon);
     let scraper = crate::scrape::spawn(targets, limits, sink, rx.clone());
-    let router = crate::http::router(daemon.clone());
+    let router = crate::http::routes(daemon.clone());
     let reloader = watch_rules(daemon.clone(), rx.clone());
-    let mut stop_rx = rx;
+    let served = daemon.clone();
     let task = tokio::spawn(async move {
-        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-            let _ = stop_rx.changed().await;
-        });
-        let (served, ()) = tokio::join!(serve, reloader);
+        let settings = served.config().server.clone();
+        let serve = connections::serve(
+            listener,
+            router,
+            &settings,
+            budget.connections,
+            served.clone(),
+            rx,
+        );
+        tokio::join!(serve, reloader);
         // Scrape loops hold the daemon (and so the redb file): wait for them too.
         let _ = scraper.await;
         looping.stop().await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "server stopped");
-        }
     });
-    tracing::info!(%addr, "tocsin listening");
+    tracing::info!(
+        %addr,
+        max_connections = budget.connections,
+        open_files = budget.descriptors,
+        "tocsin listening"
+    );
     Ok(Running {
         addr,
         daemon,
@@ -107,7 +124,6 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Ser
 pub fn scrape_into(daemon: &Daemon) -> (crate::scrape::Limits, crate::scrape::Sink) {
     let limits = crate::scrape::Limits {
         body_limit: daemon.config().server.body_limit,
-        max_labels: daemon.config().limits.max_labels,
     };
     let daemon = daemon.clone();
     let sink: crate::scrape::Sink = Arc::new(move |samples| {
