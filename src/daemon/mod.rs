@@ -17,12 +17,14 @@
 
 mod delivery;
 mod intake;
+mod observed;
 mod ops;
 mod pipeline;
 mod reports;
 mod schedule;
 mod state;
 mod turn;
+mod views;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,8 +43,10 @@ use crate::series::{IncomingSample, SeriesError};
 use crate::silence::Silence;
 use crate::store::{RedbStore, Store, StoreError};
 use intake::IntakeQueue;
+pub use observed::{ChannelStatus, Failure, RuleEvaluation};
 pub use schedule::Due;
 use state::Core;
+pub use views::{PendingAlert, ReloadStatus, RuleStatus, Status};
 
 /// Why the daemon could not open.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +86,8 @@ pub struct AlertView {
     pub alert: Alert,
     pub annotations: std::collections::BTreeMap<String, String>,
     pub severity: String,
+    /// The last value as the rule's unit reads it (`85%`, `1m 30s`).
+    pub value_text: String,
 }
 
 /// What every stage reads and none replaces: the config, the store, the clock,
@@ -107,6 +113,8 @@ pub(crate) struct Context {
     sleeping_until: AtomicI64,
     /// Wakes the loop.
     wake: tokio::sync::Notify,
+    /// Bumped after every write of the state: live pages look again then.
+    changes: watch::Sender<u64>,
 }
 
 impl Context {
@@ -116,6 +124,11 @@ impl Context {
 
     fn set_store_ok(&self, ok: bool) {
         self.store_ok.store(ok, Ordering::SeqCst);
+    }
+
+    /// Something was written: whoever watches the state (a live page) looks again.
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     fn set_stale(&self, stale: bool) {
@@ -159,6 +172,8 @@ struct Shared {
     /// Bumped after every turn and every finished send: [`Daemon::caught_up`]
     /// looks again then.
     progress: watch::Sender<u64>,
+    /// The last rules load or reload, for the status page.
+    reload: Mutex<ReloadStatus>,
 }
 
 impl Daemon {
@@ -202,6 +217,12 @@ impl Daemon {
             opened_at: now,
             sleeping_until: AtomicI64::new(i64::MAX),
             wake: tokio::sync::Notify::new(),
+            changes: watch::Sender::new(0),
+        };
+        let loaded = ReloadStatus {
+            at: now,
+            rules: set.alerts.len(),
+            refused: None,
         };
         let core = Core::open(&ctx, set, now)?;
         ctx.metrics
@@ -216,6 +237,7 @@ impl Daemon {
                 advancing: AtomicBool::new(false),
                 outstanding: AtomicUsize::new(0),
                 progress: watch::Sender::new(0),
+                reload: Mutex::new(loaded),
             }),
         })
     }
@@ -361,6 +383,62 @@ impl Daemon {
         .await?
     }
 
+    /// Every rule with its alerts by state, the `for` progress of its pending
+    /// alerts and its last evaluation.
+    pub async fn rules(&self) -> Vec<RuleStatus> {
+        self.with_core(|_, core, _| Ok(core.rule_statuses()))
+            .await
+            .unwrap_or_default()
+    }
+
+    /// How the daemon is doing: where its config came from, the last rules reload,
+    /// each channel's outbox and last sends, overdue escalations, uptime.
+    pub async fn status(&self) -> Result<Status, OpError> {
+        let reload = self
+            .shared
+            .reload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        self.with_core(move |ctx, core, now| {
+            let c = &ctx.config.channels;
+            let configured: Vec<&'static str> = [
+                (c.console.enabled, "console"),
+                (c.slack.is_some(), "slack"),
+                (c.email.is_some(), "email"),
+                (c.sms.is_some(), "sms"),
+                (c.sms.is_some(), "voice"),
+                (!c.webhooks.is_empty(), "webhook"),
+            ]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
+            Ok(Status {
+                config_source: ctx.config.source.to_string(),
+                version: env!("CARGO_PKG_VERSION"),
+                opened_at: ctx.opened_at,
+                now,
+                reload,
+                channels: core.channel_statuses(&configured),
+                escalations_overdue: ctx.metrics.escalations_overdue.get(),
+                outbox_pending: core.outbox.len(),
+                series: core.series.series_count(),
+                store_ok: ctx.store_ok(),
+            })
+        })
+        .await
+    }
+
+    /// A receiver that sees a new value after every write of the state: a live
+    /// page renders again when it changes.
+    pub fn watch_changes(&self) -> watch::Receiver<u64> {
+        self.shared.ctx.changes.subscribe()
+    }
+
+    fn set_reload(&self, change: impl FnOnce(&mut ReloadStatus)) {
+        change(&mut self.shared.reload.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
     /// Answers a Slack interaction through its `response_url`, in the background:
     /// the answer to the click itself cannot wait for it.
     pub fn tell_slack(&self, response_url: String, text: String) {
@@ -388,6 +466,11 @@ impl Daemon {
         let set = match checked {
             Ok(set) => set,
             Err(why) => {
+                let at = self.now();
+                self.set_reload(|r| {
+                    r.at = at;
+                    r.refused = Some(why.clone());
+                });
                 m.rules_last_reload_success.set(0);
                 m.reloads
                     .get_or_create(&Metrics::label("outcome", "failure"))
@@ -402,6 +485,13 @@ impl Daemon {
         let now = self.now();
         core.reload(ctx, set, now).map_err(|e| e.to_string())?;
         drop(core);
+        self.set_reload(|r| {
+            *r = ReloadStatus {
+                at: now,
+                rules: count,
+                refused: None,
+            }
+        });
         m.rules.set(count as i64);
         m.rules_last_reload_success.set(1);
         m.reloads
