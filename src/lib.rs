@@ -32,3 +32,4 @@ pub mod signature;
 pub mod silence;
 pub mod store;
 pub mod tls;
+pub mod web;

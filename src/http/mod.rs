@@ -33,7 +33,12 @@ pub fn router(daemon: Daemon) -> IntoMakeServiceWithConnectInfo<Router, SocketAd
 /// Every route. Body limits are applied by each handler (`read_body`); the timeout
 /// layer covers every route, the Slack and Twilio ones included.
 pub fn routes(daemon: Daemon) -> Router {
-    let failures = AuthFailures::default();
+    routes_with(daemon, AuthFailures::default())
+}
+
+/// [`routes`], counting refused credentials in `failures` (shared with the web
+/// UI's login form).
+pub fn routes_with(daemon: Daemon, failures: AuthFailures) -> Router {
     // Writes and intake need a bearer token when tokens are configured.
     let writes = Router::new()
         .route("/api/v1/samples", post(ingest::samples))
