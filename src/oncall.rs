@@ -232,7 +232,10 @@ mod tests {
         );
         assert_eq!(
             got.iter().map(|h| h.at).collect::<Vec<_>>(),
-            [local(&r, 2026, 3, 7, 9, 0, 0), local(&r, 2026, 3, 8, 9, 0, 0)]
+            [
+                local(&r, 2026, 3, 7, 9, 0, 0),
+                local(&r, 2026, 3, 8, 9, 0, 0)
+            ]
         );
         // 23 hours apart: the clocks moved forward in between.
         assert_eq!(got[1].at.since(got[0].at), Duration::from_secs(23 * 3600));

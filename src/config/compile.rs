@@ -180,10 +180,7 @@ impl<'a> Compiler<'a> {
                     match text.trim().parse() {
                         Ok(ip) => Some(ip),
                         Err(_) => {
-                            self.report(
-                                v.span(),
-                                format!("{key}: {text:?} is not an IP address"),
-                            );
+                            self.report(v.span(), format!("{key}: {text:?} is not an IP address"));
                             None
                         }
                     }
