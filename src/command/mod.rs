@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::alert::Event;
 use crate::clock::Timestamp;
 use crate::daemon::{AlertView, Daemon, OpError};
-use crate::escalation::Person;
+use crate::escalation::{Address, Person};
 use crate::matcher::{Matcher, MatcherError};
 use crate::silence::Silence;
 
@@ -26,6 +26,12 @@ use crate::silence::Silence;
 pub enum Command {
     Ack {
         id: String,
+        note: Option<String>,
+    },
+    /// Acknowledge every alert still firing that paged the caller where they reply
+    /// from (their phone, by SMS; their Slack direct messages, in Slack): all a
+    /// batched page stood for, in one reply.
+    AckAll {
         note: Option<String>,
     },
     Unack {
@@ -59,6 +65,7 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Ack { .. } => "ack",
+            Command::AckAll { .. } => "ack_all",
             Command::Unack { .. } => "unack",
             Command::Resolve { .. } => "resolve",
             Command::Silence { .. } | Command::SilenceLike { .. } => "silence",
@@ -98,6 +105,10 @@ pub enum Reply {
         alert: AlertView,
         note: Option<String>,
     },
+    /// `ack all`: the alerts it acknowledged, by incident (maybe none).
+    AckedAll {
+        alerts: Vec<AlertView>,
+    },
     Unacked {
         alert: AlertView,
     },
@@ -133,6 +144,7 @@ impl Reply {
         matches!(
             self,
             Reply::Acked { .. }
+                | Reply::AckedAll { .. }
                 | Reply::Unacked { .. }
                 | Reply::Resolved { .. }
                 | Reply::Silenced { .. }
@@ -193,7 +205,13 @@ pub fn parse(text: &str) -> Result<Command, String> {
     };
     match word.to_lowercase().as_str() {
         "" | "help" => Ok(Command::Help),
-        "ack" => id_and_note("ack").map(|(id, note)| Command::Ack { id, note }),
+        "ack" => match rest.split_once(char::is_whitespace) {
+            _ if rest.eq_ignore_ascii_case("all") => Ok(Command::AckAll { note: None }),
+            Some((all, note)) if all.eq_ignore_ascii_case("all") => Ok(Command::AckAll {
+                note: Some(note.trim().to_string()),
+            }),
+            _ => id_and_note("ack").map(|(id, note)| Command::Ack { id, note }),
+        },
         "unack" => id_and_note("unack").map(|(id, _)| Command::Unack { id }),
         "resolve" => id_and_note("resolve").map(|(id, note)| Command::Resolve { id, note }),
         "silence" => parse_silence(rest),
@@ -215,11 +233,25 @@ fn alert_id(text: &str) -> Option<String> {
 /// like #42.
 fn parse_silence(mut rest: &str) -> Result<Command, String> {
     const EXAMPLE: &str = "e.g. `silence host=bot-1 alertname=~\"CPU.*\" 2h maintenance`";
-    let duration_of = |token: &str| {
-        humantime::parse_duration(token).map_err(|_| {
-            format!(
+    // The one duration syntax (`crate::duration`), with its messages: `90mins`
+    // says "did you mean `90m`?", as the CLI, the API and the config do. `90 mins`
+    // is two tokens: the second is read with the first to say the same.
+    let duration_of = |token: &str, after: &str| {
+        if !token.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(format!(
                 "`{token}` is neither a label matcher nor a duration (such as `2h` or `30m`); {EXAMPLE}."
-            )
+            ));
+        }
+        crate::duration::parse(token).map_err(|e| {
+            let unit = next_token(after).map(|(next, _)| next).unwrap_or_default();
+            let spaced = crate::duration::parse(&format!("{token} {unit}"));
+            let e = match spaced {
+                Err(spaced) if is_unit(&unit) => spaced,
+                _ => e,
+            };
+            // A reply is a sentence; a question already ends as one.
+            let e = e.to_string();
+            if e.ends_with('?') { e } else { format!("{e}.") }
         })
     };
     if let Some((first, after)) = next_token(rest)
@@ -231,7 +263,7 @@ fn parse_silence(mut rest: &str) -> Result<Command, String> {
         })?;
         return Ok(Command::SilenceLike {
             id,
-            duration: duration_of(&token)?,
+            duration: duration_of(&token, comment)?,
             comment: comment.trim().to_string(),
         });
     }
@@ -260,10 +292,18 @@ fn parse_silence(mut rest: &str) -> Result<Command, String> {
         }
         return Ok(Command::Silence {
             matchers,
-            duration: duration_of(&token)?,
+            duration: duration_of(&token, after)?,
             comment: after.trim().to_string(),
         });
     }
+}
+
+/// A duration unit, or a spelling of one (`mins`).
+fn is_unit(word: &str) -> bool {
+    crate::duration::unit_seconds(word).is_some()
+        || crate::duration::suggest_unit(word)
+            .or_else(|| crate::duration::suggest_misspelt_unit(word))
+            .is_some()
 }
 
 /// The next whitespace-separated token, with double quotes (straight or the curly
@@ -363,6 +403,38 @@ pub async fn run(
             match daemon.act(&id, event).await {
                 Ok(alert) => Reply::Acked { alert, note },
                 Err(e) => refused(&id, e),
+            }
+        }
+        Command::AckAll { note } => {
+            // Where this person was paged through the medium they answer from.
+            let addresses = match (medium, person) {
+                (Medium::Sms, Some(p)) => p
+                    .phone
+                    .iter()
+                    .flat_map(|to| {
+                        [
+                            Address::Sms { to: to.clone() },
+                            Address::Voice { to: to.clone() },
+                        ]
+                    })
+                    .collect(),
+                (Medium::Slack, Some(p)) => p
+                    .slack
+                    .iter()
+                    .map(|id| Address::Slack {
+                        channel: id.clone(),
+                    })
+                    .collect(),
+                (_, None) => Vec::new(),
+            };
+            let event = Event::Ack {
+                actor: actor(),
+                via,
+                note,
+            };
+            match daemon.act_paged(addresses, event).await {
+                Ok(alerts) => Reply::AckedAll { alerts },
+                Err(e) => refused("all", e),
             }
         }
         Command::Unack { id } => match daemon.act(&id, Event::Unack { actor: actor() }).await {
@@ -494,6 +566,13 @@ mod tests {
                 note: Some("note".into())
             }
         );
+        assert_eq!(ok("ACK ALL"), Command::AckAll { note: None });
+        assert_eq!(
+            ok("ack all  on it"),
+            Command::AckAll {
+                note: Some("on it".into())
+            }
+        );
         assert_eq!(ok("unack 42"), Command::Unack { id: "42".into() });
         assert_eq!(
             ok("resolve 42"),
@@ -556,6 +635,19 @@ mod tests {
         assert!(err("silence host=a").contains("needs label matchers and then a duration"));
         assert!(err("silence host=a soon").contains("neither a label matcher nor a duration"));
         assert!(err("silence #4").contains("needs a duration"));
+        // The one duration syntax, with the messages it has everywhere.
+        assert_eq!(
+            err("silence host=a 90mins reboot"),
+            "unknown unit `mins` in `90mins`; did you mean `90m`?"
+        );
+        assert_eq!(
+            err("silence host=a 90 mins reboot"),
+            "unknown unit `mins` in `90 mins`; did you mean `90m`?"
+        );
+        assert_eq!(
+            err("silence #4 2 h"),
+            "no space between a number and its unit: `2 h`; write `2h`."
+        );
         assert!(
             err(r#"silence host=~"(" 1h"#).contains("invalid regex"),
             "{}",

@@ -227,6 +227,7 @@ impl Daemon {
         let core = Core::open(&ctx, set, now)?;
         ctx.metrics
             .set_alert_states(core.engine.alerts().map(|a| &a.state));
+        log_opened(&ctx, &core, &channels, &sources);
         Ok(Daemon {
             shared: Arc::new(Shared {
                 ctx,
@@ -240,6 +241,12 @@ impl Daemon {
                 reload: Mutex::new(loaded),
             }),
         })
+    }
+
+    /// Says that the daemon is stopping and what it leaves owed for the next start.
+    pub fn log_stopping(&self) {
+        let owed = self.queue().outbox.len();
+        tracing::info!(owed, "tocsin stopped");
     }
 
     pub fn config(&self) -> &Config {
@@ -339,6 +346,17 @@ impl Daemon {
     pub async fn act(&self, id: &str, event: Event) -> Result<AlertView, OpError> {
         let id = id.to_string();
         self.with_core(move |ctx, core, now| core.act(ctx, &id, event, now))
+            .await
+    }
+
+    /// Applies `event` to every alert still firing whose occurrence paged one of
+    /// `addresses` (`ACK ALL`), in one commit; the alerts changed, by incident.
+    pub async fn act_paged(
+        &self,
+        addresses: Vec<crate::escalation::Address>,
+        event: Event,
+    ) -> Result<Vec<AlertView>, OpError> {
+        self.with_core(move |ctx, core, now| core.act_paged(ctx, &addresses, event, now))
             .await
     }
 
@@ -599,7 +617,7 @@ impl Daemon {
     async fn deliver(self, out: delivery::Outgoing) {
         let sent = delivery::send(&self.shared.ctx, &self.shared.channels, &out).await;
         let settled = self
-            .with_core(move |ctx, core, now| delivery::settle(ctx, core, &out.due, &sent, now))
+            .with_core(move |ctx, core, now| delivery::settle(ctx, core, &out, &sent, now))
             .await;
         if let Err(e) = settled {
             tracing::error!(error = %e, "cannot record a delivery");
@@ -734,4 +752,36 @@ impl Drop for LoopHandle {
             task.abort();
         }
     }
+}
+
+/// The start-up summary, once the daemon could open (a refusal stays one clear
+/// line): the rules and their files, where the state is, what a restart recovered
+/// from it (so an operator sees that alerts and owed messages survived), and who
+/// can be told.
+fn log_opened(ctx: &Context, core: &Core, channels: &Channels, sources: &[rules::SourceFile]) {
+    let files: Vec<String> = sources
+        .iter()
+        .map(|s| s.path.display().to_string())
+        .collect();
+    tracing::info!(rules = core.engine.rules().alerts.len(), files = %files.join(","), "rules loaded");
+    let (mut open, mut firing, mut acked) = (0, 0, 0);
+    for a in core.engine.alerts() {
+        match a.state {
+            crate::alert::State::Inactive | crate::alert::State::Resolved => continue,
+            crate::alert::State::Firing => firing += 1,
+            crate::alert::State::Acknowledged => acked += 1,
+            _ => {}
+        }
+        open += 1;
+    }
+    tracing::info!(
+        path = %ctx.config.storage.path.display(),
+        alerts = open,
+        firing,
+        acknowledged = acked,
+        owed = core.outbox.len(),
+        silences = core.silences.len(),
+        "state opened"
+    );
+    tracing::info!(channels = %channels.enabled().join(","), "channels enabled");
 }
