@@ -53,7 +53,8 @@ pub fn routes(daemon: Daemon, failures: AuthFailures) -> Router {
         live: std::sync::Arc::new(tokio::sync::Semaphore::new(LIVE_STREAMS)),
     };
     let body_limit = daemon.config().server.body_limit;
-    let signed_in = Router::new()
+    let require = axum::middleware::from_fn_with_state(web.clone(), access::require);
+    let pages = Router::new()
         .route("/", get(alerts::list))
         .route("/alerts/{id}", get(alerts::one))
         .route("/alerts/{id}/{action}", post(alerts::act))
@@ -63,17 +64,25 @@ pub fn routes(daemon: Daemon, failures: AuthFailures) -> Router {
         .route("/oncall", get(overview::oncall))
         .route("/rules", get(overview::rules))
         .route("/status", get(overview::status))
-        .route("/ui/live", get(alerts::live))
         .route("/logout", post(access::logout))
-        .route_layer(axum::middleware::from_fn_with_state(
-            web.clone(),
-            access::require,
-        ));
-    Router::new()
-        .merge(signed_in)
+        .route_layer(require.clone());
+    let public = Router::new()
         .route("/login", get(access::login_form).post(access::login))
         .route("/ui/app.js", get(script))
-        .route("/ui/style.css", get(style))
+        .route("/ui/style.css", get(style));
+    // The live stream stays open by design: outside the timeout, bounded in number.
+    let live = Router::new()
+        .route("/ui/live", get(alerts::live))
+        .route_layer(require);
+    Router::new()
+        .merge(pages)
+        .merge(public)
+        // A slow client cannot hold a page's request open, as on the API's routes.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            daemon.config().server.request_timeout,
+        ))
+        .merge(live)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(web)
 }
