@@ -136,6 +136,13 @@ pub struct External {
     pub ends_at: Option<Timestamp>,
     pub annotations: std::collections::BTreeMap<String, String>,
     pub generator_url: Option<String>,
+    /// The `externalURL` of the Alertmanager whose webhook brought it: where an
+    /// ack can silence it (see `[[channels.alertmanager]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_url: Option<String>,
+    /// The Alertmanager group (`groupKey`) it came in, for one incident per group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_key: Option<String>,
 }
 
 impl Alert {

@@ -24,6 +24,7 @@ mod reports;
 mod schedule;
 mod state;
 mod turn;
+mod upstream;
 mod views;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
@@ -88,6 +89,8 @@ pub struct AlertView {
     pub severity: String,
     /// The last value as the rule's unit reads it (`85%`, `1m 30s`).
     pub value_text: String,
+    /// The escalation policy it follows: its "receiver" in Alertmanager's terms.
+    pub policy: String,
 }
 
 /// What every stage reads and none replaces: the config, the store, the clock,
@@ -261,6 +264,11 @@ impl Daemon {
         self.shared.ctx.clock.now()
     }
 
+    /// When this daemon opened (Alertmanager's `uptime` is this instant).
+    pub fn opened_at(&self) -> Timestamp {
+        self.shared.ctx.opened_at
+    }
+
     /// Whether state changes can be made durable right now.
     pub fn ready(&self) -> bool {
         self.shared.ctx.store_ok()
@@ -366,6 +374,15 @@ impl Daemon {
             .await
     }
 
+    /// Changes silence `id` to `new` in place, or expires it and stores `new`
+    /// (under its own id) instead, as Alertmanager's API does; returns the silence
+    /// that stands.
+    pub async fn update_silence(&self, id: &str, new: Silence) -> Result<Silence, OpError> {
+        let id = id.to_string();
+        self.with_core(move |ctx, core, now| core.update_silence(ctx, &id, new, now))
+            .await
+    }
+
     /// Ends a silence now; its alerts resume.
     pub async fn expire_silence(&self, id: &str) -> Result<Silence, OpError> {
         let id = id.to_string();
@@ -382,7 +399,7 @@ impl Daemon {
 
     /// Every alert that is not inactive, newest incident first.
     pub async fn alerts(&self) -> Vec<AlertView> {
-        self.with_core(|_, core, _| Ok(core.alerts()))
+        self.with_core(|ctx, core, _| Ok(core.alerts(ctx)))
             .await
             .unwrap_or_default()
     }
@@ -394,7 +411,10 @@ impl Daemon {
             let (view, fp) = {
                 let core = d.core();
                 let fp = core.resolve_id(&id)?;
-                (core.view(core.engine.alert(fp).expect("found")), fp)
+                (
+                    core.view(&d.shared.ctx, core.engine.alert(fp).expect("found")),
+                    fp,
+                )
             };
             Ok((view, d.shared.ctx.store.timeline(fp)?))
         })
@@ -584,6 +604,9 @@ impl Daemon {
                     Ok(turn) => {
                         for index in turn.reports {
                             self.start(move |d| reports::run(d, index));
+                        }
+                        for index in turn.upstream_watches {
+                            self.start(move |d| upstream::watch(d, index));
                         }
                     }
                     Err(e) => {

@@ -35,6 +35,9 @@ pub enum Due {
     Deliveries,
     /// A scheduled report (by index in the config), or its retry.
     Report(usize),
+    /// Ask an Alertmanager (by index in `[[channels.alertmanager]]`) which of the
+    /// alerts tocsin silenced there it still holds.
+    Upstream(usize),
 }
 
 /// Deadlines by key, ordered by time.

@@ -42,6 +42,10 @@ pub(super) struct Core {
     pub reports: Vec<ReportState>,
     /// Each rule's last evaluation and each channel's last sends, for the web UI.
     pub observed: Observed,
+    /// Per Alertmanager in `[[channels.alertmanager]]`, when it was last asked
+    /// what it holds (see `upstream.rs`). In memory: after a restart the watch
+    /// starts over.
+    pub upstream_watched: Vec<Option<Timestamp>>,
 }
 
 /// How long after a failed send a report is tried again.
@@ -82,6 +86,7 @@ impl Core {
             schedule: Schedule::default(),
             reports,
             observed: Observed::default(),
+            upstream_watched: vec![None; config.channels.alertmanagers.len()],
         };
         core.take(ctx, loaded, now);
         Ok(core)
@@ -173,22 +178,27 @@ impl Core {
             .ok_or_else(|| OpError::NotFound(format!("no alert with id {id}")))
     }
 
-    pub fn view(&self, alert: &Alert) -> AlertView {
+    pub fn view(&self, ctx: &Context, alert: &Alert) -> AlertView {
+        let policy = ctx
+            .config
+            .routing
+            .policy_for(&alert.labels, self.engine.escalation_of(alert));
         AlertView {
             alert: alert.clone(),
             annotations: self.engine.annotations(alert),
             severity: alert.labels.get("severity").unwrap_or("").to_string(),
             value_text: self.engine.value_text(alert),
+            policy: policy.name.clone(),
         }
     }
 
     /// Every alert that is not inactive, newest incident first.
-    pub fn alerts(&self) -> Vec<AlertView> {
+    pub fn alerts(&self, ctx: &Context) -> Vec<AlertView> {
         let mut out: Vec<AlertView> = self
             .engine
             .alerts()
             .filter(|a| a.state != State::Inactive)
-            .map(|a| self.view(a))
+            .map(|a| self.view(ctx, a))
             .collect();
         out.sort_by(|a, b| {
             b.alert
@@ -277,6 +287,7 @@ impl Core {
             Due::Evaluation => core.schedule.when(due),
             Due::Escalation(fp) => core.escalations.get(fp)?.due_at,
             Due::Deliveries => core.outbox.next_due(),
+            Due::Upstream(i) => core.upstream_due(ctx, *i, now),
             Due::Report(i) => {
                 let schedule = config.reports.get(*i)?;
                 let state = core.reports.get(*i)?;
@@ -329,6 +340,9 @@ impl Core {
         }
         for i in 0..ctx.config.reports.len() {
             core.arm(ctx, Due::Report(i), now);
+        }
+        for i in 0..ctx.config.channels.alertmanagers.len() {
+            core.arm(ctx, Due::Upstream(i), now);
         }
         core.arm(ctx, Due::Deliveries, now);
         ctx.deadline_set(Some(evaluation));

@@ -23,6 +23,9 @@ pub enum Address {
     Voice { to: String },
     /// A generic JSON webhook, by its configured name.
     Webhook { name: String },
+    /// An Alertmanager an alert came from, by its configured name: an ack
+    /// silences the alert there, and its end expires the silence.
+    Alertmanager { name: String },
 }
 
 impl Address {
@@ -35,6 +38,7 @@ impl Address {
             Address::Sms { .. } => "sms",
             Address::Voice { .. } => "voice",
             Address::Webhook { .. } => "webhook",
+            Address::Alertmanager { .. } => "alertmanager",
         }
     }
 }
@@ -48,6 +52,7 @@ impl fmt::Display for Address {
             Address::Sms { to } => write!(f, "sms:{to}"),
             Address::Voice { to } => write!(f, "voice:{to}"),
             Address::Webhook { name } => write!(f, "webhook:{name}"),
+            Address::Alertmanager { name } => write!(f, "alertmanager:{name}"),
         }
     }
 }

@@ -218,6 +218,7 @@ pub async fn create(
         ends_at: now + duration,
         created_by: viewer.actor(draft.actor.as_deref()),
         comment: draft.comment.trim().to_string(),
+        updated_at: None,
     };
     match web.daemon.add_silence(silence).await {
         Ok(_) => Redirect::to("/silences").into_response(),
