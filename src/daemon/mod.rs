@@ -438,33 +438,8 @@ impl Daemon {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        self.with_core(move |ctx, core, now| {
-            let c = &ctx.config.channels;
-            let configured: Vec<&'static str> = [
-                (c.console.enabled, "console"),
-                (c.slack.is_some(), "slack"),
-                (c.email.is_some(), "email"),
-                (c.sms.is_some(), "sms"),
-                (c.sms.is_some(), "voice"),
-                (!c.webhooks.is_empty(), "webhook"),
-            ]
-            .into_iter()
-            .filter_map(|(on, name)| on.then_some(name))
-            .collect();
-            Ok(Status {
-                config_source: ctx.config.source.to_string(),
-                version: env!("CARGO_PKG_VERSION"),
-                opened_at: ctx.opened_at,
-                now,
-                reload,
-                channels: core.channel_statuses(&configured),
-                escalations_overdue: ctx.metrics.escalations_overdue.get(),
-                outbox_pending: core.outbox.len(),
-                series: core.series.series_count(),
-                store_ok: ctx.store_ok(),
-            })
-        })
-        .await
+        self.with_core(move |ctx, core, now| Ok(core.status(ctx, now, reload)))
+            .await
     }
 
     /// A receiver that sees a new value after every write of the state: a live

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
+use super::Context;
 use super::observed::{ChannelStatus, RuleEvaluation};
 use super::state::Core;
 use crate::alert::State;
@@ -135,5 +136,36 @@ impl Core {
                 .pending += 1;
         }
         out.into_values().collect()
+    }
+}
+
+impl Core {
+    /// The status page's view: where the config came from, the last reload, each
+    /// configured or used channel with what it owes, overdue escalations, uptime.
+    pub fn status(&self, ctx: &Context, now: Timestamp, reload: ReloadStatus) -> Status {
+        let c = &ctx.config.channels;
+        let configured: Vec<&'static str> = [
+            (c.console.enabled, "console"),
+            (c.slack.is_some(), "slack"),
+            (c.email.is_some(), "email"),
+            (c.sms.is_some(), "sms"),
+            (c.sms.is_some(), "voice"),
+            (!c.webhooks.is_empty(), "webhook"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        Status {
+            config_source: ctx.config.source.to_string(),
+            version: env!("CARGO_PKG_VERSION"),
+            opened_at: ctx.opened_at,
+            now,
+            reload,
+            channels: self.channel_statuses(&configured),
+            escalations_overdue: ctx.metrics.escalations_overdue.get(),
+            outbox_pending: self.outbox.len(),
+            series: self.series.series_count(),
+            store_ok: ctx.store_ok(),
+        }
     }
 }
