@@ -695,6 +695,16 @@ impl Engine {
             .collect()
     }
 
+    /// The alert's last value as its rule's unit reads (`85%`, `1m 30s`), as
+    /// `{{ value }}` shows it; a plain number for alerts of other systems.
+    pub fn value_text(&self, alert: &Alert) -> String {
+        let unit = (alert.external.is_none())
+            .then(|| self.rules.alerts.iter().find(|r| r.name == alert.rule))
+            .flatten()
+            .and_then(|r| r.value_unit);
+        ValueFormat::for_unit(unit).format(alert.value)
+    }
+
     /// The escalation policy the alert's rule names (`escalate "POLICY"`), if any.
     pub fn escalation_of(&self, alert: &Alert) -> Option<&str> {
         if alert.external.is_some() {

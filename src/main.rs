@@ -46,6 +46,18 @@ enum Command {
         #[arg(long, env = "TOCSIN_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Show the whole product in two minutes: the daemon with the shipped rules, a
+    /// simulated fleet of 100 bots on a fast clock, incidents that fire, escalate on
+    /// the console and resolve, and the web UI to watch and ack them. Uses its own
+    /// temporary state (never ./data) and sends nothing off this machine.
+    Demo {
+        /// Where the web UI listens (port 0: any free port; the URL is printed).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// How many times faster than the wall the demo's clock runs.
+        #[arg(long, default_value_t = tocsin::demo::SPEED, value_parser = clap::value_parser!(u32).range(1..=3600))]
+        speed: u32,
+    },
     /// Check rules files or folders; report every error with file:line:col.
     Check {
         /// Rules files, or folders searched for *.rules (default: the config's rules).
@@ -240,6 +252,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => serve(config.as_deref()),
+        Command::Demo { listen, speed } => demo(listen, speed),
         Command::Check {
             paths,
             config,
@@ -474,6 +487,31 @@ fn serve(config_path: Option<&std::path::Path>) -> ExitCode {
         running.stop().await;
         ExitCode::SUCCESS
     })
+}
+
+fn demo(listen: std::net::SocketAddr, speed: u32) -> ExitCode {
+    // Warnings only: the console's pages are the show.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(tocsin::demo::run(listen, speed, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -55,6 +55,74 @@ impl Rotation {
     }
 }
 
+/// A change of shift: from `at`, `person` is on call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handoff {
+    pub at: Timestamp,
+    pub person: String,
+}
+
+impl Rotation {
+    /// The hand-offs after `from` up to `until` (inclusive), in order: each shift's
+    /// start at `handoff` local time. A hand-off time that does not exist on its day
+    /// (skipped by daylight saving) is taken at the first instant after the gap.
+    pub fn handoffs(&self, from: Timestamp, until: Timestamp) -> Vec<Handoff> {
+        let mut out = Vec::new();
+        if self.people.is_empty() || until <= from {
+            return out;
+        }
+        let Some(first) = Utc.timestamp_millis_opt(from.0).single() else {
+            return out;
+        };
+        let shift_days = ((self.shift.as_secs() / DAY_SECS).max(1)) as i64;
+        // The first shift start on or after the day before `from` (local), so a
+        // hand-off later on `from`'s own day is not missed.
+        let from_day = first.with_timezone(&self.time_zone).date_naive().pred_opt();
+        let Some(from_day) = from_day else {
+            return out;
+        };
+        let since_start = (from_day - self.start).num_days();
+        let skip = if since_start <= 0 {
+            0
+        } else {
+            (since_start + shift_days - 1) / shift_days * shift_days
+        };
+        let mut day = self.start + chrono::Days::new(skip as u64);
+        loop {
+            let local = day.and_time(self.handoff);
+            let at = match self.time_zone.from_local_datetime(&local) {
+                chrono::LocalResult::Single(t) => t,
+                chrono::LocalResult::Ambiguous(t, _) => t,
+                // In a daylight-saving gap: an hour later is past it.
+                chrono::LocalResult::None => {
+                    let later = local + chrono::Duration::hours(1);
+                    match self.time_zone.from_local_datetime(&later).earliest() {
+                        Some(t) => t,
+                        None => break,
+                    }
+                }
+            };
+            let at = Timestamp(at.timestamp_millis());
+            if at > until {
+                break;
+            }
+            if at > from
+                && let Some(person) = self.on_call(at)
+            {
+                out.push(Handoff {
+                    at,
+                    person: person.to_string(),
+                });
+            }
+            day = match day.checked_add_days(chrono::Days::new(shift_days as u64)) {
+                Some(d) => d,
+                None => break,
+            };
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +179,66 @@ mod tests {
         assert_eq!(handoff, local(&r, 2026, 1, 12, 9, 0, 0));
         assert_eq!(r.on_call(Timestamp(handoff.0 - 1)), Some("tanaka"));
         assert_eq!(r.on_call(handoff), Some("suzuki"));
+    }
+
+    #[test]
+    fn handoffs_over_two_weeks_in_tokyo() {
+        let r = weekly("Asia/Tokyo");
+        let from = local(&r, 2026, 1, 10, 12, 0, 0);
+        let until = local(&r, 2026, 1, 24, 12, 0, 0);
+        let got = r.handoffs(from, until);
+        assert_eq!(
+            got,
+            vec![
+                Handoff {
+                    at: local(&r, 2026, 1, 12, 9, 0, 0),
+                    person: "suzuki".into()
+                },
+                Handoff {
+                    at: local(&r, 2026, 1, 19, 9, 0, 0),
+                    person: "tanaka".into()
+                },
+            ]
+        );
+        // A hand-off exactly at `from` is not ahead of it; one exactly at `until` is.
+        let at = local(&r, 2026, 1, 12, 9, 0, 0);
+        assert_eq!(r.handoffs(at, until).len(), 1);
+        assert_eq!(r.handoffs(from, at).len(), 1);
+    }
+
+    #[test]
+    fn handoffs_start_with_the_rotation() {
+        let r = weekly("Asia/Tokyo");
+        let got = r.handoffs(
+            local(&r, 2025, 12, 20, 0, 0, 0),
+            local(&r, 2026, 1, 13, 0, 0, 0),
+        );
+        let people: Vec<&str> = got.iter().map(|h| h.person.as_str()).collect();
+        assert_eq!(people, ["tanaka", "suzuki"]);
+        assert_eq!(got[0].at, local(&r, 2026, 1, 5, 9, 0, 0));
+    }
+
+    #[test]
+    fn daily_handoffs_keep_local_time_across_daylight_saving() {
+        let r = Rotation {
+            people: vec!["a".into(), "b".into()],
+            shift: Duration::from_secs(DAY_SECS),
+            start: NaiveDate::from_ymd_opt(2026, 3, 6).unwrap(),
+            ..weekly("America/New_York")
+        };
+        let got = r.handoffs(
+            local(&r, 2026, 3, 6, 10, 0, 0),
+            local(&r, 2026, 3, 8, 10, 0, 0),
+        );
+        assert_eq!(
+            got.iter().map(|h| h.at).collect::<Vec<_>>(),
+            [
+                local(&r, 2026, 3, 7, 9, 0, 0),
+                local(&r, 2026, 3, 8, 9, 0, 0)
+            ]
+        );
+        // 23 hours apart: the clocks moved forward in between.
+        assert_eq!(got[1].at.since(got[0].at), Duration::from_secs(23 * 3600));
     }
 
     #[test]

@@ -268,9 +268,9 @@ async fn bad_requests_are_refused_whole_with_a_json_reason() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // A path or a method tocsin does not serve is a refusal like any other: a JSON
-    // reason, never an empty body.
+    // reason, never an empty body. (`/` is the web UI.)
     for (path, want) in [
-        ("/", "no such endpoint: GET /"),
+        ("/nothing", "no such endpoint: GET /nothing"),
         ("/api/v1/nothing", "no such endpoint: GET /api/v1/nothing"),
     ] {
         let (status, reply) = c.get(path).await;

@@ -13,9 +13,10 @@ use toml::Spanned;
 
 use super::env;
 use super::error::{Location, Problem, Source};
-use super::raw::{RawConfig, RawSize, RawToken, Str};
+use super::raw::{RawConfig, RawSize, RawToken, RawWeb, Str};
 use super::{
-    Config, Console, Limits, Log, LogFormat, Rules, ScrapeTarget, Secret, Server, Storage, Token,
+    Config, ConfigSource, Console, Limits, Log, LogFormat, Rules, ScrapeTarget, Secret, Server,
+    Storage, Token, Web,
 };
 
 /// A scrape target's interval when none is given.
@@ -213,6 +214,7 @@ impl<'a> Compiler<'a> {
                 .unwrap_or(defaults.log.format),
             level: self.log_level(&raw.log.level).unwrap_or(defaults.log.level),
         };
+        let web = self.web(&raw.web, defaults.web);
         Config {
             server,
             storage,
@@ -226,6 +228,47 @@ impl<'a> Compiler<'a> {
             maintenance,
             reports,
             log,
+            web,
+            source: ConfigSource(self.src.file.display().to_string()),
+        }
+    }
+
+    /// `[web]`: the proxy header naming the signed-in person, and the addresses
+    /// allowed to set it.
+    fn web(&mut self, raw: &RawWeb, defaults: Web) -> Web {
+        let user_header = raw.user_header.as_ref().and_then(|v| {
+            let name = self.text(v, "web.user_header")?;
+            let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+            if !name.is_empty() && name.chars().all(token) {
+                return Some(name.to_ascii_lowercase());
+            }
+            self.report(
+                v.span(),
+                format!("web.user_header: {name:?} is not an HTTP header name"),
+            );
+            None
+        });
+        let trusted_proxies = match &raw.trusted_proxies {
+            None => defaults.trusted_proxies,
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| {
+                    let key = format!("web.trusted_proxies[{i}]");
+                    let text = self.text(v, &key)?;
+                    match text.trim().parse() {
+                        Ok(ip) => Some(ip),
+                        Err(_) => {
+                            self.report(v.span(), format!("{key}: {text:?} is not an IP address"));
+                            None
+                        }
+                    }
+                })
+                .collect(),
+        };
+        Web {
+            user_header,
+            trusted_proxies,
         }
     }
 

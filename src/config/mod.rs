@@ -74,6 +74,44 @@ pub struct Config {
     /// `[[reports]]`: the incident summaries sent by email on a schedule.
     pub reports: Vec<ReportSchedule>,
     pub log: Log,
+    /// `[web]`: how the web UI learns who is signed in behind a proxy.
+    pub web: Web,
+    /// Where this configuration was read from, for the status page.
+    pub source: ConfigSource,
+}
+
+/// `[web]`, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Web {
+    /// A request header an authenticating proxy (oauth2-proxy and the like) sets to
+    /// the signed-in person (`X-Forwarded-User`), lowercase. `None`: no proxy is
+    /// trusted, the UI asks for a token.
+    pub user_header: Option<String>,
+    /// The peer addresses whose `user_header` is believed: the proxy's. A request
+    /// from anywhere else that carries the header is not signed in by it.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+/// Where a configuration came from (a file's path, or the embedded default), for
+/// people. It compares equal whatever it says: two configurations that say the same
+/// thing are the same configuration, wherever they were read.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigSource(pub String);
+
+impl PartialEq for ConfigSource {
+    fn eq(&self, _: &ConfigSource) -> bool {
+        true
+    }
+}
+
+impl fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("the embedded default (no config file)")
+        } else {
+            f.write_str(&self.0)
+        }
+    }
 }
 
 /// `[server]`: the HTTP listener.
@@ -494,6 +532,14 @@ impl Default for Config {
                 format: LogFormat::Text,
                 level: "info".to_string(),
             },
+            web: Web {
+                user_header: None,
+                trusted_proxies: vec![
+                    std::net::Ipv4Addr::LOCALHOST.into(),
+                    std::net::Ipv6Addr::LOCALHOST.into(),
+                ],
+            },
+            source: ConfigSource::default(),
         }
     }
 }

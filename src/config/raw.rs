@@ -37,6 +37,14 @@ pub(crate) struct RawConfig {
     pub policies: Named<RawPolicy>,
     pub maintenance: Vec<RawMaintenance>,
     pub reports: Vec<RawReport>,
+    pub web: RawWeb,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawWeb {
+    pub user_header: Str,
+    pub trusted_proxies: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Default, Deserialize)]

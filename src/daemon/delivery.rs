@@ -115,6 +115,12 @@ pub(super) fn settle(
 ) -> Result<(), OpError> {
     let m = &out.due;
     let settled = core.outbox.settle(m, result, now);
+    let channel = m.address.channel();
+    match result {
+        outbox::Outcome::Delivered { .. } => core.observed.sent(channel, now),
+        outbox::Outcome::Failed(e) => core.observed.failed(channel, now, e.to_string()),
+        outbox::Outcome::AlreadySent => {}
+    }
     let mut fallbacks = Vec::new();
     for failed in &settled.fallback {
         for d in fallback_for(ctx, failed, now) {
@@ -180,6 +186,7 @@ fn write(ctx: &Context, batch: &Batch) -> Result<(), OpError> {
     let committed = ctx.store.commit(batch, Durability::Deferred);
     ctx.set_store_ok(committed.is_ok());
     committed?;
+    ctx.changed();
     Ok(())
 }
 

@@ -10,20 +10,24 @@
 //!   turn of the loop does with the deadlines that came.
 //! - `delivery` — messages out, one in flight per address, resolve wins.
 //! - `reports` — scheduled reports.
+//! - `run` — the loop ([`Daemon::spawn_loop`]) that `tocsin serve`, `tocsin test`
+//!   and the test suite all run.
 //!
 //! This module is the async facade: the only place that crosses into blocking code
-//! (`spawn_blocking`), and the home of the loop ([`Daemon::spawn_loop`]) that
-//! `tocsin serve`, `tocsin test` and the test suite all run.
+//! (`spawn_blocking`).
 
 mod delivery;
 mod intake;
+mod observed;
 mod ops;
 mod pipeline;
 mod reports;
+mod run;
 mod schedule;
 mod state;
 mod turn;
 mod upstream;
+mod views;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -33,7 +37,7 @@ use tokio::sync::watch;
 
 use crate::admission::{self, Bounds};
 use crate::alert::{Alert, Event, Rejected, TimelineEntry};
-use crate::clock::{Clock, ManualClock, Timestamp};
+use crate::clock::{Clock, Timestamp};
 use crate::config::Config;
 use crate::engine::ExternalAlert;
 use crate::metrics::Metrics;
@@ -43,8 +47,11 @@ use crate::series::{IncomingSample, SeriesError};
 use crate::silence::{Force, Silence};
 use crate::store::{RedbStore, Store, StoreError};
 use intake::IntakeQueue;
+pub use observed::{ChannelStatus, Failure, RuleEvaluation};
+pub use run::{Held, LoopHandle};
 pub use schedule::Due;
 use state::Core;
+pub use views::{PendingAlert, ReloadStatus, RuleStatus, Status};
 
 /// Why the daemon could not open.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +99,8 @@ pub struct AlertView {
     pub alert: Alert,
     pub annotations: std::collections::BTreeMap<String, String>,
     pub severity: String,
+    /// The last value as the rule's unit reads it (`85%`, `1m 30s`).
+    pub value_text: String,
     /// The escalation policy it follows: its "receiver" in Alertmanager's terms.
     pub policy: String,
 }
@@ -119,6 +128,8 @@ pub(crate) struct Context {
     sleeping_until: AtomicI64,
     /// Wakes the loop.
     wake: tokio::sync::Notify,
+    /// Bumped after every write of the state: live pages look again then.
+    changes: watch::Sender<u64>,
 }
 
 impl Context {
@@ -128,6 +139,11 @@ impl Context {
 
     fn set_store_ok(&self, ok: bool) {
         self.store_ok.store(ok, Ordering::SeqCst);
+    }
+
+    /// Something was written: whoever watches the state (a live page) looks again.
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     fn set_stale(&self, stale: bool) {
@@ -171,6 +187,8 @@ struct Shared {
     /// Bumped after every turn and every finished send: [`Daemon::caught_up`]
     /// looks again then.
     progress: watch::Sender<u64>,
+    /// The last rules load or reload, for the status page.
+    reload: Mutex<ReloadStatus>,
 }
 
 impl Daemon {
@@ -214,6 +232,12 @@ impl Daemon {
             opened_at: now,
             sleeping_until: AtomicI64::new(i64::MAX),
             wake: tokio::sync::Notify::new(),
+            changes: watch::Sender::new(0),
+        };
+        let loaded = ReloadStatus {
+            at: now,
+            rules: set.alerts.len(),
+            refused: None,
         };
         let core = Core::open(&ctx, set, now)?;
         ctx.metrics
@@ -229,6 +253,7 @@ impl Daemon {
                 advancing: AtomicBool::new(false),
                 outstanding: AtomicUsize::new(0),
                 progress: watch::Sender::new(0),
+                reload: Mutex::new(loaded),
             }),
         })
     }
@@ -467,6 +492,37 @@ impl Daemon {
         .await?
     }
 
+    /// Every rule with its alerts by state, the `for` progress of its pending
+    /// alerts and its last evaluation.
+    pub async fn rules(&self) -> Vec<RuleStatus> {
+        self.with_core(|_, core, _| Ok(core.rule_statuses()))
+            .await
+            .unwrap_or_default()
+    }
+
+    /// How the daemon is doing: where its config came from, the last rules reload,
+    /// each channel's outbox and last sends, overdue escalations, uptime.
+    pub async fn status(&self) -> Result<Status, OpError> {
+        let reload = self
+            .shared
+            .reload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        self.with_core(move |ctx, core, now| Ok(core.status(ctx, now, reload)))
+            .await
+    }
+
+    /// A receiver that sees a new value after every write of the state: a live
+    /// page renders again when it changes.
+    pub fn watch_changes(&self) -> watch::Receiver<u64> {
+        self.shared.ctx.changes.subscribe()
+    }
+
+    fn set_reload(&self, change: impl FnOnce(&mut ReloadStatus)) {
+        change(&mut self.shared.reload.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
     /// Answers a Slack interaction through its `response_url`, in the background:
     /// the answer to the click itself cannot wait for it.
     pub fn tell_slack(&self, response_url: String, text: String) {
@@ -494,6 +550,11 @@ impl Daemon {
         let set = match checked {
             Ok(set) => set,
             Err(why) => {
+                let at = self.now();
+                self.set_reload(|r| {
+                    r.at = at;
+                    r.refused = Some(why.clone());
+                });
                 m.rules_last_reload_success.set(0);
                 m.reloads
                     .get_or_create(&Metrics::label("outcome", "failure"))
@@ -508,6 +569,13 @@ impl Daemon {
         let now = self.now();
         core.reload(ctx, set, now).map_err(|e| e.to_string())?;
         drop(core);
+        self.set_reload(|r| {
+            *r = ReloadStatus {
+                at: now,
+                rules: count,
+                refused: None,
+            }
+        });
         m.rules.set(count as i64);
         m.rules_last_reload_success.set(1);
         m.reloads
@@ -544,214 +612,6 @@ impl Daemon {
             Ok(())
         })
         .await
-    }
-
-    /// The earliest deadline, if any. Safe on the async workers: it reads the queue
-    /// under the lock and never touches the store.
-    pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.queue().schedule.next()
-    }
-
-    /// The core locked without the store reload that [`Daemon::core`] may do: only
-    /// for reading in-memory state from async code.
-    fn queue(&self) -> MutexGuard<'_, Core> {
-        self.shared.core.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// One turn of the loop: everything due at the clock's `now` is done (state
-    /// changes committed, due messages handed to their sends, reports started).
-    pub async fn advance(&self) {
-        let _one = self.shared.turning.lock().await;
-        self.shared.advancing.store(true, Ordering::SeqCst);
-        let turn = self
-            .with_core(|ctx, core, now| {
-                // While the turn runs the loop is not asleep: whatever is armed now
-                // is seen when the turn ends.
-                ctx.sleeping_until.store(i64::MIN, Ordering::SeqCst);
-                let turn = turn::run_due(ctx, core, now);
-                let outgoing = delivery::take(ctx, core, now);
-                Ok((turn, outgoing))
-            })
-            .await;
-        match turn {
-            Ok((turn, outgoing)) => {
-                for out in outgoing {
-                    self.start(move |d| d.deliver(out));
-                }
-                match turn {
-                    Ok(turn) => {
-                        for index in turn.reports {
-                            self.start(move |d| reports::run(d, index));
-                        }
-                        for index in turn.upstream_watches {
-                            self.start(move |d| upstream::watch(d, index));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "a deadline's work could not be committed")
-                    }
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "a turn of the daemon's loop panicked"),
-        }
-        self.shared.advancing.store(false, Ordering::SeqCst);
-        self.shared.progress.send_modify(|n| *n += 1);
-    }
-
-    /// Runs a task the loop does not wait for (a send, a report), counted until it
-    /// ends so [`Daemon::caught_up`] knows.
-    fn start<F>(&self, task: impl FnOnce(Daemon) -> F)
-    where
-        F: std::future::Future<Output = ()> + Send + 'static,
-    {
-        self.shared.outstanding.fetch_add(1, Ordering::SeqCst);
-        let d = self.clone();
-        let fut = task(d.clone());
-        tokio::spawn(async move {
-            fut.await;
-            d.shared.outstanding.fetch_sub(1, Ordering::SeqCst);
-            d.shared.progress.send_modify(|n| *n += 1);
-        });
-    }
-
-    /// Sends one message and settles it.
-    async fn deliver(self, out: delivery::Outgoing) {
-        let sent = delivery::send(&self.shared.ctx, &self.shared.channels, &out).await;
-        let settled = self
-            .with_core(move |ctx, core, now| delivery::settle(ctx, core, &out, &sent, now))
-            .await;
-        if let Err(e) = settled {
-            tracing::error!(error = %e, "cannot record a delivery");
-        }
-    }
-
-    /// The loop `tocsin serve` runs: a turn, then sleep until the next deadline or
-    /// until something new is armed, until `stop` says so.
-    async fn run(self, mut stop: watch::Receiver<bool>) {
-        loop {
-            self.advance().await;
-            let next = {
-                let core = self.queue();
-                let next = core.schedule.next();
-                self.shared
-                    .ctx
-                    .sleeping_until
-                    .store(next.map_or(i64::MAX, |t| t.0), Ordering::SeqCst);
-                next
-            };
-            let clock = &self.shared.ctx.clock;
-            let sleep = async {
-                match next {
-                    Some(t) => clock.sleep_until(t).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = stop.changed() => break,
-                _ = self.shared.ctx.wake.notified() => {}
-                _ = sleep => {}
-            }
-        }
-    }
-
-    /// Starts the loop on the current runtime. Deadlines are kept while it runs.
-    pub fn spawn_loop(&self) -> LoopHandle {
-        let (stop, rx) = watch::channel(false);
-        LoopHandle {
-            daemon: self.clone(),
-            stop,
-            task: Some(tokio::spawn(self.clone().run(rx))),
-        }
-    }
-
-    /// Waits until everything due at the clock's `now` is done: no deadline is
-    /// due, no turn is running, no send or report is outstanding. The loop must be
-    /// running.
-    pub async fn caught_up(&self) {
-        let mut progress = self.shared.progress.subscribe();
-        loop {
-            progress.borrow_and_update();
-            let idle = !self.shared.advancing.load(Ordering::SeqCst)
-                && self.shared.outstanding.load(Ordering::SeqCst) == 0
-                && self.next_deadline().is_none_or(|t| t > self.now());
-            if idle || progress.changed().await.is_err() {
-                return;
-            }
-        }
-    }
-
-    /// Keeps the loop from taking a turn until the guard is dropped: a driver of a
-    /// manual clock moves time and acts at exactly that instant before the
-    /// deadlines of that instant are taken.
-    pub async fn hold(&self) -> Held<'_> {
-        Held(self.shared.turning.lock().await)
-    }
-
-    /// Moves `clock` to each deadline up to `until` in turn, letting the loop do
-    /// what each owes at exactly its time, then to `until`. How `tocsin test` and
-    /// the tests run hours of escalation in milliseconds, through the loop that
-    /// pages people.
-    pub async fn run_until(&self, clock: &ManualClock, until: Timestamp) {
-        loop {
-            self.caught_up().await;
-            match self.next_deadline() {
-                Some(next) if next <= until => clock.set(next.max(clock.now())),
-                _ => break,
-            }
-        }
-        if clock.now() < until {
-            clock.set(until);
-        }
-        self.caught_up().await;
-    }
-}
-
-/// Keeps the loop from taking a turn while it lives (see [`Daemon::hold`]).
-pub struct Held<'a>(#[allow(dead_code)] tokio::sync::MutexGuard<'a, ()>);
-
-/// The running loop of a daemon; [`LoopHandle::stop`] ends it.
-pub struct LoopHandle {
-    daemon: Daemon,
-    stop: watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl LoopHandle {
-    /// Stops the loop, waits (a while) for sends in flight, and writes what waits
-    /// for the next evaluation.
-    pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-        let d = &self.daemon;
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let mut progress = d.shared.progress.subscribe();
-        while d.shared.outstanding.load(Ordering::SeqCst) > 0 {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero()
-                || tokio::time::timeout(left, progress.changed())
-                    .await
-                    .is_err()
-            {
-                tracing::warn!(
-                    "stopping with messages still being sent; they go again after a restart"
-                );
-                break;
-            }
-        }
-        if let Err(e) = d.flush().await {
-            tracing::error!(error = %e, "cannot write the state held for the next evaluation");
-        }
-    }
-}
-
-impl Drop for LoopHandle {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = &self.task {
-            task.abort();
-        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::observed::RuleEvaluation;
 use super::pipeline::{self, Step};
 use super::state::{Core, metrics_read_by};
 use super::{AlertView, Context, OpError};
@@ -77,10 +78,31 @@ impl Core {
     /// Evaluates the rules (those listed by index, or all) at `now`.
     pub fn evaluate(&mut self, ctx: &Context, now: Timestamp, only: Option<&[usize]>) -> Outcome {
         let started = std::time::Instant::now();
-        let outcome = match only {
-            Some(rules) => self.engine.evaluate_rules(&self.series, now, rules),
-            None => self.engine.evaluate(&self.series, now),
+        let all: Vec<usize>;
+        let rules = match only {
+            Some(rules) => rules,
+            None => {
+                all = (0..self.engine.rules().alerts.len()).collect();
+                &all
+            }
         };
+        // One rule at a time, so each one's time is known (the rules page shows it).
+        let mut outcome = Outcome::default();
+        let set = self.engine.rules().clone();
+        for &i in rules {
+            let one = std::time::Instant::now();
+            outcome.absorb(self.engine.evaluate_rules(&self.series, now, &[i]));
+            if let Some(rule) = set.alerts.get(i) {
+                let took = one.elapsed();
+                let last = RuleEvaluation { at: now, took };
+                match self.observed.evaluations.get_mut(&rule.name) {
+                    Some(e) => *e = last,
+                    None => {
+                        self.observed.evaluations.insert(rule.name.clone(), last);
+                    }
+                }
+            }
+        }
         ctx.metrics.evaluations.inc();
         ctx.metrics
             .evaluation_seconds

@@ -320,6 +320,7 @@ fn write(ctx: &Context, core: &mut Core, now: Timestamp, batch: &Batch) -> Resul
         return Err(e.into());
     }
     ctx.metrics.outbox_pending.set(core.outbox.len() as i64);
+    ctx.changed();
     Ok(())
 }
 

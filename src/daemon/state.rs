@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::observed::Observed;
 use super::schedule::{Due, Schedule};
 use super::{AlertView, Context, OpError};
 use crate::alert::{Alert, State};
@@ -39,6 +40,8 @@ pub(super) struct Core {
     /// Per scheduled report (by index in the config): when it last ran, and when
     /// it last failed to send (retried five minutes later).
     pub reports: Vec<ReportState>,
+    /// Each rule's last evaluation and each channel's last sends, for the web UI.
+    pub observed: Observed,
     /// Per Alertmanager in `[[channels.alertmanager]]`, when it was last asked
     /// what it holds (see `upstream.rs`). In memory: after a restart the watch
     /// starts over.
@@ -82,6 +85,7 @@ impl Core {
             outbox: Outbox::default(),
             schedule: Schedule::default(),
             reports,
+            observed: Observed::default(),
             upstream_watched: vec![None; config.channels.alertmanagers.len()],
         };
         core.take(ctx, loaded, now);
@@ -183,6 +187,7 @@ impl Core {
             alert: alert.clone(),
             annotations: self.engine.annotations(alert),
             severity: alert.labels.get("severity").unwrap_or("").to_string(),
+            value_text: self.engine.value_text(alert),
             policy: policy.name.clone(),
         }
     }

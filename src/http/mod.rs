@@ -40,7 +40,12 @@ pub fn router(daemon: Daemon) -> IntoMakeServiceWithConnectInfo<Router, SocketAd
 /// what, and from where, is `guard`'s: tokens and their scopes, and no
 /// state change sent by a browser on behalf of another site.
 pub fn routes(daemon: Daemon) -> Router {
-    let failures = AuthFailures::default();
+    routes_with(daemon, AuthFailures::default())
+}
+
+/// [`routes`], counting refused credentials in `failures` (shared with the web
+/// UI's login form, so a wrong token typed there counts as a wrong bearer does).
+pub fn routes_with(daemon: Daemon, failures: AuthFailures) -> Router {
     let needs = |scope| {
         axum::middleware::from_fn_with_state(
             Guard {

@@ -118,6 +118,9 @@ pub const ROUTE_LABEL: &str = "tocsin_route";
 pub struct Condition {
     pub expr: Expr,
     pub hold: Hold,
+    /// The condition as written (its whitespace runs made one space), for people:
+    /// the web UI's rules page shows it next to the rule's file:line.
+    pub text: String,
 }
 
 /// How long a condition must hold before it counts.

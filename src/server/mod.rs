@@ -87,7 +87,11 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Ser
         .collect();
     let (limits, sink) = scrape_into(&daemon);
     let scraper = crate::scrape::spawn(targets, limits, sink, rx.clone());
-    let router = crate::http::routes(daemon.clone());
+    // The API and the web UI on one listener; a wrong token typed into the UI's
+    // login form counts against the same per-address limit as a wrong bearer.
+    let failures = crate::http::failures::AuthFailures::default();
+    let router = crate::http::routes_with(daemon.clone(), failures.clone())
+        .merge(crate::web::routes(daemon.clone(), failures));
     let reloader = watch_rules(daemon.clone(), rx.clone());
     let served = daemon.clone();
     let task = tokio::spawn(async move {

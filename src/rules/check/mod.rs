@@ -424,7 +424,12 @@ impl Checker<'_> {
             );
             return None;
         }
-        Some(Condition { expr, hold: hold? })
+        let written = self.source.text.get(c.span.range()).unwrap_or_default();
+        Some(Condition {
+            expr,
+            hold: hold?,
+            text: written.split_whitespace().collect::<Vec<_>>().join(" "),
+        })
     }
 
     fn evaluations(&mut self, q: &ast::Quantity) -> Option<u32> {

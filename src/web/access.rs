@@ -1,0 +1,318 @@
+//! Who is looking, and whether a form really came from our page.
+//!
+//! - No `[[tokens]]` (the listener is loopback only): open, as the API is. The acting
+//!   person is the name typed into the form, or "web".
+//! - `[web] user_header` and a request from a `trusted_proxies` address carrying it:
+//!   the person the proxy names (oauth2-proxy's `X-Forwarded-User`).
+//! - Otherwise, with tokens: the token in the `tocsin_token` cookie (HttpOnly,
+//!   SameSite=Strict), set by the login form; its name is the acting person.
+//!
+//! Cross-site requests: every form carries `csrf`, an HMAC of the signed-in identity
+//! under a key drawn at startup. Another site's page can make the browser post to
+//! us, but cannot read our pages to learn the token; a post without it, or with one
+//! for another identity, is refused 403. Browsers that say a request is cross-site
+//! (`Sec-Fetch-Site`) are refused before that.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Form, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use cookie::{Cookie, SameSite};
+use hmac::{Hmac, KeyInit, Mac};
+use maud::html;
+use serde::Deserialize;
+use sha2::Sha256;
+
+use super::{Web, layout, refuse};
+use crate::config::{Config, Scope};
+use crate::http::failures::ClientIp;
+
+/// The cookie that holds the token a person signed in with.
+const TOKEN_COOKIE: &str = "tocsin_token";
+/// The form field of the cross-site token.
+pub const CSRF_FIELD: &str = "csrf";
+
+/// The per-process key of the cross-site tokens. A restart draws a new one: forms
+/// rendered before it are refused once, and reloading the page mends them.
+#[derive(Clone)]
+pub struct Keys(std::sync::Arc<[u8; 32]>);
+
+impl Keys {
+    pub fn new() -> Keys {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).expect("the operating system gives random bytes");
+        Keys(std::sync::Arc::new(key))
+    }
+
+    fn mac(&self, identity: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0[..]).expect("any key length");
+        mac.update(b"tocsin web csrf\0");
+        mac.update(identity.as_bytes());
+        mac
+    }
+
+    fn csrf(&self, identity: &str) -> String {
+        hex::encode(self.mac(identity).finalize().into_bytes())
+    }
+
+    fn verify(&self, identity: &str, token: &str) -> bool {
+        let Ok(bytes) = hex::decode(token) else {
+            return false;
+        };
+        self.mac(identity).verify_slice(&bytes).is_ok()
+    }
+}
+
+/// The person looking at a page, as [`require`] found them.
+#[derive(Clone, Debug)]
+pub struct Viewer {
+    /// Who acts: a token's name or the proxy's user; `None` on an open daemon,
+    /// where the form says who.
+    pub person: Option<String>,
+    /// Whether a token cookie signed them in (the page offers to sign out).
+    pub by_cookie: bool,
+    /// The cross-site token every form of this page carries.
+    pub csrf: String,
+    identity: String,
+}
+
+impl Viewer {
+    /// The acting person for an action: the signed-in one, else the name typed into
+    /// the form (an open daemon), else "web".
+    pub fn actor(&self, typed: Option<&str>) -> String {
+        if let Some(p) = &self.person {
+            return p.clone();
+        }
+        match typed.map(str::trim) {
+            Some(t) if !t.is_empty() => t.chars().take(100).collect(),
+            _ => "web".to_string(),
+        }
+    }
+
+    /// Refuses a form whose cross-site token is not this viewer's.
+    pub fn check(&self, web: &Web, token: &str) -> Result<(), CrossSite> {
+        if web.keys.verify(&self.identity, token) {
+            Ok(())
+        } else {
+            Err(CrossSite)
+        }
+    }
+}
+
+/// A form without this viewer's cross-site token: 403 with a JSON reason.
+#[derive(Debug)]
+pub struct CrossSite;
+
+impl IntoResponse for CrossSite {
+    fn into_response(self) -> Response {
+        refuse(
+            StatusCode::FORBIDDEN,
+            "missing or invalid cross-site token: reload the page and try again",
+        )
+    }
+}
+
+/// The person the proxy names, if the request came from a trusted proxy.
+fn proxy_user(config: &Config, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<String> {
+    let name = config.web.user_header.as_deref()?;
+    let peer = peer?;
+    if !config.web.trusted_proxies.contains(&peer) {
+        return None;
+    }
+    // UTF-8, not only ASCII: a proxy may name 高橋 as the identity provider does.
+    let user = std::str::from_utf8(headers.get(name)?.as_bytes())
+        .ok()?
+        .trim();
+    (!user.is_empty()).then(|| user.chars().take(100).collect())
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == TOKEN_COOKIE)
+        .map(|c| c.value().to_string())
+}
+
+/// Signs the request in (or sends the person to the login form) and refuses
+/// cross-site posts; hands the [`Viewer`] to the page.
+pub async fn require(
+    State(web): State<Web>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.method() != Method::GET
+        && request
+            .headers()
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() == b"cross-site")
+    {
+        return refuse(StatusCode::FORBIDDEN, "cross-site request refused");
+    }
+    let config = web.daemon.config();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical());
+    let (person, by_cookie) = if let Some(user) = proxy_user(config, peer, request.headers()) {
+        (Some(user), false)
+    } else if config.tokens.is_empty() {
+        (None, false)
+    } else {
+        match cookie_token(request.headers()).and_then(|t| config.find_token(&t).cloned()) {
+            // The same scopes as the API: `read` to look, `operate` to act.
+            Some(token) => {
+                let needs = if request.method() == Method::GET {
+                    Scope::Read
+                } else {
+                    Scope::Operate
+                };
+                if !token.allows(needs) {
+                    return refuse(
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "token {:?} lacks the {} scope this page needs",
+                            token.name,
+                            needs.name()
+                        ),
+                    );
+                }
+                (Some(token.name), true)
+            }
+            None if request.method() == Method::GET => {
+                let next = request
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_string();
+                let to = format!("/login?next={}", urlencode(&next));
+                return Redirect::to(&to).into_response();
+            }
+            None => return refuse(StatusCode::UNAUTHORIZED, "sign in first"),
+        }
+    };
+    let identity = match &person {
+        Some(p) => format!("{}:{p}", if by_cookie { "token" } else { "proxy" }),
+        None => String::new(),
+    };
+    let viewer = Viewer {
+        csrf: web.keys.csrf(&identity),
+        person,
+        by_cookie,
+        identity,
+    };
+    request.extensions_mut().insert(viewer);
+    next.run(request).await
+}
+
+fn urlencode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// Only a path on this site: a `next` of `//evil.example` or `https://…` would
+/// send the person elsewhere after signing in.
+fn local_path(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        _ => "/",
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+/// `GET /login`: the token form.
+pub async fn login_form(State(web): State<Web>, Query(q): Query<NextQuery>) -> Response {
+    let next = local_path(q.next.as_deref()).to_string();
+    let csrf = web.keys.csrf("");
+    layout::page(
+        "Sign in",
+        None,
+        html! {
+            h1 { "Sign in" }
+            p { "This tocsin asks for one of its API tokens (" code { "[[tokens]]" } ")." }
+            form method="post" action="/login" {
+                input type="hidden" name=(CSRF_FIELD) value=(csrf);
+                input type="hidden" name="next" value=(next);
+                label { "Token " input type="password" name="token" autocomplete="current-password" required; }
+                " "
+                button type="submit" { "Sign in" }
+            }
+        },
+    )
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    token: String,
+    next: Option<String>,
+}
+
+/// `POST /login`: a known token is kept in the cookie; a wrong one counts against
+/// the address's limit of failures, as a wrong bearer token does.
+pub async fn login(
+    State(web): State<Web>,
+    ClientIp(client): ClientIp,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if !web.keys.verify("", &form.csrf) {
+        return refuse(StatusCode::FORBIDDEN, "missing or invalid cross-site token");
+    }
+    if web.daemon.config().find_token(&form.token).is_none() {
+        return web.failures.refuse(
+            web.daemon.metrics(),
+            client,
+            "/login",
+            "wrong_token",
+            StatusCode::UNAUTHORIZED,
+            "unknown token",
+        );
+    }
+    let cookie = Cookie::build((TOKEN_COOKIE, form.token))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .build();
+    (
+        [(header::SET_COOKIE, cookie.to_string())],
+        Redirect::to(local_path(form.next.as_deref())),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /logout`: forgets the cookie.
+pub async fn logout(
+    State(web): State<Web>,
+    axum::Extension(viewer): axum::Extension<Viewer>,
+    Form(form): Form<LogoutForm>,
+) -> Response {
+    if let Err(refused) = viewer.check(&web, &form.csrf) {
+        return refused.into_response();
+    }
+    let mut cookie = Cookie::build((TOKEN_COOKIE, ""))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .build();
+    cookie.make_removal();
+    (
+        [(header::SET_COOKIE, cookie.to_string())],
+        Redirect::to("/login"),
+    )
+        .into_response()
+}
