@@ -293,7 +293,10 @@ fn incident_ids_are_never_reused() {
 // ---------------------------------------------------------------------------
 
 const RAW_META: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
+/// The alerts table as schema versions 1 to 3 wrote it (JSON values).
 const RAW_ALERTS: redb::TableDefinition<u64, &str> = redb::TableDefinition::new("alerts");
+/// The alerts table from schema version 4 on (encoded values).
+const BYTE_ALERTS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("alerts");
 
 #[test]
 fn a_newer_schema_is_refused_and_left_alone() {
@@ -378,9 +381,9 @@ fn a_corrupt_record_is_a_typed_error() {
         RedbStore::open(&path).unwrap();
         let db = redb::Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(RAW_ALERTS)
+        txn.open_table(BYTE_ALERTS)
             .unwrap()
-            .insert(7, "{not json")
+            .insert(7, [1, 0xff, 0xff].as_slice())
             .unwrap();
         txn.commit().unwrap();
     }

@@ -214,12 +214,12 @@ impl Default for Params {
 
 /// JSON has no NaN or infinity (serde_json writes them as `null` and then cannot
 /// read them back), so non-finite values are written as Prometheus writes them:
-/// `"NaN"`, `"+Inf"`, `"-Inf"`.
+/// `"NaN"`, `"+Inf"`, `"-Inf"`. Binary formats (the store's) take any f64 as is.
 mod json_f64 {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if v.is_finite() {
+        if v.is_finite() || !s.is_human_readable() {
             s.serialize_f64(*v)
         } else if v.is_nan() {
             s.serialize_str("NaN")
@@ -239,6 +239,9 @@ mod json_f64 {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        if !d.is_human_readable() {
+            return f64::deserialize(d);
+        }
         Ok(match Repr::deserialize(d)? {
             Repr::Number(v) => v,
             Repr::Text(t) => match t.as_str() {

@@ -1,13 +1,12 @@
 //! The embedded backend: every table in one redb file. The only module that
 //! touches redb.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::codec::{decode, encode};
 use super::schema::{
     self, ALERTS, INCIDENTS, META, NEXT_INCIDENT_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY, TIMELINE,
 };
@@ -223,7 +222,7 @@ impl RedbStore {
 
     fn load_all<T: DeserializeOwned>(
         &self,
-        def: redb::TableDefinition<u64, &str>,
+        def: redb::TableDefinition<u64, &[u8]>,
         name: &'static str,
     ) -> Result<Vec<T>, StoreError> {
         let txn = self.db()?.begin_read()?;
@@ -341,6 +340,12 @@ impl Store for RedbStore {
         Ok(table.get(name)?.map(|v| Timestamp(v.value())))
     }
 
+    fn incident(&self, id: u64) -> Result<Option<Fingerprint>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let table = txn.open_table(INCIDENTS)?;
+        Ok(table.get(id)?.map(|v| Fingerprint(v.value())))
+    }
+
     /// Forgets notification-log keys confirmed before `before`: a delivery owed
     /// that long ago is not retried any more, so its key can go.
     fn prune_sent(&self, before: Timestamp) -> Result<usize, StoreError> {
@@ -370,8 +375,8 @@ fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> 
     let mut incidents = txn.open_table(INCIDENTS)?;
     let mut silences = txn.open_table(schema::SILENCES)?;
     for silence in &batch.silences {
-        let json = encode("silences", &silence.id, silence)?;
-        silences.insert(silence.id.as_str(), json.as_str())?;
+        let bytes = encode("silences", &silence.id, silence)?;
+        silences.insert(silence.id.as_str(), bytes.as_slice())?;
     }
 
     let stored_next = meta.get(NEXT_INCIDENT_KEY)?.map(|v| v.value());
@@ -386,7 +391,7 @@ fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> 
             alerts.remove(fp.0)?;
             continue;
         }
-        alerts.insert(fp.0, encode("alerts", fp, alert)?.as_str())?;
+        alerts.insert(fp.0, encode("alerts", fp, alert)?.as_slice())?;
         if let Some(id) = alert.incident {
             // The first writer of an id wins: ids are never re-pointed.
             if incidents.get(id)?.is_none() {
@@ -396,22 +401,17 @@ fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> 
         }
     }
 
-    // The next seq per alert: one range lookup per alert per batch.
-    let mut seqs: HashMap<u64, u64> = HashMap::new();
-    for (fp, entry) in &batch.timeline {
-        let seq = match seqs.get(&fp.0) {
-            Some(s) => *s,
-            None => {
-                let last = timeline.range((fp.0, 0)..=(fp.0, u64::MAX))?.next_back();
-                match last {
-                    Some(row) => row?.0.value().1 + 1,
-                    None => 0,
-                }
-            }
-        };
-        let key = format!("{fp}/{seq}");
-        timeline.insert((fp.0, seq), encode("timeline", key, entry)?.as_str())?;
-        seqs.insert(fp.0, seq + 1);
+    if !batch.timeline.is_empty() {
+        let mut seq = meta
+            .get(schema::NEXT_TIMELINE_KEY)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        for (fp, entry) in &batch.timeline {
+            let bytes = encode("timeline", format_args!("{fp}/{seq}"), entry)?;
+            timeline.insert((fp.0, seq), bytes.as_slice())?;
+            seq += 1;
+        }
+        meta.insert(schema::NEXT_TIMELINE_KEY, seq)?;
     }
 
     if stored_next != Some(next) {
@@ -422,7 +422,7 @@ fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> 
     for (fp, esc) in &batch.escalations {
         match esc {
             Some(e) => {
-                escalations.insert(fp.0, encode("escalations", fp, e)?.as_str())?;
+                escalations.insert(fp.0, encode("escalations", fp, e)?.as_slice())?;
             }
             None => {
                 escalations.remove(fp.0)?;
@@ -436,7 +436,7 @@ fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> 
         .unwrap_or(1);
     let stored_delivery = next_delivery;
     for d in &batch.outbox {
-        outbox.insert(d.id, encode("outbox", d.id, d)?.as_str())?;
+        outbox.insert(d.id, encode("outbox", d.id, d)?.as_slice())?;
         next_delivery = next_delivery.max(d.id + 1);
     }
     for id in &batch.outbox_done {
@@ -457,29 +457,32 @@ fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> 
     for (name, at) in &batch.jobs {
         jobs.insert(name.as_str(), at.0)?;
     }
+    for fp in &batch.forgotten {
+        let old = alerts.remove(fp.0)?;
+        let old: Option<Alert> = old.map(|v| decode("alerts", fp, v.value())).transpose()?;
+        if let Some(id) = old.and_then(|a| a.incident)
+            && incidents.get(id)?.map(|v| v.value()) == Some(fp.0)
+        {
+            incidents.remove(id)?;
+        }
+        escalations.remove(fp.0)?;
+        timeline.retain_in((fp.0, 0)..=(fp.0, u64::MAX), |_, _| false)?;
+        refs.retain_in((fp.0, "")..=(fp.0, "\u{10ffff}"), |_, _| false)?;
+    }
+    for (fp, before) in &batch.timeline_before {
+        let mut undecodable = None;
+        timeline.retain_in((fp.0, 0)..=(fp.0, u64::MAX), |(_, seq), v| {
+            match decode::<TimelineEntry>("timeline", format_args!("{fp}/{seq}"), v) {
+                Ok(e) => e.at >= *before,
+                Err(e) => {
+                    undecodable.get_or_insert(e);
+                    true
+                }
+            }
+        })?;
+        if let Some(e) = undecodable {
+            return Err(e);
+        }
+    }
     Ok(())
-}
-
-fn encode<T: Serialize>(
-    table: &'static str,
-    key: impl ToString,
-    value: &T,
-) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|source| StoreError::Encode {
-        table,
-        key: key.to_string(),
-        source,
-    })
-}
-
-fn decode<T: DeserializeOwned>(
-    table: &'static str,
-    key: impl ToString,
-    json: &str,
-) -> Result<T, StoreError> {
-    serde_json::from_str(json).map_err(|source| StoreError::Decode {
-        table,
-        key: key.to_string(),
-        source,
-    })
 }

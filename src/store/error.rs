@@ -38,13 +38,13 @@ pub enum StoreError {
     Encode {
         table: &'static str,
         key: String,
-        source: serde_json::Error,
+        source: super::codec::CodecError,
     },
     #[error("corrupt {table} record {key}: {source}")]
     Decode {
         table: &'static str,
         key: String,
-        source: serde_json::Error,
+        source: super::codec::CodecError,
     },
 }
 

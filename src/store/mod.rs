@@ -12,6 +12,7 @@
 //!   below an id already stored.
 //! - Timeline entries are append-only, in order per alert.
 
+pub mod codec;
 mod embedded;
 mod error;
 mod schema;
@@ -70,6 +71,9 @@ pub trait Store: Send + Sync {
     fn job_ran(&self, name: &str) -> Result<Option<Timestamp>, StoreError>;
     /// Forgets notification-log keys confirmed before `before`.
     fn prune_sent(&self, before: Timestamp) -> Result<usize, StoreError>;
+    /// The alert incident `id` was opened for, while the store still holds it
+    /// (pruned with its alert once past retention).
+    fn incident(&self, id: u64) -> Result<Option<Fingerprint>, StoreError>;
 }
 
 /// Everything one step (an evaluation, an operator action, a delivery settled)
@@ -99,6 +103,13 @@ pub struct Batch {
     pub references: Vec<(Fingerprint, String, String)>,
     /// Scheduled jobs that ran, and when.
     pub jobs: Vec<(String, Timestamp)>,
+    /// Alerts past retention: the alert, its whole timeline, its escalation, its
+    /// message references and its incident number's entry are deleted. The
+    /// incident counter is not touched.
+    pub forgotten: Vec<Fingerprint>,
+    /// Per alert, timeline entries before this instant are deleted (history of
+    /// incidents past retention).
+    pub timeline_before: Vec<(Fingerprint, Timestamp)>,
 }
 
 impl Batch {
@@ -113,5 +124,7 @@ impl Batch {
             && self.sent.is_empty()
             && self.references.is_empty()
             && self.jobs.is_empty()
+            && self.forgotten.is_empty()
+            && self.timeline_before.is_empty()
     }
 }
