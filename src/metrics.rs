@@ -33,6 +33,8 @@ pub struct Metrics {
     pub auth_failures: Family<Labels, Counter>,
     /// What people asked for from Slack and by SMS, by source, command and outcome.
     pub inbound_commands: Family<Labels, Counter>,
+    /// Resolved alerts forgotten past `storage.retention`, with their timelines.
+    pub pruned_alerts: Counter,
 }
 
 impl Default for Metrics {
@@ -56,6 +58,7 @@ impl Default for Metrics {
             reloads: Family::default(),
             auth_failures: Family::default(),
             inbound_commands: Family::default(),
+            pruned_alerts: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -111,6 +114,11 @@ impl Default for Metrics {
             m.alertmanager_truncated_alerts.clone(),
         );
         registry.register("rules", "Alert rules loaded", m.rules.clone());
+        registry.register(
+            "pruned_alerts",
+            "Resolved alerts pruned with their timelines past storage.retention",
+            m.pruned_alerts.clone(),
+        );
         registry.register(
             "rules_last_reload_success",
             "1 if the last rules reload succeeded, 0 if it failed and the old rules run on",

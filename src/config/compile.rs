@@ -66,6 +66,11 @@ impl<'a> Compiler<'a> {
         };
         let storage = Storage {
             path: self.path(&raw.storage.path, "storage.path", defaults.storage.path),
+            retention: self.duration(
+                &raw.storage.retention,
+                "storage.retention",
+                defaults.storage.retention,
+            ),
         };
         let rules = Rules {
             paths: match &raw.rules.paths {

@@ -89,6 +89,9 @@ pub struct Server {
 pub struct Storage {
     /// The redb file; its folder is created if missing.
     pub path: PathBuf,
+    /// How long a resolved incident and its timeline are kept after it resolved;
+    /// older ones are pruned in the background. Long enough for the weekly report.
+    pub retention: Duration,
 }
 
 /// `[rules]`: which rules, and how they are evaluated.
@@ -297,6 +300,7 @@ impl Default for Config {
             },
             storage: Storage {
                 path: PathBuf::from("data/tocsin.redb"),
+                retention: Duration::from_secs(30 * 86400),
             },
             rules: Rules {
                 paths: vec![PathBuf::from("rules")],

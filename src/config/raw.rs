@@ -52,6 +52,7 @@ pub(crate) struct RawServer {
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct RawStorage {
     pub path: Str,
+    pub retention: Str,
 }
 
 #[derive(Default, Deserialize)]

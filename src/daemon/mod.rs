@@ -20,6 +20,7 @@ mod intake;
 mod ops;
 mod pipeline;
 mod reports;
+mod retention;
 mod schedule;
 mod state;
 mod turn;
@@ -353,7 +354,7 @@ impl Daemon {
         self.blocking(move |d| {
             let (view, fp) = {
                 let core = d.core();
-                let fp = core.resolve_id(&id)?;
+                let fp = core.find(&d.shared.ctx, &id)?;
                 (core.view(core.engine.alert(fp).expect("found")), fp)
             };
             Ok((view, d.shared.ctx.store.timeline(fp)?))

@@ -35,6 +35,8 @@ pub enum Due {
     Deliveries,
     /// A scheduled report (by index in the config), or its retry.
     Report(usize),
+    /// The next batch of the retention sweep, or the next sweep.
+    Retention,
 }
 
 /// Deadlines by key, ordered by time.

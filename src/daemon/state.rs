@@ -39,6 +39,8 @@ pub(super) struct Core {
     /// Per scheduled report (by index in the config): when it last ran, and when
     /// it last failed to send (retried five minutes later).
     pub reports: Vec<ReportState>,
+    /// The retention sweep's progress.
+    pub retention: super::retention::Sweep,
 }
 
 /// How long after a failed send a report is tried again.
@@ -78,7 +80,10 @@ impl Core {
             outbox: Outbox::default(),
             schedule: Schedule::default(),
             reports,
+            retention: Default::default(),
         };
+        // The first sweep once the daemon has settled in.
+        core.retention.next = Some(now + super::retention::PACE);
         core.take(ctx, loaded, now);
         Ok(core)
     }
@@ -167,6 +172,18 @@ impl Core {
             .or_else(by_fp)
             .map(|a| a.fingerprint)
             .ok_or_else(|| OpError::NotFound(format!("no alert with id {id}")))
+    }
+
+    /// [`Core::resolve_id`], saying why an incident number names no alert held
+    /// now (past retention, or fired again since): reads the store.
+    pub fn find(&self, ctx: &Context, id: &str) -> Result<Fingerprint, OpError> {
+        self.resolve_id(id).map_err(|e| {
+            let gone = id
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| super::retention::gone(ctx, self, n));
+            gone.map_or(e, OpError::NotFound)
+        })
     }
 
     pub fn view(&self, alert: &Alert) -> AlertView {
@@ -272,6 +289,7 @@ impl Core {
             Due::Evaluation => core.schedule.when(due),
             Due::Escalation(fp) => core.escalations.get(fp)?.due_at,
             Due::Deliveries => core.outbox.next_due(),
+            Due::Retention => core.retention.next,
             Due::Report(i) => {
                 let schedule = config.reports.get(*i)?;
                 let state = core.reports.get(*i)?;
@@ -326,6 +344,7 @@ impl Core {
             core.arm(ctx, Due::Report(i), now);
         }
         core.arm(ctx, Due::Deliveries, now);
+        core.arm(ctx, Due::Retention, now);
         ctx.deadline_set(Some(evaluation));
     }
 }
