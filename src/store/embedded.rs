@@ -2,11 +2,13 @@
 //! touches redb.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::de::DeserializeOwned;
 
 use super::codec::{decode, encode};
+use super::journal::Journal;
 use super::schema::{
     self, ALERTS, INCIDENTS, META, NEXT_INCIDENT_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY, TIMELINE,
 };
@@ -18,15 +20,24 @@ use crate::labels::Fingerprint;
 use crate::outbox::Delivery;
 
 /// The state in one redb file (or an in-memory redb, for tests and `tocsin test`).
+/// A file store commits through its journal (`journal.rs`), folded into the file
+/// in the background; other stores commit to redb directly.
 pub struct RedbStore {
+    db: Arc<Db>,
+    /// Set while a deferred commit waits for a durable one (direct commits).
+    unsynced: std::sync::atomic::AtomicBool,
+    journal: Option<Arc<Journal>>,
+    folder: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The redb database, shared with the journal's folder.
+struct Db {
     /// None while the database could not be opened again after an I/O error.
     db: std::sync::RwLock<Option<Database>>,
     /// Opens the database again. redb refuses every transaction after an I/O error
     /// (`PreviousIo`) until it is closed and reopened: without this, one moment of
     /// a full disk would refuse every write until tocsin restarts.
     reopen: Option<Reopen>,
-    /// Set while a deferred commit waits for a durable one.
-    unsynced: std::sync::atomic::AtomicBool,
 }
 
 type Reopen = Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
@@ -74,7 +85,23 @@ impl RedbStore {
             path: path.to_path_buf(),
             source,
         })?;
-        RedbStore::init(db, Some(Box::new(open)))
+        let mut store = RedbStore::init(db, Some(Box::new(open)))?;
+        let folded = store.meta(schema::JOURNAL_FOLDED_KEY)?.unwrap_or(0);
+        let db = store.db.clone();
+        let fold = move |batches: &[Arc<Batch>], generation: u64| db.fold(batches, generation);
+        let journal = Arc::new(Journal::open(path, folded, &fold)?);
+        let folder = journal.clone();
+        store.folder = Some(
+            std::thread::Builder::new()
+                .name("tocsin-fold".into())
+                .spawn(move || folder.run_folder(&fold))
+                .map_err(|e| StoreError::Journal {
+                    path: path.to_path_buf(),
+                    source: e,
+                })?,
+        );
+        store.journal = Some(journal);
+        Ok(store)
     }
 
     /// A store that lives in memory only: for tests and `tocsin test`.
@@ -110,12 +137,44 @@ impl RedbStore {
         }
         txn.commit()?;
         Ok(RedbStore {
-            db: std::sync::RwLock::new(Some(db)),
-            reopen,
+            db: Arc::new(Db {
+                db: std::sync::RwLock::new(Some(db)),
+                reopen,
+            }),
             unsynced: std::sync::atomic::AtomicBool::new(false),
+            journal: None,
+            folder: None,
         })
     }
 
+    /// The open database, reopening it first if an I/O error closed it.
+    fn db(&self) -> Result<Open<'_>, StoreError> {
+        self.db.db()
+    }
+
+    /// Waits until the journal's frames are in the database, before a read of
+    /// what is not held in memory.
+    fn drain(&self) -> Result<(), StoreError> {
+        match &self.journal {
+            Some(j) => j.drain(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RedbStore {
+    /// Folds what is left, so the next start has no journal to replay.
+    fn drop(&mut self) {
+        if let Some(j) = &self.journal {
+            j.stop();
+        }
+        if let Some(folder) = self.folder.take() {
+            let _ = folder.join();
+        }
+    }
+}
+
+impl Db {
     /// The open database, reopening it first if an I/O error closed it.
     fn db(&self) -> Result<Open<'_>, StoreError> {
         let read = || self.db.read().unwrap_or_else(|e| e.into_inner());
@@ -146,7 +205,9 @@ impl RedbStore {
         tracing::info!("state database reopened after an I/O error");
         Ok(())
     }
+}
 
+impl RedbStore {
     /// The schema version recorded in the file.
     pub fn schema_version(&self) -> Result<u64, StoreError> {
         self.meta(SCHEMA_VERSION_KEY).map(|v| v.unwrap_or(0))
@@ -158,6 +219,7 @@ impl RedbStore {
     }
 
     fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        self.drain()?;
         let txn = self.db()?.begin_read()?;
         let meta = txn.open_table(META)?;
         Ok(meta.get(key)?.map(|v| v.value()))
@@ -165,6 +227,7 @@ impl RedbStore {
 
     /// Every stored alert, in fingerprint order.
     pub fn load_alerts(&self) -> Result<Vec<Alert>, StoreError> {
+        self.drain()?;
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(ALERTS)?;
         let mut out = Vec::new();
@@ -176,6 +239,7 @@ impl RedbStore {
     }
 
     pub fn alert(&self, fingerprint: Fingerprint) -> Result<Option<Alert>, StoreError> {
+        self.drain()?;
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(ALERTS)?;
         let value = table.get(fingerprint.0)?;
@@ -187,6 +251,7 @@ impl RedbStore {
     /// The alert that incident `id` was opened for (it may have fired again since,
     /// under a newer id).
     pub fn alert_by_incident(&self, id: u64) -> Result<Option<Alert>, StoreError> {
+        self.drain()?;
         let txn = self.db()?.begin_read()?;
         let Some(fp) = txn.open_table(INCIDENTS)?.get(id)?.map(|v| v.value()) else {
             return Ok(None);
@@ -200,6 +265,7 @@ impl RedbStore {
 
     /// Every stored silence, expired ones included (they are history).
     pub fn load_silences(&self) -> Result<Vec<crate::silence::Silence>, StoreError> {
+        self.drain()?;
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(schema::SILENCES)?;
         let mut out = Vec::new();
@@ -225,6 +291,7 @@ impl RedbStore {
         def: redb::TableDefinition<u64, &[u8]>,
         name: &'static str,
     ) -> Result<Vec<T>, StoreError> {
+        self.drain()?;
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(def)?;
         let mut out = Vec::new();
@@ -247,12 +314,31 @@ impl RedbStore {
     }
 
     fn write(&self, batch: &Batch, durability: redb::Durability) -> Result<(), StoreError> {
+        self.db.write(std::iter::once(batch), durability, None)
+    }
+}
+
+impl Db {
+    /// Writes `batches` in one transaction, with the last journal generation they
+    /// hold if they come from the journal. A failed write reopens the database.
+    fn write<'a>(
+        &self,
+        batches: impl Iterator<Item = &'a Batch>,
+        durability: redb::Durability,
+        folded: Option<u64>,
+    ) -> Result<(), StoreError> {
         let applied = (|| -> Result<(), StoreError> {
             let mut txn = self.db()?.begin_write()?;
             txn.set_durability(durability).expect(
                 "tocsin opens redb in single-process mode, where any durability is allowed",
             );
-            write_batch(&txn, batch)?;
+            for batch in batches {
+                write_batch(&txn, batch)?;
+            }
+            if let Some(generation) = folded {
+                txn.open_table(META)?
+                    .insert(schema::JOURNAL_FOLDED_KEY, generation)?;
+            }
             txn.commit()?;
             Ok(())
         })();
@@ -263,6 +349,12 @@ impl RedbStore {
             let _ = self.reopen();
         }
         applied
+    }
+
+    /// One fold of the journal: its batches, durably, in one transaction.
+    fn fold(&self, batches: &[Arc<Batch>], generation: u64) -> Result<(), StoreError> {
+        let batches = batches.iter().map(|b| &**b);
+        self.write(batches, redb::Durability::Immediate, Some(generation))
     }
 }
 
@@ -279,6 +371,9 @@ impl Store for RedbStore {
     }
 
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StoreError> {
+        if let Some(j) = &self.journal {
+            return j.append(batch, durability == Durability::Immediate);
+        }
         match durability {
             Durability::Immediate => {
                 self.write(batch, redb::Durability::Immediate)?;
@@ -297,6 +392,9 @@ impl Store for RedbStore {
     }
 
     fn sync(&self) -> Result<(), StoreError> {
+        if let Some(j) = &self.journal {
+            return j.sync();
+        }
         if self.unsynced.load(std::sync::atomic::Ordering::SeqCst) {
             self.apply(&Batch::default())?;
         }
@@ -305,6 +403,7 @@ impl Store for RedbStore {
 
     /// One alert's timeline, oldest first.
     fn timeline(&self, fingerprint: Fingerprint) -> Result<Vec<TimelineEntry>, StoreError> {
+        self.drain()?;
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(TIMELINE)?;
         let mut out = Vec::new();
@@ -322,12 +421,18 @@ impl Store for RedbStore {
 
     /// Whether the notification log has this idempotency key: the message went out.
     fn was_sent(&self, key: &str) -> Result<bool, StoreError> {
+        if self.journal.as_ref().is_some_and(|j| j.was_sent(key)) {
+            return Ok(true);
+        }
         let txn = self.db()?.begin_read()?;
         Ok(txn.open_table(schema::SENT)?.get(key)?.is_some())
     }
 
     /// The reference of the last message about `fp` on `address`.
     fn reference(&self, fp: Fingerprint, address: &str) -> Result<Option<String>, StoreError> {
+        if let Some(r) = self.journal.as_ref().and_then(|j| j.reference(fp, address)) {
+            return Ok(Some(r));
+        }
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(schema::MESSAGE_REFS)?;
         Ok(table.get((fp.0, address))?.map(|v| v.value().to_string()))
@@ -335,12 +440,14 @@ impl Store for RedbStore {
 
     /// When a scheduled job last ran.
     fn job_ran(&self, name: &str) -> Result<Option<Timestamp>, StoreError> {
+        self.drain()?;
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(schema::JOBS)?;
         Ok(table.get(name)?.map(|v| Timestamp(v.value())))
     }
 
     fn incident(&self, id: u64) -> Result<Option<Fingerprint>, StoreError> {
+        self.drain()?;
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(INCIDENTS)?;
         Ok(table.get(id)?.map(|v| Fingerprint(v.value())))
@@ -349,6 +456,7 @@ impl Store for RedbStore {
     /// Forgets notification-log keys confirmed before `before`: a delivery owed
     /// that long ago is not retried any more, so its key can go.
     fn prune_sent(&self, before: Timestamp) -> Result<usize, StoreError> {
+        self.drain()?;
         let txn = self.db()?.begin_write()?;
         let n = {
             let mut table = txn.open_table(schema::SENT)?;

@@ -20,6 +20,11 @@ pub enum StoreError {
     /// A failed commit as each request it carried sees it (group commit).
     #[error("{0}")]
     Shared(String),
+    #[error("cannot write the state journal {path}: {source}")]
+    Journal {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the state database is closed after an I/O error and cannot be opened again yet")]
     Closed,
     #[error("cannot start a state database transaction: {0}")]

@@ -15,6 +15,7 @@
 pub mod codec;
 mod embedded;
 mod error;
+mod journal;
 mod schema;
 
 use crate::alert::{Alert, TimelineEntry};
@@ -78,7 +79,7 @@ pub trait Store: Send + Sync {
 
 /// Everything one step (an evaluation, an operator action, a delivery settled)
 /// changed, written together.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Batch {
     /// Alerts to write as they are now. An inactive alert with no incident is
     /// deleted instead: it has nothing to remember.

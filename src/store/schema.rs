@@ -31,6 +31,9 @@ pub const ALERTS: TableDefinition<u64, &[u8]> = TableDefinition::new("alerts");
 /// file ([`NEXT_TIMELINE_KEY`]), so a range scan reads one alert's history in
 /// order and appending needs no look-up of the alert's last entry.
 pub const TIMELINE: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("timeline");
+/// Key of [`META`]: the last journal generation folded into the file (version 4
+/// on): journal files up to it are already here.
+pub const JOURNAL_FOLDED_KEY: &str = "journal_folded";
 /// Key of [`META`]: the next timeline seq (version 4 on).
 pub const NEXT_TIMELINE_KEY: &str = "next_timeline";
 /// Incident id → fingerprint, for `ack 42`. Never rewritten: an id names one
