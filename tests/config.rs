@@ -160,7 +160,7 @@ fn the_example_file_documents_every_key() {
             "[server]",
             &["listen", "body_limit", "request_timeout", "public_url"],
         ),
-        ("[storage]", &["path", "retention"]),
+        ("[storage]", &["backend", "path", "url", "retention"]),
         (
             "[rules]",
             &[
@@ -275,6 +275,7 @@ fn every_field_can_be_set() {
             public_url: Some("https://tocsin.example.com/base".into()),
         },
         storage: tocsin::config::Storage {
+            backend: tocsin::config::Backend::Redb,
             path: "/var/lib/tocsin/tocsin.redb".into(),
             retention: Duration::from_secs(14 * 86400),
         },

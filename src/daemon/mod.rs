@@ -40,7 +40,7 @@ use crate::notify::Channels;
 use crate::rules::{self, RuleSet};
 use crate::series::{IncomingSample, SeriesError};
 use crate::silence::Silence;
-use crate::store::{RedbStore, Store, StoreError};
+use crate::store::{PgStore, RedbStore, Store, StoreError};
 use intake::IntakeQueue;
 pub use schedule::Due;
 use state::Core;
@@ -56,6 +56,14 @@ pub enum OpenError {
     Store(#[from] StoreError),
     #[error("channels: {0}")]
     Channels(String),
+}
+
+/// The configured store: the redb file, or PostgreSQL (migrated on open).
+pub fn open_store(storage: &crate::config::Storage) -> Result<Box<dyn Store>, StoreError> {
+    Ok(match &storage.backend {
+        crate::config::Backend::Redb => Box::new(RedbStore::open(&storage.path)?),
+        crate::config::Backend::Postgres { url } => Box::new(PgStore::connect(url.expose())?),
+    })
 }
 
 /// Why an operation on the daemon was refused.
@@ -187,7 +195,7 @@ impl Daemon {
             .map_err(|d| OpenError::Rules(rules::diagnostic::render(&sources, &d, false)))?;
         let store = match store {
             Some(store) => store,
-            None => Box::new(RedbStore::open(&config.storage.path)?),
+            None => open_store(&config.storage)?,
         };
         // The notification log only has to outlive retries (a day at most).
         store.prune_sent(now - Duration::from_secs(7 * 86400))?;

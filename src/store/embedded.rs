@@ -162,6 +162,27 @@ impl RedbStore {
     }
 }
 
+/// Raw access for whole-state copies between backends (`transfer.rs`).
+impl RedbStore {
+    /// A read transaction over everything committed, the journal folded first.
+    pub(super) fn read_all(&self) -> Result<redb::ReadTransaction, StoreError> {
+        self.drain()?;
+        Ok(self.db()?.begin_read()?)
+    }
+
+    /// Runs `f` in one durable write transaction, after the journal is folded.
+    pub(super) fn write_raw(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.drain()?;
+        let txn = self.db()?.begin_write()?;
+        f(&txn)?;
+        txn.commit()?;
+        Ok(())
+    }
+}
+
 impl Drop for RedbStore {
     /// Folds what is left, so the next start has no journal to replay.
     fn drop(&mut self) {
@@ -476,7 +497,7 @@ impl Store for RedbStore {
     }
 }
 
-fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> {
+pub(super) fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> {
     let mut meta = txn.open_table(META)?;
     let mut alerts = txn.open_table(ALERTS)?;
     let mut timeline = txn.open_table(TIMELINE)?;

@@ -39,6 +39,12 @@ pub enum StoreError {
         "the state database has schema version {found}, newer than the {supported} this tocsin supports: upgrade tocsin"
     )]
     UnsupportedSchema { found: u64, supported: u64 },
+    /// PostgreSQL refused or did not answer. The message never quotes the URL.
+    #[error("cannot {doing} in the PostgreSQL state database: {message}")]
+    Postgres {
+        doing: &'static str,
+        message: String,
+    },
     #[error("cannot encode {table} record {key}: {source}")]
     Encode {
         table: &'static str,

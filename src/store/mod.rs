@@ -1,7 +1,8 @@
 //! Persistence: alert state, timelines, escalations, the outbox and the
 //! notification log, behind one narrow interface ([`Store`]) so the daemon does not
 //! know which database holds them. [`RedbStore`] is the embedded backend (one
-//! redb file); a second backend is one more module implementing the trait.
+//! redb file); [`PgStore`] keeps the same tables in PostgreSQL, for replicas
+//! that share one state (`docs/ha.md`).
 //!
 //! Invariants every backend keeps:
 //! - A [`Batch`] is one transaction: after a crash either all of a step's changes
@@ -16,7 +17,10 @@ pub mod codec;
 mod embedded;
 mod error;
 mod journal;
+mod pg_schema;
+mod postgres;
 mod schema;
+pub mod transfer;
 
 use crate::alert::{Alert, TimelineEntry};
 use crate::clock::Timestamp;
@@ -26,6 +30,8 @@ use crate::outbox::Delivery;
 use crate::silence::Silence;
 pub use embedded::RedbStore;
 pub use error::StoreError;
+pub use pg_schema::PG_SCHEMA_VERSION;
+pub use postgres::PgStore;
 pub use schema::SCHEMA_VERSION;
 
 /// What the daemon keeps in memory, as last committed: read once at start, and
