@@ -582,3 +582,99 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// `tocsin migrate`: a redb state into PostgreSQL and back into a new file, every
+/// table carried (old incident ids, the log, references, jobs, the counters), and
+/// a destination that already holds a state refused.
+#[test]
+fn migrate_copies_a_redb_state_into_postgres_and_back() {
+    use tocsin::store::transfer;
+    let dir = TempDir::new("migrate");
+    let source = dir.0.join("source.redb");
+    let back = dir.0.join("back.redb");
+    let a = firing("bot-1", 1);
+    let mut again = a.clone();
+    again.incident = Some(4);
+    let b = firing("bot-2", 2);
+    {
+        let store = RedbStore::open(&source).unwrap();
+        let batches = [
+            Batch {
+                alerts: vec![a.clone(), b.clone()],
+                timeline: vec![
+                    (
+                        a.fingerprint,
+                        entry(1, State::Inactive, State::Firing, "one"),
+                    ),
+                    (b.fingerprint, entry(2, State::Inactive, State::Firing, "b")),
+                ],
+                next_incident: 3,
+                silences: vec![silence("s1")],
+                escalations: vec![(b.fingerprint, Some(escalation(&b)))],
+                outbox: vec![delivery(1, &a), delivery(2, &b)],
+                sent: vec![("k0".into(), Timestamp(5))],
+                references: vec![(a.fingerprint, "slack:#a".into(), "C:1".into())],
+                jobs: vec![("weekly".into(), Timestamp(7))],
+                ..Batch::default()
+            },
+            Batch {
+                // Alert a fires again under a new number; number 1 still names it.
+                alerts: vec![again.clone()],
+                timeline: vec![(
+                    a.fingerprint,
+                    entry(3, State::Inactive, State::Firing, "two"),
+                )],
+                next_incident: 5,
+                outbox_done: vec![1],
+                ..Batch::default()
+            },
+        ];
+        for batch in &batches {
+            store.commit(batch, Durability::Immediate).unwrap();
+        }
+    }
+    let url = postgres::fresh_database("migrate");
+    let tocsin = |direction: &str, file: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tocsin"))
+            .args(["migrate", direction, "--redb"])
+            .arg(file)
+            .env("TOCSIN_DATABASE_URL", &url)
+            .output()
+            .unwrap()
+    };
+    let out = tocsin("redb-to-postgres", &source);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("2 alerts, 3 timeline entries, 3 incident ids"),
+        "{stdout}"
+    );
+
+    let original = transfer::dump_redb(&RedbStore::open(&source).unwrap()).unwrap();
+    assert_eq!(original.incidents.len(), 3);
+    let pg = PgStore::connect(&url).unwrap();
+    assert_eq!(transfer::dump_postgres(&pg).unwrap(), original);
+    assert_eq!(pg.incident(1).unwrap(), Some(a.fingerprint));
+    assert_eq!(pg.load().unwrap().next_delivery, 3);
+    drop(pg);
+
+    // Copying again into a database that holds a state is refused, and changes nothing.
+    let out = tocsin("redb-to-postgres", &source);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("copy into an empty one"), "{stderr}");
+    assert!(!stderr.contains(&url), "{stderr}");
+
+    let out = tocsin("postgres-to-redb", &back);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let copied = transfer::dump_redb(&RedbStore::open(&back).unwrap()).unwrap();
+    assert_eq!(copied, original);
+}

@@ -220,6 +220,13 @@ pub fn dump_postgres(store: &PgStore) -> Result<Dump, StoreError> {
         Ok(dump)
     })?;
     dump.loaded = loaded;
+    // The order redb keeps, so two dumps of one state compare equal (a stable sort
+    // keeps each alert's entries in order).
+    dump.timeline.sort_by_key(|(fp, _)| fp.0);
+    dump.sent.sort();
+    dump.references
+        .sort_by(|a, b| (a.0.0, &a.1).cmp(&(b.0.0, &b.1)));
+    dump.jobs.sort();
     Ok(dump)
 }
 
