@@ -1,5 +1,6 @@
 //! PostgreSQL going away under a running tocsin: the server stopped as in a crash
-//! (`pg_ctl stop -m immediate`, every connection dropped), then started again.
+//! (`pg_ctl stop -m immediate`, every connection dropped) for longer than the
+//! lease lasts, then started again.
 //! While it is down, pushes, Alertmanager-style intake and acks answer 503 with a
 //! JSON reason and `/readyz` says not ready: never a 2xx for what was not
 //! committed. When it is back, tocsin is ready again without a restart (the
@@ -123,11 +124,24 @@ async fn a_database_restart_gets_503_not_ready_and_everything_resumes_after() {
     let (status, body) = s.get("/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
 
+    // Down longer than the lease lasts (3 s), so the lease lapses too.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(s.push("b", 500.0).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(s.get("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+
     postgres::cluster().start_server();
-    // Ready again at the evaluation deadline's write, with no request needed.
+    // Ready again at the evaluation deadline's write, with no request needed, once
+    // the lease is renewed (real time: every 500 ms; bounded wait).
     let evaluation = Timestamp::from_secs(T0) + Duration::from_secs(60);
     s.daemon.run_until(&s.clock, evaluation).await;
-    assert_eq!(s.get("/readyz").await.0, StatusCode::OK);
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while s.get("/readyz").await.0 != StatusCode::OK {
+        assert!(
+            std::time::Instant::now() < until,
+            "not ready after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // The refused ack did not happen; the same requests succeed now.
     let (_, one) = s.get("/api/v1/alerts/1").await;
     let one: Value = serde_json::from_str(&one).unwrap();
@@ -151,5 +165,8 @@ async fn a_database_restart_gets_503_not_ready_and_everything_resumes_after() {
     assert_eq!(loaded.alerts.len(), 3, "{hosts:?}");
     let acked = loaded.alerts.iter().filter(|a| a.ack.is_some()).count();
     assert_eq!(acked, 1);
-    assert_eq!(loaded.next_incident, 4, "no incident number was lost or reused");
+    assert_eq!(
+        loaded.next_incident, 4,
+        "no incident number was lost or reused"
+    );
 }

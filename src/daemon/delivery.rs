@@ -75,6 +75,14 @@ pub(super) async fn send(ctx: &Context, channels: &Channels, out: &Outgoing) -> 
         return outbox::Outcome::AlreadySent;
     }
     let m = &out.due;
+    // A replica that lost the lease on a shared state sends nothing more: the one
+    // that took it over owes the message now (under the same idempotency key).
+    if ctx.store.lease().is_none() {
+        return outbox::Outcome::Failed(crate::notify::SendError::Retry {
+            reason: "this replica lost the lease on the state".into(),
+            after: None,
+        });
+    }
     let result = match channels.send(&m.address, &m.message).await {
         Ok(d) => outbox::Outcome::Delivered {
             reference: d.reference,

@@ -66,6 +66,17 @@ pub fn open_store(storage: &crate::config::Storage) -> Result<Box<dyn Store>, St
     })
 }
 
+/// The lease the store holds now, `u64::MAX` for none (a standby).
+fn store_lease(store: &dyn Store) -> u64 {
+    store.lease().unwrap_or(u64::MAX)
+}
+
+/// How often a standby looks whether it holds the lease.
+const STANDBY_POLL: Duration = Duration::from_millis(100);
+/// How often a standby reads the shared state again, so what it shows (an ack
+/// taken by the replica that acts) is at most this old.
+const STANDBY_READ: Duration = Duration::from_millis(500);
+
 /// Why an operation on the daemon was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {
@@ -116,6 +127,10 @@ pub(crate) struct Context {
     sleeping_until: AtomicI64,
     /// Wakes the loop.
     wake: tokio::sync::Notify,
+    /// The lease epoch the in-memory state was read under (`Store::lease`);
+    /// `u64::MAX` when read as a standby. A new epoch means another replica may
+    /// have acted meanwhile: the state is read again before this one acts.
+    acting: std::sync::atomic::AtomicU64,
 }
 
 impl Context {
@@ -199,6 +214,7 @@ impl Daemon {
         };
         // The notification log only has to outlive retries (a day at most).
         store.prune_sent(now - Duration::from_secs(7 * 86400))?;
+        let lease = store_lease(&*store);
         let metrics = Metrics::default();
         metrics.rules.set(set.alerts.len() as i64);
         let ctx = Context {
@@ -211,8 +227,13 @@ impl Daemon {
             opened_at: now,
             sleeping_until: AtomicI64::new(i64::MAX),
             wake: tokio::sync::Notify::new(),
+            acting: std::sync::atomic::AtomicU64::new(lease),
         };
         let core = Core::open(&ctx, set, now)?;
+        if lease != u64::MAX {
+            // The state was read after the lease was taken.
+            ctx.store.act_under(lease);
+        }
         ctx.metrics
             .set_alert_states(core.engine.alerts().map(|a| &a.state));
         Ok(Daemon {
@@ -241,9 +262,44 @@ impl Daemon {
         self.shared.ctx.clock.now()
     }
 
-    /// Whether state changes can be made durable right now.
+    /// Whether state changes can be made durable right now: the store takes
+    /// writes, and this replica holds the lease on a shared state.
     pub fn ready(&self) -> bool {
-        self.shared.ctx.store_ok()
+        self.shared.ctx.store_ok() && self.shared.ctx.store.lease().is_some()
+    }
+
+    /// Whether this replica may act (holds the lease), reading the state again
+    /// first if the lease is new: another replica may have changed it. A standby
+    /// reads it again each time it looks, so what it shows stays fresh.
+    async fn acting(&self, last_read: &mut std::time::Instant) -> bool {
+        let ctx = &self.shared.ctx;
+        let lease = store_lease(&*ctx.store);
+        if lease != u64::MAX && ctx.acting.load(Ordering::SeqCst) == lease {
+            return true;
+        }
+        if lease == u64::MAX && last_read.elapsed() < STANDBY_READ {
+            return false;
+        }
+        *last_read = std::time::Instant::now();
+        let restored = self
+            .with_core(move |ctx, core, now| {
+                // Read after the lease was taken: every commit under an older
+                // epoch is in it, and none can follow (fencing).
+                core.restore(ctx, now);
+                if !ctx.stale.load(Ordering::SeqCst) {
+                    ctx.acting.store(lease, Ordering::SeqCst);
+                    if lease != u64::MAX {
+                        ctx.store.act_under(lease);
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        if lease != u64::MAX && restored.is_ok() && !ctx.stale.load(Ordering::SeqCst) {
+            tracing::info!(epoch = lease, "acting on the state under the lease");
+            return true;
+        }
+        false
     }
 
     /// The core, locked. A panic while holding the lock leaves the core as
@@ -286,10 +342,27 @@ impl Daemon {
         .await?
     }
 
+    /// [`Daemon::with_core`] for a change a client is answered about: refused
+    /// while the state in memory may hold changes that were never committed (a
+    /// failed commit, and the store could not be read back since: a database that
+    /// is down). Acting on such a state could answer 2xx for what no store holds.
+    async fn with_fresh_core<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Context, &mut Core, Timestamp) -> Result<T, OpError> + Send + 'static,
+    ) -> Result<T, OpError> {
+        self.with_core(move |ctx, core, now| {
+            if ctx.stale.load(Ordering::SeqCst) {
+                return Err(OpError::Store(StoreError::Stale));
+            }
+            f(ctx, core, now)
+        })
+        .await
+    }
+
     /// Takes a batch of samples whole or not at all, then evaluates the rules that
     /// read what it brought.
     pub async fn ingest(&self, samples: Vec<IncomingSample>) -> Result<usize, OpError> {
-        self.with_core(move |ctx, core, now| core.ingest(ctx, &samples, now))
+        self.with_fresh_core(move |ctx, core, now| core.ingest(ctx, &samples, now))
             .await
     }
 
@@ -306,6 +379,14 @@ impl Daemon {
             .inc_by(alerts.len() as u64);
         let count = alerts.len();
         self.blocking(move |d| {
+            if d.shared.ctx.stale.load(Ordering::SeqCst) {
+                // `core` reads the state back first; refused if it still cannot
+                // (as in `with_fresh_core`), before the alerts join the queue.
+                drop(d.core());
+                if d.shared.ctx.stale.load(Ordering::SeqCst) {
+                    return Err(OpError::Store(StoreError::Stale));
+                }
+            }
             let ticket = d
                 .shared
                 .intake
@@ -325,20 +406,20 @@ impl Daemon {
     /// number or fingerprint).
     pub async fn act(&self, id: &str, event: Event) -> Result<AlertView, OpError> {
         let id = id.to_string();
-        self.with_core(move |ctx, core, now| core.act(ctx, &id, event, now))
+        self.with_fresh_core(move |ctx, core, now| core.act(ctx, &id, event, now))
             .await
     }
 
     /// Stores a new silence (validated) and applies it to the alerts at once.
     pub async fn add_silence(&self, silence: Silence) -> Result<Silence, OpError> {
-        self.with_core(move |ctx, core, now| core.add_silence(ctx, silence, now))
+        self.with_fresh_core(move |ctx, core, now| core.add_silence(ctx, silence, now))
             .await
     }
 
     /// Ends a silence now; its alerts resume.
     pub async fn expire_silence(&self, id: &str) -> Result<Silence, OpError> {
         let id = id.to_string();
-        self.with_core(move |ctx, core, now| core.expire_silence(ctx, &id, now))
+        self.with_fresh_core(move |ctx, core, now| core.expire_silence(ctx, &id, now))
             .await
     }
 
@@ -528,7 +609,16 @@ impl Daemon {
     /// The loop `tocsin serve` runs: a turn, then sleep until the next deadline or
     /// until something new is armed, until `stop` says so.
     async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut last_read = std::time::Instant::now();
         loop {
+            if !self.acting(&mut last_read).await {
+                // A standby: another replica holds the lease, and acts.
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    _ = tokio::time::sleep(STANDBY_POLL) => {}
+                }
+                continue;
+            }
             self.advance().await;
             let next = {
                 let core = self.queue();

@@ -45,6 +45,13 @@ pub enum StoreError {
         doing: &'static str,
         message: String,
     },
+    /// A commit failed and the state could not be read back since: nothing is
+    /// answered until it can, lest a change never committed be confirmed.
+    #[error("the state store cannot be read back after a failed commit")]
+    Stale,
+    /// Another replica holds the lease on the shared state: this one may not commit.
+    #[error("this replica is a standby: another replica holds the lease on the state")]
+    Standby,
     #[error("cannot encode {table} record {key}: {source}")]
     Encode {
         table: &'static str,

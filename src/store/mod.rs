@@ -17,6 +17,8 @@ pub mod codec;
 mod embedded;
 mod error;
 mod journal;
+mod lease;
+mod pg_batch;
 mod pg_schema;
 mod postgres;
 mod schema;
@@ -81,6 +83,19 @@ pub trait Store: Send + Sync {
     /// The alert incident `id` was opened for, while the store still holds it
     /// (pruned with its alert once past retention).
     fn incident(&self, id: u64) -> Result<Option<Fingerprint>, StoreError>;
+    /// The lease under which this process may act on the state (commit, send), or
+    /// None while another replica holds it. A store only this process uses (redb)
+    /// always answers `Some(0)`. A shared store (PostgreSQL) answers the fencing
+    /// epoch of the lease it holds: a new number each time it takes the lease over,
+    /// when the state must be read again (another replica may have changed it), and
+    /// every commit is refused unless made under the lease it names.
+    fn lease(&self) -> Option<u64> {
+        Some(0)
+    }
+    /// The daemon read the state under lease `epoch` and acts under it from now
+    /// on: a shared store fences every commit with this epoch, not with a lease
+    /// taken since that the state in memory does not know of yet.
+    fn act_under(&self, _epoch: u64) {}
 }
 
 /// Everything one step (an evaluation, an operator action, a delivery settled)

@@ -35,6 +35,11 @@ const MIGRATIONS: &[&str] = &[
          fingerprint bigint NOT NULL, address text NOT NULL, reference text NOT NULL,
          PRIMARY KEY (fingerprint, address));
      CREATE TABLE tocsin_jobs (name text PRIMARY KEY, at bigint NOT NULL);",
+    // 2: the lease one replica acts under (`lease.rs`), with its fencing epoch.
+    "CREATE TABLE tocsin_lease (
+         id int PRIMARY KEY CHECK (id = 1), holder text NOT NULL,
+         epoch bigint NOT NULL, expires_at timestamptz NOT NULL);
+     INSERT INTO tocsin_lease VALUES (1, '', 0, '-infinity');",
 ];
 
 /// The version this build writes. A database with a newer one is refused.

@@ -16,10 +16,12 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-use super::codec::{decode, encode};
+use super::codec::decode;
+use super::lease::{Lease, RENEW_EVERY};
+use super::pg_batch::Rows;
 use super::pg_schema;
 use super::{Batch, Durability, Loaded, Store, StoreError};
-use crate::alert::{Alert, State, TimelineEntry};
+use crate::alert::TimelineEntry;
 use crate::clock::Timestamp;
 use crate::labels::Fingerprint;
 
@@ -37,6 +39,8 @@ pub struct PgStore {
     pool: Pool,
     /// A deferred commit waits for a durable one.
     unsynced: AtomicBool,
+    /// The lease this replica acts under, renewed in the background.
+    lease: std::sync::Arc<Lease>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -118,11 +122,34 @@ impl PgStore {
             runtime: Some(runtime),
             pool,
             unsynced: AtomicBool::new(false),
+            lease: std::sync::Arc::new(Lease::new()),
         };
+        let lease = store.lease.clone();
         store.run(|pool| async move {
             let mut client = pool.get().await.map_err(pool_error)?;
-            pg_schema::migrate(&mut client).await
+            pg_schema::migrate(&mut client).await?;
+            // Takes the lease now if it is free, so a lone replica acts at once
+            // (whoever reads the state from here on reads it under this lease).
+            if let Some(epoch) = lease.renew(&client).await? {
+                lease.act_under(epoch);
+            }
+            Ok(())
         })?;
+        let (lease, pool) = (store.lease.clone(), store.pool.clone());
+        store.runtime().spawn(async move {
+            let mut every = tokio::time::interval(RENEW_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while !lease.released() {
+                every.tick().await;
+                let renewed = match pool.get().await {
+                    Ok(client) => lease.renew(&client).await.map(|_| ()),
+                    Err(e) => Err(pool_error(e)),
+                };
+                if let Err(e) = renewed {
+                    tracing::warn!(error = %e, "cannot renew the lease on the state");
+                }
+            }
+        });
         Ok(store)
     }
 
@@ -138,6 +165,10 @@ impl PgStore {
         })
     }
 
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("Some until drop")
+    }
+
     /// Runs `op` on the store's runtime and waits for it, from any thread.
     pub(super) fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
@@ -145,7 +176,7 @@ impl PgStore {
         F: FnOnce(Pool) -> Fut,
         Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
     {
-        let runtime = self.runtime.as_ref().expect("Some until drop");
+        let runtime = self.runtime();
         let fut = op(self.pool.clone());
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         runtime.spawn(async move {
@@ -170,373 +201,25 @@ impl PgStore {
 
 impl Drop for PgStore {
     fn drop(&mut self) {
+        // Gives the lease up so another replica takes over at once, not after its
+        // expiry; a second at most (the database may be gone).
+        let (lease, pool) = (self.lease.clone(), self.pool.clone());
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime().spawn(async move {
+            let release = async {
+                if let Ok(client) = pool.get().await {
+                    let _ = lease.release(&client).await;
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(1), release).await;
+            let _ = tx.send(());
+        });
+        let _ = rx.recv_timeout(Duration::from_secs(2));
         // Dropping a runtime blocks, which panics inside another runtime.
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
     }
-}
-
-/// A batch as rows: encoded on the caller's thread, in the order redb applies it.
-#[derive(Default)]
-pub(super) struct Rows {
-    alerts_put: (Vec<i64>, Vec<Vec<u8>>),
-    alerts_deleted: Vec<i64>,
-    incidents: (Vec<i64>, Vec<i64>),
-    next_incident: i64,
-    timeline: (Vec<i64>, Vec<Vec<u8>>),
-    silences: (Vec<String>, Vec<Vec<u8>>),
-    escalations_put: (Vec<i64>, Vec<Vec<u8>>),
-    escalations_deleted: Vec<i64>,
-    outbox_put: (Vec<i64>, Vec<Vec<u8>>),
-    outbox_done: Vec<i64>,
-    next_delivery: i64,
-    sent: (Vec<String>, Vec<i64>),
-    references: (Vec<i64>, Vec<String>, Vec<String>),
-    jobs: (Vec<String>, Vec<i64>),
-    forgotten: Vec<i64>,
-    timeline_before: Vec<(i64, i64)>,
-}
-
-/// The last write of each key wins, as in a table written row by row: one
-/// `INSERT ... ON CONFLICT DO UPDATE` may not touch a row twice.
-fn last_wins<K: Clone + Eq + std::hash::Hash, V>(rows: Vec<(K, V)>) -> Vec<(K, V)> {
-    let mut last = std::collections::HashMap::with_capacity(rows.len());
-    for (i, (k, _)) in rows.iter().enumerate() {
-        last.insert(k.clone(), i);
-    }
-    rows.into_iter()
-        .enumerate()
-        .filter(|(i, (k, _))| last[k] == *i)
-        .map(|(_, kv)| kv)
-        .collect()
-}
-
-fn unzip<K, V>(rows: Vec<(K, V)>) -> (Vec<K>, Vec<V>) {
-    rows.into_iter().unzip()
-}
-
-impl Rows {
-    pub(super) fn of(batch: &Batch) -> Result<Rows, StoreError> {
-        let mut rows = Rows::default();
-        // Alerts: removals first, then writes in order; the last word on a
-        // fingerprint is what stays.
-        let mut alerts: Vec<(i64, Option<Vec<u8>>)> = Vec::new();
-        for fp in &batch.removed {
-            alerts.push((fp.0 as i64, None));
-        }
-        let mut next = batch.next_incident.max(1);
-        for alert in &batch.alerts {
-            let fp = alert.fingerprint;
-            if alert.state == State::Inactive && alert.incident.is_none() {
-                alerts.push((fp.0 as i64, None));
-                continue;
-            }
-            alerts.push((fp.0 as i64, Some(encode("alerts", fp, alert)?)));
-            if let Some(id) = alert.incident {
-                rows.incidents.0.push(id as i64);
-                rows.incidents.1.push(fp.0 as i64);
-                next = next.max(id.saturating_add(1));
-            }
-        }
-        for (fp, record) in last_wins(alerts) {
-            match record {
-                Some(r) => {
-                    rows.alerts_put.0.push(fp);
-                    rows.alerts_put.1.push(r);
-                }
-                None => rows.alerts_deleted.push(fp),
-            }
-        }
-        rows.next_incident = next as i64;
-        for (fp, entry) in &batch.timeline {
-            rows.timeline.0.push(fp.0 as i64);
-            rows.timeline.1.push(encode("timeline", fp, entry)?);
-        }
-        let silences = batch
-            .silences
-            .iter()
-            .map(|s| Ok((s.id.clone(), encode("silences", &s.id, s)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        rows.silences = unzip(last_wins(silences));
-        let mut escalations = Vec::new();
-        for (fp, esc) in &batch.escalations {
-            let record = esc
-                .as_ref()
-                .map(|e| encode("escalations", fp, e))
-                .transpose()?;
-            escalations.push((fp.0 as i64, record));
-        }
-        for (fp, record) in last_wins(escalations) {
-            match record {
-                Some(r) => {
-                    rows.escalations_put.0.push(fp);
-                    rows.escalations_put.1.push(r);
-                }
-                None => rows.escalations_deleted.push(fp),
-            }
-        }
-        let mut next_delivery = 1;
-        let outbox = batch
-            .outbox
-            .iter()
-            .map(|d| {
-                next_delivery = next_delivery.max(d.id + 1);
-                Ok((d.id as i64, encode("outbox", d.id, d)?))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        rows.outbox_put = unzip(last_wins(outbox));
-        rows.next_delivery = next_delivery as i64;
-        rows.outbox_done = batch.outbox_done.iter().map(|id| *id as i64).collect();
-        rows.sent = unzip(last_wins(
-            batch.sent.iter().map(|(k, at)| (k.clone(), at.0)).collect(),
-        ));
-        let references = last_wins(
-            batch
-                .references
-                .iter()
-                .map(|(fp, address, r)| ((fp.0 as i64, address.clone()), r.clone()))
-                .collect(),
-        );
-        for ((fp, address), reference) in references {
-            rows.references.0.push(fp);
-            rows.references.1.push(address);
-            rows.references.2.push(reference);
-        }
-        rows.jobs = unzip(last_wins(
-            batch.jobs.iter().map(|(k, at)| (k.clone(), at.0)).collect(),
-        ));
-        rows.forgotten = batch.forgotten.iter().map(|fp| fp.0 as i64).collect();
-        rows.timeline_before = batch
-            .timeline_before
-            .iter()
-            .map(|(fp, at)| (fp.0 as i64, at.0))
-            .collect();
-        Ok(rows)
-    }
-
-    /// Writes the rows inside `txn`, table by table, as redb's `write_batch` does.
-    pub(super) async fn write(
-        self,
-        txn: &tokio_postgres::Transaction<'_>,
-    ) -> Result<(), StoreError> {
-        let e = db_error;
-        if !self.alerts_deleted.is_empty() {
-            txn.execute(
-                "DELETE FROM tocsin_alerts WHERE fingerprint = ANY($1)",
-                &[&self.alerts_deleted],
-            )
-            .await
-            .map_err(e("delete alerts"))?;
-        }
-        if !self.alerts_put.0.is_empty() {
-            txn.execute(
-                "INSERT INTO tocsin_alerts (fingerprint, record)
-                 SELECT * FROM unnest($1::bigint[], $2::bytea[])
-                 ON CONFLICT (fingerprint) DO UPDATE SET record = excluded.record",
-                &[&self.alerts_put.0, &self.alerts_put.1],
-            )
-            .await
-            .map_err(e("write alerts"))?;
-        }
-        if !self.incidents.0.is_empty() {
-            // The first writer of an id wins: ids are never re-pointed.
-            txn.execute(
-                "INSERT INTO tocsin_incidents (id, fingerprint)
-                 SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT (id) DO NOTHING",
-                &[&self.incidents.0, &self.incidents.1],
-            )
-            .await
-            .map_err(e("write incident ids"))?;
-        }
-        // The counter only grows; rows are locked only when it does.
-        txn.execute(
-            "UPDATE tocsin_meta SET value = $1 WHERE key = 'next_incident' AND value < $1",
-            &[&self.next_incident],
-        )
-        .await
-        .map_err(e("write the incident counter"))?;
-        if !self.timeline.0.is_empty() {
-            let n = self.timeline.0.len() as i64;
-            let first: i64 = txn
-                .query_one(
-                    "UPDATE tocsin_meta SET value = value + $1 WHERE key = 'next_timeline'
-                     RETURNING value - $1",
-                    &[&n],
-                )
-                .await
-                .map_err(e("number timeline entries"))?
-                .get(0);
-            let seqs: Vec<i64> = (first..first + n).collect();
-            txn.execute(
-                "INSERT INTO tocsin_timeline (fingerprint, seq, record)
-                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[])",
-                &[&self.timeline.0, &seqs, &self.timeline.1],
-            )
-            .await
-            .map_err(e("append to timelines"))?;
-        }
-        if !self.silences.0.is_empty() {
-            txn.execute(
-                "INSERT INTO tocsin_silences (id, record)
-                 SELECT * FROM unnest($1::text[], $2::bytea[])
-                 ON CONFLICT (id) DO UPDATE SET record = excluded.record",
-                &[&self.silences.0, &self.silences.1],
-            )
-            .await
-            .map_err(e("write silences"))?;
-        }
-        if !self.escalations_put.0.is_empty() {
-            txn.execute(
-                "INSERT INTO tocsin_escalations (fingerprint, record)
-                 SELECT * FROM unnest($1::bigint[], $2::bytea[])
-                 ON CONFLICT (fingerprint) DO UPDATE SET record = excluded.record",
-                &[&self.escalations_put.0, &self.escalations_put.1],
-            )
-            .await
-            .map_err(e("write escalations"))?;
-        }
-        if !self.escalations_deleted.is_empty() {
-            txn.execute(
-                "DELETE FROM tocsin_escalations WHERE fingerprint = ANY($1)",
-                &[&self.escalations_deleted],
-            )
-            .await
-            .map_err(e("delete escalations"))?;
-        }
-        if !self.outbox_put.0.is_empty() {
-            txn.execute(
-                "INSERT INTO tocsin_outbox (id, record)
-                 SELECT * FROM unnest($1::bigint[], $2::bytea[])
-                 ON CONFLICT (id) DO UPDATE SET record = excluded.record",
-                &[&self.outbox_put.0, &self.outbox_put.1],
-            )
-            .await
-            .map_err(e("write the outbox"))?;
-            txn.execute(
-                "UPDATE tocsin_meta SET value = $1 WHERE key = 'next_delivery' AND value < $1",
-                &[&self.next_delivery],
-            )
-            .await
-            .map_err(e("write the delivery counter"))?;
-        }
-        if !self.outbox_done.is_empty() {
-            txn.execute(
-                "DELETE FROM tocsin_outbox WHERE id = ANY($1)",
-                &[&self.outbox_done],
-            )
-            .await
-            .map_err(e("settle deliveries"))?;
-        }
-        if !self.sent.0.is_empty() {
-            txn.execute(
-                "INSERT INTO tocsin_sent (key, at) SELECT * FROM unnest($1::text[], $2::bigint[])
-                 ON CONFLICT (key) DO UPDATE SET at = excluded.at",
-                &[&self.sent.0, &self.sent.1],
-            )
-            .await
-            .map_err(e("write the notification log"))?;
-        }
-        if !self.references.0.is_empty() {
-            txn.execute(
-                "INSERT INTO tocsin_message_refs (fingerprint, address, reference)
-                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])
-                 ON CONFLICT (fingerprint, address) DO UPDATE SET reference = excluded.reference",
-                &[&self.references.0, &self.references.1, &self.references.2],
-            )
-            .await
-            .map_err(e("write message references"))?;
-        }
-        if !self.jobs.0.is_empty() {
-            txn.execute(
-                "INSERT INTO tocsin_jobs (name, at) SELECT * FROM unnest($1::text[], $2::bigint[])
-                 ON CONFLICT (name) DO UPDATE SET at = excluded.at",
-                &[&self.jobs.0, &self.jobs.1],
-            )
-            .await
-            .map_err(e("write scheduled jobs"))?;
-        }
-        if !self.forgotten.is_empty() {
-            forget(txn, &self.forgotten).await?;
-        }
-        for (fp, before) in &self.timeline_before {
-            prune_timeline(txn, *fp, *before).await?;
-        }
-        Ok(())
-    }
-}
-
-/// Deletes alerts past retention with their timeline, escalation, references and
-/// the incident id that still names them.
-async fn forget(txn: &tokio_postgres::Transaction<'_>, fps: &[i64]) -> Result<(), StoreError> {
-    let e = db_error;
-    let old = txn
-        .query(
-            "DELETE FROM tocsin_alerts WHERE fingerprint = ANY($1) RETURNING fingerprint, record",
-            &[&fps],
-        )
-        .await
-        .map_err(e("forget alerts"))?;
-    for row in old {
-        let fp: i64 = row.get(0);
-        let alert: Alert = decode("alerts", Fingerprint(fp as u64), row.get::<_, &[u8]>(1))?;
-        if let Some(id) = alert.incident {
-            txn.execute(
-                "DELETE FROM tocsin_incidents WHERE id = $1 AND fingerprint = $2",
-                &[&(id as i64), &fp],
-            )
-            .await
-            .map_err(e("forget incident ids"))?;
-        }
-    }
-    for (table, what) in [
-        ("tocsin_escalations", "forget escalations"),
-        ("tocsin_timeline", "forget timelines"),
-        ("tocsin_message_refs", "forget message references"),
-    ] {
-        txn.execute(
-            &format!("DELETE FROM {table} WHERE fingerprint = ANY($1)"),
-            &[&fps],
-        )
-        .await
-        .map_err(e(what))?;
-    }
-    Ok(())
-}
-
-/// Deletes one alert's timeline entries from before `before`. The instant is
-/// inside the record, so entries are read and decoded; an entry that does not
-/// decode is an error, and nothing is deleted.
-async fn prune_timeline(
-    txn: &tokio_postgres::Transaction<'_>,
-    fp: i64,
-    before: i64,
-) -> Result<(), StoreError> {
-    let rows = txn
-        .query(
-            "SELECT seq, record FROM tocsin_timeline WHERE fingerprint = $1",
-            &[&fp],
-        )
-        .await
-        .map_err(db_error("read a timeline"))?;
-    let mut old = Vec::new();
-    for row in rows {
-        let seq: i64 = row.get(0);
-        let key = format!("{}/{seq}", Fingerprint(fp as u64));
-        let entry: TimelineEntry = decode("timeline", key, row.get::<_, &[u8]>(1))?;
-        if entry.at.0 < before {
-            old.push(seq);
-        }
-    }
-    if !old.is_empty() {
-        txn.execute(
-            "DELETE FROM tocsin_timeline WHERE fingerprint = $1 AND seq = ANY($2)",
-            &[&fp, &old],
-        )
-        .await
-        .map_err(db_error("prune a timeline"))?;
-    }
-    Ok(())
 }
 
 /// A connection from the pool.
@@ -629,12 +312,17 @@ impl Store for PgStore {
 
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StoreError> {
         let rows = Rows::of(batch)?;
+        // The epoch the daemon read the state under, even if its renewal is
+        // overdue: the database decides.
+        let epoch = self.lease.acting().ok_or(StoreError::Standby)?;
+        let lease = self.lease.clone();
         self.run(|pool| async move {
             let mut client = client(&pool).await?;
             let txn = client
                 .transaction()
                 .await
                 .map_err(db_error("begin a commit"))?;
+            lease.fence(&txn, epoch).await?;
             if durability == Durability::Deferred {
                 // Visible at once, on disk with the WAL writer or the next durable
                 // commit: the same promise as redb's non-durable commit.
@@ -737,6 +425,14 @@ impl Store for PgStore {
                 .map_err(db_error("prune the notification log"))?;
             Ok(n as usize)
         })
+    }
+
+    fn lease(&self) -> Option<u64> {
+        self.lease.held()
+    }
+
+    fn act_under(&self, epoch: u64) {
+        self.lease.act_under(epoch);
     }
 
     fn incident(&self, id: u64) -> Result<Option<Fingerprint>, StoreError> {

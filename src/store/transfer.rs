@@ -9,7 +9,8 @@
 
 use redb::{ReadableTable, ReadableTableMetadata};
 
-use super::postgres::{Rows, client, db_error};
+use super::pg_batch::Rows;
+use super::postgres::{client, db_error};
 use super::schema;
 use super::{Batch, Loaded, PgStore, RedbStore, Store, StoreError};
 use crate::alert::TimelineEntry;
