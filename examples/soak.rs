@@ -3,6 +3,7 @@
 //! ```sh
 //! scripts/soak.sh                 # release build, one hour, in the background
 //! cargo run --release --example soak -- --minutes 60 --speed 12 --out scripts/soak-summary.md
+//! cargo run --release --example soak -- --minutes 15 --speed 48 --retention 2h --out scripts/soak-churn.md
 //! ```
 //!
 //! The parent process is the world around tocsin: the seed's 100 bot accounts on 5
@@ -126,6 +127,7 @@ fn main() {
     let mut minutes = 60.0;
     let mut speed = 12.0;
     let mut out = PathBuf::from("scripts/soak-summary.md");
+    let mut retention = String::from("default");
     let mut it = args[1..].iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().expect("a value after the flag").clone();
@@ -133,7 +135,8 @@ fn main() {
             "--minutes" => minutes = value().parse().expect("--minutes N"),
             "--speed" => speed = value().parse().expect("--speed X"),
             "--out" => out = PathBuf::from(value()),
-            other => panic!("unknown argument {other}: --minutes, --speed, --out"),
+            "--retention" => retention = value(),
+            other => panic!("unknown argument {other}: --minutes, --speed, --out, --retention"),
         }
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -141,7 +144,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(parent(minutes, speed, out));
+    rt.block_on(parent(minutes, speed, out, retention));
 }
 
 // ---------------------------------------------------------------------------------
@@ -154,6 +157,10 @@ fn daemon(args: &[String]) {
         speed: args[2].parse().unwrap(),
     };
     let receiver = &args[3];
+    let mut config = config(&dir, receiver);
+    if let Some(r) = args.get(4).filter(|r| *r != "default") {
+        config.storage.retention = humantime::parse_duration(r).expect("--retention 2h");
+    }
     tracing_subscriber::fmt()
         .with_env_filter("warn")
         .with_writer(std::io::stderr)
@@ -164,7 +171,7 @@ fn daemon(args: &[String]) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let running = tocsin::server::start(config(&dir, receiver), Arc::new(clock))
+        let running = tocsin::server::start(config, Arc::new(clock))
             .await
             .expect("tocsin starts");
         println!("listening {}", running.addr);
@@ -271,7 +278,7 @@ struct Row {
     db_kb: u64,
 }
 
-async fn parent(minutes: f64, speed: f64, out: PathBuf) {
+async fn parent(minutes: f64, speed: f64, out: PathBuf, retention: String) {
     tocsin::tls::install_crypto_provider();
     let dir = std::env::temp_dir().join(format!("tocsin-soak-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -289,6 +296,7 @@ async fn parent(minutes: f64, speed: f64, out: PathBuf) {
         .arg(clock.wall0_ms.to_string())
         .arg(speed.to_string())
         .arg(format!("http://{receiver_addr}"))
+        .arg(&retention)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
@@ -541,10 +549,13 @@ fn prometheus_alerts(clock: &FastClock, minute: u64) -> Value {
     } else {
         now
     };
-    let alerts: Vec<Value> = (0..20)
+    // Churn: every cycle brings 200 alerts never seen before (their instance names
+    // the cycle), which fire, resolve, and are pruned once past retention.
+    let cycle = minute / 120;
+    let alerts: Vec<Value> = (0..200)
         .map(|i| {
             json!({
-                "labels": { "alertname": "BotQueueStuck", "severity": "warning", "instance": format!("bot-{i}") },
+                "labels": { "alertname": "BotQueueStuck", "severity": "warning", "instance": format!("bot-{i}-c{cycle}") },
                 "annotations": { "summary": "queue stuck" },
                 "startsAt": cycle_start.to_rfc3339(),
                 "endsAt": ends.to_rfc3339(),
