@@ -35,6 +35,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 use tocsin::clock::{Clock, Timestamp, Wait};
 
+#[path = "../benches/common/plot.rs"]
+#[allow(dead_code)]
+mod plot;
+
 /// The system allocator, counting the bytes live on the heap: RSS alone cannot tell
 /// a leak (live bytes grow) from the allocator keeping freed memory (they do not).
 struct Counting;
@@ -472,6 +476,30 @@ async fn parent(minutes: f64, speed: f64, out: PathBuf, retention: String) {
         )
         .unwrap();
     }
+    let hours = |k: fn(&Row) -> u64| -> Vec<(f64, f64)> {
+        rows.iter()
+            .map(|r| (r.tocsin_h, k(r) as f64 / 1024.0))
+            .collect()
+    };
+    let curve = |label: &str, points| plot::Curve {
+        label: label.into(),
+        points,
+    };
+    let png = out.with_extension("png");
+    let panels = [
+        (
+            "MiB",
+            vec![
+                curve("RSS", hours(|r| r.rss_kb)),
+                curve("live heap", hours(|r| r.heap_kb)),
+            ],
+        ),
+        ("MiB", vec![curve("redb file", hours(|r| r.db_kb))]),
+    ];
+    match plot::over_time(&png, "tocsin soak", &panels) {
+        Ok(()) => eprintln!("wrote {}", png.display()),
+        Err(e) => eprintln!("no plot: {e}"),
+    }
     println!("{summary}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -826,6 +854,24 @@ fn summarize(s: Summary) -> String {
         "| slope once full, per hour of tocsin time | {:.0} | {:.0} |\n",
         slope(&full, rss),
         slope(&full, heap)
+    );
+    let db = |r: &Row| r.db_kb;
+    let dmax = |rs: &[&Row]| rs.iter().map(|r| r.db_kb).max().unwrap_or(0);
+    let dmin = |rs: &[&Row]| rs.iter().map(|r| r.db_kb).min().unwrap_or(0);
+    let _ = writeln!(o, "## The store (redb file)\n");
+    let _ = writeln!(o, "| | KiB |\n|---|---|");
+    let _ = writeln!(
+        o,
+        "| max while the windows fill | {} |\n| min / max once full | {} / {} |\n| last sample | {} |",
+        dmax(&filling),
+        dmin(&full),
+        dmax(&full),
+        s.rows.last().map_or(0, |r| r.db_kb)
+    );
+    let _ = writeln!(
+        o,
+        "| slope once full, per hour of tocsin time | {:.0} |\n",
+        slope(&full, db)
     );
     let _ = writeln!(o, "## Load and errors\n");
     let _ = writeln!(o, "| | count |\n|---|---|");
