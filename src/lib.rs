@@ -16,6 +16,7 @@ pub mod exposition;
 pub mod http;
 pub mod humanize;
 pub mod labels;
+pub mod limits;
 pub mod maintenance;
 pub mod matcher;
 pub mod metrics;

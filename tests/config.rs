@@ -214,6 +214,8 @@ fn the_example_file_documents_every_key() {
                 "from",
                 "api_url",
                 "max_segments",
+                "voice",
+                "voice_language",
                 "timeout",
             ],
         ),
@@ -686,6 +688,11 @@ fn the_seed_config_compiles_to_the_specs_escalation() {
     assert_eq!(sms.account_sid, TWILIO_ACCOUNT_SID);
     assert_eq!(sms.from, "+15005550006");
     assert_eq!(sms.max_segments, 3);
+    assert_eq!(
+        (sms.voice.as_str(), sms.voice_language.as_str()),
+        ("Polly.Mizuki", "ja-JP"),
+        "calls speak Japanese unless told otherwise"
+    );
     assert_eq!(
         config.server.public_url.as_deref(),
         Some("https://tocsin.company.com")
@@ -1162,6 +1169,18 @@ start = \"2026-01-05\"
             "[channels.sms]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"t\"\nfrom = \"15005550006\"\nmax_segments = 0\n",
             "tocsin.toml:13:8: channels.sms.from: \"15005550006\" is not an E.164 number: write + and the country code, then the number without its leading 0, no spaces or dashes (\"+819012345678\")\n\
              tocsin.toml:14:16: channels.sms.max_segments: must be from 1 to 10",
+        ),
+        (
+            "[channels.sms]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"t\"\nfrom = \"+15005550006\"\nvoice = \"Polly.Joanna\"\n",
+            "tocsin.toml:14:9: channels.sms.voice_language: Polly.Joanna does not speak \"ja-JP\" (it speaks en-US); for \"ja-JP\" use one of: Polly.Mizuki, Polly.Takumi, Polly.Takumi-Neural, Polly.Kazuha-Neural, Polly.Tomoko-Neural, Google.ja-JP-Standard-A, Google.ja-JP-Standard-B, Google.ja-JP-Standard-C, Google.ja-JP-Standard-D, Google.ja-JP-Wavenet-A, Google.ja-JP-Wavenet-B, Google.ja-JP-Wavenet-C, Google.ja-JP-Wavenet-D, Google.ja-JP-Neural2-B, Google.ja-JP-Neural2-C, Google.ja-JP-Neural2-D",
+        ),
+        (
+            "[channels.sms]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"t\"\nfrom = \"+15005550006\"\nvoice = \"alice\"\nvoice_language = \"ja-JP\"\n",
+            "tocsin.toml:14:9: channels.sms.voice: \"alice\" is not a Twilio voice tocsin knows; for \"ja-JP\" use one of: Polly.Mizuki, Polly.Takumi, Polly.Takumi-Neural, Polly.Kazuha-Neural, Polly.Tomoko-Neural, Google.ja-JP-Standard-A, Google.ja-JP-Standard-B, Google.ja-JP-Standard-C, Google.ja-JP-Standard-D, Google.ja-JP-Wavenet-A, Google.ja-JP-Wavenet-B, Google.ja-JP-Wavenet-C, Google.ja-JP-Wavenet-D, Google.ja-JP-Neural2-B, Google.ja-JP-Neural2-C, Google.ja-JP-Neural2-D",
+        ),
+        (
+            "[channels.sms]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"t\"\nfrom = \"+15005550006\"\nvoice = \"man\"\nvoice_language = \"en-US\"\n",
+            "tocsin.toml:15:18: channels.sms.voice_language: man does not speak \"en-US\" (it speaks en, en-gb, es, fr, de); for \"en-US\" use one of: Polly.Joanna, Polly.Salli, Polly.Kendra, Polly.Kimberly, Polly.Ivy, Polly.Joey, Polly.Justin, Polly.Matthew, Polly.Joanna-Neural, Polly.Matthew-Neural, Google.en-US-Standard-C, Google.en-US-Standard-D",
         ),
         (
             "[[channels.webhook]]\nname = \"ops\"\nurl = \"${OPS_WEBHOOK_URL}\"\n[[channels.webhook]]\nname = \"ops\"\nurl = \"${OPS_WEBHOOK_URL}\"\n",

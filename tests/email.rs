@@ -46,15 +46,22 @@ struct SmtpServer {
 
 impl SmtpServer {
     fn start(name: &str) -> SmtpServer {
-        SmtpServer::spawn(name, None)
+        SmtpServer::spawn(name, &[])
+    }
+
+    /// A server that takes only what RFC 5321 requires of every server: mail of at
+    /// most 64K octets; anything longer gets 552.
+    fn strict(name: &str) -> SmtpServer {
+        let limit = tocsin::limits::email::MESSAGE_OCTETS.to_string();
+        SmtpServer::spawn(name, &["--size-limit", &limit])
     }
 
     /// A server that requires AUTH as user `tocsin` with `password`.
     fn with_password(name: &str, password: &str) -> SmtpServer {
-        SmtpServer::spawn(name, Some(password))
+        SmtpServer::spawn(name, &["--password", password])
     }
 
-    fn spawn(name: &str, password: Option<&str>) -> SmtpServer {
+    fn spawn(name: &str, args: &[&str]) -> SmtpServer {
         require_aiosmtpd();
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join("email")
@@ -64,9 +71,7 @@ impl SmtpServer {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp/server.py");
         let mut cmd = Command::new(PYTHON);
         cmd.arg(script).arg("--dir").arg(&dir);
-        if let Some(p) = password {
-            cmd.arg("--password").arg(p);
-        }
+        cmd.args(args);
         let stderr = fs::File::create(dir.join("server.log")).unwrap();
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -124,6 +129,7 @@ fn settings(port: u16) -> EmailSettings {
         from: "tocsin <alerts@example.com>".to_string(),
         message_id_domain: "example.com".to_string(),
         timeout: Duration::from_secs(10),
+        alerts_url: None,
     }
 }
 
@@ -174,6 +180,9 @@ fn post_alert() -> AlertSnapshot {
         resolved_at: None,
         acked_by: None,
         acked_at: None,
+        ack_note: None,
+        resolved_by: None,
+        resolve_note: None,
         generator_url: Some("http://prometheus.example.com/graph?g0.expr=up".to_string()),
     }
 }
@@ -189,7 +198,8 @@ fn message(key: &str, reason: NotifyReason, level: u32, alert: AlertSnapshot) ->
     }
 }
 
-const ROOT: &str = "<alert.91e4f03ad18ae588.1795860000000@example.com>";
+/// Every Message-ID of an occurrence of `post_alert` starts so.
+const STEM: &str = "<alert.91e4f03ad18ae588.1795860000000.";
 
 #[tokio::test]
 async fn every_mail_of_one_occurrence_is_in_one_thread() {
@@ -202,8 +212,12 @@ async fn every_mail_of_one_occurrence_is_in_one_thread() {
 
     let firing = message("42:firing:1", NotifyReason::Firing, 1, post_alert());
     let delivered = email.send(&to, &firing).await.unwrap();
-    assert_eq!(delivered.reference.as_deref(), Some(ROOT));
     let root = delivered.reference;
+    let root_id = root.clone().unwrap();
+    assert!(
+        root_id.starts_with(STEM) && root_id.ends_with("@example.com>"),
+        "{root_id}"
+    );
 
     let mut escalation = message("42:firing:3", NotifyReason::Firing, 3, post_alert());
     escalation.update = root.clone();
@@ -211,11 +225,14 @@ async fn every_mail_of_one_occurrence_is_in_one_thread() {
     acked.state = State::Acknowledged;
     acked.acked_by = Some("alice".to_string());
     acked.acked_at = Some(Timestamp(FIRED + 20 * MIN));
+    acked.ack_note = Some("API キーを確認中".to_string());
     let mut ack = message("42:acked", NotifyReason::Acknowledged, 0, acked);
     ack.update = root.clone();
     let mut resolved = post_alert();
     resolved.state = State::Resolved;
     resolved.resolved_at = Some(Timestamp(FIRED + 45 * MIN));
+    resolved.resolved_by = Some("bob".to_string());
+    resolved.resolve_note = Some("キーを再発行した".to_string());
     let mut resolve = message("42:resolved", NotifyReason::Resolved, 0, resolved);
     resolve.update = root.clone();
     for m in [&escalation, &ack, &resolve] {
@@ -240,11 +257,18 @@ async fn every_mail_of_one_occurrence_is_in_one_thread() {
             header(mail, "To").as_deref(),
             Some("oncall@example.com, sre-team@example.com")
         );
-        assert_eq!(
-            header(mail, "Subject").as_deref(),
-            Some("[CRITICAL] 投稿成功率低下 #42"),
-            "the subject never changes within the occurrence"
-        );
+        let subject = header(mail, "Subject").unwrap();
+        if mail == &mails[3] {
+            assert_eq!(
+                subject, "[RESOLVED] 投稿成功率低下 #42",
+                "as Alertmanager says it"
+            );
+        } else {
+            assert_eq!(
+                subject, "[CRITICAL] 投稿成功率低下 #42",
+                "the thread's subject"
+            );
+        }
         assert_eq!(
             header(mail, "Auto-Submitted").as_deref(),
             Some("auto-generated")
@@ -283,12 +307,12 @@ async fn every_mail_of_one_occurrence_is_in_one_thread() {
     }
 
     // The first mail opens the thread, the others reply to it.
-    assert_eq!(ids[0], ROOT);
+    assert_eq!(ids[0], root_id);
     assert_eq!(header(&mails[0], "In-Reply-To"), None);
     assert_eq!(header(&mails[0], "References"), None);
     for mail in &mails[1..] {
-        assert_eq!(header(mail, "In-Reply-To").as_deref(), Some(ROOT));
-        assert_eq!(header(mail, "References").as_deref(), Some(ROOT));
+        assert_eq!(header(mail, "In-Reply-To"), root);
+        assert_eq!(header(mail, "References"), root);
     }
     let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
     assert_eq!(
@@ -308,11 +332,22 @@ async fn every_mail_of_one_occurrence_is_in_one_thread() {
             "CRITICAL: 投稿成功率低下",
             "ESCALATED (level 3) — CRITICAL: 投稿成功率低下",
             "ACKNOWLEDGED by alice — CRITICAL: 投稿成功率低下",
-            "RESOLVED — CRITICAL: 投稿成功率低下",
+            "RESOLVED by bob — CRITICAL: 投稿成功率低下",
         ]
     );
     assert!(text(&mails[2]).contains("2026-11-28T10:20:00.000Z by alice"));
-    assert!(text(&mails[3]).contains("2026-11-28T10:45:00.000Z"));
+    assert!(
+        text(&mails[2]).contains("Ack note:     API キーを確認中"),
+        "{}",
+        text(&mails[2])
+    );
+    assert!(text(&mails[3]).contains("2026-11-28T10:45:00.000Z by bob"));
+    assert!(
+        text(&mails[3]).contains("キーを再発行した"),
+        "{}",
+        text(&mails[3])
+    );
+    assert!(html(&mails[3]).contains("キーを再発行した"));
 
     // A retried send is the same mail: the recipient's client keeps one.
     email.send(&to, &escalation).await.unwrap();
@@ -340,6 +375,9 @@ async fn a_group_threads_by_its_first_alert() {
         resolved_at: None,
         acked_by: None,
         acked_at: None,
+        ack_note: None,
+        resolved_by: None,
+        resolve_note: None,
         generator_url: None,
     };
     let mut msg = message("group:1", NotifyReason::Firing, 1, disk("db-1", 7, 0x11));
@@ -349,8 +387,11 @@ async fn a_group_threads_by_its_first_alert() {
         .send(&["dba@example.com".to_string()], &msg)
         .await
         .unwrap();
-    let root = "<alert.0000000000000011.1795860000000@example.com>";
-    assert_eq!(d.reference.as_deref(), Some(root));
+    let root = d.reference.unwrap();
+    assert!(
+        root.starts_with("<alert.0000000000000011.1795860000000."),
+        "{root}"
+    );
 
     let mails = server.received();
     assert_eq!(mails.len(), 1);
@@ -359,7 +400,7 @@ async fn a_group_threads_by_its_first_alert() {
         header(mail, "Subject").as_deref(),
         Some("[WARNING] ディスク残量不足 #7 (+1 more)")
     );
-    assert_eq!(header(mail, "Message-ID").as_deref(), Some(root));
+    assert_eq!(header(mail, "Message-ID"), Some(root));
     assert_eq!(header(mail, "X-Priority"), None, "only critical is urgent");
     assert_eq!(header(mail, "Importance"), None);
     for part in [text(mail), html(mail)] {
@@ -672,4 +713,244 @@ async fn the_daily_summary_goes_on_schedule_once_even_across_a_restart() {
         .await;
     assert_eq!(server.received().len(), 2, "the next day's");
     looping.stop().await;
+}
+
+/// The daemon's mails about one alert, through a real SMTP server: the page to
+/// tanaka@ and the fallback to ops@ (for two addresses that cannot take it) are
+/// distinct mails with their own Message-IDs, the fallback names the alert once,
+/// the ack reaches both in their threads, and the resolve says `[RESOLVED]`, who
+/// resolved it and why.
+#[tokio::test]
+async fn every_mail_of_the_daemon_has_its_own_id_and_answers_its_recipients_thread() {
+    use std::sync::Arc;
+    use tocsin::clock::{Clock, ManualClock};
+    use tocsin::daemon::Daemon;
+    use tocsin::escalation::{Level, Policy, Routing, Target};
+
+    let server = SmtpServer::start("daemon-threads");
+    let dir = common::daemon_dir("email-daemon-threads", "");
+    let mut config = common::test_config(&dir);
+    config.rules.paths = Vec::new();
+    config.channels.console.enabled = false;
+    config.channels.email = Some(settings(server.port));
+    let mut routing = Routing::console_only();
+    routing.policies = BTreeMap::from([(
+        "default".into(),
+        Policy {
+            name: "default".into(),
+            levels: vec![Level {
+                after: Duration::ZERO,
+                // Neither Slack nor this webhook is configured: both fail for good
+                // and fall back to ops@ at once.
+                targets: vec![
+                    Target::Email("tanaka@example.com".into()),
+                    Target::SlackChannel("#nowhere".into()),
+                    Target::Webhook("gone".into()),
+                ],
+                via: Vec::new(),
+            }],
+            repeat_interval: Duration::from_secs(24 * 3600),
+            ack_timeout: None,
+            fallback: vec![Target::Email("ops@example.com".into())],
+            phone_severities: Vec::new(),
+        },
+    )]);
+    config.routing = routing;
+    let clock = ManualClock::new(Timestamp(FIRED));
+    let daemon = Daemon::open(config, Arc::new(clock.clone())).unwrap();
+    let looping = daemon.spawn_loop();
+    let labels = [
+        ("alertname", "投稿成功率低下"),
+        ("severity", "critical"),
+        ("account", "a1"),
+    ];
+    common::fire_external(&daemon, &labels, clock.now()).await;
+    daemon.run_until(&clock, Timestamp(FIRED + MIN)).await;
+    let to = |mail: &Value| mail["rcpt_tos"][0].as_str().unwrap().to_string();
+    let pages = server.received();
+    let mut who: Vec<String> = pages.iter().map(to).collect();
+    who.sort();
+    assert_eq!(
+        who,
+        ["ops@example.com", "tanaka@example.com"],
+        "one mail each"
+    );
+    let ops = pages.iter().find(|m| to(m) == "ops@example.com").unwrap();
+    let tanaka = pages
+        .iter()
+        .find(|m| to(m) == "tanaka@example.com")
+        .unwrap();
+    let first_id = |m: &Value| header(m, "Message-ID").unwrap();
+    assert_ne!(first_id(ops), first_id(tanaka));
+    assert_eq!(
+        header(ops, "Subject").as_deref(),
+        Some("[CRITICAL] 投稿成功率低下 #1"),
+        "the alert once, not \"(+1 more)\""
+    );
+    assert_eq!(text(ops).matches("投稿成功率低下 #1 (firing)").count(), 1);
+
+    let ack = tocsin::alert::Event::Ack {
+        actor: "tanaka".into(),
+        via: "slack".into(),
+        note: Some("調査中".into()),
+    };
+    daemon.act("1", ack).await.unwrap();
+    daemon.run_until(&clock, Timestamp(FIRED + 2 * MIN)).await;
+    let resolve = tocsin::alert::Event::Resolve {
+        actor: "sato".into(),
+        note: Some("API キーを再発行".into()),
+    };
+    daemon.act("1", resolve).await.unwrap();
+    daemon.run_until(&clock, Timestamp(FIRED + 3 * MIN)).await;
+    let mails = server.received();
+    for first in [ops, tanaka] {
+        let thread: Vec<&Value> = mails.iter().filter(|m| to(m) == to(first)).collect();
+        let subjects: Vec<String> = thread
+            .iter()
+            .map(|m| header(m, "Subject").unwrap())
+            .collect();
+        assert_eq!(
+            subjects,
+            [
+                "[CRITICAL] 投稿成功率低下 #1",
+                "[CRITICAL] 投稿成功率低下 #1",
+                "[RESOLVED] 投稿成功率低下 #1",
+            ],
+            "page, ack, resolve to {}",
+            to(first)
+        );
+        for later in &thread[1..] {
+            assert_eq!(header(later, "In-Reply-To"), Some(first_id(first)));
+            assert_eq!(header(later, "References"), Some(first_id(first)));
+        }
+        let ack = text(thread[1]);
+        assert!(ack.starts_with("ACKNOWLEDGED by tanaka"), "{ack}");
+        assert!(ack.contains("調査中"), "{ack}");
+        let resolved = text(thread[2]);
+        assert!(resolved.starts_with("RESOLVED by sato"), "{resolved}");
+        assert!(resolved.contains("API キーを再発行"), "{resolved}");
+    }
+    let ids: std::collections::BTreeSet<String> = mails.iter().map(first_id).collect();
+    assert_eq!(ids.len(), mails.len(), "every mail its own Message-ID");
+    looping.stop().await;
+}
+
+/// The outage, in one group: 200 alerts with 10,000-character Japanese
+/// descriptions, 30 long hostile labels each and a 2,800-character link, mailed to
+/// a server that takes only RFC 5321's 64K. It is accepted; every line is within
+/// RFC 5322's 998; each alert it lists, it lists once; the rest are counted, with
+/// a link that lists them all.
+#[tokio::test]
+async fn a_huge_hostile_group_fits_what_every_server_takes() {
+    use tocsin::limits::email::{LINE_OCTETS, MESSAGE_OCTETS};
+
+    let server = SmtpServer::strict("huge-group");
+    let email = Email::new(EmailSettings {
+        alerts_url: Some("https://tocsin.example.com/api/v1/alerts".into()),
+        ..settings(server.port)
+    })
+    .unwrap();
+    let hostile = |n: u64| {
+        let mut a = post_alert();
+        a.fingerprint = Fingerprint(0x1000 + n);
+        a.incident = Some(n);
+        a.rule = "巨大説明テスト".into();
+        a.labels.insert("alertname".into(), a.rule.clone());
+        for i in 0..30 {
+            a.labels.insert(
+                format!("label_{i:02}"),
+                format!("<!channel> & <b>値</b>\r\n🔥{}", "長".repeat(200)),
+            );
+        }
+        a.annotations
+            .insert("description".into(), "障害の説明".repeat(2_000));
+        a.generator_url = Some(format!(
+            "http://prometheus.example.com/graph?g0.expr={}",
+            "x".repeat(2_800)
+        ));
+        a
+    };
+    let mut msg = message("group:huge", NotifyReason::Firing, 1, hostile(2));
+    msg.alerts.extend((3..=201).map(hostile));
+    email
+        .send(&["ops@example.com".to_string()], &msg)
+        .await
+        .expect("a server taking 64K takes it");
+
+    let mails = server.received();
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    let size = mail["size"].as_u64().unwrap() as usize;
+    assert!(size <= MESSAGE_OCTETS, "{size} octets");
+    let longest = mail["longest_line"].as_u64().unwrap() as usize;
+    assert!(longest <= LINE_OCTETS, "a line of {longest} octets");
+    assert_eq!(
+        header(mail, "Subject").as_deref(),
+        Some("[CRITICAL] 巨大説明テスト #2 (+199 more)")
+    );
+    let (text, html) = (text(mail), html(mail));
+    let listed: Vec<u64> = (2..=201)
+        .filter(|n| text.contains(&format!("巨大説明テスト #{n} (firing)")))
+        .collect();
+    assert!(!listed.is_empty());
+    for n in &listed {
+        assert_eq!(
+            text.matches(&format!("巨大説明テスト #{n} (firing)"))
+                .count(),
+            1
+        );
+    }
+    let more = 200 - listed.len();
+    assert!(
+        text.contains(&format!(
+            "…and {more} more alerts ({more} firing), too many for one mail."
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "All of them: https://tocsin.example.com/api/v1/alerts?label=alertname%3D%E5%B7%A8"
+        ),
+        "{text}"
+    );
+    // Several alerts, each in less detail: cut values say how long they were, and
+    // a link is whole or left out, never cut.
+    assert!(listed.len() >= 5, "{listed:?}");
+    assert!(text.contains("(10000 characters in all)"), "{text}");
+    assert!(
+        text.contains("(a link of 2844 characters, left out)"),
+        "{text}"
+    );
+    assert!(
+        !html.contains("<!channel>") && !html.contains("<b>"),
+        "markup is inert"
+    );
+}
+
+/// One alert whose texts alone are larger than a mail may be: cut to fit, with
+/// what it is and how to ack still there.
+#[tokio::test]
+async fn one_oversized_alert_is_cut_to_fit_and_keeps_its_headline() {
+    let server = SmtpServer::strict("huge-alert");
+    let email = Email::new(settings(server.port)).unwrap();
+    let mut a = post_alert();
+    a.rule = "長".repeat(5_000);
+    for i in 0..300 {
+        a.annotations
+            .insert(format!("note_{i:03}"), "説明".repeat(1_000));
+    }
+    let msg = message("k", NotifyReason::Firing, 1, a);
+    email
+        .send(&["ops@example.com".to_string()], &msg)
+        .await
+        .unwrap();
+    let mail = &server.received()[0];
+    assert!(mail["size"].as_u64().unwrap() as usize <= tocsin::limits::email::MESSAGE_OCTETS);
+    let subject = header(mail, "Subject").unwrap();
+    assert!(subject.starts_with("[CRITICAL] 長長"), "{subject}");
+    assert!(
+        subject.ends_with("(5000 characters in all) #42"),
+        "{subject}"
+    );
+    assert!(text(mail).contains("more annotations"), "{}", text(mail));
 }

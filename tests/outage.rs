@@ -248,10 +248,16 @@ async fn webhook_outage(name: &str, fault: Fault, says: &str) {
     // Nothing is owed any more.
     assert_eq!(metric(&daemon, "tocsin_outbox_pending "), 0.0);
 
-    // The fallback went once, when the fifth attempt failed, under its own key.
+    // The fallback went once, when the fifth attempt failed, under the key a page
+    // to the backup would have.
     let fallback = backup.attempts();
     assert_eq!(fallback.len(), 1, "{fallback:?}");
-    assert!(fallback[0].key.ends_with(".fallback.webhook:backup"));
+    assert!(
+        fallback[0].key.ends_with(".webhook:backup"),
+        "{}",
+        fallback[0].key
+    );
+    assert!(!fallback[0].key.contains("pager"), "{}", fallback[0].key);
     assert!(
         fallback[0].at < t0 + OUTAGE,
         "the fallback went during the outage"
@@ -471,6 +477,7 @@ async fn an_smtp_server_down_at_send_time_gets_the_mail_when_it_returns() {
         from: "tocsin <alerts@example.com>".into(),
         message_id_domain: "tocsin.example.com".into(),
         timeout: Duration::from_secs(5),
+        alerts_url: None,
     });
     config.channels.webhooks = vec![webhook("backup", backup_port)];
     let (daemon, looping) = open(config, &clock);

@@ -409,3 +409,108 @@ async fn the_resolve_reaches_those_a_page_reached() {
     assert_eq!(about_y, ["#3 firing", "#3 resolved"]);
     looping.stop().await;
 }
+
+/// A batch held in the phone window whose alerts were mostly acked or resolved
+/// before the window closed: the SMS and the call that leave name only the alerts
+/// still firing, with their count, and the text offers ACK ALL.
+#[tokio::test]
+async fn a_phone_batch_names_only_what_still_fires_when_it_leaves() {
+    let t0 = Timestamp::from_secs(T0);
+    let dir = common::daemon_dir("resolve-wins-phone-batch", "");
+    let mut config = config(&dir, Waiting::PhoneWindow);
+    config.routing.policies.get_mut("default").unwrap().levels[0].via =
+        vec![Method::Sms, Method::Voice];
+    let clock = ManualClock::new(t0);
+    let (channels, recorder) = Channels::recording(Arc::new(clock.clone()));
+    let daemon = Daemon::open_with(config, Arc::new(clock.clone()), channels, None).unwrap();
+    let looping = daemon.spawn_loop();
+    // x pages at once and opens the window; ten more a minute later wait in it.
+    daemon
+        .receive_external("test", vec![firing("x", t0, true)])
+        .await
+        .unwrap();
+    daemon.run_until(&clock, t0 + MIN).await;
+    let hosts: Vec<String> = (0..10).map(|i| format!("h{i}")).collect();
+    let batch: Vec<ExternalAlert> = hosts.iter().map(|h| firing(h, t0 + MIN, true)).collect();
+    daemon.receive_external("test", batch).await.unwrap();
+    let incident = |host: String| {
+        let daemon = daemon.clone();
+        async move {
+            daemon
+                .alerts()
+                .await
+                .into_iter()
+                .find(|v| v.alert.labels.get("host") == Some(host.as_str()))
+                .and_then(|v| v.alert.incident)
+                .unwrap()
+                .to_string()
+        }
+    };
+    // Before the window closes: four acked, three resolved by hand, one by its
+    // sender. Two still fire.
+    daemon.run_until(&clock, t0 + MIN * 20).await;
+    for h in &hosts[..4] {
+        let ack = Event::Ack {
+            actor: "sato".into(),
+            via: "slack".into(),
+            note: None,
+        };
+        daemon.act(&incident(h.clone()).await, ack).await.unwrap();
+    }
+    for h in &hosts[4..7] {
+        let resolve = Event::Resolve {
+            actor: "sato".into(),
+            note: None,
+        };
+        daemon
+            .act(&incident(h.clone()).await, resolve)
+            .await
+            .unwrap();
+    }
+    daemon
+        .receive_external("test", vec![firing("h7", t0 + MIN, false)])
+        .await
+        .unwrap();
+    let still: Vec<String> = vec![incident("h8".into()).await, incident("h9".into()).await];
+    recorder.take();
+
+    daemon.run_until(&clock, t0 + MIN * 31).await;
+    let sent = recorder.take();
+    let pages: Vec<&Recorded> = sent
+        .iter()
+        .filter(|r| r.message.reason == NotifyReason::Firing)
+        .collect();
+    let named = |r: &Recorded| -> Vec<String> {
+        r.message
+            .alerts
+            .iter()
+            .map(|a| a.incident.unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(pages.len(), 2, "one SMS and one call: {sent:#?}");
+    for page in &pages {
+        assert_eq!(named(page), still, "{}", page.address);
+        assert_eq!(page.at, t0 + MIN * 30, "{}", page.address);
+    }
+    let sms = pages
+        .iter()
+        .find(|r| matches!(r.address, tocsin::escalation::Address::Sms { .. }))
+        .unwrap();
+    let text = tocsin::notify::sms::sms_body(&sms.message, 3);
+    assert!(
+        text.starts_with(&format!("[CRITICAL] 2 alerts: #{} ", still[0])),
+        "{text}"
+    );
+    assert!(text.ends_with("Reply ACK ALL or ACK <n>"), "{text}");
+    let call = pages
+        .iter()
+        .find(|r| matches!(r.address, tocsin::escalation::Address::Voice { .. }))
+        .unwrap();
+    let twiml = tocsin::notify::voice::twiml(&call.message, "Polly.Mizuki", "ja-JP");
+    assert!(twiml.contains("2 件です。"), "{twiml}");
+    for gone in &hosts[..8] {
+        let n = incident(gone.clone()).await;
+        assert!(!twiml.contains(&format!(" {n} 番")), "{twiml}");
+    }
+    looping.stop().await;
+}

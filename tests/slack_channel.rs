@@ -72,6 +72,9 @@ fn alert(incident: u64, rule: &str, severity: &str) -> AlertSnapshot {
         resolved_at: None,
         acked_by: None,
         acked_at: None,
+        ack_note: None,
+        resolved_by: None,
+        resolve_note: None,
         generator_url: None,
     }
 }
@@ -762,4 +765,27 @@ fn channels_follow_severity() {
     assert_eq!(slack.channel_for("warning"), "#alerts-warning");
     assert_eq!(slack.channel_for("info"), "#alerts-info");
     assert_eq!(slack.channel_for("debug"), "#alerts");
+}
+
+#[test]
+fn a_source_link_too_long_for_slack_is_left_out_never_cut() {
+    let long = format!(
+        "http://prometheus.example.com/graph?g0.expr={}",
+        "x".repeat(2_800)
+    );
+    let mut a = alert(1, "投稿成功率低下", "critical");
+    a.generator_url = Some(long.clone());
+    let text = all_text(&render(&message(NotifyReason::Firing, vec![a.clone()])));
+    assert!(!text.contains("<http"), "no link, whole or cut: {text}");
+    assert!(
+        text.contains("Source link left out: 2844 characters"),
+        "{text}"
+    );
+    // A link that fits is kept whole.
+    a.generator_url = Some(long[..1_900].to_string());
+    let text = all_text(&render(&message(NotifyReason::Firing, vec![a])));
+    assert!(
+        text.contains(&format!("<{}|Source>", &long[..1_900])),
+        "{text}"
+    );
 }

@@ -27,6 +27,8 @@ fn settings(api_url: &str, max_segments: u32) -> TwilioSettings {
         from: FROM.into(),
         api_url: api_url.into(),
         max_segments,
+        voice: "Polly.Mizuki".into(),
+        voice_language: "ja-JP".into(),
         timeout: Duration::from_secs(5),
     }
 }
@@ -60,6 +62,9 @@ fn alert(incident: u64, rule: &str, account: &str, summary: &str) -> AlertSnapsh
         resolved_at: None,
         acked_by: None,
         acked_at: None,
+        ack_note: None,
+        resolved_by: None,
+        resolve_note: None,
         generator_url: None,
     }
 }
@@ -183,8 +188,8 @@ async fn alerts_batched_in_the_window_go_out_as_one_text() {
     let (_, form) = only_form(&server).await;
     assert_eq!(
         form["Body"],
-        "[tocsin] 3 alerts: #42 投稿成功率低下 account=a1; #43 DiskFull account=a2; \
-         #44 CPU使用率異常 account=a3 Reply ACK <n>"
+        "[CRITICAL] 3 alerts: #42 投稿成功率低下 account=a1; #43 DiskFull account=a2; \
+         #44 CPU使用率異常 account=a3. Reply ACK ALL or ACK <n>"
     );
 }
 
@@ -334,7 +339,7 @@ async fn a_call_reads_the_alert_out_with_escaped_twiml() {
     assert_eq!(form["From"], FROM);
     assert_eq!(
         form["Twiml"],
-        "<Response><Say language=\"ja-JP\" loop=\"2\">\
+        "<Response><Say voice=\"Polly.Mizuki\" language=\"ja-JP\" loop=\"2\">\
          tocsin から重大アラートです。インシデント 42 番、投稿成功率低下。\
          account &lt;script&gt;&amp;、note &quot;quoted&quot; &apos;text&apos;。\
          成功率 &lt;80%&gt;。\
@@ -358,4 +363,109 @@ async fn a_failed_call_maps_errors_like_an_sms() {
         matches!(&err, SendError::Permanent { reason } if reason.contains("21215") && reason.starts_with("twilio voice")),
         "{err:?}"
     );
+}
+
+/// A call about `msg` with the voice `voice` speaking `language`, as the fake Twilio
+/// received it: the `Twiml` field, and the raw form body it travelled in.
+async fn call_with(voice: &str, language: &str, msg: &Message) -> (String, String) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(created("CA1"))
+        .mount(&server)
+        .await;
+    let twilio = Twilio::new(TwilioSettings {
+        voice: voice.into(),
+        voice_language: language.into(),
+        ..settings(&server.uri(), 3)
+    });
+    twilio.call(TO, msg).await.unwrap();
+    let (request, form) = only_form(&server).await;
+    (
+        form["Twiml"].clone(),
+        String::from_utf8(request.body).unwrap(),
+    )
+}
+
+/// The text of the one `<Say>` of a TwiML document, and its `voice` and `language`.
+fn say_of(twiml: &str) -> (String, String, String) {
+    let open = twiml.find("<Say ").expect("a <Say>");
+    let text_at = open + twiml[open..].find('>').unwrap() + 1;
+    let attrs = &twiml[open..text_at];
+    let attr = |name: &str| {
+        let start = attrs.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        attrs[start..start + attrs[start..].find('"').unwrap()].to_string()
+    };
+    let close = twiml.rfind("</Say>").unwrap();
+    (
+        attr("voice"),
+        attr("language"),
+        twiml[text_at..close].to_string(),
+    )
+}
+
+#[tokio::test]
+async fn every_documented_voice_is_named_with_its_language() {
+    let msg = page(vec![alert(42, "投稿成功率低下", "a1", "成功率 80%")]);
+    for voice in tocsin::limits::twilio::VOICES {
+        for language in voice.languages {
+            let (twiml, _) = call_with(voice.name, language, &msg).await;
+            let (said_voice, said_language, _) = say_of(&twiml);
+            assert_eq!(
+                (said_voice.as_str(), said_language.as_str()),
+                (voice.name, *language)
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_japanese_call_fits_twilios_bytes_for_each_kind_of_voice() {
+    use tocsin::limits::twilio::{SAY_URL_ENCODED, TWIML_CHARS};
+    // The issue's shapes: a 1,920-character Japanese summary, and a 204-alert batch.
+    let one = page(vec![alert(
+        2,
+        "巨大説明テスト",
+        "a1",
+        &"説明文".repeat(640),
+    )]);
+    let batch = page(
+        (2..=205)
+            .map(|n| alert(n, "巨大説明テスト", &format!("account-{n}"), "説明"))
+            .collect(),
+    );
+    for (voice, language) in [
+        ("Polly.Mizuki", "ja-JP"),
+        ("Google.ja-JP-Standard-A", "ja-JP"),
+        ("man", "en"),
+    ] {
+        let engine = tocsin::limits::twilio::voice_named(voice).unwrap().engine;
+        for msg in [&one, &batch] {
+            let (twiml, body) = call_with(voice, language, msg).await;
+            let (_, _, said) = say_of(&twiml);
+            assert!(
+                said.len() <= engine.say_bytes(),
+                "{voice}: {} bytes",
+                said.len()
+            );
+            assert!(twiml.len() <= TWIML_CHARS, "{voice}: {} bytes", twiml.len());
+            // What went over the wire, URL-encoded, as Twilio reads the parameter.
+            let encoded = body
+                .split('&')
+                .find_map(|p| p.strip_prefix("Twiml="))
+                .unwrap();
+            assert!(
+                encoded.len() <= SAY_URL_ENCODED,
+                "{voice}: {}",
+                encoded.len()
+            );
+            assert!(said.ends_with("と返信してください。"), "{said}");
+        }
+    }
+    // The batch says how many alerts it is about, and their numbers.
+    let (twiml, _) = call_with("Polly.Mizuki", "ja-JP", &batch).await;
+    assert!(
+        twiml.contains("204 件です。インシデント 2 から 205 番、"),
+        "{twiml}"
+    );
+    assert!(twiml.contains("ACK ALL"), "{twiml}");
 }

@@ -56,6 +56,8 @@ fn config(dir: &Path, public_url: Option<&str>) -> Config {
         from: "+15005550006".into(),
         api_url: "http://127.0.0.1:9".into(),
         max_segments: 3,
+        voice: "Polly.Mizuki".into(),
+        voice_language: "ja-JP".into(),
         timeout: Duration::from_secs(5),
     });
     config.server.public_url = public_url.map(str::to_string);
@@ -318,7 +320,7 @@ async fn unknown_senders_and_other_words_get_a_polite_reply_and_change_nothing()
     assert_eq!(h.state().await, "firing");
     let reply = twiml(h.signed_sms(BOB, "<b>on it</b>", "SM0201").await).await;
     assert!(
-        reply.contains("Reply ACK and the alert number to acknowledge it, e.g. ACK 42."),
+        reply.contains("Reply ACK and the alert number to acknowledge it, e.g. ACK 42;"),
         "{reply}"
     );
     assert_eq!(h.state().await, "firing");
@@ -341,5 +343,130 @@ async fn without_a_public_url_sms_cannot_be_verified_and_is_refused() {
         "{reply}"
     );
     assert_eq!(h.state().await, "firing");
+    h.running.stop().await;
+}
+
+/// `ACK ALL` acks everything a batched page stood for: every alert still firing
+/// whose page reached this phone, and nothing that has not paged it yet.
+#[tokio::test]
+async fn ack_all_acks_every_alert_that_paged_this_phone() {
+    use tocsin::escalation::{Level, Method, Policy, Routing, Target};
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    tocsin::tls::install_crypto_provider();
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sid": "SM1"})))
+        .mount(&twilio)
+        .await;
+    let dir = common::daemon_dir("twilio-ack-all", RULES);
+    let mut config = config(&dir, Some(PUBLIC));
+    config.channels.sms.as_mut().unwrap().api_url = twilio.uri();
+    let mut routing = Routing::console_only();
+    routing.policies = BTreeMap::from([(
+        "default".into(),
+        Policy {
+            name: "default".into(),
+            levels: vec![Level {
+                after: Duration::ZERO,
+                targets: vec![Target::Person("bob".into())],
+                via: vec![Method::Sms],
+            }],
+            repeat_interval: Duration::from_secs(24 * 3600),
+            ack_timeout: None,
+            fallback: Vec::new(),
+            phone_severities: vec!["critical".into()],
+        },
+    )]);
+    config.routing = routing;
+    let t0 = Timestamp::from_secs(1_800_000_000);
+    let clock = ManualClock::new(t0);
+    let running = start(config, Arc::new(clock.clone())).await.unwrap();
+    let h = Harness {
+        base: format!("http://{}", running.addr),
+        running,
+        http: reqwest::Client::new(),
+    };
+    let push = |hosts: std::ops::RangeInclusive<u32>| {
+        let samples: Vec<Value> = hosts
+            .map(|n| json!({"name": "post_success_ratio", "labels": {"host": format!("bot-{n}")}, "value": 0.5}))
+            .collect();
+        let body = json!({ "samples": samples }).to_string();
+        let (http, base) = (h.http.clone(), h.base.clone());
+        async move {
+            let r = http
+                .post(format!("{base}/api/v1/samples"))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+        }
+    };
+    let texts = || async {
+        twilio
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let form: BTreeMap<String, String> = serde_urlencoded::from_bytes(&r.body).unwrap();
+                form["Body"].clone()
+            })
+            .collect::<Vec<String>>()
+    };
+    let daemon = h.running.daemon.clone();
+    // #1-3 page at once; #4-5 a minute later wait for the phone window. Every
+    // push carries all hosts: a series silent for the lookback would resolve.
+    push(1..=3).await;
+    clock.set(t0 + Duration::from_secs(60));
+    push(1..=5).await;
+    daemon
+        .run_until(&clock, t0 + Duration::from_secs(1800))
+        .await;
+    let sent = texts().await;
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert!(
+        sent[1].starts_with("[CRITICAL] 2 alerts: #4 "),
+        "{}",
+        sent[1]
+    );
+    assert!(sent[1].ends_with("Reply ACK ALL or ACK <n>"), "{}", sent[1]);
+    // #6 fires after the batch left: its SMS waits for the next window.
+    clock.set(t0 + Duration::from_secs(1860));
+    push(1..=6).await;
+
+    let reply = twiml(h.signed_sms(BOB, "ACK ALL on it", "SM0400").await).await;
+    assert_eq!(
+        reply,
+        format!("{XML}<Response><Message>Acked 5 alerts: #1-5</Message></Response>")
+    );
+    for n in 1..=6 {
+        let alert: Value = h
+            .http
+            .get(format!("{}/api/v1/alerts/{n}", h.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let want = if n <= 5 { "acknowledged" } else { "firing" };
+        assert_eq!(alert["state"], want, "#{n}");
+        if n <= 5 {
+            assert_eq!(
+                (
+                    &alert["ack"]["actor"],
+                    &alert["ack"]["via"],
+                    &alert["ack"]["note"]
+                ),
+                (&json!("bob"), &json!("sms"), &json!("on it"))
+            );
+        }
+    }
+    // Nothing left to ack: said so, nothing changed.
+    let reply = twiml(h.signed_sms(BOB, "ack all", "SM0401").await).await;
+    assert!(reply.contains("nothing was changed"), "{reply}");
     h.running.stop().await;
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::alert::Event;
 use crate::clock::Timestamp;
 use crate::daemon::{AlertView, Daemon, OpError};
-use crate::escalation::Person;
+use crate::escalation::{Address, Person};
 use crate::matcher::{Matcher, MatcherError};
 use crate::silence::Silence;
 
@@ -26,6 +26,12 @@ use crate::silence::Silence;
 pub enum Command {
     Ack {
         id: String,
+        note: Option<String>,
+    },
+    /// Acknowledge every alert still firing that paged the caller where they reply
+    /// from (their phone, by SMS; their Slack direct messages, in Slack): all a
+    /// batched page stood for, in one reply.
+    AckAll {
         note: Option<String>,
     },
     Unack {
@@ -59,6 +65,7 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Ack { .. } => "ack",
+            Command::AckAll { .. } => "ack_all",
             Command::Unack { .. } => "unack",
             Command::Resolve { .. } => "resolve",
             Command::Silence { .. } | Command::SilenceLike { .. } => "silence",
@@ -98,6 +105,10 @@ pub enum Reply {
         alert: AlertView,
         note: Option<String>,
     },
+    /// `ack all`: the alerts it acknowledged, by incident (maybe none).
+    AckedAll {
+        alerts: Vec<AlertView>,
+    },
     Unacked {
         alert: AlertView,
     },
@@ -133,6 +144,7 @@ impl Reply {
         matches!(
             self,
             Reply::Acked { .. }
+                | Reply::AckedAll { .. }
                 | Reply::Unacked { .. }
                 | Reply::Resolved { .. }
                 | Reply::Silenced { .. }
@@ -193,7 +205,13 @@ pub fn parse(text: &str) -> Result<Command, String> {
     };
     match word.to_lowercase().as_str() {
         "" | "help" => Ok(Command::Help),
-        "ack" => id_and_note("ack").map(|(id, note)| Command::Ack { id, note }),
+        "ack" => match rest.split_once(char::is_whitespace) {
+            _ if rest.eq_ignore_ascii_case("all") => Ok(Command::AckAll { note: None }),
+            Some((all, note)) if all.eq_ignore_ascii_case("all") => Ok(Command::AckAll {
+                note: Some(note.trim().to_string()),
+            }),
+            _ => id_and_note("ack").map(|(id, note)| Command::Ack { id, note }),
+        },
         "unack" => id_and_note("unack").map(|(id, _)| Command::Unack { id }),
         "resolve" => id_and_note("resolve").map(|(id, note)| Command::Resolve { id, note }),
         "silence" => parse_silence(rest),
@@ -365,6 +383,38 @@ pub async fn run(
                 Err(e) => refused(&id, e),
             }
         }
+        Command::AckAll { note } => {
+            // Where this person was paged through the medium they answer from.
+            let addresses = match (medium, person) {
+                (Medium::Sms, Some(p)) => p
+                    .phone
+                    .iter()
+                    .flat_map(|to| {
+                        [
+                            Address::Sms { to: to.clone() },
+                            Address::Voice { to: to.clone() },
+                        ]
+                    })
+                    .collect(),
+                (Medium::Slack, Some(p)) => p
+                    .slack
+                    .iter()
+                    .map(|id| Address::Slack {
+                        channel: id.clone(),
+                    })
+                    .collect(),
+                (_, None) => Vec::new(),
+            };
+            let event = Event::Ack {
+                actor: actor(),
+                via,
+                note,
+            };
+            match daemon.act_paged(addresses, event).await {
+                Ok(alerts) => Reply::AckedAll { alerts },
+                Err(e) => refused("all", e),
+            }
+        }
         Command::Unack { id } => match daemon.act(&id, Event::Unack { actor: actor() }).await {
             Ok(alert) => Reply::Unacked { alert },
             Err(e) => refused(&id, e),
@@ -492,6 +542,13 @@ mod tests {
             Command::Ack {
                 id: "3".into(),
                 note: Some("note".into())
+            }
+        );
+        assert_eq!(ok("ACK ALL"), Command::AckAll { note: None });
+        assert_eq!(
+            ok("ack all  on it"),
+            Command::AckAll {
+                note: Some("on it".into())
             }
         );
         assert_eq!(ok("unack 42"), Command::Unack { id: "42".into() });

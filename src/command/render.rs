@@ -15,6 +15,7 @@ const LIST_LIMIT: usize = 20;
 
 pub const HELP_SLACK: &str = "*/tocsin* commands:
 • `ack 42 [note]`: acknowledge alert #42 (escalation stops)
+• `ack all [note]`: acknowledge every alert still firing that paged you by direct message
 • `unack 42`: take back an ack
 • `resolve 42 [note]`: close alert #42 by hand
 • `silence host=bot-1 alertname=~\"CPU.*\" 2h [comment]`: silence matching alerts for a while (`=`, `!=`, `=~`, `!~`)
@@ -23,8 +24,20 @@ pub const HELP_SLACK: &str = "*/tocsin* commands:
 • `who`: who is on call now
 • `help`: this text";
 
-pub const HELP_SMS: &str = "Reply ACK and the alert number to acknowledge it, e.g. ACK 42. \
+pub const HELP_SMS: &str = "Reply ACK and the alert number to acknowledge it, e.g. ACK 42; \
+                            ACK ALL acknowledges every alert still firing that paged this phone. \
                             UNACK 42 takes an ack back; RESOLVE 42 closes the alert.";
+
+/// `3 alerts: #2-4` (or `#42 投稿成功率低下` when there is one).
+fn counted(alerts: &[AlertView]) -> String {
+    match alerts {
+        [one] => title_text(one),
+        many => {
+            let numbers = crate::notify::ranges(many.iter().filter_map(|v| v.alert.incident));
+            format!("{} alerts: #{}", many.len(), numbers.join(","))
+        }
+    }
+}
 
 /// `#42 投稿成功率低下`, as text.
 fn title_text(v: &AlertView) -> String {
@@ -45,6 +58,14 @@ impl Reply {
         };
         match self {
             Reply::Help => HELP_SLACK.to_string(),
+            Reply::AckedAll { alerts } if alerts.is_empty() => {
+                "No alert that paged you by direct message is still firing unacknowledged; \
+                 nothing was changed."
+                    .to_string()
+            }
+            Reply::AckedAll { alerts } => {
+                format!("{mention} acknowledged {}", mrkdwn(&counted(alerts)))
+            }
             Reply::Acked { alert, note } => with_note(
                 format!("{mention} acknowledged {}", mrkdwn(&title_text(alert))),
                 note,
@@ -89,6 +110,16 @@ impl Reply {
     pub fn to_sms(&self) -> String {
         match self {
             Reply::Acked { alert, .. } => format!("Acked {}", title_text(alert)),
+            Reply::AckedAll { alerts } if alerts.is_empty() => {
+                "No alert that paged this phone is still firing unacknowledged; nothing was \
+                 changed."
+                    .to_string()
+            }
+            // A long list of numbers is cut to what one reply may carry.
+            Reply::AckedAll { alerts } => crate::notify::sms::fit(
+                &format!("Acked {}", counted(alerts)),
+                crate::limits::twilio::SMS_SEGMENTS,
+            ),
             Reply::Unacked { alert } => format!("Unacked {}", title_text(alert)),
             Reply::Resolved { alert, .. } => format!("Resolved {}", title_text(alert)),
             Reply::Refused(Refusal::Stranger { .. }) => {

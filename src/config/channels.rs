@@ -13,6 +13,7 @@ use super::{
     Channels, Console, EmailSettings, Secret, SlackSettings, SmtpTls, TwilioSettings,
     WebhookSettings,
 };
+use crate::limits;
 
 /// How long one request to Slack, Twilio or a webhook may take, unless set.
 const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,7 +25,7 @@ const DEFAULT_SLACK_CHANNEL: &str = "#alerts-info";
 /// Three segments: 459 characters in GSM-7, 201 in UCS-2 (Japanese).
 const DEFAULT_MAX_SEGMENTS: u32 = 3;
 /// Twilio's own recommended limit for one message.
-const MAX_SEGMENTS: u64 = 10;
+const MAX_SEGMENTS: u64 = limits::twilio::SMS_SEGMENTS as u64;
 
 impl Compiler<'_> {
     pub(super) fn channels(&mut self, raw: &RawChannels, console: Console) -> Channels {
@@ -227,6 +228,8 @@ impl Compiler<'_> {
             from: from?.0,
             message_id_domain: message_id_domain?,
             timeout,
+            // Set with the server's public URL (`Compiler::compile`).
+            alerts_url: None,
         })
     }
 
@@ -267,14 +270,64 @@ impl Compiler<'_> {
             }
         };
         let timeout = self.duration(&raw.timeout, "channels.sms.timeout", DEFAULT_HTTP_TIMEOUT);
+        let (voice, voice_language) = self.voice(raw)?;
         Some(TwilioSettings {
             account_sid: account_sid?,
             auth_token: auth_token?,
             from: from?,
             api_url,
             max_segments: max_segments?,
+            voice,
+            voice_language,
             timeout,
         })
+    }
+
+    /// The call voice and its language: a pair Twilio documents, since an invalid
+    /// one makes Twilio say nothing (`limits::twilio::VOICES`).
+    fn voice(&mut self, raw: &RawSms) -> Option<(String, String)> {
+        let voice = match &raw.voice {
+            Some(v) => (self.nonempty(v, "channels.sms.voice")?, v.span()),
+            None => (limits::twilio::DEFAULT_VOICE.to_string(), 0..0),
+        };
+        let language = match &raw.voice_language {
+            Some(l) => (self.nonempty(l, "channels.sms.voice_language")?, l.span()),
+            None => (limits::twilio::DEFAULT_LANGUAGE.to_string(), 0..0),
+        };
+        let Some(known) = limits::twilio::voice_named(&voice.0) else {
+            let span = raw.voice.as_ref().map_or(0..0, |v| v.span());
+            let choices = voices_for(&language.0);
+            self.report(
+                span,
+                format!(
+                    "channels.sms.voice: {:?} is not a Twilio voice tocsin knows; for {:?} \
+                     use one of: {choices}",
+                    voice.0, language.0
+                ),
+            );
+            return None;
+        };
+        if !known.languages.contains(&language.0.as_str()) {
+            let span = match (&raw.voice_language, &raw.voice) {
+                (Some(l), _) => l.span(),
+                (None, Some(v)) => v.span(),
+                (None, None) => 0..0,
+            };
+            self.report(
+                span,
+                format!(
+                    "channels.sms.voice_language: {} does not speak {:?} (it speaks {}); \
+                     for {:?} use one of: {}",
+                    voice.0,
+                    language.0,
+                    known.languages.join(", "),
+                    language.0,
+                    voices_for(&language.0)
+                ),
+            );
+            return None;
+        }
+        Some((voice.0, language.0))
     }
 
     fn webhooks(&mut self, raw: &[RawWebhook]) -> Vec<WebhookSettings> {
@@ -317,6 +370,29 @@ fn is_slack_channel(text: &str) -> bool {
         && text
             .chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// The documented voices for `language`, for a message; all of them when none
+/// speaks it.
+fn voices_for(language: &str) -> String {
+    let all = limits::twilio::VOICES;
+    let speaking: Vec<&str> = all
+        .iter()
+        .filter(|v| v.languages.contains(&language))
+        .map(|v| v.name)
+        .collect();
+    if speaking.is_empty() {
+        let languages: std::collections::BTreeSet<&str> = all
+            .iter()
+            .flat_map(|v| v.languages.iter().copied())
+            .collect();
+        format!(
+            "none; the languages with a documented voice are {}",
+            languages.into_iter().collect::<Vec<_>>().join(", ")
+        )
+    } else {
+        speaking.join(", ")
+    }
 }
 
 fn is_account_sid(sid: &str) -> bool {

@@ -130,7 +130,13 @@ impl<'a> Compiler<'a> {
                 .as_ref()
                 .map_or(defaults.channels.console.enabled, |e| *e.get_ref()),
         };
-        let channels = self.channels(&raw.channels, console);
+        let mut channels = self.channels(&raw.channels, console);
+        if let Some(email) = &mut channels.email {
+            email.alerts_url = server
+                .public_url
+                .as_ref()
+                .map(|url| format!("{url}/api/v1/alerts"));
+        }
         let directory = self.directory(&raw);
         let routing = self.routing(&raw, &directory, &channels);
         let maintenance = self.maintenance(&raw.maintenance);

@@ -256,6 +256,9 @@ pub struct EmailSettings {
     pub message_id_domain: String,
     /// How long one delivery may take, from connecting to the server's last reply.
     pub timeout: Duration,
+    /// Where a mail too long to list every alert of a group links to:
+    /// `{server.public_url}/api/v1/alerts`; None without a public URL.
+    pub alerts_url: Option<String>,
 }
 
 /// `[channels.sms]`, validated.
@@ -269,6 +272,10 @@ pub struct TwilioSettings {
     pub api_url: String,
     /// Longer bodies are cut to this many segments.
     pub max_segments: u32,
+    /// The `<Say>` voice of calls (`Polly.Mizuki`) and the `language` it speaks
+    /// (`ja-JP`): a pair Twilio documents (`limits::twilio::VOICES`).
+    pub voice: String,
+    pub voice_language: String,
     pub timeout: Duration,
 }
 

@@ -148,6 +148,10 @@ pub(crate) struct RawSms {
     #[serde(default)]
     pub max_segments: Option<Spanned<u64>>,
     #[serde(default)]
+    pub voice: Str,
+    #[serde(default)]
+    pub voice_language: Str,
+    #[serde(default)]
     pub timeout: Str,
 }
 

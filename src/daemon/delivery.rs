@@ -10,12 +10,14 @@
 use super::schedule::Due;
 use super::state::Core;
 use super::{Context, OpError};
+use serde::{Deserialize, Serialize};
+
 use crate::alert::{Alert, NotifyReason, State, TimelineEntry};
 use crate::clock::Timestamp;
 use crate::escalation::Address;
 use crate::escalation::state::Resolver;
-use crate::labels::Labels;
-use crate::notify::{Channels, SendError};
+use crate::labels::{Fingerprint, Labels};
+use crate::notify::{AlertSnapshot, Channels, Message, SendError};
 use crate::outbox::{self, Delivery, DueMessage, Settled};
 use crate::store::{Batch, Durability};
 
@@ -24,6 +26,15 @@ pub(super) struct Outgoing {
     pub due: DueMessage,
     /// The notification log has every key of it: sent before a crash, not again.
     pub already_sent: bool,
+    /// Slack messages edited in place before `post` goes (`chat.update`): grouped
+    /// messages re-rendered with their alerts as they are now, and single-alert
+    /// messages of the alerts this one is about. Each is current, so sending one
+    /// again after a failure is harmless.
+    pub edits: Vec<Message>,
+    /// What is sent whose reference is remembered for its alerts: the due message
+    /// (with the reference it updates, if any), or what is left of it once the
+    /// edits took their alerts; None when the edits say it all.
+    pub post: Option<Message>,
 }
 
 /// Takes the messages due at `now`, withdrawing those no longer true, and reads
@@ -53,16 +64,18 @@ pub(super) fn take(ctx: &Context, core: &mut Core, now: Timestamp) -> Vec<Outgoi
         }
     }
     let mut out = Vec::with_capacity(taken.messages.len());
-    for mut due in taken.messages {
+    for due in taken.messages {
         let keys = core.outbox.keys(&due.deliveries);
         let store = &ctx.store;
         let already_sent =
             !keys.is_empty() && keys.iter().all(|k| store.was_sent(k).unwrap_or(false));
-        if let [alert] = due.message.alerts.as_slice() {
-            let key = reference_key(&due.address, alert.incident);
-            due.message.update = store.reference(alert.fingerprint, &key).ok().flatten();
-        }
-        out.push(Outgoing { due, already_sent });
+        let (edits, post) = shape(ctx, core, &due);
+        out.push(Outgoing {
+            due,
+            already_sent,
+            edits,
+            post,
+        });
     }
     core.arm(ctx, Due::Deliveries, now);
     ctx.metrics.outbox_pending.set(core.outbox.len() as i64);
@@ -83,12 +96,19 @@ pub(super) async fn send(ctx: &Context, channels: &Channels, out: &Outgoing) -> 
             after: None,
         });
     }
-    let result = match channels.send(&m.address, &m.message).await {
-        Ok(d) => outbox::Outcome::Delivered {
-            reference: d.reference,
-        },
-        Err(e) => outbox::Outcome::Failed(e),
-    };
+    let mut result = outbox::Outcome::Delivered { reference: None };
+    // Edits first: a failure after the post would post it again on the retry.
+    for msg in out.edits.iter().chain(&out.post) {
+        result = match channels.send(&m.address, msg).await {
+            Ok(d) => outbox::Outcome::Delivered {
+                reference: d.reference,
+            },
+            Err(e) => outbox::Outcome::Failed(e),
+        };
+        if matches!(result, outbox::Outcome::Failed(_)) {
+            break;
+        }
+    }
     count(ctx, m, &result);
     result
 }
@@ -97,10 +117,11 @@ pub(super) async fn send(ctx: &Context, channels: &Channels, out: &Outgoing) -> 
 pub(super) fn settle(
     ctx: &Context,
     core: &mut Core,
-    m: &DueMessage,
+    out: &Outgoing,
     result: &outbox::Outcome,
     now: Timestamp,
 ) -> Result<(), OpError> {
+    let m = &out.due;
     let settled = core.outbox.settle(m, result, now);
     let mut fallbacks = Vec::new();
     for failed in &settled.fallback {
@@ -109,6 +130,9 @@ pub(super) fn settle(
         }
     }
     let mut batch = settlement(now, settled, Some((&m.address, fallbacks)));
+    if let (outbox::Outcome::Delivered { reference: Some(r) }, Some(post)) = (result, &out.post) {
+        batch.references = references(&m.address, post, r);
+    }
     // The mark `take` made when the page left, written with its fate.
     if m.message.reason.is_page() {
         for alert in &m.message.alerts {
@@ -128,17 +152,12 @@ pub(super) fn settle(
 }
 
 /// The batch that records what happened to messages: deliveries done with or
-/// rescheduled, keys sent, references, timeline notes, and fallbacks owed.
+/// rescheduled, keys sent, timeline notes, and fallbacks owed.
 fn settlement(now: Timestamp, settled: Settled, sent: Option<(&Address, Vec<Delivery>)>) -> Batch {
     let via = sent.as_ref().map(|(a, _)| a.channel().to_string());
     let mut batch = Batch {
         outbox_done: settled.delete,
         sent: settled.sent.into_iter().map(|k| (k, now)).collect(),
-        references: settled
-            .references
-            .into_iter()
-            .map(|(a, addr, r)| (a.fingerprint, reference_key(&addr, a.incident), r))
-            .collect(),
         ..Default::default()
     };
     batch.outbox = settled.put;
@@ -245,7 +264,7 @@ fn fallback_for(ctx: &Context, failed: &Delivery, now: Timestamp) -> Vec<Deliver
         .filter(|a| *a != failed.address)
         .map(|address| Delivery {
             id: 0,
-            key: format!("{}.fallback.{address}", failed.key),
+            key: fallback_key(failed, &address),
             address,
             due_at: now,
             created_at: now,
@@ -258,8 +277,178 @@ fn fallback_for(ctx: &Context, failed: &Delivery, now: Timestamp) -> Vec<Deliver
         .collect()
 }
 
+/// The idempotency key of a fallback: the key a delivery of the same message to
+/// that address has, so the same news reaches an address once however many of the
+/// failing addresses fall back to it, and not again when it was paged there anyway.
+fn fallback_key(failed: &Delivery, address: &Address) -> String {
+    // Keys end with their address (`Outbox::enqueue`).
+    match failed.key.strip_suffix(&failed.address.to_string()) {
+        Some(message) => format!("{message}{address}"),
+        None => format!("{}.fallback.{address}", failed.key),
+    }
+}
+
 /// Where a message reference is kept: per address and incident, so a new
 /// occurrence of an alert starts a new Slack message and a new mail thread.
 fn reference_key(address: &Address, incident: Option<u64>) -> String {
     format!("{address}#{}", incident.unwrap_or(0))
+}
+
+// ---------------------------------------------------------------------------------
+// Messages that edit earlier ones
+
+/// A Slack message that announced several alerts, remembered once (with its first
+/// alert) so that an ack or resolve of any of them edits it in place: otherwise it
+/// would go on showing them firing, with live buttons.
+#[derive(Serialize, Deserialize)]
+struct SlackGroup {
+    /// Slack's `channel:ts` of the message.
+    reference: String,
+    reason: NotifyReason,
+    level: u32,
+    at: Timestamp,
+    /// Its alerts, in the order it shows them: (fingerprint, incident).
+    alerts: Vec<(Fingerprint, Option<u64>)>,
+}
+
+/// What a grouped message's alerts remember: where its [`SlackGroup`] is kept.
+const GROUP_POINTER: &str = "slack-group:";
+
+/// The store key of a group's record, beside its first alert's references.
+fn group_key(reference: &str) -> String {
+    format!("{GROUP_POINTER}{reference}")
+}
+
+/// The edits and the post of a due message. Only Slack edits messages in place;
+/// elsewhere a message is sent as it is, threaded (email) to the reference of the
+/// first of its alerts that has one.
+fn shape(ctx: &Context, core: &Core, due: &DueMessage) -> (Vec<Message>, Option<Message>) {
+    let store = &ctx.store;
+    let reference = |a: &AlertSnapshot| {
+        let key = reference_key(&due.address, a.incident);
+        store.reference(a.fingerprint, &key).ok().flatten()
+    };
+    let mut message = due.message.clone();
+    if !matches!(due.address, Address::Slack { .. }) {
+        message.update = message.alerts.iter().find_map(reference);
+        return (Vec::new(), Some(message));
+    }
+    let mut groups: Vec<(String, Vec<AlertSnapshot>)> = Vec::new();
+    let mut singles: Vec<(AlertSnapshot, String)> = Vec::new();
+    let mut rest: Vec<AlertSnapshot> = Vec::new();
+    for a in &message.alerts {
+        match reference(a) {
+            Some(r) if r.starts_with(GROUP_POINTER) => {
+                match groups.iter_mut().find(|(p, _)| *p == r) {
+                    Some((_, members)) => members.push(a.clone()),
+                    None => groups.push((r, vec![a.clone()])),
+                }
+            }
+            Some(r) => singles.push((a.clone(), r)),
+            None => rest.push(a.clone()),
+        }
+    }
+    if groups.is_empty() && singles.len() + rest.len() == 1 {
+        // One alert: its own message is edited, or a new one posted.
+        message.update = singles.pop().map(|(_, r)| r);
+        return (Vec::new(), Some(message));
+    }
+    let mut edits = Vec::new();
+    for (pointer, members) in groups {
+        match group_edit(ctx, core, &pointer, &message) {
+            Some(edit) => edits.push(edit),
+            // The group's record is gone: its alerts' news is posted instead.
+            None => rest.extend(members),
+        }
+    }
+    for (i, (alert, r)) in singles.into_iter().enumerate() {
+        edits.push(Message {
+            key: format!("{}.edit.{i}", message.key),
+            alerts: vec![alert],
+            update: Some(r),
+            ..message.clone()
+        });
+    }
+    let post = (!rest.is_empty()).then_some(Message {
+        alerts: rest,
+        update: None,
+        ..message
+    });
+    (edits, post)
+}
+
+/// The grouped message a pointer names, re-rendered with its alerts as they are
+/// now. None when its record cannot be read (then nothing is edited).
+fn group_edit(ctx: &Context, core: &Core, pointer: &str, due: &Message) -> Option<Message> {
+    let (first, reference) = pointer.strip_prefix(GROUP_POINTER)?.split_once('/')?;
+    let first: Fingerprint = first.parse().ok()?;
+    let record = ctx.store.reference(first, &group_key(reference)).ok()??;
+    let group: SlackGroup = serde_json::from_str(&record).ok()?;
+    let alerts = group
+        .alerts
+        .iter()
+        .filter_map(|(fp, incident)| {
+            let alert = core.engine.alert(*fp)?;
+            let mut now = AlertSnapshot::of(alert, core.engine.annotations(alert));
+            if alert.incident != *incident {
+                // That occurrence is over; the alert fired again since.
+                now.incident = *incident;
+                now.state = State::Resolved;
+                now.acked_by = None;
+                now.acked_at = None;
+                now.resolved_at = None;
+            }
+            Some(now)
+        })
+        .collect();
+    Some(Message {
+        key: format!("{}.group.{reference}", due.key),
+        reason: group.reason,
+        level: group.level,
+        alerts,
+        update: Some(group.reference),
+        at: group.at,
+    })
+}
+
+/// What to remember once `post` was delivered with `reference`: every alert of it
+/// points at the message (a grouped Slack message through its record).
+fn references(
+    address: &Address,
+    post: &Message,
+    reference: &str,
+) -> Vec<(Fingerprint, String, String)> {
+    let key = |a: &AlertSnapshot| reference_key(address, a.incident);
+    let grouped = matches!(address, Address::Slack { .. }) && post.alerts.len() > 1;
+    if !grouped {
+        return post
+            .alerts
+            .iter()
+            .map(|a| (a.fingerprint, key(a), reference.to_string()))
+            .collect();
+    }
+    let first = &post.alerts[0];
+    let record = SlackGroup {
+        reference: reference.to_string(),
+        reason: post.reason,
+        level: post.level,
+        at: post.at,
+        alerts: post
+            .alerts
+            .iter()
+            .map(|a| (a.fingerprint, a.incident))
+            .collect(),
+    };
+    let pointer = format!("{GROUP_POINTER}{}/{reference}", first.fingerprint);
+    let mut out = vec![(
+        first.fingerprint,
+        group_key(reference),
+        serde_json::to_string(&record).expect("a group record serializes"),
+    )];
+    out.extend(
+        post.alerts
+            .iter()
+            .map(|a| (a.fingerprint, key(a), pointer.clone())),
+    );
+    out
 }

@@ -410,6 +410,17 @@ impl Daemon {
             .await
     }
 
+    /// Applies `event` to every alert still firing whose occurrence paged one of
+    /// `addresses` (`ACK ALL`), in one commit; the alerts changed, by incident.
+    pub async fn act_paged(
+        &self,
+        addresses: Vec<crate::escalation::Address>,
+        event: Event,
+    ) -> Result<Vec<AlertView>, OpError> {
+        self.with_core(move |ctx, core, now| core.act_paged(ctx, &addresses, event, now))
+            .await
+    }
+
     /// Stores a new silence (validated) and applies it to the alerts at once.
     pub async fn add_silence(&self, silence: Silence) -> Result<Silence, OpError> {
         self.with_fresh_core(move |ctx, core, now| core.add_silence(ctx, silence, now))
@@ -599,7 +610,7 @@ impl Daemon {
     async fn deliver(self, out: delivery::Outgoing) {
         let sent = delivery::send(&self.shared.ctx, &self.shared.channels, &out).await;
         let settled = self
-            .with_core(move |ctx, core, now| delivery::settle(ctx, core, &out.due, &sent, now))
+            .with_core(move |ctx, core, now| delivery::settle(ctx, core, &out, &sent, now))
             .await;
         if let Err(e) = settled {
             tracing::error!(error = %e, "cannot record a delivery");

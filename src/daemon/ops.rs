@@ -7,9 +7,10 @@ use std::sync::Arc;
 use super::pipeline::{self, Step};
 use super::state::{Core, metrics_read_by};
 use super::{AlertView, Context, OpError};
-use crate::alert::Event;
+use crate::alert::{Event, State};
 use crate::clock::Timestamp;
 use crate::engine::Outcome;
+use crate::escalation::Address;
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
 use crate::series::{IncomingSample, Sample, SeriesError};
@@ -112,6 +113,48 @@ impl Core {
         let outcome = self.engine.apply(fp, &event, now)?;
         pipeline::commit(ctx, self, now, Step::from(outcome))?;
         Ok(self.view(self.engine.alert(fp).expect("just acted on")))
+    }
+
+    /// Applies an operator's event to every alert that still fires and whose current
+    /// occurrence paged one of `addresses` (`ACK ALL` by SMS: everything that paged
+    /// this phone), in one commit. An alert the event no longer applies to is left
+    /// alone. Returns the alerts it changed, by incident.
+    pub fn act_paged(
+        &mut self,
+        ctx: &Context,
+        addresses: &[Address],
+        event: Event,
+        now: Timestamp,
+    ) -> Result<Vec<AlertView>, OpError> {
+        let paged: Vec<_> = self
+            .escalations
+            .values()
+            .filter(|e| e.notified.iter().any(|a| addresses.contains(a)))
+            .filter(|e| {
+                self.engine
+                    .alert(e.fingerprint)
+                    .is_some_and(|a| a.state == State::Firing && a.incident == e.incident)
+            })
+            .map(|e| e.fingerprint)
+            .collect();
+        let mut outcome = Outcome::default();
+        let mut done = Vec::new();
+        for fp in paged {
+            if let Ok(o) = self.engine.apply(fp, &event, now) {
+                outcome.absorb(o);
+                done.push(fp);
+            }
+        }
+        if !done.is_empty() {
+            pipeline::commit(ctx, self, now, Step::from(outcome))?;
+        }
+        let mut views: Vec<AlertView> = done
+            .iter()
+            .filter_map(|fp| self.engine.alert(*fp))
+            .map(|a| self.view(a))
+            .collect();
+        views.sort_by_key(|v| v.alert.incident);
+        Ok(views)
     }
 
     /// Stores a new silence (validated) and applies it to the alerts at once.

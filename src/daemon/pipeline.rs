@@ -133,8 +133,22 @@ fn escalate(ctx: &Context, core: &mut Core, now: Timestamp, step: &mut Step) -> 
         let policy = routing.policy_for(&alert.labels, core.engine.escalation_of(alert));
         let (next, owed) =
             escalation::on_notification(current, n.reason, alert, policy, &resolver, now);
+        let mut snapshot = AlertSnapshot::of(&n.then, core.engine.annotations(&n.then));
+        if n.reason == NotifyReason::Resolved {
+            // Who resolved it and why, for the notice: said on the timeline entry.
+            let by_hand = outcome
+                .changes
+                .timeline
+                .iter()
+                .rev()
+                .find(|(fp, e)| *fp == n.alert && e.to == State::Resolved && e.actor.is_some());
+            if let Some((_, entry)) = by_hand {
+                snapshot.resolved_by = entry.actor.clone();
+                snapshot.resolve_note = entry.note.clone();
+            }
+        }
         paged.push(Paged {
-            alert: AlertSnapshot::of(&n.then, core.engine.annotations(&n.then)),
+            alert: snapshot,
             group: routing.group_key(&alert.labels),
             owed,
         });

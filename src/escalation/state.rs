@@ -212,10 +212,14 @@ pub fn on_notification(
                 return (None, Vec::new());
             };
             esc.due_at = None;
+            // Not by phone: an ack is news, not a page. A mail joins its thread.
             let owed = updates(&esc, reason, |a| {
                 matches!(
                     a,
-                    Address::Slack { .. } | Address::Console | Address::Webhook { .. }
+                    Address::Slack { .. }
+                        | Address::Console
+                        | Address::Webhook { .. }
+                        | Address::Email { .. }
                 )
             });
             (Some(esc), owed)

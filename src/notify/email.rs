@@ -1,13 +1,6 @@
-//! Email over SMTP (lettre): text and HTML parts, every mail of one alert
-//! occurrence in one thread.
-//!
-//! Threading: the first firing mail of an occurrence carries the root Message-ID
-//! `<alert.{fingerprint}.{fired_at ms}@{domain}>`; every later mail about it
-//! (escalations, reminders, acks, the resolve) gets its own Message-ID derived from
-//! the message key and points at the root with `In-Reply-To` and `References`. The
-//! subject names the severity, rule and incident and never the state, so clients
-//! that thread by subject (Gmail) agree. Both ids are deterministic: a mail sent
-//! twice (a retry after a lost reply) is the same mail to the recipient's client.
+//! Email over SMTP (lettre): the transport, its failures sorted into retry and
+//! never, and the scheduled reports. What an alert mail says, how mails thread and
+//! how a long one is shortened is `mail.rs`.
 
 use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
@@ -17,10 +10,9 @@ use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MessageBuilder, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use sha2::{Digest, Sha256};
 
-use super::{AlertSnapshot, Delivered, Message, SendError, severity_word};
-use crate::alert::{NotifyReason, State};
+use super::mail::{self, TD, TH, Thread, html_head};
+use super::{Delivered, Message, SendError};
 use crate::clock::Timestamp;
 use crate::config::{EmailSettings, SmtpTls};
 use crate::escape::html;
@@ -69,36 +61,28 @@ impl Email {
             return Err(SendError::permanent("email: message has no alerts"));
         }
         let thread = Thread::of(msg, &self.settings.message_id_domain);
-        let mut mail = self
+        let mut headers = self
             .builder(to)?
-            .subject(subject(msg))
             .message_id(Some(thread.id.clone()))
             .raw_header(header(
                 "List-Id",
                 format!("tocsin alerts <alerts.{}>", self.settings.message_id_domain),
             ));
-        if thread.id != thread.root {
-            mail = mail
-                .in_reply_to(thread.root.clone())
-                .references(thread.root.clone());
+        if let Some(parent) = &thread.parent {
+            headers = headers
+                .in_reply_to(parent.clone())
+                .references(parent.clone());
         }
-        if msg.alerts.iter().any(is_critical) {
-            mail = mail
+        if mail::urgent(msg) {
+            headers = headers
                 .raw_header(header("X-Priority", "1 (Highest)".to_string()))
                 .raw_header(header("Importance", "high".to_string()));
         }
-        let rows: Vec<Section> = msg.alerts.iter().map(Section::of).collect();
-        let headline = headline(msg);
-        let body = MultiPart::alternative_plain_html(
-            alert_text(&headline, msg, &rows),
-            alert_html(&headline, msg, &rows),
-        );
-        let mail = mail
-            .multipart(body)
-            .map_err(|e| SendError::permanent(format!("email: cannot build the mail: {e}")))?;
+        let mail = mail::build(headers, msg, self.settings.alerts_url.as_deref())
+            .map_err(SendError::permanent)?;
         self.deliver(mail).await?;
         Ok(Delivered {
-            reference: Some(thread.root),
+            reference: Some(thread.root().to_string()),
         })
     }
 
@@ -232,257 +216,6 @@ fn classify(e: &lettre::transport::smtp::Error, settings: &EmailSettings) -> Sen
 
 fn header(name: &'static str, value: String) -> HeaderValue {
     HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
-}
-
-/// The Message-IDs of one mail: its own and its thread's root.
-struct Thread {
-    id: String,
-    root: String,
-}
-
-impl Thread {
-    fn of(msg: &Message, domain: &str) -> Thread {
-        // Group messages thread by their first alert.
-        let first = &msg.alerts[0];
-        let fired = first.fired_at.unwrap_or(msg.at).0;
-        let stem = format!("alert.{}.{fired}", first.fingerprint);
-        let root = format!("<{stem}@{domain}>");
-        let opens_thread =
-            msg.reason == NotifyReason::Firing && msg.level <= 1 && msg.update.is_none();
-        if opens_thread {
-            return Thread {
-                id: root.clone(),
-                root,
-            };
-        }
-        let digest = Sha256::digest(msg.key.as_bytes());
-        let short = &hex::encode(digest)[..16];
-        Thread {
-            id: format!("<{stem}.{short}@{domain}>"),
-            root,
-        }
-    }
-}
-
-/// `[CRITICAL] 投稿成功率低下 #42 (+11 more)`: the same for every mail of one
-/// occurrence, so the thread holds together.
-fn subject(msg: &Message) -> String {
-    let first = &msg.alerts[0];
-    let mut s = format!("[{}] {}", severity_word(&first.severity), first.rule);
-    if let Some(n) = first.incident {
-        let _ = write!(s, " #{n}");
-    }
-    if msg.alerts.len() > 1 {
-        let _ = write!(s, " (+{} more)", msg.alerts.len() - 1);
-    }
-    s
-}
-
-/// The first line of the body: what this mail says happened.
-fn headline(msg: &Message) -> String {
-    let first = &msg.alerts[0];
-    let mut what = format!("{}: {}", severity_word(&first.severity), first.rule);
-    if msg.alerts.len() > 1 {
-        let _ = write!(what, " (+{} more)", msg.alerts.len() - 1);
-    }
-    let status = match msg.reason {
-        NotifyReason::Firing if msg.level > 1 => format!("ESCALATED (level {})", msg.level),
-        NotifyReason::Firing if msg.update.is_some() => "STILL FIRING".to_string(),
-        NotifyReason::Firing => return what,
-        NotifyReason::Acknowledged => match &first.acked_by {
-            Some(by) => format!("ACKNOWLEDGED by {by}"),
-            None => "ACKNOWLEDGED".to_string(),
-        },
-        NotifyReason::Resolved => "RESOLVED".to_string(),
-        NotifyReason::Unacknowledged => "UNACKNOWLEDGED".to_string(),
-        NotifyReason::AckExpired => "ACK EXPIRED".to_string(),
-        NotifyReason::SilenceEnded => "SILENCE ENDED".to_string(),
-    };
-    format!("{status} — {what}")
-}
-
-fn is_critical(a: &AlertSnapshot) -> bool {
-    a.severity.eq_ignore_ascii_case("critical")
-}
-
-/// One alert's part of the body, shared by the text and the HTML rendering so the
-/// two say the same.
-struct Section {
-    title: String,
-    state: State,
-    severity: String,
-    rows: Vec<(String, Value)>,
-}
-
-enum Value {
-    Text(String),
-    /// One item a line (labels).
-    Lines(Vec<String>),
-    /// A link, when it is one (http or https); otherwise shown as text.
-    Url(String),
-}
-
-/// The annotations people write for alerts, in the order they read them.
-const KNOWN_ANNOTATIONS: [(&str, &str); 4] = [
-    ("summary", "Summary"),
-    ("description", "Description"),
-    ("impact", "Impact"),
-    ("action", "Action"),
-];
-
-impl Section {
-    fn of(a: &AlertSnapshot) -> Section {
-        let mut title = a.rule.clone();
-        if let Some(n) = a.incident {
-            let _ = write!(title, " #{n}");
-        }
-        let mut rows = Vec::new();
-        for (key, name) in KNOWN_ANNOTATIONS {
-            if let Some(v) = a.annotations.get(key) {
-                rows.push((name.to_string(), Value::Text(v.clone())));
-            }
-        }
-        for (key, v) in &a.annotations {
-            if !KNOWN_ANNOTATIONS.iter().any(|(k, _)| k == key) {
-                rows.push((key.clone(), Value::Text(v.clone())));
-            }
-        }
-        let labels: Vec<String> = a
-            .labels
-            .iter()
-            .filter(|(k, _)| k.as_str() != "alertname")
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        if !labels.is_empty() {
-            rows.push(("Labels".to_string(), Value::Lines(labels)));
-        }
-        if let Some(t) = a.fired_at {
-            rows.push(("Fired".to_string(), Value::Text(t.to_rfc3339())));
-        }
-        if let Some(t) = a.acked_at {
-            let mut v = t.to_rfc3339();
-            if let Some(by) = &a.acked_by {
-                let _ = write!(v, " by {by}");
-            }
-            rows.push(("Acknowledged".to_string(), Value::Text(v)));
-        } else if let Some(by) = &a.acked_by {
-            rows.push(("Acknowledged".to_string(), Value::Text(format!("by {by}"))));
-        }
-        if let Some(t) = a.resolved_at {
-            rows.push(("Resolved".to_string(), Value::Text(t.to_rfc3339())));
-        }
-        if let Some(url) = &a.generator_url {
-            rows.push(("Source".to_string(), Value::Url(url.clone())));
-        }
-        Section {
-            title,
-            state: a.state,
-            severity: a.severity.clone(),
-            rows,
-        }
-    }
-}
-
-fn alert_text(headline: &str, msg: &Message, sections: &[Section]) -> String {
-    let mut out = format!("{headline}\n");
-    for s in sections {
-        let _ = write!(out, "\n{} ({})\n", s.title, s.state);
-        let width = s
-            .rows
-            .iter()
-            .map(|(k, _)| k.chars().count())
-            .max()
-            .unwrap_or(0)
-            + 2;
-        for (name, value) in &s.rows {
-            let lines: Vec<&str> = match value {
-                Value::Text(t) | Value::Url(t) => t.lines().collect(),
-                Value::Lines(ls) => ls.iter().map(String::as_str).collect(),
-            };
-            let label = format!("{name}:");
-            for (i, line) in lines.iter().enumerate() {
-                let label = if i == 0 { label.as_str() } else { "" };
-                let _ = writeln!(out, "  {label:<width$}{line}");
-            }
-        }
-    }
-    let _ = write!(out, "\n-- \ntocsin ({})\n", reason_words(msg));
-    out
-}
-
-fn alert_html(headline: &str, msg: &Message, sections: &[Section]) -> String {
-    let color = if msg.reason == NotifyReason::Resolved {
-        RESOLVED_COLOR
-    } else {
-        severity_color(&msg.alerts[0].severity)
-    };
-    let mut out = html_head();
-    let _ = writeln!(
-        out,
-        "<h2 style=\"color:{color};margin:0 0 12px\">{}</h2>",
-        html(headline)
-    );
-    for s in sections {
-        let _ = write!(
-            out,
-            "<div style=\"margin:12px 0;padding:8px 12px;border-left:4px solid {}\">\n\
-             <h3 style=\"margin:0 0 8px\">{} <span style=\"color:#666;font-weight:normal\">({})</span></h3>\n\
-             <table style=\"border-collapse:collapse\">\n",
-            severity_color(&s.severity),
-            html(&s.title),
-            s.state
-        );
-        for (name, value) in &s.rows {
-            let cell = match value {
-                Value::Text(t) => html(t),
-                Value::Lines(ls) => ls.iter().map(|l| html(l)).collect::<Vec<_>>().join("<br>"),
-                Value::Url(u) if u.starts_with("https://") || u.starts_with("http://") => {
-                    format!("<a href=\"{0}\">{0}</a>", html(u))
-                }
-                // Not a web link (javascript:, data:): shown, never followed.
-                Value::Url(u) => html(u),
-            };
-            let _ = writeln!(
-                out,
-                "<tr><th style=\"{TH}\">{}</th><td style=\"{TD}\">{cell}</td></tr>",
-                html(name)
-            );
-        }
-        out.push_str("</table>\n</div>\n");
-    }
-    let _ = write!(
-        out,
-        "<p style=\"color:#888;font-size:12px\">tocsin ({})</p>\n</body>\n</html>\n",
-        html(&reason_words(msg))
-    );
-    out
-}
-
-/// Why this mail was sent, for its footer.
-fn reason_words(msg: &Message) -> String {
-    if msg.level > 0 {
-        format!("{}, level {}", msg.reason, msg.level)
-    } else {
-        msg.reason.to_string()
-    }
-}
-
-const TH: &str = "text-align:left;vertical-align:top;padding:2px 16px 2px 0;color:#444";
-const TD: &str = "vertical-align:top;padding:2px 16px 2px 0;white-space:pre-wrap";
-const RESOLVED_COLOR: &str = "#2e7d32";
-
-fn severity_color(severity: &str) -> &'static str {
-    match severity.to_ascii_lowercase().as_str() {
-        "critical" => "#c62828",
-        "warning" => "#ef6c00",
-        _ => "#1565c0",
-    }
-}
-
-fn html_head() -> String {
-    "<!DOCTYPE html>\n<html>\n<head><meta charset=\"utf-8\"></head>\n\
-     <body style=\"font-family:sans-serif;font-size:14px\">\n"
-        .to_string()
 }
 
 fn is_domain(s: &str) -> bool {
@@ -663,118 +396,7 @@ fn report_html(schedule_name: &str, report: &Report) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::labels::Fingerprint;
-
-    fn snapshot() -> AlertSnapshot {
-        AlertSnapshot {
-            fingerprint: Fingerprint(0xabc),
-            incident: Some(42),
-            rule: "投稿成功率低下".to_string(),
-            severity: "critical".to_string(),
-            labels: BTreeMap::from([
-                ("alertname".to_string(), "投稿成功率低下".to_string()),
-                ("severity".to_string(), "critical".to_string()),
-            ]),
-            annotations: BTreeMap::new(),
-            state: State::Firing,
-            fired_at: Some(Timestamp(1_000)),
-            resolved_at: None,
-            acked_by: None,
-            acked_at: None,
-            generator_url: None,
-        }
-    }
-
-    fn message(key: &str, reason: NotifyReason, level: u32, update: Option<&str>) -> Message {
-        Message {
-            key: key.to_string(),
-            reason,
-            level,
-            alerts: vec![snapshot()],
-            update: update.map(str::to_string),
-            at: Timestamp(2_000),
-        }
-    }
-
-    #[test]
-    fn first_firing_opens_the_thread_and_the_rest_reply_to_it() {
-        let root = "<alert.0000000000000abc.1000@example.com>";
-        let first = Thread::of(&message("k1", NotifyReason::Firing, 1, None), "example.com");
-        assert_eq!((first.id.as_str(), first.root.as_str()), (root, root));
-
-        let later = [
-            message("k2", NotifyReason::Firing, 2, Some(root)),
-            message("k3", NotifyReason::Firing, 1, Some(root)),
-            message("k4", NotifyReason::Acknowledged, 0, Some(root)),
-            message("k5", NotifyReason::Resolved, 0, Some(root)),
-        ];
-        let ids: Vec<String> = later
-            .iter()
-            .map(|m| {
-                let t = Thread::of(m, "example.com");
-                assert_eq!(t.root, root);
-                t.id
-            })
-            .collect();
-        for id in &ids {
-            assert_ne!(id, root);
-            assert!(id.starts_with("<alert.0000000000000abc.1000."), "{id}");
-            assert!(id.ends_with("@example.com>"), "{id}");
-        }
-        let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
-        assert_eq!(distinct.len(), ids.len());
-        // The same message (a retry) gets the same id.
-        assert_eq!(Thread::of(&later[0], "example.com").id, ids[0]);
-    }
-
-    #[test]
-    fn subject_stays_the_same_and_the_headline_tells_the_state() {
-        let mut acked = message("k", NotifyReason::Acknowledged, 0, Some("x"));
-        acked.alerts[0].acked_by = Some("alice".to_string());
-        let msgs = [
-            message("k", NotifyReason::Firing, 1, None),
-            message("k", NotifyReason::Firing, 3, Some("x")),
-            acked,
-            message("k", NotifyReason::Resolved, 0, Some("x")),
-        ];
-        for m in &msgs {
-            assert_eq!(subject(m), "[CRITICAL] 投稿成功率低下 #42");
-        }
-        let headlines: Vec<String> = msgs.iter().map(headline).collect();
-        assert_eq!(
-            headlines,
-            [
-                "CRITICAL: 投稿成功率低下",
-                "ESCALATED (level 3) — CRITICAL: 投稿成功率低下",
-                "ACKNOWLEDGED by alice — CRITICAL: 投稿成功率低下",
-                "RESOLVED — CRITICAL: 投稿成功率低下",
-            ]
-        );
-    }
-
-    #[test]
-    fn grouped_subject_counts_the_others() {
-        let mut m = message("k", NotifyReason::Firing, 1, None);
-        m.alerts.extend(std::iter::repeat_n(snapshot(), 11));
-        assert_eq!(subject(&m), "[CRITICAL] 投稿成功率低下 #42 (+11 more)");
-    }
-
-    #[test]
-    fn html_from_labels_is_inert() {
-        let mut m = message("k", NotifyReason::Firing, 1, None);
-        m.alerts[0]
-            .labels
-            .insert("host".to_string(), "<script>alert(1)</script>".to_string());
-        m.alerts[0].generator_url = Some("javascript:alert(1)".to_string());
-        let sections: Vec<Section> = m.alerts.iter().map(Section::of).collect();
-        let html = alert_html(&headline(&m), &m, &sections);
-        assert!(!html.contains("<script"), "{html}");
-        assert!(html.contains("host=&lt;script&gt;alert(1)&lt;/script&gt;"));
-        assert!(!html.contains("href=\"javascript"), "{html}");
-    }
 
     #[test]
     fn settings_are_checked_when_built() {
@@ -791,6 +413,7 @@ mod tests {
             from: "tocsin <alerts@example.com>".to_string(),
             message_id_domain: "example.com".to_string(),
             timeout: Duration::from_secs(1),
+            alerts_url: None,
         };
         let _guard = rt.enter();
         let half_login = Email::new(settings.clone()).err().unwrap();

@@ -8,9 +8,14 @@
 
 pub mod console;
 pub mod email;
+mod fit;
+mod mail;
 pub mod slack;
 pub mod sms;
+pub mod voice;
 pub mod webhook;
+
+pub use fit::ranges;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -41,6 +46,19 @@ pub struct AlertSnapshot {
     /// Who acked, and when, while acknowledged.
     pub acked_by: Option<String>,
     pub acked_at: Option<Timestamp>,
+    /// What the person who acked wrote.
+    // `default` reads snapshots stored before these fields. Never
+    // `skip_serializing_if`: the store's encoding (postcard, `store/codec.rs`)
+    // has no field names, so a skipped field shifts every byte after it and the
+    // outbox record no longer reads. Webhooks get `null`, as for `acked_by`.
+    #[serde(default)]
+    pub ack_note: Option<String>,
+    /// Who resolved it by hand, and what they wrote; None when its condition or
+    /// its sender resolved it.
+    #[serde(default)]
+    pub resolved_by: Option<String>,
+    #[serde(default)]
+    pub resolve_note: Option<String>,
     /// Where the alert came from, when another system evaluated it.
     pub generator_url: Option<String>,
 }
@@ -120,6 +138,9 @@ impl AlertSnapshot {
             resolved_at: alert.resolved_at,
             acked_by: alert.ack.as_ref().map(|a| a.actor.clone()),
             acked_at: alert.ack.as_ref().map(|a| a.at),
+            ack_note: alert.ack.as_ref().and_then(|a| a.note.clone()),
+            resolved_by: None,
+            resolve_note: None,
             generator_url: alert
                 .external
                 .as_ref()
@@ -136,6 +157,18 @@ pub fn severity_word(severity: &str) -> String {
     } else {
         severity.to_uppercase()
     }
+}
+
+/// The most severe of some severities (critical, warning, anything else, info), so
+/// a group holding one critical alert pages like a critical one.
+pub fn most_severe<'a>(severities: impl Iterator<Item = &'a str>) -> &'a str {
+    let rank = |s: &str| match s.to_ascii_lowercase().as_str() {
+        "critical" => 0,
+        "warning" => 1,
+        "info" => 3,
+        _ => 2,
+    };
+    severities.min_by_key(|s| rank(s)).unwrap_or("")
 }
 
 /// Every configured channel, and the one place a message is sent through.

@@ -16,11 +16,12 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use serde_json::{Value, json};
 
-use super::{AlertSnapshot, Delivered, Message, SendError, severity_word};
+use super::{AlertSnapshot, Delivered, Message, SendError, most_severe, severity_word};
 use crate::alert::{NotifyReason, State};
 use crate::clock::Timestamp;
 use crate::config::{Secret, SlackSettings};
 use crate::escape::mrkdwn;
+use crate::limits::slack as limits;
 
 /// Slack `error` codes that mean "not now" rather than "never".
 const TRANSIENT_ERRORS: &[&str] = &[
@@ -378,20 +379,9 @@ fn short(code: &str) -> String {
 // ---------------------------------------------------------------------------------
 // Rendering: pure, so every word a person reads can be tested without a server.
 
-/// Slack's limits on one message (chat.postMessage and Block Kit references).
-mod limits {
-    /// The top-level `text`; Slack truncates beyond it.
-    pub const TEXT: usize = 40_000;
-    /// A section's `text`.
-    pub const SECTION_TEXT: usize = 3_000;
-    /// One entry of a section's `fields`, and a context element.
-    pub const FIELD_TEXT: usize = 2_000;
-    /// Entries in a section's `fields`.
-    pub const FIELDS: usize = 10;
-}
-
 /// Alerts of a grouped message that get their own lines and buttons; the rest are
-/// counted. Each takes two blocks, so the message stays far below Slack's 50.
+/// counted. Each takes two blocks, so the message (headline, these, a count and a
+/// status line: 23 blocks) stays far below Slack's 50.
 pub const LISTED_ALERTS: usize = 10;
 
 pub const ACK_ACTION: &str = "tocsin_ack";
@@ -451,18 +441,7 @@ fn severity_prefix(severity: &str) -> String {
 /// The most severe severity among the alerts, so a group holding one critical alert
 /// pages like a critical one.
 fn message_severity(alerts: &[AlertSnapshot]) -> String {
-    let rank = |s: &str| match s.to_ascii_lowercase().as_str() {
-        "critical" => 0,
-        "warning" => 1,
-        "info" => 3,
-        _ => 2,
-    };
-    alerts
-        .iter()
-        .map(|a| a.severity.as_str())
-        .min_by_key(|s| rank(s))
-        .unwrap_or("")
-        .to_string()
+    most_severe(alerts.iter().map(|a| a.severity.as_str())).to_string()
 }
 
 /// The rule names (escaped, the first three) and, for a group, how many alerts.
@@ -546,7 +525,28 @@ fn grouped_blocks(msg: &Message, alerts: &[AlertSnapshot]) -> Vec<Value> {
             "elements": [mrkdwn_field(format!("…and {} more", alerts.len() - LISTED_ALERTS))],
         }));
     }
+    if let Some(now) = group_status(alerts) {
+        blocks.push(json!({"type": "context", "elements": [mrkdwn_field(now)]}));
+    }
     blocks
+}
+
+/// `Now: 2 firing · 1 acknowledged · 1 resolved`, once a grouped message is edited
+/// because some of its alerts changed; None while all still fire as paged.
+fn group_status(alerts: &[AlertSnapshot]) -> Option<String> {
+    let mut counts: Vec<(State, usize)> = Vec::new();
+    for a in alerts {
+        match counts.iter_mut().find(|(s, _)| *s == a.state) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((a.state, 1)),
+        }
+    }
+    if counts.iter().all(|(s, _)| *s == State::Firing) {
+        return None;
+    }
+    counts.sort();
+    let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    Some(format!("Now: {}", parts.join(" · ")))
 }
 
 /// `*投稿成功率低下* · #42 · account=a1, host=bot-1`
@@ -657,12 +657,25 @@ fn status_line(alert: &AlertSnapshot, at: Timestamp) -> Option<String> {
     }
 }
 
-/// A link to where the alert was evaluated, when it is a plain http(s) URL.
+/// A link to where the alert was evaluated, when it is a plain http(s) URL. A link
+/// longer than a context element holds is left out and says so: cut, it would lead
+/// nowhere (or somewhere else).
 fn source_link(alert: &AlertSnapshot) -> Option<String> {
     let url = alert.generator_url.as_deref()?;
     let plain = (url.starts_with("https://") || url.starts_with("http://"))
         && !url.contains(|c: char| c == '|' || c.is_whitespace());
-    plain.then(|| format!("<{}|Source>", mrkdwn(url)))
+    if !plain {
+        return None;
+    }
+    let link = format!("<{}|Source>", mrkdwn(url));
+    if limits::chars(&link) <= limits::FIELD_TEXT {
+        Some(link)
+    } else {
+        Some(format!(
+            "Source link left out: {} characters, more than a Slack message holds",
+            url.chars().count()
+        ))
+    }
 }
 
 /// The buttons an alert's state allows: all three while firing, Resolve once acked,
@@ -734,7 +747,7 @@ fn utc(t: Timestamp) -> String {
 /// UTF-16 units, which is never fewer than Slack counts. A cut never leaves half an
 /// entity (`&am`) behind.
 fn cap(s: String, max: usize) -> String {
-    if s.encode_utf16().count() <= max {
+    if limits::chars(&s) <= max {
         return s;
     }
     let mut used = 0;

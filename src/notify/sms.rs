@@ -3,31 +3,27 @@
 //! A text is written for a phone screen: severity, incident number, rule, the labels
 //! that tell two alerts apart, the summary, and how to acknowledge. It is cut to the
 //! configured number of segments, and the cut falls on the summary so "Reply ACK 42"
-//! always survives. Segment arithmetic (GSM-7 vs UCS-2) lives in pure functions here
-//! because Japanese text costs more than twice as many segments as English.
+//! always survives; a batch always says how many alerts it stands for and offers
+//! `ACK ALL`. Segment arithmetic (GSM-7 vs UCS-2) lives in pure functions here
+//! because Japanese text costs more than twice as many segments as English. What a
+//! call says is in `voice.rs`.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::fit::{self, ranges};
 use super::webhook::{http_client, retry_after, transport_error};
-use super::{AlertSnapshot, Delivered, Message, SendError, severity_word};
+use super::{AlertSnapshot, Delivered, Message, SendError, most_severe, severity_word, voice};
 use crate::alert::NotifyReason;
 use crate::config::{Secret, TwilioSettings};
-use crate::escape::{xml, xml_within};
+use crate::limits;
 
 pub struct Twilio {
     settings: TwilioSettings,
     /// Built once: it keeps the TLS connection to Twilio open between messages.
     client: Result<reqwest::Client, String>,
 }
-
-/// Twilio's body limit is 1,600 characters (error 21617); ten GSM-7 segments (1,530
-/// septets) stay under it whatever the configuration says.
-const MAX_SEGMENTS: u32 = 10;
-
-/// Twilio refuses inline TwiML longer than this.
-const MAX_TWIML_CHARS: usize = 4000;
 
 /// The part of a Twilio answer we read: `sid` on success, `code` and `message` on
 /// failure.
@@ -55,10 +51,11 @@ impl Twilio {
         self.create("Messages", "sms", &form).await
     }
 
-    /// Calls `to` and reads `msg` out (TwiML `<Say>`, Japanese voice). The reference
-    /// is the Call SID.
+    /// Calls `to` and reads `msg` out (TwiML `<Say>` in the configured voice). The
+    /// reference is the Call SID.
     pub async fn call(&self, to: &str, msg: &Message) -> Result<Delivered, SendError> {
-        let twiml = twiml(msg);
+        let s = &self.settings;
+        let twiml = voice::twiml(msg, &s.voice, &s.voice_language);
         let form = [
             ("To", to),
             ("From", self.settings.from.as_str()),
@@ -193,41 +190,58 @@ async fn read_capped(mut response: reqwest::Response, limit: usize) -> Option<Ve
 /// The SMS for `msg`, at most `max_segments` segments (and never more than Twilio
 /// accepts). One alert:
 /// `[CRITICAL] #42 投稿成功率低下 account=a1: {summary}. Reply ACK 42`;
-/// several (alerts batched in the per-recipient window):
-/// `[tocsin] 3 alerts: #42 投稿成功率低下; #43 …; #44 … Reply ACK <n>`.
+/// several (alerts batched in the per-recipient window), each named while they
+/// fit: `[CRITICAL] 3 alerts: #42 投稿成功率低下 account=a1; #43 …; #44 …. Reply
+/// ACK ALL or ACK <n>`; more than fit, counted with their numbers as ranges and
+/// their rules: `[CRITICAL] 204 alerts #2-205: 投稿成功率低下 x150, 巨大説明 x54.
+/// Reply ACK ALL or ACK <n>`. The count and the way to ack survive any cut.
 pub fn sms_body(msg: &Message, max_segments: u32) -> String {
-    let (text, tail) = sms_parts(msg);
-    fit_keeping(&text, &tail, max_segments.min(MAX_SEGMENTS))
+    let max = max_segments.clamp(1, limits::twilio::SMS_SEGMENTS);
+    let tail = ack_tail(msg);
+    match msg.alerts.as_slice() {
+        [one] => fit_keeping(&single_text(msg.reason, one), &tail, max),
+        many => {
+            let head = batch_head(msg.reason, many);
+            let named: Vec<String> = many
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    format!(
+                        "{}{}",
+                        if i == 0 { ": " } else { "; " },
+                        per_alert(msg.reason, a)
+                    )
+                })
+                .collect();
+            let whole = format!("{head}{}.{tail}", named.concat());
+            if segments(&whole) <= max {
+                return whole;
+            }
+            fit_items(&head, &batch_items(many), &tail, max)
+        }
+    }
 }
 
-/// The text, which may be cut, and the tail that must survive (escalation level,
-/// how to acknowledge).
-fn sms_parts(msg: &Message) -> (String, String) {
-    let paging = is_page(msg.reason);
+/// What must survive every cut: the escalation level, and how to acknowledge.
+fn ack_tail(msg: &Message) -> String {
+    let paging = msg.reason.is_page();
     let mut tail = String::new();
     if paging && msg.level > 1 {
         tail.push_str(&format!(" Escalation level {}.", msg.level));
     }
-    let text = match msg.alerts.as_slice() {
+    match msg.alerts.as_slice() {
         [one] => {
             if paging && let Some(n) = one.incident {
                 tail.push_str(&format!(" Reply ACK {n}"));
             }
-            single_text(msg.reason, one)
         }
         many => {
             if paging && many.iter().any(|a| a.incident.is_some()) {
-                tail.push_str(" Reply ACK <n>");
+                tail.push_str(" Reply ACK ALL or ACK <n>");
             }
-            batch_text(msg.reason, many)
         }
-    };
-    (text, tail)
-}
-
-/// Messages that ask someone to act, as opposed to updates (acked, resolved).
-fn is_page(reason: NotifyReason) -> bool {
-    !matches!(reason, NotifyReason::Resolved | NotifyReason::Acknowledged)
+    }
+    tail
 }
 
 fn single_text(reason: NotifyReason, a: &AlertSnapshot) -> String {
@@ -256,20 +270,54 @@ fn single_text(reason: NotifyReason, a: &AlertSnapshot) -> String {
     }
 }
 
-fn batch_text(reason: NotifyReason, alerts: &[AlertSnapshot]) -> String {
+/// `[CRITICAL] 204 alerts`, `RESOLVED 3 alerts`: what a batch is and how many
+/// alerts it stands for. Never cut.
+fn batch_head(reason: NotifyReason, alerts: &[AlertSnapshot]) -> String {
     let n = alerts.len();
-    let (head, per_alert): (String, fn(&AlertSnapshot) -> String) = match reason {
-        NotifyReason::Resolved => (format!("RESOLVED {n} alerts: "), alert_name),
-        NotifyReason::Acknowledged => (format!("ACKED {n} alerts: "), |a| {
-            format!("{}{}", alert_name(a), acked_by(a))
-        }),
-        _ => match page_word(reason).trim() {
-            "" => (format!("[tocsin] {n} alerts: "), alert_name),
-            why => (format!("[tocsin] {n} alerts, {why}: "), alert_name),
-        },
-    };
-    let items: Vec<String> = alerts.iter().map(per_alert).collect();
-    format!("{head}{}", items.join("; "))
+    match reason {
+        NotifyReason::Resolved => format!("RESOLVED {n} alerts"),
+        NotifyReason::Acknowledged => format!("ACKED {n} alerts"),
+        _ => {
+            let severity = most_severe(alerts.iter().map(|a| a.severity.as_str()));
+            match page_word(reason).trim() {
+                "" => format!("[{}] {n} alerts", severity_word(severity)),
+                why => format!("[{}] {n} alerts, {why}", severity_word(severity)),
+            }
+        }
+    }
+}
+
+/// One alert of a batch that names each: `#42 投稿成功率低下 account=a1`.
+fn per_alert(reason: NotifyReason, a: &AlertSnapshot) -> String {
+    match reason {
+        NotifyReason::Acknowledged => format!("{}{}", alert_name(a), acked_by(a)),
+        _ => alert_name(a),
+    }
+}
+
+/// A batch too long to name each alert, as pieces cut only between them: the
+/// incident numbers as ranges (` #2-50`, `,52`), then each rule with its count
+/// (`: 投稿成功率低下 x150`, `, 巨大説明 x54`), then a full stop.
+fn batch_items(alerts: &[AlertSnapshot]) -> Vec<String> {
+    let mut items: Vec<String> = ranges(alerts.iter().filter_map(|a| a.incident))
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| format!("{}{r}", if i == 0 { " #" } else { "," }))
+        .collect();
+    let mut rules: Vec<(String, usize)> = Vec::new();
+    for a in alerts {
+        let rule = one_line(&a.rule);
+        match rules.iter_mut().find(|(r, _)| *r == rule) {
+            Some((_, n)) => *n += 1,
+            None => rules.push((rule, 1)),
+        }
+    }
+    for (i, (rule, n)) in rules.into_iter().enumerate() {
+        let sep = if i == 0 { ": " } else { ", " };
+        items.push(format!("{sep}{rule} x{n}"));
+    }
+    items.push(".".to_string());
+    items
 }
 
 /// Why a page that is not a first notification came: said before the alert.
@@ -322,7 +370,7 @@ fn compact_labels(labels: &BTreeMap<String, String>) -> String {
 }
 
 /// Line breaks and runs of spaces cost segments and say nothing on a phone.
-fn one_line(text: &str) -> String {
+pub(super) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -372,8 +420,16 @@ pub fn encoding(body: &str) -> SmsEncoding {
 /// surrogate pair) is never split between parts, so it may start a new one early.
 pub fn segments(body: &str) -> u32 {
     match encoding(body) {
-        SmsEncoding::Gsm7 => pack(body.chars().filter_map(gsm_septets), 160, 153),
-        SmsEncoding::Ucs2 => pack(body.chars().map(char::len_utf16), 70, 67),
+        SmsEncoding::Gsm7 => pack(
+            body.chars().filter_map(gsm_septets),
+            limits::twilio::GSM7_SINGLE,
+            limits::twilio::GSM7_PART,
+        ),
+        SmsEncoding::Ucs2 => pack(
+            body.chars().map(char::len_utf16),
+            limits::twilio::UCS2_SINGLE,
+            limits::twilio::UCS2_PART,
+        ),
     }
 }
 
@@ -401,6 +457,14 @@ pub fn fit(body: &str, max_segments: u32) -> String {
     fit_keeping(body, "", max_segments)
 }
 
+/// The ellipsis that ends a cut text: `...` while the rest is GSM-7, `…` otherwise.
+fn ellipsis(kept: &str, tail: &str) -> &'static str {
+    match encoding(&format!("{kept}{tail}")) {
+        SmsEncoding::Gsm7 => "...",
+        SmsEncoding::Ucs2 => "…",
+    }
+}
+
 /// `text` + `tail`, with `text` cut so the whole fits in `max_segments`; the tail is
 /// cut only when it cannot fit even after all of `text`.
 fn fit_keeping(text: &str, tail: &str, max_segments: u32) -> String {
@@ -409,161 +473,40 @@ fn fit_keeping(text: &str, tail: &str, max_segments: u32) -> String {
     if segments(&whole) <= max {
         return whole;
     }
-    let cut_at: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+    let cut_at = fit::cuts(text);
     let cut = |k: usize| {
         let kept = text[..cut_at[k]].trim_end();
-        let ellipsis = match encoding(&format!("{kept}{tail}")) {
-            SmsEncoding::Gsm7 => "...",
-            SmsEncoding::Ucs2 => "…",
-        };
-        format!("{kept}{ellipsis}{tail}")
+        format!("{kept}{}{tail}", ellipsis(kept, tail))
     };
-    if segments(&cut(0)) > max {
-        return if tail.is_empty() {
-            // Unreachable for max >= 1 ("..." is one segment), kept total.
-            String::new()
+    // The segments of cut(k) never fall as k grows.
+    match fit::longest(cut_at.len() - 1, |k| segments(&cut(k)) <= max) {
+        Some(k) => cut(k),
+        // Even the tail alone is too long: cut it too ("..." always fits).
+        None if !tail.is_empty() => fit_keeping(&whole, "", max),
+        None => String::new(),
+    }
+}
+
+/// `head` + as many of `items` as fit + `tail`, within `max_segments`; an ellipsis
+/// says items were left out. A cut falls only between items, so a range of incident
+/// numbers is never shown half (`#2-5…` for `#2-50`).
+fn fit_items(head: &str, items: &[String], tail: &str, max: u32) -> String {
+    let render = |k: usize| {
+        let kept = format!("{head}{}", items[..k].concat());
+        if k == items.len() {
+            format!("{kept}{tail}")
         } else {
-            fit_keeping(&whole, "", max)
-        };
-    }
-    // The segments of cut(k) never fall as k grows: find the last k that fits.
-    let (mut fits, mut too_long) = (0, cut_at.len());
-    while too_long - fits > 1 {
-        let mid = (fits + too_long) / 2;
-        if segments(&cut(mid)) <= max {
-            fits = mid;
-        } else {
-            too_long = mid;
-        }
-    }
-    cut(fits)
-}
-
-// ---------------------------------------------------------------------------------
-// The voice call
-
-/// Inline TwiML that reads the message out twice (the first words are often lost
-/// while the phone reaches an ear), in Japanese, within Twilio's 4,000 characters.
-pub fn twiml(msg: &Message) -> String {
-    let open = r#"<Response><Say language="ja-JP" loop="2">"#;
-    let close = "</Say></Response>";
-    let (head, details, tail) = speech(msg);
-    let fixed = open.chars().count()
-        + close.chars().count()
-        + xml(&head).chars().count()
-        + xml(&tail).chars().count();
-    let said = if fixed < MAX_TWIML_CHARS {
-        format!(
-            "{}{}{}",
-            xml(&head),
-            xml_within(&details, MAX_TWIML_CHARS - fixed),
-            xml(&tail)
-        )
-    } else {
-        // A rule name of thousands of characters: say what fits.
-        let budget = MAX_TWIML_CHARS - open.chars().count() - close.chars().count();
-        xml_within(&format!("{head}{details}{tail}"), budget)
-    };
-    format!("{open}{said}{close}")
-}
-
-/// What the call says: a head (what and which incident), details that may be cut
-/// (labels, summary), and a tail (how to acknowledge).
-fn speech(msg: &Message) -> (String, String, String) {
-    let paging = is_page(msg.reason);
-    let mut details = String::new();
-    let mut tail = String::new();
-    let head = match msg.alerts.as_slice() {
-        [a] => {
-            let incident = a
-                .incident
-                .map_or_else(String::new, |n| format!("インシデント {n} 番、"));
-            let rule = one_line(&a.rule);
-            if paging {
-                let labels = spoken_labels(&a.labels);
-                if !labels.is_empty() {
-                    details.push_str(&format!("{labels}。"));
-                }
-                if let Some(summary) = a.annotations.get("summary") {
-                    details.push_str(&format!("{}。", one_line(summary)));
-                }
-                if let Some(n) = a.incident {
-                    tail = format!("確認するには、SMS で ACK {n} と返信してください。");
-                }
-            }
-            match msg.reason {
-                NotifyReason::Resolved => format!("{incident}{rule} は解決しました。"),
-                NotifyReason::Acknowledged => {
-                    let who = a
-                        .acked_by
-                        .as_deref()
-                        .map_or_else(String::new, |w| format!("{} さんが", one_line(w)));
-                    format!("{incident}{rule} は{who}確認しました。")
-                }
-                reason => format!(
-                    "tocsin から{}です。{}{incident}{rule}。",
-                    severity_ja(&a.severity),
-                    page_ja(reason)
-                ),
-            }
-        }
-        many => {
-            let items: Vec<String> = many
-                .iter()
-                .map(|a| {
-                    let incident = a.incident.map_or_else(String::new, |n| format!("{n} 番 "));
-                    format!("{incident}{}", one_line(&a.rule))
-                })
-                .collect();
-            details = format!("{}。", items.join("、"));
-            if paging && many.iter().any(|a| a.incident.is_some()) {
-                tail = "確認するには、SMS で ACK と番号を返信してください。".to_string();
-            }
-            let n = many.len();
-            match msg.reason {
-                NotifyReason::Resolved => format!("{n} 件のアラートが解決しました。"),
-                NotifyReason::Acknowledged => format!("{n} 件のアラートが確認されました。"),
-                reason => format!("tocsin から {n} 件のアラートです。{}", page_ja(reason)),
-            }
+            format!("{kept}{}{tail}", ellipsis(&kept, tail))
         }
     };
-    if paging && msg.level > 1 {
-        tail = format!("エスカレーション レベル {} です。{tail}", msg.level);
+    match fit::longest(items.len(), |k| segments(&render(k)) <= max) {
+        Some(k) => render(k),
+        None => fit_keeping(head, tail, max),
     }
-    (head, details, tail)
-}
-
-fn severity_ja(severity: &str) -> String {
-    match severity {
-        "critical" => "重大アラート".to_string(),
-        "warning" => "警告アラート".to_string(),
-        "info" => "お知らせ".to_string(),
-        "" => "アラート".to_string(),
-        other => format!("{} アラート", one_line(other)),
-    }
-}
-
-fn page_ja(reason: NotifyReason) -> &'static str {
-    match reason {
-        NotifyReason::AckExpired => "確認の期限が切れました。",
-        NotifyReason::SilenceEnded => "サイレンスが終わりました。",
-        NotifyReason::Unacknowledged => "確認が取り消されました。",
-        _ => "",
-    }
-}
-
-/// `account a1、host web-1`: spoken, so no `=` for the voice to read out.
-fn spoken_labels(labels: &BTreeMap<String, String>) -> String {
-    labels
-        .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "alertname" | "severity"))
-        .map(|(k, v)| format!("{k} {}", one_line(v)))
-        .collect::<Vec<_>>()
-        .join("、")
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -674,7 +617,11 @@ mod tests {
         assert_eq!(segments(&fitted), 1);
     }
 
-    fn alert(incident: u64, rule: &str, labels: &[(&str, &str)]) -> AlertSnapshot {
+    pub(in crate::notify) fn alert(
+        incident: u64,
+        rule: &str,
+        labels: &[(&str, &str)],
+    ) -> AlertSnapshot {
         let mut all: BTreeMap<String, String> = labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -693,11 +640,18 @@ mod tests {
             resolved_at: None,
             acked_by: None,
             acked_at: None,
+            ack_note: None,
+            resolved_by: None,
+            resolve_note: None,
             generator_url: None,
         }
     }
 
-    fn message(reason: NotifyReason, level: u32, alerts: Vec<AlertSnapshot>) -> Message {
+    pub(in crate::notify) fn message(
+        reason: NotifyReason,
+        level: u32,
+        alerts: Vec<AlertSnapshot>,
+    ) -> Message {
         Message {
             key: "k".into(),
             reason,
@@ -753,35 +707,54 @@ mod tests {
     }
 
     #[test]
-    fn twiml_escapes_label_text_and_strips_control_characters() {
-        let mut a = alert(42, "Disk<Full>", &[("note", "a & \"b\"\u{1}")]);
-        a.annotations.insert("summary".into(), "<Hangup/>".into());
-        let t = twiml(&message(NotifyReason::Firing, 1, vec![a]));
-        assert!(
-            t.starts_with(r#"<Response><Say language="ja-JP" loop="2">"#),
-            "{t}"
+    fn a_small_batch_names_each_alert_and_offers_ack_all() {
+        let alerts = vec![
+            alert(42, "投稿成功率低下", &[("account", "a1")]),
+            alert(43, "投稿成功率低下", &[("account", "a2")]),
+        ];
+        let body = sms_body(&message(NotifyReason::Firing, 3, alerts), 3);
+        assert_eq!(
+            body,
+            "[CRITICAL] 2 alerts: #42 投稿成功率低下 account=a1; #43 投稿成功率低下 \
+             account=a2. Escalation level 3. Reply ACK ALL or ACK <n>"
         );
-        assert!(t.ends_with("</Say></Response>"), "{t}");
-        assert!(t.contains("Disk&lt;Full&gt;"), "{t}");
-        assert!(t.contains("note a &amp; &quot;b&quot; 。"), "{t}");
-        assert!(t.contains("&lt;Hangup/&gt;"), "{t}");
-        assert!(!t.contains('\u{1}'));
-        assert!(t.contains("ACK 42"), "{t}");
     }
 
     #[test]
-    fn twiml_stays_within_4000_characters_and_keeps_the_ack_line() {
-        let mut a = alert(42, "DiskFull", &[]);
-        a.annotations.insert("summary".into(), "&".repeat(5000));
-        let t = twiml(&message(NotifyReason::Firing, 1, vec![a]));
-        assert!(t.chars().count() <= MAX_TWIML_CHARS);
-        assert!(t.contains("ACK 42 と返信してください。</Say>"), "{t}");
-        // No entity was cut in half.
-        assert_eq!(t.matches('&').count(), t.matches("&amp;").count());
+    fn a_long_batch_keeps_its_count_ranges_and_ack_all_within_the_segments() {
+        let mut alerts: Vec<AlertSnapshot> = (2..=151)
+            .map(|n| alert(n, "投稿成功率低下", &[("label_00", &"x".repeat(100))]))
+            .collect();
+        alerts.extend((152..=205).map(|n| alert(n, "巨大説明テスト", &[])));
+        alerts.push(alert(300, "投稿成功率低下", &[]));
+        let body = sms_body(&message(NotifyReason::Firing, 1, alerts), 3);
+        assert_eq!(
+            body,
+            "[CRITICAL] 205 alerts #2-205,300: 投稿成功率低下 x151, 巨大説明テスト x54. \
+             Reply ACK ALL or ACK <n>"
+        );
+        assert!(segments(&body) <= 3);
+    }
 
-        let giant = alert(43, &"<".repeat(5000), &[]);
-        let t = twiml(&message(NotifyReason::Firing, 1, vec![giant]));
-        assert!(t.chars().count() <= MAX_TWIML_CHARS);
-        assert!(t.ends_with("&lt;</Say></Response>"), "{t}");
+    #[test]
+    fn ranges_that_do_not_fit_are_cut_between_ranges_never_inside_one() {
+        let alerts: Vec<AlertSnapshot> = (1..=300).map(|n| alert(n * 2, "DiskFull", &[])).collect();
+        let body = sms_body(&message(NotifyReason::Firing, 1, alerts), 1);
+        assert!(segments(&body) <= 1, "{body}");
+        assert!(body.starts_with("[CRITICAL] 300 alerts #2,4,6,"), "{body}");
+        assert!(body.ends_with("... Reply ACK ALL or ACK <n>"), "{body}");
+        // The last number shown is whole: the one before the ellipsis is even.
+        let last = body
+            .split("...")
+            .next()
+            .unwrap()
+            .rsplit(',')
+            .next()
+            .unwrap();
+        assert_eq!(last.parse::<u64>().unwrap() % 2, 0, "{body}");
+        // A batch of updates counts too, and asks for nothing.
+        let resolved: Vec<AlertSnapshot> = (1..=300).map(|n| alert(n, "DiskFull", &[])).collect();
+        let body = sms_body(&message(NotifyReason::Resolved, 0, resolved), 1);
+        assert_eq!(body, "RESOLVED 300 alerts #1-300: DiskFull x300.");
     }
 }

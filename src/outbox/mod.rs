@@ -143,8 +143,6 @@ pub struct Settled {
     pub sent: Vec<String>,
     /// What people reviewing the incident should see, per alert.
     pub notes: Vec<(AlertSnapshot, String)>,
-    /// Slack message references to remember per (alert, address) for updates.
-    pub references: Vec<(AlertSnapshot, Address, String)>,
     /// A fallback is owed: the caller resolves the policy's fallback addresses.
     pub fallback: Vec<Delivery>,
 }
@@ -356,11 +354,22 @@ impl Outbox {
                 let ids: Vec<String> = ds.iter().map(|d| d.id.to_string()).collect();
                 format!("group.{}.{}", ds[0].key, ids.join("-"))
             };
+            // Each alert once: two deliveries about the same alert (fallbacks for two
+            // failing addresses) settle together in one message that names it once.
+            let mut alerts: Vec<AlertSnapshot> = Vec::with_capacity(ds.len());
+            for d in &ds {
+                let same = |a: &AlertSnapshot| {
+                    a.fingerprint == d.alert.fingerprint && a.incident == d.alert.incident
+                };
+                if !alerts.iter().any(same) {
+                    alerts.push(d.alert.clone());
+                }
+            }
             let message = Message {
                 key,
                 reason: ds[0].reason,
                 level: ds[0].level,
-                alerts: ds.iter().map(|d| d.alert.clone()).collect(),
+                alerts,
                 update: None,
                 at: ds.iter().map(|d| d.created_at).min().unwrap_or(now),
             };
@@ -404,7 +413,7 @@ impl Outbox {
                 continue;
             };
             match outcome {
-                Outcome::Delivered { reference } => {
+                Outcome::Delivered { .. } => {
                     self.remove(*id);
                     s.delete.push(*id);
                     s.sent.push(d.key.clone());
@@ -413,12 +422,6 @@ impl Outbox {
                         None => format!("notified {}", d.address),
                     };
                     s.notes.push((d.alert.clone(), describe(&what, &d)));
-                    if let Some(r) = reference
-                        && due.deliveries.len() == 1
-                    {
-                        s.references
-                            .push((d.alert.clone(), d.address.clone(), r.clone()));
-                    }
                 }
                 Outcome::AlreadySent => {
                     self.remove(*id);
@@ -527,6 +530,9 @@ mod tests {
             resolved_at: None,
             acked_by: None,
             acked_at: None,
+            ack_note: None,
+            resolved_by: None,
+            resolve_note: None,
             generator_url: None,
         }
     }
@@ -661,6 +667,27 @@ mod tests {
         assert!(o.take_due(T, |_| Ok(())).messages.is_empty());
         assert_eq!(o.next_due(), Some(T + S), "paced to one second later");
         assert_eq!(o.take_due(T + S, |_| Ok(())).messages.len(), 1);
+    }
+
+    #[test]
+    fn two_deliveries_about_one_alert_make_a_message_that_names_it_once() {
+        let mut o = Outbox::default();
+        let ops = Address::Email {
+            to: vec!["ops@example.com".into()],
+        };
+        o.enqueue(&alert(1), owed(ops.clone(), 2), "g", T);
+        o.enqueue(&alert(1), owed(ops.clone(), 2), "g", T);
+        o.enqueue(&alert(2), owed(ops, 2), "g", T);
+        let due = o.take_due(T, |_| Ok(())).messages;
+        assert_eq!(due.len(), 1);
+        let named: Vec<u64> = due[0]
+            .message
+            .alerts
+            .iter()
+            .map(|a| a.fingerprint.0)
+            .collect();
+        assert_eq!(named, [1, 2]);
+        assert_eq!(due[0].deliveries.len(), 3, "all three settle with it");
     }
 
     #[test]

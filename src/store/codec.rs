@@ -159,6 +159,7 @@ mod tests {
         let back: Delivery = decode("outbox", 7, &encode("outbox", 7, &d).unwrap()).unwrap();
         assert_eq!(back.address, d.address);
         assert_eq!(back.fallback_for, d.fallback_for);
+        assert_eq!(back.alert, d.alert, "the snapshot, its empty fields too");
         let e = Escalation {
             fingerprint: a.fingerprint,
             incident: Some(42),

@@ -39,7 +39,7 @@ const HEADER: usize = 8;
 
 /// Writes the batches of one fold into the database, with the last generation
 /// they hold: all of it, durably, or nothing.
-pub(super) type Fold = dyn Fn(&[Arc<Batch>], u64) -> Result<(), StoreError> + Send + Sync;
+pub(super) type Fold<'a> = dyn Fn(&[Arc<Batch>], u64) -> Result<(), StoreError> + Send + Sync + 'a;
 
 pub(super) struct Journal {
     base: PathBuf,
@@ -79,7 +79,7 @@ impl Journal {
     /// Replays the journal files of `base` newer than `folded` through `fold`
     /// (at open, before anything else is written), deletes them, and starts the
     /// next generation.
-    pub fn open(base: &Path, folded: u64, fold: &Fold) -> Result<Journal, StoreError> {
+    pub fn open(base: &Path, folded: u64, fold: &Fold<'_>) -> Result<Journal, StoreError> {
         let mut files = generations(base)?;
         files.sort_unstable();
         let mut batches = Vec::new();
@@ -124,6 +124,9 @@ impl Journal {
         let written = (|| {
             if state.file.is_none() {
                 let file = OpenOptions::new().create(true).append(true).open(&path)?;
+                // A new file's name is durable only once its directory is synced:
+                // without it, a power loss can drop a file of answered frames.
+                sync_dir(&path)?;
                 state.file = Some(file);
             }
             let file = state.file.as_mut().expect("just opened");
@@ -207,7 +210,7 @@ impl Journal {
 
     /// The folder's loop, on its own thread, until [`Journal::stop`]: folds when
     /// enough frames wait, when one has waited [`FOLD_EVERY`], or when asked.
-    pub fn run_folder(&self, fold: &Fold) {
+    pub fn run_folder(&self, fold: &Fold<'_>) {
         let mut state = self.lock();
         loop {
             let wanted = state.draining || state.stop || state.pending.len() >= FOLD_FRAMES;
@@ -368,9 +371,92 @@ fn read_frames(path: &Path) -> Result<Vec<Arc<Batch>>, StoreError> {
     Ok(out)
 }
 
+/// Syncs the directory holding `path`, so a file created there survives a power loss.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => File::open(".")?.sync_all(),
+    }
+}
+
 fn journal_error(path: &Path, source: std::io::Error) -> StoreError {
     StoreError::Journal {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Timestamp;
+
+    fn batch(job: &str) -> Batch {
+        Batch {
+            jobs: vec![(job.to_string(), Timestamp(1))],
+            ..Batch::default()
+        }
+    }
+
+    /// What a replay folds, by job name, and the generation it records.
+    fn replay(base: &Path, folded: u64) -> (Vec<String>, u64) {
+        let seen = Mutex::new((Vec::new(), 0));
+        let fold = |batches: &[Arc<Batch>], generation: u64| {
+            let mut seen = seen.lock().unwrap();
+            seen.0
+                .extend(batches.iter().map(|b| b.jobs[0].0.clone()));
+            seen.1 = generation;
+            Ok(())
+        };
+        Journal::open(base, folded, &fold).unwrap();
+        seen.into_inner().unwrap()
+    }
+
+    fn base(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tocsin-journal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("tocsin.redb")
+    }
+
+    #[test]
+    fn frames_not_folded_are_replayed_up_to_a_torn_one_and_then_deleted() {
+        let base = base("torn");
+        let nothing = |_: &[Arc<Batch>], _: u64| Ok(());
+        let journal = Journal::open(&base, 0, &nothing).unwrap();
+        for job in ["a", "b", "c"] {
+            journal.append(&batch(job), true).unwrap();
+        }
+        drop(journal);
+        // The last frame loses its last byte, as in a crash mid-write.
+        let file = file_of(&base, 1);
+        let len = std::fs::metadata(&file).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(len - 1)
+            .unwrap();
+        assert_eq!(replay(&base, 0), (vec!["a".into(), "b".into()], 1));
+        assert!(!file.exists(), "replayed files are deleted");
+        assert_eq!(replay(&base, 1), (vec![], 0), "nothing twice");
+    }
+
+    #[test]
+    fn generations_already_folded_are_not_replayed() {
+        let base = base("folded");
+        let nothing = |_: &[Arc<Batch>], _: u64| Ok(());
+        let journal = Journal::open(&base, 0, &nothing).unwrap();
+        journal.append(&batch("old"), true).unwrap();
+        drop(journal);
+        // The database says generation 1 is in it (a crash after the fold's
+        // commit, before its file was deleted): replaying it would apply it twice.
+        assert_eq!(replay(&base, 1), (vec![], 0));
+        assert!(!file_of(&base, 1).exists(), "the folded file is deleted");
+        let journal = Journal::open(&base, 1, &nothing).unwrap();
+        journal.append(&batch("new"), true).unwrap();
+        drop(journal);
+        assert!(file_of(&base, 2).exists(), "the next generation is new");
+        assert_eq!(replay(&base, 1), (vec!["new".into()], 2));
     }
 }
