@@ -46,6 +46,10 @@ use crate::maintenance::MaintenanceWindow;
 use crate::report::ReportSchedule;
 use crate::rules::CheckOptions;
 
+/// How the config reads the environment: a variable's value by name (tests pass
+/// their own; `None` in `check --no-env`).
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// The whole configuration, validated. `Config::default()` is the embedded default.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -381,6 +385,24 @@ impl Config {
         path: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
+        Config::compile(text, path, Some(env))
+    }
+
+    /// Checks a configuration's structure without its environment (`tocsin check
+    /// --config FILE --no-env`, for a config repository's CI, which has no
+    /// secrets): every key, type and value is checked, except values that name a
+    /// `${VAR}`, which cannot be judged without it. `Ok` is no problem found, with
+    /// the configuration as far as it goes without the environment: `${VAR}` left
+    /// as written. It is for checking (its rules paths), never for running.
+    pub fn check_structure(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::compile(&text, path, None)
+    }
+
+    fn compile(text: &str, path: &Path, env: Option<Env<'_>>) -> Result<Config, ConfigError> {
         let src = error::Source { file: path, text };
         let (raw, mut problems) = document::read(&src).map_err(ConfigError::Invalid)?;
         let mut compiler = compile::Compiler::new(&src, env);

@@ -218,8 +218,19 @@ fn still_owed(d: &Delivery, alert: Option<&Alert>) -> Result<(), String> {
 
 fn count(ctx: &Context, m: &DueMessage, result: &outbox::Outcome) {
     let channel = m.address.channel().to_string();
+    let incidents: Vec<String> = m
+        .message
+        .alerts
+        .iter()
+        .map(|a| {
+            a.incident
+                .map_or_else(|| a.fingerprint.to_string(), |n| format!("#{n}"))
+        })
+        .collect();
+    let incidents = incidents.join(",");
     match result {
         outbox::Outcome::Delivered { .. } => {
+            tracing::info!(address = %m.address, reason = %m.message.reason, level = m.message.level, alerts = %incidents, key = %m.message.key, "delivered");
             ctx.metrics
                 .notifications
                 .get_or_create(&vec![
@@ -233,7 +244,7 @@ fn count(ctx: &Context, m: &DueMessage, result: &outbox::Outcome) {
                 SendError::Retry { .. } => "retry",
                 SendError::Permanent { .. } => "permanent",
             };
-            tracing::warn!(address = %m.address, error = %e, kind, "delivery failed");
+            tracing::warn!(address = %m.address, reason = %m.message.reason, level = m.message.level, alerts = %incidents, key = %m.message.key, error = %e, kind, "delivery failed");
             ctx.metrics
                 .delivery_failures
                 .get_or_create(&vec![
@@ -242,7 +253,9 @@ fn count(ctx: &Context, m: &DueMessage, result: &outbox::Outcome) {
                 ])
                 .inc();
         }
-        outbox::Outcome::AlreadySent => {}
+        outbox::Outcome::AlreadySent => {
+            tracing::info!(address = %m.address, alerts = %incidents, key = %m.message.key, "already delivered before a restart; not sent again");
+        }
     }
 }
 

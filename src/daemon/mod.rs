@@ -236,6 +236,7 @@ impl Daemon {
         }
         ctx.metrics
             .set_alert_states(core.engine.alerts().map(|a| &a.state));
+        log_opened(&ctx, &core, &channels, &sources);
         Ok(Daemon {
             shared: Arc::new(Shared {
                 ctx,
@@ -248,6 +249,12 @@ impl Daemon {
                 progress: watch::Sender::new(0),
             }),
         })
+    }
+
+    /// Says that the daemon is stopping and what it leaves owed for the next start.
+    pub fn log_stopping(&self) {
+        let owed = self.queue().outbox.len();
+        tracing::info!(owed, "tocsin stopped");
     }
 
     pub fn config(&self) -> &Config {
@@ -754,4 +761,36 @@ impl Drop for LoopHandle {
             task.abort();
         }
     }
+}
+
+/// The start-up summary, once the daemon could open (a refusal stays one clear
+/// line): the rules and their files, where the state is, what a restart recovered
+/// from it (so an operator sees that alerts and owed messages survived), and who
+/// can be told.
+fn log_opened(ctx: &Context, core: &Core, channels: &Channels, sources: &[rules::SourceFile]) {
+    let files: Vec<String> = sources
+        .iter()
+        .map(|s| s.path.display().to_string())
+        .collect();
+    tracing::info!(rules = core.engine.rules().alerts.len(), files = %files.join(","), "rules loaded");
+    let (mut open, mut firing, mut acked) = (0, 0, 0);
+    for a in core.engine.alerts() {
+        match a.state {
+            crate::alert::State::Inactive | crate::alert::State::Resolved => continue,
+            crate::alert::State::Firing => firing += 1,
+            crate::alert::State::Acknowledged => acked += 1,
+            _ => {}
+        }
+        open += 1;
+    }
+    tracing::info!(
+        path = %ctx.config.storage.path.display(),
+        alerts = open,
+        firing,
+        acknowledged = acked,
+        owed = core.outbox.len(),
+        silences = core.silences.len(),
+        "state opened"
+    );
+    tracing::info!(channels = %channels.enabled().join(","), "channels enabled");
 }

@@ -128,7 +128,7 @@ fn escalate(ctx: &Context, core: &mut Core, now: Timestamp, step: &mut Step) -> 
         let Some(alert) = core.engine.alert(n.alert) else {
             continue;
         };
-        tracing::info!(alert_id = %alert.fingerprint, incident = ?alert.incident, reason = %n.reason, "notification");
+        tracing::info!(alert_id = %alert.fingerprint, incident = alert.incident, reason = %n.reason, "notification");
         let current = core.escalations.remove(&n.alert);
         let policy = routing.policy_for(&alert.labels, core.engine.escalation_of(alert));
         let (next, owed) =

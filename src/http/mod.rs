@@ -61,11 +61,45 @@ pub fn routes(daemon: Daemon) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        // Every refusal has a JSON body, a wrong path or method too.
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             daemon.config().server.request_timeout,
         ))
         .with_state(daemon)
+}
+
+/// Any path tocsin does not serve (`GET /` included, until a web UI is served
+/// there): a JSON 404 like every other refusal.
+async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no such endpoint: {method} {}", shown_path(&uri)),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", shown_path(&uri)),
+    )
+}
+
+/// The request's path, cut to a bounded length: a refusal never grows with what an
+/// unauthenticated client sends.
+fn shown_path(uri: &axum::http::Uri) -> String {
+    const LONGEST: usize = 200;
+    let path = uri.path();
+    if path.len() <= LONGEST {
+        return path.to_string();
+    }
+    let mut end = LONGEST;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &path[..end])
 }
 
 /// Who made a request: the name of the token it carried. Recorded as the actor of

@@ -96,9 +96,8 @@ pub async fn create(
     let ends_at = match (&new.ends_at, &new.duration) {
         (Some(t), None) => time(t, "ends_at")?,
         (None, Some(d)) => {
-            let d = humantime::parse_duration(d).map_err(|e| {
-                ApiError::new(StatusCode::BAD_REQUEST, format!("duration {d:?}: {e}"))
-            })?;
+            let d = crate::duration::parse(d)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("duration: {e}")))?;
             starts_at + d
         }
         _ => {

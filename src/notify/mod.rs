@@ -245,6 +245,28 @@ impl Channels {
         (channels, recorder)
     }
 
+    /// The channels that can send, for the start-up log: `console`, `slack`,
+    /// `email`, `sms`, `webhook:NAME` (or `recording`).
+    pub fn enabled(&self) -> Vec<String> {
+        if self.recorder.is_some() {
+            return vec!["recording".to_string()];
+        }
+        let mut names: Vec<String> = [
+            (self.console, "console"),
+            (self.slack.is_some(), "slack"),
+            (self.email.is_some(), "email"),
+            (self.sms.is_some(), "sms"),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| name.to_string())
+        .collect();
+        let mut hooks: Vec<&String> = self.webhooks.keys().collect();
+        hooks.sort();
+        names.extend(hooks.into_iter().map(|n| format!("webhook:{n}")));
+        names
+    }
+
     /// Sends a scheduled report by email (recorded, not sent, when recording).
     pub async fn send_report(
         &self,
