@@ -210,6 +210,8 @@ impl Cluster {
 
     /// A process that waits for this test binary to exit, then stops the cluster and
     /// removes its folder. Its loop ends by itself when the binary is gone.
+    // Never waited for: it must outlive this process (init reaps it).
+    #[allow(clippy::zombie_processes)]
     fn guard(&self) {
         let stop = format!(
             "{} {} -D {} -m immediate stop",
