@@ -847,8 +847,7 @@ async fn storm_phase(ws: &Workspace, http: &reqwest::Client, port: u16, report: 
     times.sort_by(f64::total_cmp);
     report.emit("tocsin_storm_restart_to_ready", times[1], "ms");
 
-    let (am, base) =
-        start_alertmanager(ws, http, "storm", &alertmanager_intake_config(port)).await;
+    let (am, base) = start_alertmanager(ws, http, "storm", &alertmanager_intake_config(port)).await;
     am.reset_peak();
     let took = post_storm(http, &base, "a").await;
     report.emit("alertmanager_storm_seconds", took, "s");

@@ -525,7 +525,11 @@ fn a_version_3_file_written_by_tocsin_is_migrated_to_the_record_encoding() {
         let db = redb::Database::create(&path).unwrap();
         let txn = db.begin_read().unwrap();
         let version = txn.open_table(RAW_META).unwrap().get("schema_version");
-        assert_eq!(version.unwrap().unwrap().value(), 3, "the fixture is version 3");
+        assert_eq!(
+            version.unwrap().unwrap().value(),
+            3,
+            "the fixture is version 3"
+        );
     }
 
     let store = RedbStore::open(&path).unwrap();
@@ -544,7 +548,11 @@ fn a_version_3_file_written_by_tocsin_is_migrated_to_the_record_encoding() {
             (Some(2), State::Firing, None)
         ]
     );
-    let acked = &loaded.alerts.iter().find(|a| a.incident == Some(1)).unwrap();
+    let acked = &loaded
+        .alerts
+        .iter()
+        .find(|a| a.incident == Some(1))
+        .unwrap();
     assert_eq!(
         acked.external.as_ref().unwrap().annotations["summary"],
         "disk full on bot-1"
@@ -552,7 +560,10 @@ fn a_version_3_file_written_by_tocsin_is_migrated_to_the_record_encoding() {
     assert_eq!(loaded.next_incident, 3);
     assert_eq!(loaded.silences.len(), 1);
     assert_eq!(loaded.silences[0].created_by, "bob");
-    assert_eq!(loaded.silences[0].matchers[0].to_string(), "host=~\"bot-9.*\"");
+    assert_eq!(
+        loaded.silences[0].matchers[0].to_string(),
+        "host=~\"bot-9.*\""
+    );
     assert_eq!(loaded.escalations.len(), 2, "{:?}", loaded.escalations);
     assert!(
         loaded.escalations.iter().all(|e| !e.notified.is_empty()),

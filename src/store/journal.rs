@@ -403,8 +403,7 @@ mod tests {
         let seen = Mutex::new((Vec::new(), 0));
         let fold = |batches: &[Arc<Batch>], generation: u64| {
             let mut seen = seen.lock().unwrap();
-            seen.0
-                .extend(batches.iter().map(|b| b.jobs[0].0.clone()));
+            seen.0.extend(batches.iter().map(|b| b.jobs[0].0.clone()));
             seen.1 = generation;
             Ok(())
         };
@@ -413,7 +412,8 @@ mod tests {
     }
 
     fn base(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("tocsin-journal-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("tocsin-journal-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir.join("tocsin.redb")
