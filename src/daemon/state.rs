@@ -82,8 +82,10 @@ impl Core {
             reports,
             retention: Default::default(),
         };
-        // The first sweep once the daemon has settled in.
-        core.retention.next = Some(now + super::retention::PACE);
+        // The first sweep an hour after start, as every later one: a restart in
+        // the middle of an outage owes its first minutes to intake, and the next
+        // deadline after a start stays the rules' evaluation.
+        core.retention.next = Some(now + super::retention::EVERY);
         core.take(ctx, loaded, now);
         Ok(core)
     }
