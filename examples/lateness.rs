@@ -173,7 +173,15 @@ async fn run(tocsin: &str) {
             let owed = match (reason, ends.get(name)) {
                 ("resolved", Some(end)) => Some(("expiry".to_string(), ms(*end))),
                 ("firing", None) if level >= 1 => {
-                    let fired = a["fired_at"].as_i64().unwrap_or(0);
+                    // RFC 3339 since the payload was documented; epoch
+                    // milliseconds from builds before it.
+                    let fired = a["fired_at"].as_i64().unwrap_or_else(|| {
+                        a["fired_at"]
+                            .as_str()
+                            .and_then(|t| humantime::parse_rfc3339(t).ok())
+                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                            .map_or(0, |d| d.as_millis() as i64)
+                    });
                     let after = LEVELS[(level - 1) as usize] as i64 * 1000;
                     Some((format!("level{level}"), fired + after))
                 }

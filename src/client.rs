@@ -19,7 +19,9 @@ pub enum ClientError {
     /// The daemon answered with a refusal: its JSON reason.
     #[error("{0}")]
     Refused(String),
-    #[error("cannot reach {base}: {reason}")]
+    #[error(
+        "cannot reach {base}: {reason}\nhint: is `tocsin serve` running there? Point --server (or TOCSIN_SERVER) at its address"
+    )]
     Unreachable { base: String, reason: String },
 }
 
@@ -41,7 +43,7 @@ impl Client {
         };
         let resp = req.send().await.map_err(|e| ClientError::Unreachable {
             base: self.base.clone(),
-            reason: e.to_string(),
+            reason: cause(&e),
         })?;
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
@@ -120,6 +122,38 @@ impl Client {
     }
 }
 
+/// What went wrong in words: the innermost cause (`Connection refused (os error
+/// 111)`), not reqwest's "error sending request for url (…)".
+fn cause(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "no answer in time".to_string();
+    }
+    let mut innermost: &dyn std::error::Error = e;
+    while let Some(next) = innermost.source() {
+        innermost = next;
+    }
+    innermost.to_string()
+}
+
+/// Drops resolved alerts from a list answer, for `tocsin alerts` without `--all`:
+/// they stay listed by the API for review, but a person asking what is going on
+/// wants what is still open. Returns how many were hidden.
+pub fn hide_resolved(body: &mut Value) -> usize {
+    let Some(alerts) = body["alerts"].as_array_mut() else {
+        return 0;
+    };
+    let before = alerts.len();
+    alerts.retain(|a| a["state"] != "resolved");
+    before - alerts.len()
+}
+
+/// `text` padded with spaces to `width` terminal columns: a Japanese character
+/// takes two, so padding by characters would misalign the columns after it.
+fn pad(text: &str, width: usize) -> String {
+    let used = unicode_width::UnicodeWidthStr::width(text);
+    format!("{text}{}", " ".repeat(width.saturating_sub(used)))
+}
+
 /// The series labels of an alert, without `alertname` and `severity`.
 fn labels(a: &Value) -> String {
     let pairs: Vec<String> = a["labels"]
@@ -139,25 +173,51 @@ fn id(a: &Value) -> String {
     )
 }
 
-/// One line per alert: id, state, severity, rule, labels, since.
+/// One line per alert: id, state, severity, rule, labels, since. Columns are as
+/// wide as their widest cell (at least the heading), in terminal columns.
 pub fn alerts_table(body: &Value) -> String {
-    let mut out = format!(
-        "{:<6} {:<13} {:<9} {:<24} {:<40} {}\n",
-        "ID", "STATE", "SEVERITY", "RULE", "LABELS", "SINCE"
-    );
-    for a in body["alerts"].as_array().into_iter().flatten() {
-        out.push_str(&format!(
-            "{:<6} {:<13} {:<9} {:<24} {:<40} {}\n",
-            id(a),
-            a["state"].as_str().unwrap_or(""),
-            a["severity"].as_str().unwrap_or(""),
-            a["rule"].as_str().unwrap_or(""),
-            labels(a),
-            a["fired_at"]
-                .as_str()
-                .or(a["active_since"].as_str())
-                .unwrap_or(""),
-        ));
+    let heading = ["ID", "STATE", "SEVERITY", "RULE", "LABELS", "SINCE"];
+    let rows: Vec<[String; 6]> = body["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            [
+                id(a),
+                a["state"].as_str().unwrap_or("").to_string(),
+                a["severity"].as_str().unwrap_or("").to_string(),
+                a["rule"].as_str().unwrap_or("").to_string(),
+                labels(a),
+                a["fired_at"]
+                    .as_str()
+                    .or(a["active_since"].as_str())
+                    .unwrap_or("")
+                    .to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = heading.map(unicode_width::UnicodeWidthStr::width);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(unicode_width::UnicodeWidthStr::width(cell.as_str()));
+        }
+    }
+    let line = |cells: [&str; 6]| {
+        let mut l = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(cell);
+            } else {
+                l.push_str(&pad(cell, widths[i]));
+                l.push(' ');
+            }
+        }
+        l.push('\n');
+        l
+    };
+    let mut out = line(heading);
+    for row in &rows {
+        out.push_str(&line(row.each_ref().map(String::as_str)));
     }
     out
 }
@@ -175,14 +235,33 @@ pub fn alert_details(a: &Value) -> String {
     for (k, v) in a["annotations"].as_object().into_iter().flatten() {
         out.push_str(&format!("  {k}: {}\n", v.as_str().unwrap_or("")));
     }
+    let ack = &a["ack"];
+    if let Some(actor) = ack["actor"].as_str() {
+        let via = ack["via"]
+            .as_str()
+            .map(|v| format!(" via {v}"))
+            .unwrap_or_default();
+        let note = ack["note"]
+            .as_str()
+            .map(|n| format!(": {n}"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  acked by {actor}{via} at {}{note}\n",
+            ack["at"].as_str().unwrap_or("")
+        ));
+    }
     out.push_str("  timeline:\n");
     for e in a["timeline"].as_array().into_iter().flatten() {
         let who = e["actor"]
             .as_str()
             .map(|a| format!(" by {a}"))
             .unwrap_or_default();
+        let note = e["note"]
+            .as_str()
+            .map(|n| format!(" — {n}"))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "    {} {} -> {}{}: {}\n",
+            "    {} {} -> {}{}: {}{note}\n",
             e["at"].as_str().unwrap_or(""),
             e["from"].as_str().unwrap_or(""),
             e["to"].as_str().unwrap_or(""),

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod daemon;
+pub mod duration;
 pub mod engine;
 pub mod escalation;
 pub mod escape;

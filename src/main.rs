@@ -54,6 +54,10 @@ enum Command {
         /// Also validate this config file (and, without PATHs, check its rules).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Check the config's structure without its environment: `${VAR}` is not
+        /// looked up, and values that name one are not judged (CI without secrets).
+        #[arg(long, requires = "config")]
+        no_env: bool,
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
         #[command(flatten)]
@@ -89,9 +93,12 @@ enum Command {
         /// `name=value`; repeatable.
         #[arg(long)]
         label: Vec<String>,
-        /// Print the API's JSON.
+        /// Print the API's JSON as is (resolved alerts included).
         #[arg(long)]
         json: bool,
+        /// Also list resolved alerts (hidden from the table unless --state asks for them).
+        #[arg(long)]
+        all: bool,
     },
     /// Show one alert with its timeline (incident number or fingerprint).
     Alert {
@@ -148,8 +155,8 @@ enum SilenceAction {
         server: Server,
         #[arg(required = true)]
         matchers: Vec<String>,
-        /// How long, e.g. `2h`.
-        #[arg(long, default_value = "1h")]
+        /// How long, e.g. `2h` or `1h30m`.
+        #[arg(long, default_value = "1h", value_parser = checked_duration)]
         duration: String,
         #[arg(long, default_value = "")]
         comment: String,
@@ -200,7 +207,7 @@ enum ExportTarget {
 #[derive(clap::Args)]
 struct Limits {
     /// The longest window a rule may read (memory is sized by it).
-    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "7d", value_parser = tocsin::duration::parse_arg)]
     max_window: Duration,
 }
 
@@ -220,6 +227,12 @@ enum Format {
     Json,
 }
 
+/// A duration checked here with the one syntax and sent as written: the daemon reads
+/// it the same way.
+fn checked_duration(text: &str) -> Result<String, String> {
+    tocsin::duration::parse_arg(text).map(|_| text.to_string())
+}
+
 fn main() -> ExitCode {
     tune_allocator();
     // Before any HTTP client exists: reqwest is built without a TLS provider.
@@ -230,17 +243,27 @@ fn main() -> ExitCode {
         Command::Check {
             paths,
             config,
+            no_env,
             format,
             limits,
         } => match config {
             None => check(&paths, format, &limits.options()),
-            Some(file) => match tocsin::config::Config::load(Some(&file)) {
+            Some(file) => match if no_env {
+                tocsin::config::Config::check_structure(&file)
+            } else {
+                tocsin::config::Config::load(Some(&file))
+            } {
                 Err(e) => {
                     eprintln!("{e}");
                     ExitCode::from(1)
                 }
                 Ok(c) => {
-                    eprintln!("ok: {}", file.display());
+                    let scope = if no_env {
+                        " (structure only: values naming ${VAR} were not judged)"
+                    } else {
+                        ""
+                    };
+                    eprintln!("ok: {}{scope}", file.display());
                     let paths = if paths.is_empty() {
                         c.rules.paths.clone()
                     } else {
@@ -265,17 +288,32 @@ fn main() -> ExitCode {
             severity,
             label,
             json,
+            all,
         } => {
+            // Resolved alerts are kept for review; what is open is what people ask.
+            // `--json` is the API's answer as is, for scripts.
+            let hide_resolved = !all && !json && state.is_none();
             let mut filters: Vec<(String, String)> = Vec::new();
             filters.extend(state.map(|s| ("state".to_string(), s)));
             filters.extend(severity.map(|s| ("severity".to_string(), s)));
             filters.extend(label.into_iter().map(|l| ("label".to_string(), l)));
             client_call(async move {
-                let body = server.client().alerts(&filters).await?;
+                let mut body = server.client().alerts(&filters).await?;
+                let hidden = if hide_resolved {
+                    tocsin::client::hide_resolved(&mut body)
+                } else {
+                    0
+                };
                 Ok(if json {
                     format!("{body}\n")
                 } else {
-                    tocsin::client::alerts_table(&body)
+                    let mut table = tocsin::client::alerts_table(&body);
+                    if hidden > 0 {
+                        table.push_str(&format!(
+                            "({hidden} resolved not shown; --all lists them)\n"
+                        ));
+                    }
+                    table
                 })
             })
         }
@@ -390,8 +428,8 @@ fn client_call(
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
-fn serve(config: Option<&std::path::Path>) -> ExitCode {
-    let config = match tocsin::config::Config::load(config) {
+fn serve(config_path: Option<&std::path::Path>) -> ExitCode {
+    let config = match tocsin::config::Config::load(config_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -400,8 +438,11 @@ fn serve(config: Option<&std::path::Path>) -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    // Colours only for a person at a terminal: a redirected stderr (a file,
+    // journald) would get escape codes in every line.
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match config.log.format {
         tocsin::config::LogFormat::Json => logs.json().init(),
@@ -423,7 +464,12 @@ fn serve(config: Option<&std::path::Path>) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        eprintln!("tocsin listening on http://{}", running.addr);
+        // Said once everything opened, so a refusal to start stays one clear line.
+        let source = config_path.map_or_else(
+            || "embedded default".to_string(),
+            |p| p.display().to_string(),
+        );
+        tracing::info!(config = %source, addr = %running.addr, "tocsin started");
         shutdown_signal().await;
         running.stop().await;
         ExitCode::SUCCESS
@@ -461,9 +507,9 @@ fn check(paths: &[PathBuf], format: Format, options: &CheckOptions) -> ExitCode 
         Ok(set) => {
             if let Format::Human = format {
                 eprintln!(
-                    "ok: {} alert rules in {} files",
-                    set.alerts.len(),
-                    sources.len()
+                    "ok: {} in {}",
+                    plural(set.alerts.len(), "alert rule"),
+                    plural(sources.len(), "file")
                 );
             }
             ExitCode::SUCCESS
@@ -475,16 +521,17 @@ fn check(paths: &[PathBuf], format: Format, options: &CheckOptions) -> ExitCode 
     }
 }
 
+/// `1 file`, `7 files`.
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
 fn report(sources: &[SourceFile], diags: &[rules::Diagnostic], format: Format) {
     match format {
         Format::Human => {
             let color = std::io::stderr().is_terminal();
             eprint!("{}", diagnostic::render(sources, diags, color));
-            eprintln!(
-                "error: {} problem{} found",
-                diags.len(),
-                if diags.len() == 1 { "" } else { "s" }
-            );
+            eprintln!("error: {} found", plural(diags.len(), "problem"));
         }
         Format::Json => {
             for d in diags {

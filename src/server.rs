@@ -39,8 +39,10 @@ impl Running {
     /// Stops serving, scraping and the loop, waits for in-flight requests and sends
     /// to finish, and writes what waits for the next evaluation.
     pub async fn stop(self) {
+        tracing::info!("stopping: finishing requests and sends in flight");
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        self.daemon.log_stopping();
     }
 }
 

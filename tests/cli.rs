@@ -26,6 +26,100 @@ fn check_accepts_the_shipped_rules() {
     );
 }
 
+/// One file is `1 file`, one rule `1 alert rule`.
+#[test]
+fn check_counts_in_words_that_agree() {
+    let o = tocsin(&["check", "rules/business.rules", "rules/metrics.rules"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).ends_with(" alert rules in 2 files\n"),
+        "{}",
+        stderr(&o)
+    );
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-one-file");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("one.rules");
+    std::fs::write(&file, "alert \"A\" {\n  when x > 1\n  severity info\n}\n").unwrap();
+    let o = tocsin(&["check", file.to_str().unwrap()]);
+    assert_eq!(stderr(&o), "ok: 1 alert rule in 1 file\n");
+}
+
+/// The CLI reads durations the one way the rules, the config and Slack do, with the
+/// same messages; a bad one never reaches the daemon (exit 2, usage).
+#[test]
+fn durations_on_the_command_line_use_the_one_syntax() {
+    let o = tocsin(&[
+        "silence",
+        "add",
+        "host=bot-1",
+        "--duration",
+        "90mins",
+        "--server",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown unit `mins` in `90mins`; did you mean `90m`?"),
+        "{}",
+        stderr(&o)
+    );
+    let o = tocsin(&["check", "--max-window", "7 days", "rules/"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unknown unit `days` in `7 days`; did you mean `7d`?"),
+        "{}",
+        stderr(&o)
+    );
+    let o = tocsin(&["check", "--max-window", "7d12h", "rules/"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+/// A config repository's CI has no secrets: `--no-env` checks the structure (keys,
+/// types, every value that names no variable) without looking `${VAR}` up.
+#[test]
+fn check_no_env_checks_a_config_without_its_secrets() {
+    let check = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tocsin"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_clear()
+            .output()
+            .expect("run tocsin")
+    };
+    let o = check(&["check", "--config", "tocsin.seed.toml"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is not set"), "{}", stderr(&o));
+    let o = check(&["check", "--config", "tocsin.seed.toml", "--no-env"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("ok: tocsin.seed.toml (structure only"),
+        "{}",
+        stderr(&o)
+    );
+
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-no-env");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("broken.toml");
+    std::fs::write(
+        &file,
+        "[server]\nlisten = \"${LISTEN}\"\nrequest_timeout = \"15 mins\"\n\n[[tokens]]\nname = \"ci\"\ntoken = \"${TOKEN}\"\nrole = \"admin\"\n",
+    )
+    .unwrap();
+    let o = check(&["check", "--config", file.to_str().unwrap(), "--no-env"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(":3:19: server.request_timeout: unknown unit `mins`"),
+        "{err}"
+    );
+    assert!(
+        err.contains(":8:1: unknown key \"role\" in [[tokens]]"),
+        "{err}"
+    );
+    assert!(!err.contains("LISTEN") && !err.contains("TOKEN"), "{err}");
+    assert_eq!(err.lines().count(), 2, "{err}");
+}
+
 #[test]
 fn check_reports_rule_errors_with_file_line_col_and_exit_1() {
     let o = tocsin(&["check", "tests/fixtures/errors/misspelt_unit.rules"]);

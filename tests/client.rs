@@ -92,6 +92,14 @@ async fn list_ack_show_resolve_and_silence() {
     );
     let o = tocsin(args(&r, &["alert", "1"])).await;
     assert!(out(&o).contains("-> acknowledged by alice"), "{}", out(&o));
+    // The ack's note is shown, on the ack and on its timeline entry.
+    assert!(
+        out(&o).contains("\n  acked by alice via http at ")
+            && out(&o).contains(": looking\n")
+            && out(&o).contains("acked by alice via http — looking\n"),
+        "{}",
+        out(&o)
+    );
 
     let o = tocsin(args(
         &r,
@@ -122,6 +130,29 @@ async fn list_ack_show_resolve_and_silence() {
     let o = tocsin(args(&r, &["alerts", "--json", "--state", "resolved"])).await;
     let body: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
     assert_eq!(body["alerts"].as_array().unwrap().len(), 1);
+    // The default list is what is still open; a resolved alert is counted, not listed.
+    let o = tocsin(args(&r, &["alerts"])).await;
+    assert_eq!(
+        out(&o).lines().skip(1).collect::<Vec<_>>(),
+        ["(1 resolved not shown; --all lists them)"],
+        "{}",
+        out(&o)
+    );
+    let o = tocsin(args(&r, &["alerts", "--json"])).await;
+    let body: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(
+        body["alerts"][0]["state"], "resolved",
+        "--json is the API's answer"
+    );
+    let o = tocsin(args(&r, &["alerts", "--all"])).await;
+    assert!(
+        out(&o)
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("#1") && l.contains("resolved")),
+        "{}",
+        out(&o)
+    );
     r.stop().await;
 }
 
@@ -151,11 +182,64 @@ async fn refusals_exit_1_and_an_unreachable_server_exits_2() {
     ])
     .await;
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        err(&o).starts_with(&format!("error: cannot reach http://{addr}")),
+    // The cause in words and what to check, not reqwest's "error sending request".
+    assert_eq!(
+        err(&o),
+        format!(
+            "error: cannot reach http://{addr}: Connection refused (os error 111)\n\
+             hint: is `tocsin serve` running there? Point --server (or TOCSIN_SERVER) at its address\n"
+        )
+    );
+}
+
+#[tokio::test]
+async fn without_user_or_actor_the_actor_is_api() {
+    let r = daemon("no-user", vec![]).await;
+    let words = args(&r, &["ack", "1"]);
+    let o = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tocsin"))
+            .args(&words)
+            .env_remove("TOCSIN_TOKEN")
+            .env_remove("USER")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out(&o),
+        "#1 異常API呼び出し acknowledged by api\n",
         "{}",
         err(&o)
     );
+    r.stop().await;
+}
+
+/// Terminal columns at which `needle` starts in `line`.
+fn column_of(line: &str, needle: &str) -> usize {
+    let at = line
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} in {line}"));
+    unicode_width::UnicodeWidthStr::width(&line[..at])
+}
+
+#[test]
+fn the_alerts_table_lines_up_after_japanese_rule_names() {
+    let body = json!({ "alerts": [
+        { "id": 1, "state": "firing", "severity": "critical", "rule": "異常API呼び出し",
+          "labels": { "host": "bot-1" }, "fired_at": "2027-01-15T08:00:00Z" },
+        { "id": 12, "state": "acknowledged", "severity": "warning", "rule": "HighLatency",
+          "labels": { "host": "bot-22" }, "fired_at": "2027-01-15T08:01:00Z" },
+    ]});
+    let table = tocsin::client::alerts_table(&body);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    let labels = column_of(lines[0], "LABELS");
+    let since = column_of(lines[0], "SINCE");
+    for line in &lines[1..] {
+        assert_eq!(column_of(line, "host="), labels, "{table}");
+        assert_eq!(column_of(line, "2027-"), since, "{table}");
+    }
 }
 
 #[tokio::test]

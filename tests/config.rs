@@ -125,28 +125,15 @@ fn an_empty_file_is_the_default() {
     assert_eq!(fixture("good", "empty.toml"), Config::default());
 }
 
+/// The example is the defaults exactly, as it says: copied as it is, it loads in an
+/// empty environment (no active `[[tokens]]` wanting a variable) and changes nothing.
 #[test]
-fn the_example_file_is_the_default_plus_one_token() {
+fn the_example_file_is_the_defaults_exactly() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tocsin.example.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let config = Config::from_str_with_env(&text, &path, &env).unwrap_or_else(|e| panic!("{e}"));
-    let expected = Config {
-        tokens: vec![Token {
-            name: "ci".into(),
-            token: Secret::new(CI_TOKEN),
-        }],
-        ..Config::default()
-    };
-    assert_eq!(config, expected);
-
-    // Without the variable, the error names it and the key.
-    let err = Config::from_str_with_env(&text, Path::new("tocsin.example.toml"), &|_| None)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.ends_with(": tokens[0].token: environment variable \"TOCSIN_TOKEN_CI\" is not set"),
-        "{err}"
-    );
+    let config =
+        Config::from_str_with_env(&text, &path, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config, Config::default());
 }
 
 /// Every key is documented in the example, commented out or set.
@@ -222,6 +209,20 @@ fn the_example_file_documents_every_key() {
         (
             "[[channels.webhook]]",
             &["name", "url", "bearer", "timeout"],
+        ),
+        (
+            "[[channels.alertmanager]]",
+            &[
+                "name",
+                "url",
+                "external_urls",
+                "generator_urls",
+                "bearer",
+                "timeout",
+                "max_silence",
+                "watch_interval",
+                "incident",
+            ],
         ),
         ("[people.", &["name", "email", "phone", "slack"]),
         ("[groups.", &["members", "emails"]),
@@ -406,7 +407,12 @@ fn error_messages() {
     let cases: &[(&str, &str)] = &[
         (
             "[server]\nlisten = \"127.0.0.1:9095\"\n  listne = 1\n",
-            "tocsin.toml:3:3: unknown key \"listne\" in [server]",
+            "tocsin.toml:3:3: unknown key \"listne\" in [server] (did you mean \"listen\"?)",
+        ),
+        // A required key of the wrong type is one problem, not also a missing key.
+        (
+            "[[scrape]]\nname = 5\nurl = \"http://127.0.0.1:9100/metrics\"\n",
+            "tocsin.toml:2:8: scrape[0].name: expected a string, found an integer",
         ),
         (
             "[[tokens]]\nname = \"a\"\ntoken = \"b\"\nscope = \"all\"\n",
@@ -414,7 +420,7 @@ fn error_messages() {
         ),
         (
             "logging = true\n",
-            "tocsin.toml:1:1: unknown key \"logging\" at the top level",
+            "tocsin.toml:1:1: unknown key \"logging\" at the top level (did you mean \"log\"?)",
         ),
         (
             "[limits]\nmax_series = \"many\"\n",
@@ -471,7 +477,7 @@ max_labels = 0
         "\
 tocsin.toml:2:10: refusing to listen on 0.0.0.0:9095 without tokens: add [[tokens]] or listen on 127.0.0.1
 tocsin.toml:3:19: server.request_timeout: must be greater than zero
-tocsin.toml:5:12: rules.lookback: invalid duration \"soon\": expected number at 0
+tocsin.toml:5:12: rules.lookback: `soon` is not a duration; durations are written `30s`, `15m`, `6h`, `7d` or `1h30m`
 tocsin.toml:7:14: limits.max_labels: must be greater than zero"
     );
 }
@@ -507,7 +513,10 @@ fn load_reports_problems_at_the_path_given() {
     let err = Config::load(Some(&path)).unwrap_err();
     assert_eq!(
         err.to_string(),
-        format!("{}:4:3: unknown key \"listne\" in [server]", path.display())
+        format!(
+            "{}:4:3: unknown key \"listne\" in [server] (did you mean \"listen\"?)",
+            path.display()
+        )
     );
     let problem = &err.problems()[0];
     assert_eq!(problem.file, path);
@@ -1247,4 +1256,68 @@ start = \"2026-01-05\"
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The base itself is fine.
     parse(BASE).unwrap();
+}
+
+#[test]
+fn an_alertmanager_upstream_is_matched_by_its_external_url_or_generator_url() {
+    let config = parse(
+        "[[channels.alertmanager]]\nname = \"main\"\nurl = \"http://127.0.0.1:9093/\"\n\
+         [[channels.alertmanager]]\nname = \"edge\"\nurl = \"http://10.0.0.2:9093\"\n\
+         external_urls = [\"http://am.example.com:9093/\"]\ngenerator_urls = [\"http://prom-edge:9090/\"]\n\
+         max_silence = \"1d\"\nwatch_interval = \"30s\"\nincident = \"group\"\n",
+    )
+    .unwrap();
+    let [main, edge] = &config.channels.alertmanagers[..] else {
+        panic!("two alertmanagers");
+    };
+    assert!(
+        main.url.matches("http://127.0.0.1:9093"),
+        "trailing / dropped"
+    );
+    assert_eq!(main.external_urls, ["http://127.0.0.1:9093"]);
+    assert_eq!(main.max_silence, Duration::from_secs(7 * 86400));
+    assert_eq!(main.watch_interval, Duration::from_secs(60));
+    assert_eq!(edge.external_urls, ["http://am.example.com:9093"]);
+    assert_eq!(edge.max_silence, Duration::from_secs(86400));
+    assert_eq!(edge.watch_interval, Duration::from_secs(30));
+    assert!(edge.group_incidents && !main.group_incidents);
+    let of = |webhook: Option<&str>, generator: Option<&str>| {
+        config
+            .channels
+            .alertmanager_of(webhook, generator)
+            .map(|a| a.name.clone())
+    };
+    assert_eq!(
+        of(Some("http://127.0.0.1:9093/"), None).as_deref(),
+        Some("main")
+    );
+    assert_eq!(
+        of(Some("http://am.example.com:9093"), None).as_deref(),
+        Some("edge")
+    );
+    assert_eq!(
+        of(None, Some("http://prom-edge:9090/graph?g0.expr=up")).as_deref(),
+        Some("edge")
+    );
+    assert_eq!(
+        of(Some("http://other:9093"), Some("http://prom:9090/")),
+        None
+    );
+
+    let err = error(
+        "[[channels.alertmanager]]\nname = \"main\"\nurl = \"127.0.0.1:9093\"\n\
+         [[channels.alertmanager]]\nname = \"main\"\nurl = \"http://h\"\nwatch_interval = \"soon\"\nincident = \"service\"\n",
+    );
+    assert!(
+        err.contains("channels.alertmanager[0].url: expected an http:// or https:// url"),
+        "{err}"
+    );
+    assert!(
+        err.contains("channels.alertmanager[1].name: duplicate alertmanager name \"main\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("channels.alertmanager[1].watch_interval"),
+        "{err}"
+    );
 }

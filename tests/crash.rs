@@ -893,7 +893,10 @@ async fn receiver(received: Arc<Mutex<Receiver>>, seed: u64) -> String {
         }
         let reason = message["reason"].as_str().unwrap_or("").to_string();
         for a in message["alerts"].as_array().into_iter().flatten() {
-            let fp = a["fingerprint"].as_u64().unwrap_or(0);
+            let fp = a["fingerprint"]
+                .as_str()
+                .and_then(|s| u64::from_str_radix(s, 16).ok())
+                .unwrap_or(0);
             let incident = a["incident"].as_u64().unwrap_or(0);
             *r.got.entry((fp, incident, reason.clone())).or_default() += 1;
             if let Some(before) = r.incidents.insert(incident, fp)

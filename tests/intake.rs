@@ -166,6 +166,30 @@ async fn alertmanager_webhook_fires_dedups_and_resolves() {
             .all(|(_, state, _)| state == "resolved")
     );
     assert_eq!(timeline_len(&r, "91e4f03ad18ae588").await, 2);
+    // Alertmanager evaluated it, not tocsin: no value of tocsin's, and the timeline
+    // says who reported what, not "condition held".
+    let one: Value = reqwest::get(format!("http://{}/api/v1/alerts/91e4f03ad18ae588", r.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["value"], Value::Null, "{one}");
+    assert_eq!(one["source"], "external", "{one}");
+    let reasons: Vec<&str> = one["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["from"] != e["to"])
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "reported firing by its sender",
+            "resolved by its sender, or its endsAt passed"
+        ]
+    );
 
     // A new occurrence (later startsAt) is a new incident.
     let again = fixture("alertmanager-webhook-firing.json")

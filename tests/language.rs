@@ -344,3 +344,20 @@ fn the_deepest_accepted_condition_is_handled_everywhere() {
         );
     }
 }
+
+/// Scientific notation is a number (`> 1e7`, `> 10e6`), and a duration in parts reads
+/// as Prometheus reads it (`1h30m`), in rules as everywhere else.
+#[test]
+fn scientific_notation_and_durations_in_parts() {
+    for (cond, want, hold) in [
+        ("queue_length > 1e7", 1e7, Hold::Immediately),
+        ("queue_length > 10e6", 1e7, Hold::Immediately),
+        ("queue_length > 2.5E-3", 0.0025, Hold::Immediately),
+        ("queue_length > 1e3 for 1h30m", 1000.0, Hold::For(mins(90))),
+        ("queue_length > 1 for 1d2h", 1.0, Hold::For(mins(26 * 60))),
+    ] {
+        let (expr, got_hold) = condition(cond);
+        assert_eq!(threshold(&expr), (CompareOp::Gt, want), "{cond}");
+        assert_eq!(got_hold, hold, "{cond}");
+    }
+}

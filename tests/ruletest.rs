@@ -576,3 +576,223 @@ fn the_seed_policy_passes_its_escalation_tests() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("5 passed, 0 failed"), "{text}");
 }
+
+// ---------------------------------------------------------------------------------
+// What promtool accepts and refuses, tocsin accepts and refuses
+
+/// Writes `test` (a test file over `rule_files`) into a scratch folder with
+/// fixture.rules and its export, and returns (tocsin's run, promtool's run): the
+/// same file, with `RULES` in it replaced by `fixture.rules` for tocsin and by
+/// `exported.yml` for promtool.
+fn both(name: &str, test: &str, tocsin_rules: &str, promtool_rules: &str) -> (Output, Output) {
+    let dir = scratch(name);
+    std::fs::copy(fixtures().join("fixture.rules"), dir.join("fixture.rules")).unwrap();
+    export(&dir.join("fixture.rules"), &dir);
+    let ours = dir.join("tocsin.test.yml");
+    std::fs::write(&ours, test.replace("RULES", tocsin_rules)).unwrap();
+    std::fs::write(
+        dir.join("promtool.test.yml"),
+        test.replace("RULES", promtool_rules),
+    )
+    .unwrap();
+    let o = tocsin([OsStr::new("test"), ours.as_os_str()]);
+    let p = promtool(&dir, &["test", "rules", "promtool.test.yml"]);
+    (o, p)
+}
+
+/// A misspelt key is refused, naming the key and the one meant, as promtool
+/// refuses it; it is never a test that checks nothing and passes.
+#[test]
+fn unknown_keys_are_refused_like_promtool_refuses_them() {
+    for (typo, key, meant) in [
+        ("alert_rule_test:", "alert_rule_tests:", "alert_rule_test"),
+        ("exp_alerts:", "exp_alert:", "exp_alerts"),
+        ("exp_annotations:", "exp_anotations:", "exp_annotations"),
+    ] {
+        let test = r#"rule_files: [RULES]
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'level{tank="t1"}'
+        values: '1 2 3'
+    alert_rule_test:
+      - eval_time: 2m
+        alertname: 水位
+        exp_alerts:
+          - exp_labels: {tank: t1, severity: warning, team: ops}
+            exp_annotations: {summary: "t1: 3"}
+"#
+        .replacen(typo, key, 1);
+        let (o, p) = both("unknown-key", &test, "fixture.rules", "exported.yml");
+        let field = key.trim_end_matches(':');
+        let out = all_output(&o);
+        assert_eq!(o.status.code(), Some(1), "{out}");
+        assert!(
+            out.contains(&format!("unknown field `{field}`"))
+                && out.contains(&format!("did you mean `{meant}`?")),
+            "{out}"
+        );
+        assert!(out.contains("0 passed, 1 failed"), "{out}");
+        let promtool_out = all_output(&p);
+        assert!(!p.status.success(), "promtool took {key}\n{promtool_out}");
+        assert!(
+            promtool_out.contains(&format!("field {field} not found")),
+            "{promtool_out}"
+        );
+    }
+}
+
+/// `rule_files` takes globs, relative to the test file, as promtool's does; a glob
+/// that matches nothing is an error (promtool only warns: a test of no rules
+/// checks nothing).
+#[test]
+fn rule_files_take_globs_like_promtool() {
+    let test = r#"rule_files: [RULES]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'level{tank="t1"}'
+        values: '1 2 3'
+    alert_rule_test:
+      - eval_time: 2m
+        alertname: 水位
+        exp_alerts:
+          - exp_labels: {tank: t1, severity: warning, team: ops}
+            exp_annotations: {summary: "t1: 3"}
+"#;
+    let (o, p) = both("glob", test, "'*.rules'", "'export*.yml'");
+    assert_eq!(o.status.code(), Some(0), "{}", all_output(&o));
+    assert!(
+        stdout(&o).contains("1 passed, 0 failed"),
+        "{}",
+        all_output(&o)
+    );
+    assert!(p.status.success(), "promtool:\n{}", all_output(&p));
+
+    let (o, _) = both("glob-none", test, "'rules/*.rules'", "'export*.yml'");
+    let out = all_output(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("rule_files `rules/*.rules` matches no file"),
+        "{out}"
+    );
+}
+
+const EXPRESSIONS: &str = r#"rule_files: [RULES]
+evaluation_interval: 1m
+tests:
+  - name: expressions
+    interval: 1m
+    input_series:
+      - series: 'level{tank="t1"}'
+        values: '1 2 3 4 5'
+      - series: 'level{tank="t2"}'
+        values: '5 4 3 2 1'
+    promql_expr_test:
+      - expr: level{tank="t1"}
+        eval_time: 2m
+        exp_samples:
+          - labels: 'level{tank="t1"}'
+            value: 3
+      - expr: level * 2 + 1
+        eval_time: 4m
+        exp_samples:
+          - labels: '{tank="t1"}'
+            value: 11
+          - labels: '{tank="t2"}'
+            value: 3
+      - expr: level > 4
+        eval_time: 4m
+        exp_samples:
+          - labels: 'level{tank="t1"}'
+            value: 5
+      - expr: level{tank="t3"}
+        eval_time: 4m
+"#;
+
+/// `promql_expr_test` expressions written alike in both languages (selectors,
+/// arithmetic, a threshold) give the same samples in tocsin and in promtool; a
+/// wrong expectation fails in both.
+#[test]
+fn expression_tests_agree_with_promtool() {
+    let (o, p) = both("expr", EXPRESSIONS, "fixture.rules", "exported.yml");
+    assert_eq!(o.status.code(), Some(0), "{}", all_output(&o));
+    assert!(
+        stdout(&o).contains("1 passed, 0 failed"),
+        "{}",
+        all_output(&o)
+    );
+    assert!(p.status.success(), "promtool:\n{}", all_output(&p));
+
+    let wrong = EXPRESSIONS.replace("value: 11", "value: 12");
+    let (o, p) = both("expr-wrong", &wrong, "fixture.rules", "exported.yml");
+    let out = all_output(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains(r#"expr: "level * 2 + 1", time: 4m"#), "{out}");
+    assert!(
+        out.contains(r#"exp: [{tank="t1"} 12, {tank="t2"} 3]"#)
+            && out.contains(r#"got: [{tank="t1"} 11, {tank="t2"} 3]"#),
+        "{out}"
+    );
+    assert!(!p.status.success(), "promtool passed:\n{}", all_output(&p));
+}
+
+/// An expression in tocsin's language (a window function) runs in tocsin; one in
+/// PromQL that tocsin's language lacks is refused, naming what is missing and how
+/// tocsin writes what it has.
+#[test]
+fn expression_tests_in_tocsins_language_and_refusals() {
+    let dir = scratch("expr-tocsin");
+    std::fs::copy(fixtures().join("fixture.rules"), dir.join("fixture.rules")).unwrap();
+    let file = dir.join("t.test.yml");
+    std::fs::write(
+        &file,
+        r#"rule_files: [fixture.rules]
+tests:
+  - name: a window function
+    interval: 1m
+    input_series:
+      - series: 'level{tank="t1"}'
+        values: '1 2 3 4 5'
+    promql_expr_test:
+      - expr: max(level, 3m) > 3
+        eval_time: 4m
+        exp_samples:
+          - labels: '{tank="t1"}'
+            value: 5
+  - name: aggregation
+    interval: 1m
+    input_series:
+      - series: 'level{tank="t1"}'
+        values: '1'
+    promql_expr_test:
+      - expr: sum by (tank) (level)
+        eval_time: 0m
+  - name: range selector
+    interval: 1m
+    input_series:
+      - series: 'level{tank="t1"}'
+        values: '1'
+    promql_expr_test:
+      - expr: max_over_time(level[5m])
+        eval_time: 0m
+"#,
+    )
+    .unwrap();
+    let o = tocsin([OsStr::new("test"), file.as_os_str()]);
+    let out = all_output(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("PASS: a window function"), "{out}");
+    assert!(out.contains("FAILED: aggregation"), "{out}");
+    assert!(
+        out.contains("tocsin's language has no aggregation across series"),
+        "{out}"
+    );
+    assert!(out.contains("FAILED: range selector"), "{out}");
+    assert!(
+        out.contains("write the window as an argument: `max(level, 5m)`"),
+        "{out}"
+    );
+    assert!(out.contains("1 passed, 2 failed"), "{out}");
+}

@@ -265,6 +265,31 @@ async fn bad_requests_are_refused_whole_with_a_json_reason() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = c.get("/api/v1/alerts?colour=red").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // A path or a method tocsin does not serve is a refusal like any other: a JSON
+    // reason, never an empty body.
+    for (path, want) in [
+        ("/", "no such endpoint: GET /"),
+        ("/api/v1/nothing", "no such endpoint: GET /api/v1/nothing"),
+    ] {
+        let (status, reply) = c.get(path).await;
+        assert_eq!(
+            (status, reply["error"].as_str()),
+            (StatusCode::NOT_FOUND, Some(want))
+        );
+    }
+    let (status, reply) = c.post("/healthz", "").await;
+    assert_eq!(
+        (status, reply["error"].as_str()),
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            Some("POST is not allowed on /healthz")
+        )
+    );
+    let long = format!("/{}", "x".repeat(5000));
+    let (status, reply) = c.get(&long).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(reply["error"].as_str().unwrap().len() < 300, "{reply}");
     running.stop().await;
 }
 

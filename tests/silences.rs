@@ -228,6 +228,11 @@ async fn bad_silences_are_refused() {
             json!({ "matchers": [{ "name": "host", "value": "a" }], "duration": "soon" }),
             "duration",
         ),
+        // The one duration syntax, as in rules, the config, the CLI and Slack.
+        (
+            json!({ "matchers": [{ "name": "host", "value": "a" }], "duration": "90mins" }),
+            "duration: unknown unit `mins` in `90mins`; did you mean `90m`?",
+        ),
         (
             json!({ "matchers": [{ "name": "host", "value": "a" }], "duration": "1h", "colour": "red" }),
             "unknown field",

@@ -174,7 +174,11 @@ impl Stepper<'_> {
         a.ack = None;
         a.awaiting_clear = false;
         self.actions.push(Action::OpenIncident);
-        let reason = hold_reason(self.params.hold);
+        // An alert another system evaluated: tocsin held no condition of its own.
+        let reason = match a.external {
+            Some(_) => "reported firing by its sender".to_string(),
+            None => hold_reason(self.params.hold),
+        };
         if a.silenced_by.is_empty() {
             self.change(State::Firing, reason, By::default());
             self.notify(NotifyReason::Firing);
@@ -189,7 +193,13 @@ impl Stepper<'_> {
     }
 
     fn resolve_by_condition(&mut self) {
-        let reason = clear_reason(self.params);
+        // An alert another system evaluated resolves when its sender says so (its
+        // `endsAt` is then the past) or when that `endsAt` passes unrefreshed: the
+        // two look alike from here.
+        let reason = match &self.alert.external {
+            Some(_) => "resolved by its sender, or its endsAt passed".to_string(),
+            None => clear_reason(self.params),
+        };
         self.close();
         self.change(State::Resolved, reason, By::default());
         self.notify(NotifyReason::Resolved);

@@ -233,11 +233,25 @@ fn alert_id(text: &str) -> Option<String> {
 /// like #42.
 fn parse_silence(mut rest: &str) -> Result<Command, String> {
     const EXAMPLE: &str = "e.g. `silence host=bot-1 alertname=~\"CPU.*\" 2h maintenance`";
-    let duration_of = |token: &str| {
-        humantime::parse_duration(token).map_err(|_| {
-            format!(
+    // The one duration syntax (`crate::duration`), with its messages: `90mins`
+    // says "did you mean `90m`?", as the CLI, the API and the config do. `90 mins`
+    // is two tokens: the second is read with the first to say the same.
+    let duration_of = |token: &str, after: &str| {
+        if !token.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(format!(
                 "`{token}` is neither a label matcher nor a duration (such as `2h` or `30m`); {EXAMPLE}."
-            )
+            ));
+        }
+        crate::duration::parse(token).map_err(|e| {
+            let unit = next_token(after).map(|(next, _)| next).unwrap_or_default();
+            let spaced = crate::duration::parse(&format!("{token} {unit}"));
+            let e = match spaced {
+                Err(spaced) if is_unit(&unit) => spaced,
+                _ => e,
+            };
+            // A reply is a sentence; a question already ends as one.
+            let e = e.to_string();
+            if e.ends_with('?') { e } else { format!("{e}.") }
         })
     };
     if let Some((first, after)) = next_token(rest)
@@ -249,7 +263,7 @@ fn parse_silence(mut rest: &str) -> Result<Command, String> {
         })?;
         return Ok(Command::SilenceLike {
             id,
-            duration: duration_of(&token)?,
+            duration: duration_of(&token, comment)?,
             comment: comment.trim().to_string(),
         });
     }
@@ -278,10 +292,18 @@ fn parse_silence(mut rest: &str) -> Result<Command, String> {
         }
         return Ok(Command::Silence {
             matchers,
-            duration: duration_of(&token)?,
+            duration: duration_of(&token, after)?,
             comment: after.trim().to_string(),
         });
     }
+}
+
+/// A duration unit, or a spelling of one (`mins`).
+fn is_unit(word: &str) -> bool {
+    crate::duration::unit_seconds(word).is_some()
+        || crate::duration::suggest_unit(word)
+            .or_else(|| crate::duration::suggest_misspelt_unit(word))
+            .is_some()
 }
 
 /// The next whitespace-separated token, with double quotes (straight or the curly
@@ -476,6 +498,7 @@ async fn silence(
         comment: comment
             .clone()
             .unwrap_or_else(|| format!("from {}", medium.via())),
+        updated_at: None,
     };
     let created = match daemon.add_silence(silence).await {
         Ok(s) => s,
@@ -613,6 +636,19 @@ mod tests {
         assert!(err("silence host=a").contains("needs label matchers and then a duration"));
         assert!(err("silence host=a soon").contains("neither a label matcher nor a duration"));
         assert!(err("silence #4").contains("needs a duration"));
+        // The one duration syntax, with the messages it has everywhere.
+        assert_eq!(
+            err("silence host=a 90mins reboot"),
+            "unknown unit `mins` in `90mins`; did you mean `90m`?"
+        );
+        assert_eq!(
+            err("silence host=a 90 mins reboot"),
+            "unknown unit `mins` in `90 mins`; did you mean `90m`?"
+        );
+        assert_eq!(
+            err("silence #4 2 h"),
+            "no space between a number and its unit: `2 h`; write `2h`."
+        );
         assert!(
             err(r#"silence host=~"(" 1h"#).contains("invalid regex"),
             "{}",

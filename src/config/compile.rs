@@ -29,15 +29,21 @@ const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
 
 pub(crate) struct Compiler<'a> {
     pub(super) src: &'a Source<'a>,
-    env: &'a dyn Fn(&str) -> Option<String>,
+    /// `None`: check the structure only (`tocsin check --no-env`): `${VAR}` is left as
+    /// written, and what cannot be judged without the variable is not judged.
+    env: Option<super::Env<'a>>,
+    /// Spans of values that name a variable, when there is no environment: a problem
+    /// with one of them might not be one with the variable set, so it is not reported.
+    unjudged: Vec<Range<usize>>,
     pub problems: Vec<Problem>,
 }
 
 impl<'a> Compiler<'a> {
-    pub(crate) fn new(src: &'a Source<'a>, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
+    pub(crate) fn new(src: &'a Source<'a>, env: Option<super::Env<'a>>) -> Self {
         Compiler {
             src,
             env,
+            unjudged: Vec::new(),
             problems: Vec::new(),
         }
     }
@@ -162,6 +168,9 @@ impl<'a> Compiler<'a> {
     }
 
     pub(super) fn report(&mut self, span: Range<usize>, message: String) {
+        if self.unjudged.iter().any(|v| v.contains(&span.start)) {
+            return;
+        }
         let problem = self.src.problem(Some(span), message);
         self.problems.push(problem);
     }
@@ -173,7 +182,21 @@ impl<'a> Compiler<'a> {
 
     /// A string value with `${VAR}` expanded; `None` (reported) if it cannot be.
     pub(super) fn text(&mut self, value: &Spanned<String>, key: &str) -> Option<String> {
-        match env::expand(value.get_ref(), self.env) {
+        let named = std::cell::Cell::new(false);
+        let lookup = |name: &str| {
+            named.set(true);
+            match self.env {
+                Some(env) => env(name),
+                // Without an environment the reference stands for its value: any
+                // secret or text passes, a URL or a number cannot be judged.
+                None => Some(format!("${{{name}}}")),
+            }
+        };
+        let expanded = env::expand(value.get_ref(), &lookup);
+        if named.get() && self.env.is_none() {
+            self.unjudged.push(value.span());
+        }
+        match expanded {
             Ok(text) => Some(text),
             Err(e) => {
                 self.report(value.span(), format!("{key}: {}", e.message()));
@@ -182,7 +205,8 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    /// A duration in humantime syntax (`15s`, `5m`, `1h 30m`), greater than zero.
+    /// A duration in the one syntax (`15s`, `5m`, `1h30m`: `crate::duration`),
+    /// greater than zero.
     pub(super) fn duration(&mut self, value: &Str, key: &str, default: Duration) -> Duration {
         self.parse_duration(value, key).unwrap_or(default)
     }
@@ -205,13 +229,10 @@ impl<'a> Compiler<'a> {
         key: &str,
     ) -> Option<Duration> {
         let text = self.text(value, key)?;
-        match humantime::parse_duration(text.trim()) {
+        match crate::duration::parse(&text) {
             Ok(d) => Some(d),
             Err(e) => {
-                self.report(
-                    value.span(),
-                    format!("{key}: invalid duration {text:?}: {e}"),
-                );
+                self.report(value.span(), format!("{key}: {e}"));
                 None
             }
         }

@@ -1,10 +1,12 @@
 //! TOML text → [`RawConfig`], with toml's errors turned into tocsin's: each names the
 //! key and its section (`unknown key "listne" in [server]`) at the key's line:col.
 //!
-//! serde stops at the first error. An unknown key is the one error that can be
-//! skipped safely (it changes nothing), so the document is deserialized again
-//! without it, and every misspelt key is reported in one run; any other error ends
-//! this stage.
+//! serde stops at the first error. The document is deserialized again without the
+//! key at fault, so every problem is reported in one run: an unknown key changes
+//! nothing when left out, and a value of the wrong type (`port = "25"`) leaves its
+//! key at the default, which the problem already reports. Only a missing required
+//! key ends this stage; one that is missing because its wrong-typed value was left
+//! out is not reported again.
 
 use std::ops::Range;
 
@@ -31,17 +33,36 @@ pub(crate) fn read(src: &Source) -> Result<(RawConfig, Vec<Problem>), Vec<Proble
     let mut nodes = Vec::new();
     index_table(table.get_ref(), &mut Vec::new(), &mut nodes);
     let mut problems = Vec::new();
-    // Each pass removes one unknown key, so this ends; the bound is a backstop.
+    // Keys left out because their values had the wrong type: serde then misses
+    // them, which is not a second problem.
+    let mut left_out: Vec<String> = Vec::new();
+    // Each pass removes one key, so this ends; the bound is a backstop.
     for _ in 0..=nodes.len() {
         let error = match RawConfig::deserialize(toml::de::Deserializer::from(table.clone())) {
             Ok(raw) => return Ok((raw, problems)),
             Err(e) => e,
         };
-        let (problem, unknown_key) = translate(&error, &nodes, src);
+        let message = error.message();
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.strip_suffix('`'));
+        if missing.is_some_and(|name| left_out.iter().any(|k| k == name)) {
+            return Err(problems);
+        }
+        let (problem, key) = translate(&error, &nodes, src);
         problems.push(problem);
-        match unknown_key {
-            Some(span) if remove_key(table.get_mut(), &span) => continue,
-            _ => return Err(problems),
+        let Some(span) = key else {
+            return Err(problems);
+        };
+        if let Some(Seg::Key(name)) = nodes
+            .iter()
+            .find(|n| n.is_key && n.span == span)
+            .and_then(|n| n.path.last())
+        {
+            left_out.push(name.clone());
+        }
+        if !remove_key(table.get_mut(), &span) {
+            return Err(problems);
         }
     }
     Err(problems)
@@ -52,6 +73,16 @@ pub(crate) fn read(src: &Source) -> Result<(RawConfig, Vec<Problem>), Vec<Proble
 enum Seg {
     Key(String),
     Index(usize),
+}
+
+impl Seg {
+    fn same(&self, other: &Seg) -> bool {
+        match (self, other) {
+            (Seg::Key(a), Seg::Key(b)) => a == b,
+            (Seg::Index(a), Seg::Index(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 /// A key or a value of the document, with where it is.
@@ -131,8 +162,9 @@ fn remove_key_in_value(value: &mut DeValue, span: &Range<usize>) -> bool {
     }
 }
 
-/// toml's error as tocsin's problem; the second value is the span of an unknown key,
-/// which the caller may remove and try again.
+/// toml's error as tocsin's problem; the second value is the span of the key at
+/// fault (unknown, or its value of the wrong type), which the caller may remove and
+/// try again.
 fn translate(
     error: &toml::de::Error,
     nodes: &[Node],
@@ -151,7 +183,10 @@ fn translate(
     if let (true, Some(key)) = (message.starts_with("unknown field "), node(true))
         && let Some((Seg::Key(name), parent)) = key.path.split_last()
     {
-        let text = format!("unknown key {name:?} {}", in_section(parent));
+        let mut text = format!("unknown key {name:?} {}", in_section(parent));
+        if let Some(meant) = suggestion(name, message) {
+            text.push_str(&format!(" (did you mean {meant:?}?)"));
+        }
         return (src.problem(span.clone(), text), span);
     }
     if let Some(name) = message
@@ -165,6 +200,16 @@ fn translate(
         );
     }
     let value = node(false);
+    // The key whose value is at fault: left out, the rest of the file is read on.
+    let key_of_value = value.and_then(|v| {
+        nodes
+            .iter()
+            .filter(|n| n.is_key && n.path.len() == v.path.len())
+            .find(|n| n.path.iter().zip(&v.path).all(|(a, b)| a.same(b)))
+            .map(|n| n.span.clone())
+    });
+    let recoverable =
+        message.starts_with("invalid type: ") || message.starts_with("invalid value: ");
     let text = if let Some(rest) = message.strip_prefix("invalid type: ") {
         let expected = rest.rfind(", expected ").map(|i| &rest[i + 11..]);
         match (value, expected) {
@@ -197,7 +242,16 @@ fn translate(
             _ => lowercase_first(message),
         }
     };
-    (src.problem(span, text), None)
+    let key = if recoverable { key_of_value } else { None };
+    (src.problem(span, text), key)
+}
+
+/// The field serde expected that `name` most likely meant, from its message
+/// "unknown field `listn`, expected one of `listen`, `body_limit`, …".
+fn suggestion<'m>(name: &str, message: &'m str) -> Option<&'m str> {
+    let expected = message.split_once("expected ")?.1;
+    let candidates = expected.split('`').skip(1).step_by(2);
+    crate::rules::suggest(name, candidates)
 }
 
 /// serde's names for what a field wants, in the words of a TOML user.

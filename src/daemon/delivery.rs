@@ -189,15 +189,16 @@ fn write(ctx: &Context, batch: &Batch) -> Result<(), OpError> {
 fn still_owed(d: &Delivery, alert: Option<&Alert>) -> Result<(), String> {
     let incident = d.alert.incident;
     let current = alert.filter(|a| a.incident == incident);
-    let holds = match d.reason {
-        NotifyReason::Resolved => true,
-        NotifyReason::Acknowledged => current.is_some_and(|a| {
-            a.state == State::Acknowledged || (a.state == State::Suppressed && a.ack.is_some())
-        }),
-        NotifyReason::Firing
-        | NotifyReason::Unacknowledged
-        | NotifyReason::AckExpired
-        | NotifyReason::SilenceEnded => current.is_some_and(|a| a.state == State::Firing),
+    let acked = |a: &Alert| {
+        a.state == State::Acknowledged || (a.state == State::Suppressed && a.ack.is_some())
+    };
+    let holds = match (&d.address, d.reason) {
+        // Upstream, the silence follows the ack: made while it stands, expired
+        // once it does not (an unack taken back by a new ack keeps the silence).
+        (Address::Alertmanager { .. }, NotifyReason::Acknowledged) => current.is_some_and(acked),
+        (Address::Alertmanager { .. }, NotifyReason::Resolved) => true,
+        (Address::Alertmanager { .. }, _) => !current.is_some_and(acked),
+        (_, reason) => owed_for(reason, current, acked),
     };
     if holds {
         return Ok(());
@@ -208,10 +209,33 @@ fn still_owed(d: &Delivery, alert: Option<&Alert>) -> Result<(), String> {
     })
 }
 
+/// Whether a message for `reason` still says something true about `current`.
+fn owed_for(reason: NotifyReason, current: Option<&Alert>, acked: impl Fn(&Alert) -> bool) -> bool {
+    match reason {
+        NotifyReason::Resolved => true,
+        NotifyReason::Acknowledged => current.is_some_and(acked),
+        NotifyReason::Firing
+        | NotifyReason::Unacknowledged
+        | NotifyReason::AckExpired
+        | NotifyReason::SilenceEnded => current.is_some_and(|a| a.state == State::Firing),
+    }
+}
+
 fn count(ctx: &Context, m: &DueMessage, result: &outbox::Outcome) {
     let channel = m.address.channel().to_string();
+    let incidents: Vec<String> = m
+        .message
+        .alerts
+        .iter()
+        .map(|a| {
+            a.incident
+                .map_or_else(|| a.fingerprint.to_string(), |n| format!("#{n}"))
+        })
+        .collect();
+    let incidents = incidents.join(",");
     match result {
         outbox::Outcome::Delivered { .. } => {
+            tracing::info!(address = %m.address, reason = %m.message.reason, level = m.message.level, alerts = %incidents, key = %m.message.key, "delivered");
             ctx.metrics
                 .notifications
                 .get_or_create(&vec![
@@ -225,7 +249,7 @@ fn count(ctx: &Context, m: &DueMessage, result: &outbox::Outcome) {
                 SendError::Retry { .. } => "retry",
                 SendError::Permanent { .. } => "permanent",
             };
-            tracing::warn!(address = %m.address, error = %e, kind, "delivery failed");
+            tracing::warn!(address = %m.address, reason = %m.message.reason, level = m.message.level, alerts = %incidents, key = %m.message.key, error = %e, kind, "delivery failed");
             ctx.metrics
                 .delivery_failures
                 .get_or_create(&vec![
@@ -234,7 +258,9 @@ fn count(ctx: &Context, m: &DueMessage, result: &outbox::Outcome) {
                 ])
                 .inc();
         }
-        outbox::Outcome::AlreadySent => {}
+        outbox::Outcome::AlreadySent => {
+            tracing::info!(address = %m.address, alerts = %incidents, key = %m.message.key, "already delivered before a restart; not sent again");
+        }
     }
 }
 

@@ -24,6 +24,7 @@ mod retention;
 mod schedule;
 mod state;
 mod turn;
+mod upstream;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -83,6 +84,8 @@ pub struct AlertView {
     pub alert: Alert,
     pub annotations: std::collections::BTreeMap<String, String>,
     pub severity: String,
+    /// The escalation policy it follows: its "receiver" in Alertmanager's terms.
+    pub policy: String,
 }
 
 /// What every stage reads and none replaces: the config, the store, the clock,
@@ -207,6 +210,7 @@ impl Daemon {
         let core = Core::open(&ctx, set, now)?;
         ctx.metrics
             .set_alert_states(core.engine.alerts().map(|a| &a.state));
+        log_opened(&ctx, &core, &channels, &sources);
         Ok(Daemon {
             shared: Arc::new(Shared {
                 ctx,
@@ -221,6 +225,12 @@ impl Daemon {
         })
     }
 
+    /// Says that the daemon is stopping and what it leaves owed for the next start.
+    pub fn log_stopping(&self) {
+        let owed = self.queue().outbox.len();
+        tracing::info!(owed, "tocsin stopped");
+    }
+
     pub fn config(&self) -> &Config {
         &self.shared.ctx.config
     }
@@ -231,6 +241,11 @@ impl Daemon {
 
     pub fn now(&self) -> Timestamp {
         self.shared.ctx.clock.now()
+    }
+
+    /// When this daemon opened (Alertmanager's `uptime` is this instant).
+    pub fn opened_at(&self) -> Timestamp {
+        self.shared.ctx.opened_at
     }
 
     /// Whether state changes can be made durable right now.
@@ -338,6 +353,15 @@ impl Daemon {
             .await
     }
 
+    /// Changes silence `id` to `new` in place, or expires it and stores `new`
+    /// (under its own id) instead, as Alertmanager's API does; returns the silence
+    /// that stands.
+    pub async fn update_silence(&self, id: &str, new: Silence) -> Result<Silence, OpError> {
+        let id = id.to_string();
+        self.with_core(move |ctx, core, now| core.update_silence(ctx, &id, new, now))
+            .await
+    }
+
     /// Ends a silence now; its alerts resume.
     pub async fn expire_silence(&self, id: &str) -> Result<Silence, OpError> {
         let id = id.to_string();
@@ -354,7 +378,7 @@ impl Daemon {
 
     /// Every alert that is not inactive, newest incident first.
     pub async fn alerts(&self) -> Vec<AlertView> {
-        self.with_core(|_, core, _| Ok(core.alerts()))
+        self.with_core(|ctx, core, _| Ok(core.alerts(ctx)))
             .await
             .unwrap_or_default()
     }
@@ -366,7 +390,10 @@ impl Daemon {
             let (view, fp) = {
                 let core = d.core();
                 let fp = core.find(&d.shared.ctx, &id)?;
-                (core.view(core.engine.alert(fp).expect("found")), fp)
+                (
+                    core.view(&d.shared.ctx, core.engine.alert(fp).expect("found")),
+                    fp,
+                )
             };
             Ok((view, d.shared.ctx.store.timeline(fp)?))
         })
@@ -488,6 +515,9 @@ impl Daemon {
                     Ok(turn) => {
                         for index in turn.reports {
                             self.start(move |d| reports::run(d, index));
+                        }
+                        for index in turn.upstream_watches {
+                            self.start(move |d| upstream::watch(d, index));
                         }
                     }
                     Err(e) => {
@@ -656,4 +686,36 @@ impl Drop for LoopHandle {
             task.abort();
         }
     }
+}
+
+/// The start-up summary, once the daemon could open (a refusal stays one clear
+/// line): the rules and their files, where the state is, what a restart recovered
+/// from it (so an operator sees that alerts and owed messages survived), and who
+/// can be told.
+fn log_opened(ctx: &Context, core: &Core, channels: &Channels, sources: &[rules::SourceFile]) {
+    let files: Vec<String> = sources
+        .iter()
+        .map(|s| s.path.display().to_string())
+        .collect();
+    tracing::info!(rules = core.engine.rules().alerts.len(), files = %files.join(","), "rules loaded");
+    let (mut open, mut firing, mut acked) = (0, 0, 0);
+    for a in core.engine.alerts() {
+        match a.state {
+            crate::alert::State::Inactive | crate::alert::State::Resolved => continue,
+            crate::alert::State::Firing => firing += 1,
+            crate::alert::State::Acknowledged => acked += 1,
+            _ => {}
+        }
+        open += 1;
+    }
+    tracing::info!(
+        path = %ctx.config.storage.path.display(),
+        alerts = open,
+        firing,
+        acknowledged = acked,
+        owed = core.outbox.len(),
+        silences = core.silences.len(),
+        "state opened"
+    );
+    tracing::info!(channels = %channels.enabled().join(","), "channels enabled");
 }

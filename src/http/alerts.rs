@@ -27,7 +27,14 @@ fn alert_json(v: &AlertView) -> Value {
         "severity": v.severity,
         "labels": a.labels.to_map(),
         "annotations": v.annotations,
-        "value": if a.value.is_finite() { json!(a.value) } else { json!(a.value.to_string()) },
+        // A value tocsin evaluated; none for an alert another system evaluated.
+        "value": match (&a.external, a.value.is_finite()) {
+            (Some(_), _) => Value::Null,
+            (None, true) => json!(a.value),
+            (None, false) => json!(a.value.to_string()),
+        },
+        "source": if a.external.is_some() { "external" } else { "rule" },
+        "generator_url": a.external.as_ref().and_then(|e| e.generator_url.as_deref()),
         "active_since": time(a.active_since),
         "fired_at": time(a.fired_at),
         "resolved_at": time(a.resolved_at),

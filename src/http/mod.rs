@@ -1,6 +1,7 @@
 //! HTTP: ingestion, the alert API, health. Handlers decode and validate, call the
 //! [`Daemon`]'s async facade, and encode; every refusal is a 4xx with a JSON reason.
 
+mod alertmanager_api;
 mod alerts;
 pub mod decoders;
 pub mod failures;
@@ -46,6 +47,11 @@ pub fn routes(daemon: Daemon) -> Router {
             "/api/v1/silences/{id}",
             axum::routing::delete(silences::expire),
         )
+        .route("/api/v2/silences", post(alertmanager_api::post_silence))
+        .route(
+            "/api/v2/silence/{id}",
+            axum::routing::delete(alertmanager_api::expire),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             (daemon.clone(), failures.clone()),
             authenticate,
@@ -58,14 +64,55 @@ pub fn routes(daemon: Daemon) -> Router {
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/alerts/{id}", get(alerts::get_one))
         .route("/api/v1/silences", get(silences::list))
+        // Alertmanager's API v2, for amtool, Grafana and the like.
+        .route("/api/v2/status", get(alertmanager_api::status))
+        .route("/api/v2/receivers", get(alertmanager_api::receivers))
+        .route("/api/v2/alerts", get(alertmanager_api::alerts))
+        .route("/api/v2/alerts/groups", get(alertmanager_api::groups))
+        .route("/api/v2/silences", get(alertmanager_api::silences))
+        .route("/api/v2/silence/{id}", get(alertmanager_api::silence))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        // Every refusal has a JSON body, a wrong path or method too.
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             daemon.config().server.request_timeout,
         ))
         .with_state(daemon)
+}
+
+/// Any path tocsin does not serve (`GET /` included, until a web UI is served
+/// there): a JSON 404 like every other refusal.
+async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no such endpoint: {method} {}", shown_path(&uri)),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", shown_path(&uri)),
+    )
+}
+
+/// The request's path, cut to a bounded length: a refusal never grows with what an
+/// unauthenticated client sends.
+fn shown_path(uri: &axum::http::Uri) -> String {
+    const LONGEST: usize = 200;
+    let path = uri.path();
+    if path.len() <= LONGEST {
+        return path.to_string();
+    }
+    let mut end = LONGEST;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &path[..end])
 }
 
 /// Who made a request: the name of the token it carried. Recorded as the actor of

@@ -96,9 +96,8 @@ pub async fn create(
     let ends_at = match (&new.ends_at, &new.duration) {
         (Some(t), None) => time(t, "ends_at")?,
         (None, Some(d)) => {
-            let d = humantime::parse_duration(d).map_err(|e| {
-                ApiError::new(StatusCode::BAD_REQUEST, format!("duration {d:?}: {e}"))
-            })?;
+            let d = crate::duration::parse(d)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("duration: {e}")))?;
             starts_at + d
         }
         _ => {
@@ -129,6 +128,7 @@ pub async fn create(
         ends_at,
         created_by,
         comment: new.comment,
+        updated_at: None,
     };
     let created = daemon.add_silence(silence).await?;
     Ok((StatusCode::CREATED, Json(silence_json(&created, now))))

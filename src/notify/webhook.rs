@@ -23,7 +23,10 @@ pub struct Webhook {
     client: Result<reqwest::Client, String>,
 }
 
-/// The JSON body of a webhook request.
+/// The JSON body of a webhook request, documented by `docs/webhook.schema.json`
+/// (tests/webhook_channel.rs validates what is sent against it). Its own type, not
+/// the stored snapshot: the wire format speaks as the HTTP API does (fingerprints
+/// as hex strings, times in RFC 3339) whatever the outbox keeps.
 #[derive(Serialize)]
 struct Payload<'a> {
     key: &'a str,
@@ -33,7 +36,46 @@ struct Payload<'a> {
     at: String,
     /// Alertmanager's word for the group: `firing`, `resolved`, or `acknowledged`.
     status: &'static str,
-    alerts: &'a [AlertSnapshot],
+    alerts: Vec<PayloadAlert<'a>>,
+}
+
+/// One alert of a webhook payload.
+#[derive(Serialize)]
+struct PayloadAlert<'a> {
+    /// Alertmanager's fingerprint as 16 hex digits, the id the API and the CLI
+    /// use: a JSON number above 2^53 would reach a JavaScript receiver wrong.
+    fingerprint: String,
+    incident: Option<u64>,
+    rule: &'a str,
+    severity: &'a str,
+    labels: &'a std::collections::BTreeMap<String, String>,
+    annotations: &'a std::collections::BTreeMap<String, String>,
+    state: crate::alert::State,
+    /// RFC 3339, UTC.
+    fired_at: Option<String>,
+    resolved_at: Option<String>,
+    acked_by: Option<&'a str>,
+    acked_at: Option<String>,
+    generator_url: Option<&'a str>,
+}
+
+impl<'a> PayloadAlert<'a> {
+    fn of(a: &'a AlertSnapshot) -> PayloadAlert<'a> {
+        PayloadAlert {
+            fingerprint: a.fingerprint.to_string(),
+            incident: a.incident,
+            rule: &a.rule,
+            severity: &a.severity,
+            labels: &a.labels,
+            annotations: &a.annotations,
+            state: a.state,
+            fired_at: a.fired_at.map(|t| t.to_rfc3339()),
+            resolved_at: a.resolved_at.map(|t| t.to_rfc3339()),
+            acked_by: a.acked_by.as_deref(),
+            acked_at: a.acked_at.map(|t| t.to_rfc3339()),
+            generator_url: a.generator_url.as_deref(),
+        }
+    }
 }
 
 impl Webhook {
@@ -64,7 +106,7 @@ impl Webhook {
             level: msg.level,
             at: msg.at.to_rfc3339(),
             status: status_word(msg.reason),
-            alerts: &msg.alerts,
+            alerts: msg.alerts.iter().map(PayloadAlert::of).collect(),
         };
         let mut request = client
             .post(url)

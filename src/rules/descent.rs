@@ -754,32 +754,38 @@ impl<'s> Parser<'s> {
         Some(Matcher { label, op, value })
     }
 
-    /// `quantity = ${ number ~ unit? }`, `number = @{ ASCII_DIGIT+ ~ ("." ~ ASCII_DIGIT+)? }`,
-    /// `unit = @{ "%" | word ~ ("/" ~ word)? }`
+    /// `quantity = ${ number ~ unit? }`,
+    /// `number = @{ ASCII_DIGIT+ ~ ("." ~ ASCII_DIGIT+)? ~ (^"e" ~ ("+" | "-")? ~ ASCII_DIGIT+)? }`,
+    /// `unit = @{ "%" | word ~ ("/" ~ word | (number ~ word)+)? }`
     fn quantity(&mut self) -> Option<Quantity> {
         let start = self.pos;
+        // The grammar's number, exactly: the one duration syntax reads it too.
         let digits = |p: &mut Self| {
-            let s = p.pos;
-            while p.peek().is_some_and(|c| c.is_ascii_digit()) {
-                p.pos += 1;
-            }
-            (p.pos > s).then_some(())
+            let n = crate::duration::number_len(&p.src[p.pos..]);
+            p.pos += n;
+            (n > 0).then_some(())
         };
         digits(self)?;
-        self.attempt(|p| {
-            p.literal(".")?;
-            digits(p)
-        });
         let number = self.src[start..self.pos].to_string();
         self.nodes += 2; // quantity, number
         let unit_start = self.pos;
         let unit = if self.literal("%").is_some() {
             Some("%".to_string())
         } else if self.word().is_some() {
-            self.attempt(|p| {
+            let per = self.attempt(|p| {
                 p.literal("/")?;
                 p.word()
             });
+            if per.is_none() {
+                // `1h30m`: further parts of a duration.
+                while self
+                    .attempt(|p| {
+                        digits(p)?;
+                        p.word()
+                    })
+                    .is_some()
+                {}
+            }
             Some(self.src[unit_start..self.pos].to_string())
         } else {
             None
@@ -896,6 +902,8 @@ mod tests {
             "alert \"x\" { when f() > 1 severity s keep firing for 5m escalate \"p\" route \"r\" resolve when g:x < 1 }",
             "  # leading comment\nalert \"名前\" { when format > 1 severity info annotations { summary = \"{{ value }} 件\" } }  # end",
             "alert \"x\" { when intake > 1 and orders < 2 or notes == 3 severity info }",
+            "alert \"x\" { when a > 1e7 and b < 2.5E-3 and c > 10e for 1h30m severity info }",
+            "alert \"x\" { when a > 1e+3MB and b > 2 for 1d2h3m4s severity info }",
         ] {
             assert!(agree(src), "the fast path refused:\n{src}");
         }
@@ -944,7 +952,20 @@ mod tests {
         fn term(&mut self, depth: u32) -> String {
             match self.next() % 6 {
                 0 => self
-                    .pick(&["1", "0.5", "90%", "30s", "10MB/hour", "2e", "5m"])
+                    .pick(&[
+                        "1",
+                        "0.5",
+                        "90%",
+                        "30s",
+                        "10MB/hour",
+                        "2e",
+                        "5m",
+                        "1e7",
+                        "2.5E-3",
+                        "1h30m",
+                        "1h30",
+                        "3e+2ms",
+                    ])
                     .to_string(),
                 1 if depth > 0 => format!("({}{})", self.expr(depth - 1), self.ws()),
                 2 if depth > 0 => format!(

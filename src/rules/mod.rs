@@ -10,6 +10,7 @@ pub mod diagnostic;
 pub mod fmt;
 pub mod model;
 pub mod parser;
+mod recover;
 pub mod template;
 pub mod units;
 
@@ -60,31 +61,76 @@ fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
     Ok(())
 }
 
-/// Parses every source, then checks them together. Reports all errors of all files.
+/// Parses every source, then checks them together. Reports all errors of all files:
+/// every syntax error of a file (the parser recovers past each), and the check errors
+/// of whatever parsed (an item recovery cut into is not blamed for what it lacks).
 pub fn check_sources(
     sources: &[SourceFile],
     options: &CheckOptions,
 ) -> Result<RuleSet, Vec<Diagnostic>> {
     let mut diags = Vec::new();
+    let mut incomplete = Vec::new();
     let files: Vec<Option<ast::File>> = sources
         .iter()
         .enumerate()
-        .map(|(i, s)| match parser::parse_file(&s.text) {
-            Ok(f) => Some(f),
-            Err(d) => {
-                diags.push((*d).in_file(i));
-                None
-            }
+        .map(|(i, s)| {
+            let parsed = parser::parse_recovering(&s.text);
+            diags.extend(parsed.errors.into_iter().map(|d| d.in_file(i)));
+            incomplete.push(damaged_items(parsed.file.as_ref(), &parsed.skipped));
+            parsed.file
         })
         .collect();
-    match check::check_files(sources, &files, options) {
-        Ok(set) if diags.is_empty() => Ok(set),
-        Ok(_) => Err(diags),
-        Err(more) => {
-            diags.extend(more);
-            Err(diags)
-        }
+    let checked = check::check_recovered(sources, &files, &incomplete, options);
+    if diags.is_empty() {
+        return checked;
     }
+    if let Err(more) = checked {
+        diags.extend(more);
+    }
+    // Syntax and check errors of a file together, in the order of the text.
+    diags.sort_by_key(|d| (d.file, d.span.start));
+    Err(diags)
+}
+
+/// Checks a standalone expression in tocsin's language against the metrics the
+/// rule `sources` declare: `Ok((expr, is_condition))`, or its diagnostics, which
+/// refer to `expression` as the source after the rule files (index
+/// `sources.len()`).
+pub fn check_expression(
+    sources: &[SourceFile],
+    expression: &SourceFile,
+    options: &CheckOptions,
+) -> Result<(model::Expr, bool), Vec<Diagnostic>> {
+    let files: Vec<Option<ast::File>> = sources
+        .iter()
+        .map(|s| parser::parse_file(&s.text).ok())
+        .collect();
+    let expr = parser::parse_expression(&expression.text)
+        .map_err(|d| vec![(*d).in_file(sources.len())])?;
+    check::check_expression(sources, &files, expression, &expr, options)
+}
+
+/// The spans of the items that recovery cut into, so the checker does not report
+/// what they lack (a `when` left out) on top of the syntax error that explains it.
+fn damaged_items(
+    file: Option<&ast::File>,
+    skipped: &[std::ops::Range<usize>],
+) -> Vec<std::ops::Range<usize>> {
+    let Some(file) = file else {
+        return Vec::new();
+    };
+    file.items
+        .iter()
+        .map(|item| match item {
+            ast::Item::Alert(a) => a.span.range(),
+            ast::Item::Metric(m) => m.span.range(),
+        })
+        .filter(|item| {
+            skipped
+                .iter()
+                .any(|s| s.start < item.end.max(item.start + 1) && item.start < s.end)
+        })
+        .collect()
 }
 
 /// The closest of `candidates` to a misspelt `word`, if any is close enough to be

@@ -37,11 +37,101 @@ pub fn parse_file(source: &str) -> Result<File, Box<Diagnostic>> {
     parse_with_pest(source)
 }
 
+/// The most syntax errors reported for one file: past a few, each fix changes the
+/// next ones anyway.
+pub const MAX_SYNTAX_ERRORS: usize = 20;
+
+/// A file parsed with recovery: every syntax error, and what parses of the rest.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The items that parse; `None` when recovery found nothing left to parse, or the
+    /// file breaks a limit (nesting, condition size).
+    pub file: Option<File>,
+    /// Every syntax error, in the order found.
+    pub errors: Vec<Diagnostic>,
+    /// The byte ranges left out of `file` to get past those errors: an item that
+    /// overlaps one is incomplete, and the checker's complaints about it are noise.
+    pub skipped: Vec<std::ops::Range<usize>>,
+}
+
+/// Parses one file and reports every syntax error in it: after an error, the
+/// statement at fault is left out (`recover.rs`) and the rest parsed again.
+pub fn parse_recovering(source: &str) -> Parsed {
+    let mut parsed = Parsed {
+        file: None,
+        errors: Vec::new(),
+        skipped: Vec::new(),
+    };
+    if let Err(d) = check_nesting(source) {
+        parsed.errors.push(*d);
+        return parsed;
+    }
+    if let Some(file) = super::descent::parse(source) {
+        parsed.file = Some(file);
+        return parsed;
+    }
+    let mut text = std::borrow::Cow::Borrowed(source);
+    loop {
+        let at = match parse_with_pest(&text) {
+            Ok(file) => {
+                parsed.file = Some(file);
+                return parsed;
+            }
+            Err(d) => {
+                let at = d.span.start;
+                let again = parsed
+                    .errors
+                    .last()
+                    .is_some_and(|l| (l.span.start, l.span.end) == (d.span.start, d.span.end));
+                // A limit (nesting, size) is not a slip to skip past.
+                let limit = d.message.starts_with("condition is too complex");
+                if !again {
+                    parsed.errors.push(*d);
+                }
+                if again || limit {
+                    return parsed;
+                }
+                at
+            }
+        };
+        if parsed.errors.len() >= MAX_SYNTAX_ERRORS {
+            return parsed;
+        }
+        let Some(region) = super::recover::region(&text, at) else {
+            return parsed;
+        };
+        text = std::borrow::Cow::Owned(super::recover::blank(&text, region.clone()));
+        parsed.skipped.push(region);
+    }
+}
+
+/// Parses a standalone expression (`success_rate * 100`, `avg(cpu, 5m) > 90%`), as a
+/// rule test's `promql_expr_test` gives one.
+pub fn parse_expression(source: &str) -> Result<Expr, Box<Diagnostic>> {
+    check_nesting(source)?;
+    let mut pairs = RulesParser::parse(Rule::expression, source)
+        .map_err(|e| Box::new(syntax_error(e, source)))?;
+    let top = pairs
+        .next()
+        .expect("the expression rule always yields one pair");
+    let nodes = top.clone().into_inner().flatten().count();
+    if nodes > MAX_CONDITION_NODES {
+        return Err(Box::new(
+            Diagnostic::error(span(&top), "expression is too complex")
+                .with_label(format!("{nodes} parts; at most {MAX_CONDITION_NODES}")),
+        ));
+    }
+    let expr = children(top)
+        .find(|p| p.as_rule() == Rule::expr)
+        .expect("an expression holds an expr");
+    Ok(parse_expr(expr))
+}
+
 /// [`parse_file`] through pest alone: the reference the fast path is tested against.
 pub fn parse_with_pest(source: &str) -> Result<File, Box<Diagnostic>> {
     check_nesting(source)?;
     let mut pairs =
-        RulesParser::parse(Rule::file, source).map_err(|e| Box::new(syntax_error(e)))?;
+        RulesParser::parse(Rule::file, source).map_err(|e| Box::new(syntax_error(e, source)))?;
     let file = pairs.next().expect("the file rule always yields one pair");
     check_condition_sizes(&file)?;
     let items = file
@@ -401,13 +491,18 @@ fn parse_selector(p: Pair<Rule>) -> Selector {
     Selector { metric, matchers }
 }
 
-/// Turns pest's error into "expected a duration, a number or `(`" at the right place.
-fn syntax_error(e: pest::error::Error<Rule>) -> Diagnostic {
+/// Turns pest's error into "expected a duration, a number or `(`" at the right place,
+/// or, for the slips people make most, a message that names the slip.
+fn syntax_error(e: pest::error::Error<Rule>, source: &str) -> Diagnostic {
     use pest::error::{ErrorVariant, InputLocation};
     let at = match e.location {
         InputLocation::Pos(p) => Span::new(p, p),
         InputLocation::Span((a, b)) => Span::new(a, b),
     };
+    if let Some(d) = range_selector(source, at.start).or_else(|| spaced_duration(source, at.start))
+    {
+        return d;
+    }
     let message = match &e.variant {
         ErrorVariant::ParsingError {
             positives,
@@ -424,16 +519,195 @@ fn syntax_error(e: pest::error::Error<Rule>) -> Diagnostic {
         }
         ErrorVariant::CustomError { message } => message.clone(),
     };
+    let field_expected = matches!(&e.variant, ErrorVariant::ParsingError { positives, .. } if positives.contains(&Rule::kw_severity) || positives.contains(&Rule::severity_field));
+    if field_expected && let Some(d) = unknown_field(source, at.start) {
+        return d;
+    }
+    // An error at the first token of a line usually belongs to the line before,
+    // left unfinished (`when x >`): point there.
+    let line_start = source[..at.start].rfind('\n').map_or(0, |i| i + 1);
+    let previous_end = source[..line_start].trim_end().len();
+    let unfinished = !field_expected
+        && line_start > 0
+        && source[line_start..at.start].trim().is_empty()
+        && previous_end > 0;
+    let at = if unfinished {
+        Span::new(previous_end, previous_end)
+    } else {
+        at
+    };
     let diagnostic = Diagnostic::error(at, message).with_label("here");
+    let wants_string = matches!(&e.variant, ErrorVariant::ParsingError { positives, .. } if positives.contains(&Rule::string));
+    let word: String = source[at.start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | '}' | ')'))
+        .collect();
+    if wants_string && !unfinished && !word.is_empty() && !word.starts_with('"') {
+        return diagnostic.with_hint(format!("strings are double-quoted: `\"{word}\"`"));
+    }
     // Just after a `for` clause, the likely slip is putting it mid-condition.
     let after_for = matches!(&e.variant, ErrorVariant::ParsingError { positives, .. } if positives.contains(&Rule::kw_evaluations));
-    if after_for {
+    let next_is_operator = ["and", "or", "+", "-", "*", "/", ">", "<", "=", "!"]
+        .iter()
+        .any(|op| source[at.start..].starts_with(op));
+    let next_is_item = ["alert ", "alert\"", "metric "]
+        .iter()
+        .any(|kw| source[at.start..].starts_with(kw));
+    if field_expected && next_is_item {
+        diagnostic.with_hint("the alert above is not closed: add `}` before this line")
+    } else if after_for && next_is_operator {
         diagnostic.with_hint(
             "`for` holds the whole condition, so it comes last: `when a > 1 and b > 2 for 5m`",
         )
     } else {
         diagnostic
     }
+}
+
+/// `wehn x > 1` where a field belongs: name the word, and the field it resembles.
+fn unknown_field(source: &str, at: usize) -> Option<Diagnostic> {
+    let rest = &source[at..];
+    let len = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    let word = &rest[..len];
+    const KEYWORDS: &[&str] = &[
+        "and",
+        "or",
+        "not",
+        "for",
+        "in",
+        "firing",
+        "evaluations",
+        "metric",
+        "alert",
+    ];
+    if word.is_empty()
+        || !word.starts_with(|c: char| c.is_ascii_alphabetic())
+        || KEYWORDS.contains(&word)
+    {
+        return None;
+    }
+    const FIELDS: &[&str] = &[
+        "when",
+        "severity",
+        "labels",
+        "annotations",
+        "resolve",
+        "keep",
+        "escalate",
+        "route",
+    ];
+    let hint = match super::suggest(word, FIELDS.iter().copied()) {
+        Some(f) => format!("did you mean `{f}`?"),
+        None => "the fields are when, severity, labels, annotations, resolve when, keep firing for, escalate and route".to_string(),
+    };
+    Some(
+        Diagnostic::error(Span::new(at, at + len), format!("unknown field `{word}`"))
+            .with_label("not a field")
+            .with_hint(hint),
+    )
+}
+
+/// PromQL's range selector, `increase(x[1h])` or `x[5m]`: tocsin writes the window as
+/// the function's argument, `increase(x, 1h)`.
+fn range_selector(source: &str, at: usize) -> Option<Diagnostic> {
+    let rest = source.get(at..)?;
+    if !rest.starts_with('[') {
+        return None;
+    }
+    let close = rest.find([']', '\n'])?;
+    if rest.as_bytes()[close] != b']' {
+        return None;
+    }
+    let window = rest[1..close].trim();
+    let span = Span::new(at, at + close + 1);
+    // The selector before `[`: a metric name, perhaps with `{…}`.
+    let before = &source[..at];
+    let selector_start = if before.ends_with('}') {
+        before.rfind('{').map(|i| ident_start(before, i))?
+    } else {
+        ident_start(before, before.len())
+    };
+    let selector = &source[selector_start..at];
+    if selector.is_empty() {
+        return None;
+    }
+    // The call around it, if any: `name(` right before the selector.
+    let outside = source[..selector_start].trim_end();
+    let function = outside
+        .strip_suffix('(')
+        .map(|f| &f[ident_start(f, f.len())..])
+        .filter(|f| !f.is_empty());
+    let hint = match function {
+        Some(f) => {
+            let (name, extra) = promql_function(f);
+            format!("write the window as an argument: `{name}({selector}, {window}{extra})`")
+        }
+        None => format!(
+            "use a window function, e.g. `max({selector}, {window})`, or `{selector} > N in {window}` for what accumulates"
+        ),
+    };
+    Some(
+        Diagnostic::error(span, "tocsin has no range selectors")
+            .with_label("PromQL syntax")
+            .with_hint(hint),
+    )
+}
+
+/// A PromQL function's tocsin name, and what else it needs.
+fn promql_function(name: &str) -> (&str, &str) {
+    match name {
+        "avg_over_time" => ("avg", ""),
+        "min_over_time" => ("min", ""),
+        "max_over_time" => ("max", ""),
+        "sum_over_time" => ("sum", ""),
+        "count_over_time" => ("count", ""),
+        "absent_over_time" => ("absent", ""),
+        "predict_linear" => ("predict", ", AHEAD"),
+        other => (other, ""),
+    }
+}
+
+/// Where the identifier (`[A-Za-z0-9_:]`) ending at `end` starts.
+fn ident_start(text: &str, end: usize) -> usize {
+    text[..end]
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .map_or(0, |i| i + 1)
+}
+
+/// `for 15 mins`, `in 5 m`: a number, a space, then a unit. Said as the one duration
+/// syntax says it everywhere (`crate::duration`).
+fn spaced_duration(source: &str, at: usize) -> Option<Diagnostic> {
+    let word_len = source[at..]
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(source.len() - at);
+    let word = &source[at..at + word_len];
+    if word.is_empty()
+        || (crate::duration::unit_seconds(word).is_none()
+            && crate::duration::suggest_unit(word).is_none()
+            && crate::duration::suggest_misspelt_unit(word).is_none())
+    {
+        return None;
+    }
+    let before = source[..at].trim_end();
+    if before.len() == at {
+        return None;
+    }
+    let number_start = before
+        .rfind(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or(0, |i| i + 1);
+    let number = &before[number_start..];
+    if number.is_empty() || crate::duration::number_len(number) != number.len() {
+        return None;
+    }
+    let written = &source[number_start..at + word_len];
+    let e = crate::duration::parse(written).err()?;
+    Some(
+        Diagnostic::error(Span::new(number_start, at + word_len), e.message)
+            .with_label("not a duration")
+            .with_hint(e.hint),
+    )
 }
 
 fn one_of(items: &[&str]) -> String {
@@ -463,9 +737,12 @@ fn describe(rule: Rule) -> &'static str {
         }
         Rule::severity => "a severity (critical, warning or info)",
         Rule::pair => "`name = \"value\"` or `}`",
-        Rule::condition | Rule::expr | Rule::and_expr | Rule::not_expr | Rule::comparison => {
-            "an expression"
-        }
+        Rule::condition
+        | Rule::expression
+        | Rule::expr
+        | Rule::and_expr
+        | Rule::not_expr
+        | Rule::comparison => "an expression",
         Rule::arith => "an expression",
         Rule::for_clause => "`for`",
         Rule::in_clause => "`in`",

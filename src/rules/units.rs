@@ -52,16 +52,6 @@ pub struct UnknownUnit {
     pub suggestion: Option<&'static str>,
 }
 
-/// Seconds per unit; `ms` divides (see [`Scale`]).
-const TIME_UNITS: &[(&str, f64)] = &[
-    ("ms", 1.0),
-    ("s", 1.0),
-    ("m", 60.0),
-    ("h", 3600.0),
-    ("d", 86400.0),
-    ("w", 604800.0),
-];
-
 const BYTE_UNITS: &[(&str, f64)] = &[
     ("B", 1.0),
     ("KB", 1e3),
@@ -88,26 +78,6 @@ const PER_UNITS: &[(&str, f64)] = &[
     ("day", 86400.0),
 ];
 
-/// Common misspellings of duration units, so `15mins` can say "did you mean `15m`?".
-const TIME_ALIASES: &[(&str, &str)] = &[
-    ("sec", "s"),
-    ("secs", "s"),
-    ("second", "s"),
-    ("seconds", "s"),
-    ("min", "m"),
-    ("mins", "m"),
-    ("minute", "m"),
-    ("minutes", "m"),
-    ("hr", "h"),
-    ("hrs", "h"),
-    ("hour", "h"),
-    ("hours", "h"),
-    ("day", "d"),
-    ("days", "d"),
-    ("week", "w"),
-    ("weeks", "w"),
-];
-
 /// How a number with a unit converts to base units: `number * mul / div`. Kept as
 /// a fraction so `95%` is exactly `95 / 100` = 0.95, not `95 * 0.01` =
 /// 0.9500000000000001.
@@ -129,10 +99,11 @@ pub fn literal_unit(unit: &str) -> Result<(Scale, Dim), UnknownUnit> {
     if unit == "%" {
         return Ok((scale(1.0, 100.0), Dim::NONE));
     }
+    // `ms` divides, so `500ms` is exactly 0.5.
     if unit == "ms" {
         return Ok((scale(1.0, 1000.0), Dim::TIME));
     }
-    if let Some(&(_, f)) = TIME_UNITS.iter().find(|(u, _)| *u == unit) {
+    if let Some(f) = crate::duration::unit_seconds(unit) {
         return Ok((scale(f, 1.0), Dim::TIME));
     }
     if let Some(&(_, f)) = BYTE_UNITS.iter().find(|(u, _)| *u == unit) {
@@ -151,7 +122,7 @@ pub fn literal_unit(unit: &str) -> Result<(Scale, Dim), UnknownUnit> {
 }
 
 fn suggest_unit(unit: &str) -> Option<&'static str> {
-    if let Some(&(_, to)) = TIME_ALIASES.iter().find(|(from, _)| *from == unit) {
+    if let Some(to) = crate::duration::suggest_unit(unit) {
         return Some(to);
     }
     // Case slips: `mb` for `MB`, `gib` for `GiB`.
@@ -161,8 +132,11 @@ fn suggest_unit(unit: &str) -> Option<&'static str> {
     {
         return Some(u);
     }
-    let all = TIME_UNITS.iter().chain(BYTE_UNITS).map(|(u, _)| *u);
-    crate::rules::suggest(unit, all)
+    let all = crate::duration::UNITS
+        .iter()
+        .chain(BYTE_UNITS)
+        .map(|(u, _)| *u);
+    crate::rules::suggest(unit, all).or_else(|| crate::duration::suggest_misspelt_unit(unit))
 }
 
 /// A metric's declared unit, as written after its kind: `metric disk_space gauge ratio`.

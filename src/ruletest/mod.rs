@@ -2,6 +2,7 @@
 //! one test file serves tocsin and, through `tocsin export prometheus`, Prometheus.
 
 pub mod escalation;
+mod expr;
 pub mod notation;
 
 use std::collections::BTreeMap;
@@ -19,15 +20,25 @@ use crate::rules::{self, CheckOptions, RuleSet};
 use crate::series::{Limits, Sample, SeriesStore, stale_marker};
 use notation::Slot;
 
+// Every struct refuses unknown keys, as promtool does: `alert_rule_tests:` for
+// `alert_rule_test:` would otherwise be a test that checks nothing and passes.
+
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TestFile {
+    /// Paths or globs (`rules/*.rules`), relative to the test file.
     pub rule_files: Vec<String>,
     #[serde(default)]
     pub evaluation_interval: Option<String>,
+    /// promtool's order of rule groups. tocsin's rules are independent of each
+    /// other (no recording rules), so the order changes nothing.
+    #[serde(default)]
+    pub group_eval_order: Vec<String>,
     pub tests: Vec<TestGroup>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TestGroup {
     #[serde(default)]
     pub name: Option<String>,
@@ -37,18 +48,26 @@ pub struct TestGroup {
     pub input_series: Vec<InputSeries>,
     #[serde(default)]
     pub alert_rule_test: Vec<AlertTest>,
-    /// Not supported: tocsin has no query language to test. Reported, not ignored.
+    /// Expressions evaluated at a time, in tocsin's language (`expr.rs`).
     #[serde(default)]
-    pub promql_expr_test: Vec<serde_yaml_ng::Value>,
+    pub promql_expr_test: Vec<ExprTest>,
+    /// Refused with a reason: tocsin's templates have no `$externalLabels`.
+    #[serde(default)]
+    pub external_labels: Option<serde_yaml_ng::Value>,
+    /// Refused with a reason: tocsin's templates have no `$externalURL`.
+    #[serde(default)]
+    pub external_url: Option<serde_yaml_ng::Value>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InputSeries {
     pub series: String,
     pub values: String,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AlertTest {
     pub eval_time: String,
     pub alertname: String,
@@ -57,11 +76,32 @@ pub struct AlertTest {
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(deny_unknown_fields)]
 pub struct ExpectedAlert {
     #[serde(default)]
     pub exp_labels: BTreeMap<String, String>,
     #[serde(default)]
     pub exp_annotations: BTreeMap<String, String>,
+}
+
+/// One `promql_expr_test` case: `expr` at `eval_time` must give `exp_samples`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExprTest {
+    pub expr: String,
+    pub eval_time: String,
+    #[serde(default)]
+    pub exp_samples: Vec<ExpectedSample>,
+}
+
+/// A sample an expression must give: its labels in series notation
+/// (`success_rate{account="a1"}`, `{account="a1"}` once the name is dropped).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedSample {
+    #[serde(default)]
+    pub labels: String,
+    pub value: f64,
 }
 
 /// The outcome of one test group.
@@ -123,12 +163,20 @@ pub fn run_file(path: &Path, options: &CheckOptions) -> FileReport {
     report
 }
 
-fn load(path: &Path, options: &CheckOptions) -> Result<(TestFile, Arc<RuleSet>), String> {
+/// A test file's rules: the checked set, and the sources (for `promql_expr_test`,
+/// whose expressions are checked against the metrics they declare).
+struct Rules {
+    set: Arc<RuleSet>,
+    sources: Vec<rules::SourceFile>,
+    options: CheckOptions,
+}
+
+fn load(path: &Path, options: &CheckOptions) -> Result<(TestFile, Rules), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let file: TestFile =
-        serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file: TestFile = serde_yaml_ng::from_str(&text)
+        .map_err(|e| format!("{}: {}", path.display(), with_suggestion(&e.to_string())))?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let paths: Vec<PathBuf> = file.rule_files.iter().map(|f| dir.join(f)).collect();
+    let paths = rule_files(dir, &file.rule_files)?;
     let sources = rules::read_sources(&paths).map_err(|e| e.to_string())?;
     let set = rules::check_sources(&sources, options).map_err(|d| {
         format!(
@@ -136,21 +184,72 @@ fn load(path: &Path, options: &CheckOptions) -> Result<(TestFile, Arc<RuleSet>),
             rules::diagnostic::render(&sources, &d, false)
         )
     })?;
-    Ok((file, Arc::new(set)))
+    Ok((
+        file,
+        Rules {
+            set: Arc::new(set),
+            sources,
+            options: options.clone(),
+        },
+    ))
+}
+
+/// `rule_files` entries, relative to the test file's folder, globbed as promtool
+/// globs them (`rules/*.rules`), each glob's matches sorted. A glob that matches
+/// nothing is an error, where promtool only warns: a test of no rules checks nothing.
+fn rule_files(dir: &Path, entries: &[String]) -> Result<Vec<PathBuf>, String> {
+    let mut paths = Vec::new();
+    for entry in entries {
+        let joined = dir.join(entry);
+        if !entry.contains(['*', '?', '[']) {
+            paths.push(joined);
+            continue;
+        }
+        let pattern = joined.to_string_lossy().into_owned();
+        let matches = glob::glob(&pattern).map_err(|e| format!("rule_files `{entry}`: {e}"))?;
+        let mut found: Vec<PathBuf> = matches
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("rule_files `{entry}`: {e}"))?;
+        if found.is_empty() {
+            return Err(format!(
+                "rule_files `{entry}` matches no file in {}",
+                dir.display()
+            ));
+        }
+        found.sort();
+        paths.extend(found);
+    }
+    Ok(paths)
+}
+
+/// serde's `unknown field `x`, expected one of `a`, `b`` with the closest expected
+/// field named: `alert_rule_tests` → did you mean `alert_rule_test`?
+fn with_suggestion(message: &str) -> String {
+    let Some(rest) = message.split_once("unknown field `").map(|(_, r)| r) else {
+        return message.to_string();
+    };
+    let Some((field, expected)) = rest.split_once('`') else {
+        return message.to_string();
+    };
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    match rules::suggest(field, candidates) {
+        Some(s) => format!("{message} (did you mean `{s}`?)"),
+        None => message.to_string(),
+    }
 }
 
 fn duration(text: &str, what: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{what} `{text}`: {e}"))
+    crate::duration::parse(text).map_err(|e| format!("{what}: {e}"))
 }
 
 fn run_group(
     group: &TestGroup,
-    rules: &Arc<RuleSet>,
+    rules: &Rules,
     default_interval: &str,
 ) -> Result<Vec<String>, String> {
-    if !group.promql_expr_test.is_empty() {
+    if group.external_labels.is_some() || group.external_url.is_some() {
         return Err(
-            "promql_expr_test is not supported: tocsin tests alerts (alert_rule_test)".into(),
+            "external_labels and external_url are not supported: tocsin's templates have no $externalLabels or $externalURL".into(),
         );
     }
     let eval_interval = duration(default_interval, "evaluation_interval")?;
@@ -182,10 +281,17 @@ fn run_group(
                 .map_err(|e| e.to_string())?;
         }
     }
+    // Expressions are read before anything runs: one tocsin cannot read fails the
+    // group whole, naming what it does not support.
+    let expressions = group
+        .promql_expr_test
+        .iter()
+        .map(|t| expr::Check::new(t, &rules.sources, &rules.options))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut checks: Vec<(Duration, &AlertTest)> = Vec::new();
     for t in &group.alert_rule_test {
         checks.push((duration(&t.eval_time, "eval_time")?, t));
-        if !rules.alerts.iter().any(|a| a.name == t.alertname) {
+        if !rules.set.alerts.iter().any(|a| a.name == t.alertname) {
             return Err(format!(
                 "alertname `{}` is not a rule in the rule files",
                 t.alertname
@@ -197,8 +303,11 @@ fn run_group(
 
     // Evaluate at every evaluation interval, as promtool does; a check at eval_time
     // sees the evaluation at the last step at or before it.
-    let mut engine = Engine::new(rules.clone(), Vec::new(), 1);
+    let mut engine = Engine::new(rules.set.clone(), Vec::new(), 1);
     let mut failures = Vec::new();
+    for check in &expressions {
+        failures.extend(check.run(&series));
+    }
     let mut next = 0;
     let mut step = Duration::ZERO;
     while step <= end {

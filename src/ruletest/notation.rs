@@ -14,13 +14,22 @@ pub enum Slot {
 
 /// Parses `metric{a="b", c="d"}` into the metric name and labels.
 pub fn parse_series(text: &str) -> Result<(String, Labels), String> {
+    match parse_labels(text)? {
+        (Some(name), labels) => Ok((name, labels)),
+        (None, _) => Err(format!("invalid metric name in series `{}`", text.trim())),
+    }
+}
+
+/// Parses `metric{a="b"}` or `{a="b"}` (a sample whose name was dropped, as a
+/// `promql_expr_test` expects one) into the name, if any, and the labels.
+pub fn parse_labels(text: &str) -> Result<(Option<String>, Labels), String> {
     let text = text.trim();
     let (name, rest) = match text.find('{') {
         Some(i) => (&text[..i], &text[i..]),
         None => (text, ""),
     };
     let name = name.trim();
-    if !labels::valid_metric_name(name) {
+    if !name.is_empty() && !labels::valid_metric_name(name) {
         return Err(format!("invalid metric name in series `{text}`"));
     }
     let mut pairs = Vec::new();
@@ -64,7 +73,8 @@ pub fn parse_series(text: &str) -> Result<(String, Labels), String> {
             pairs.push((key, value));
         }
     }
-    Ok((name.to_string(), Labels::from_pairs(pairs)))
+    let name = (!name.is_empty()).then(|| name.to_string());
+    Ok((name, Labels::from_pairs(pairs)))
 }
 
 /// Expands a `values` string into one slot per interval step, starting at time 0.

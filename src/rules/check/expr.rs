@@ -8,17 +8,9 @@ impl Checker<'_> {
         match &e.kind {
             ExprKind::Paren(inner) => self.expr(inner),
             ExprKind::Quantity(q) => {
-                let number: f64 = q.number.parse().ok()?;
-                match q.unit.as_deref() {
-                    None => Some((Expr::Number(number), Ty::Num(Units::Scalar))),
-                    Some(u) => {
-                        let (scale, dim) = self.unit(q, u)?;
-                        Some((
-                            Expr::Number(scale.apply(number)),
-                            Ty::Num(Units::Known(dim)),
-                        ))
-                    }
-                }
+                let (value, dim) = self.literal(q)?;
+                let units = dim.map_or(Units::Scalar, Units::Known);
+                Some((Expr::Number(value), Ty::Num(units)))
             }
             ExprKind::Selector(s) => {
                 let sel = self.selector(s)?;
@@ -224,7 +216,7 @@ impl Checker<'_> {
     }
 
     fn selector(&mut self, s: &ast::Selector) -> Option<Selector> {
-        let mut ok = true;
+        let mut ok = self.declared_or_distinct(&s.metric);
         let matchers = s
             .matchers
             .iter()
@@ -393,6 +385,38 @@ impl Checker<'_> {
             }),
             ty,
         ))
+    }
+}
+
+impl Checker<'_> {
+    /// An undeclared metric one or two keystrokes away from a declared one is a typo:
+    /// `sucess_rate < 90%` next to `metric success_rate` could never fire. A metric
+    /// that is truly another one is declared to say so.
+    fn declared_or_distinct(&mut self, metric: &Spanned<String>) -> bool {
+        if self.metrics.contains_key(&metric.node) {
+            return true;
+        }
+        let name = metric.node.as_str();
+        // Short names are closer to each other by chance: one edit for them.
+        let allowed = if name.chars().count() <= 8 { 1 } else { 2 };
+        let close = self
+            .metrics
+            .iter()
+            .map(|(declared, (_, at))| (strsim::osa_distance(name, declared), declared, *at))
+            .filter(|(distance, _, _)| *distance <= allowed)
+            .min_by_key(|(distance, declared, _)| (*distance, declared.as_str()));
+        let Some((_, declared, at)) = close else {
+            return true;
+        };
+        self.error(
+            Diagnostic::error(metric.span, format!("unknown metric `{name}`"))
+                .with_label("not declared")
+                .with_related(at.0, at.1, format!("`{declared}` is declared here"))
+                .with_hint(format!(
+                    "did you mean `{declared}`? If `{name}` is another metric, declare it: `metric {name} gauge`"
+                )),
+        );
+        false
     }
 }
 

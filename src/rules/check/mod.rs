@@ -44,6 +44,18 @@ pub fn check_files(
     files: &[Option<ast::File>],
     options: &CheckOptions,
 ) -> Result<RuleSet, Vec<Diagnostic>> {
+    check_recovered(sources, files, &[], options)
+}
+
+/// [`check_files`] over files parsed with recovery: `incomplete[i]` holds the spans of
+/// the items of file `i` that recovery cut into. Those are checked for what they say,
+/// but not for what they lack (the `when` left out is the syntax error's).
+pub fn check_recovered(
+    sources: &[SourceFile],
+    files: &[Option<ast::File>],
+    incomplete: &[Vec<std::ops::Range<usize>>],
+    options: &CheckOptions,
+) -> Result<RuleSet, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let metrics = declared_metrics(files, &mut diags);
     let mut seen: HashMap<&str, (usize, Span)> = HashMap::default();
@@ -77,7 +89,10 @@ pub fn check_files(
             } else {
                 seen.insert(&alert.name.node, (i, alert.name.span));
             }
-            if let Some(rule) = cx.alert(alert) {
+            let cut = incomplete
+                .get(i)
+                .is_some_and(|spans| spans.iter().any(|r| r.start == alert.span.start));
+            if let Some(rule) = cx.alert(alert, cut) {
                 alerts.push(rule);
             }
         }
@@ -93,6 +108,40 @@ pub fn check_files(
         Ok(RuleSet { alerts, metrics })
     } else {
         Err(diags)
+    }
+}
+
+/// Checks a standalone expression (a rule test's `promql_expr_test`) against the
+/// metrics `files` declare. `source` is the expression's own text; its diagnostics
+/// carry the file index `sources.len()`. Returns the checked expression and whether
+/// it is a condition (true or false per series) rather than a number.
+pub fn check_expression(
+    sources: &[SourceFile],
+    files: &[Option<ast::File>],
+    source: &SourceFile,
+    expr: &ast::Expr,
+    options: &CheckOptions,
+) -> Result<(Expr, bool), Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let metrics = declared_metrics(files, &mut diags);
+    let file = sources.len();
+    let mut cx = Checker {
+        source,
+        lines: LineIndex::new(&source.text),
+        file,
+        metrics: &metrics,
+        options,
+        diags: Vec::new(),
+        regexes: HashMap::default(),
+    };
+    let checked = cx.expr(expr);
+    diags.extend(cx.diags.into_iter().map(|d| d.in_file(file)));
+    match checked {
+        Some((e, ty)) if diags.is_empty() => Ok((e, ty == Ty::Bool)),
+        _ if !diags.is_empty() => Err(diags),
+        _ => Err(vec![
+            Diagnostic::error(expr.span, "cannot read this expression").in_file(file),
+        ]),
     }
 }
 
@@ -203,7 +252,9 @@ impl Checker<'_> {
         self.diags.push(d);
     }
 
-    fn alert(&mut self, alert: &ast::Alert) -> Option<AlertRule> {
+    /// Checks one alert. An `incomplete` alert (recovery left part of it out) is
+    /// checked for what it says only, and yields no rule.
+    fn alert(&mut self, alert: &ast::Alert, incomplete: bool) -> Option<AlertRule> {
         let errors_before = self.diags.len();
         let mut firsts: HashMap<&'static str, Span> = HashMap::default();
         let mut condition = None;
@@ -243,7 +294,7 @@ impl Checker<'_> {
             ("when", "when cpu_usage > 90% for 15m"),
             ("severity", "severity critical"),
         ] {
-            if !firsts.contains_key(required) {
+            if !firsts.contains_key(required) && !incomplete {
                 self.error(
                     Diagnostic::error(
                         alert.name.span,
@@ -254,7 +305,7 @@ impl Checker<'_> {
                 );
             }
         }
-        if self.diags.len() > errors_before {
+        if self.diags.len() > errors_before || incomplete {
             return None;
         }
         Some(AlertRule {
@@ -395,8 +446,8 @@ impl Checker<'_> {
 
     /// A literal that must be a positive duration: a `for`, a window, `keep firing for`.
     fn duration(&mut self, q: &ast::Quantity, context: &str) -> Option<Duration> {
-        let number: f64 = q.number.parse().ok()?;
-        let Some(unit) = q.unit.as_deref() else {
+        let (secs, dim) = self.literal(q)?;
+        let Some(dim) = dim else {
             self.error(
                 Diagnostic::error(
                     q.span,
@@ -407,7 +458,6 @@ impl Checker<'_> {
             );
             return None;
         };
-        let (scale, dim) = self.unit(q, unit)?;
         if dim != Dim::TIME {
             self.error(
                 Diagnostic::error(
@@ -415,11 +465,10 @@ impl Checker<'_> {
                     format!("`{context}` needs a duration, found {dim} `{q}`"),
                 )
                 .with_label("not a duration")
-                .with_hint("durations are written `30s`, `15m`, `6h`, `1d`"),
+                .with_hint(crate::duration::EXAMPLES),
             );
             return None;
         }
-        let secs = scale.apply(number);
         if secs <= 0.0 {
             self.error(
                 Diagnostic::error(q.span, format!("`{context}` needs a duration above zero"))
@@ -432,18 +481,46 @@ impl Checker<'_> {
             );
             return None;
         }
-        // Ten years is far past any window or hold anyone means; it also keeps the
-        // value inside what `Duration` and timestamps can represent.
-        const LONGEST: f64 = 10.0 * 365.0 * 86400.0;
-        if secs > LONGEST {
+        if secs > crate::duration::LONGEST.as_secs_f64() {
             self.error(
                 Diagnostic::error(q.span, format!("`{context}` duration `{q}` is too long"))
                     .with_label("longer than ten years")
-                    .with_hint("durations are written `30s`, `15m`, `6h`, `1d`"),
+                    .with_hint(crate::duration::EXAMPLES),
             );
             return None;
         }
         Some(Duration::from_secs_f64(secs))
+    }
+
+    /// A literal's value in base units and its dimension (`None`: a plain number).
+    pub(super) fn literal(&mut self, q: &ast::Quantity) -> Option<(f64, Option<Dim>)> {
+        let number: f64 = q.number.parse().ok()?;
+        if !number.is_finite() {
+            self.error(
+                Diagnostic::error(q.span, format!("`{}` is too large a number", q.number))
+                    .with_label("beyond what a 64-bit float holds"),
+            );
+            return None;
+        }
+        let Some(unit) = q.unit.as_deref() else {
+            return Some((number, None));
+        };
+        // `1h30m`: a duration in parts, read the one way durations are read.
+        if unit.contains(|c: char| c.is_ascii_digit()) {
+            return match crate::duration::parse(&q.to_string()) {
+                Ok(d) => Some((d.as_secs_f64(), Some(Dim::TIME))),
+                Err(e) => {
+                    self.error(
+                        Diagnostic::error(q.span, e.message)
+                            .with_label("not a duration")
+                            .with_hint(e.hint),
+                    );
+                    None
+                }
+            };
+        }
+        let (scale, dim) = self.unit(q, unit)?;
+        Some((scale.apply(number), Some(dim)))
     }
 
     fn unit(&mut self, q: &ast::Quantity, unit: &str) -> Option<(Scale, Dim)> {
@@ -454,6 +531,11 @@ impl Checker<'_> {
                     .with_label("unknown unit");
                 d.hint = Some(match e.suggestion {
                     Some(s) => format!("did you mean `{}{s}`?", q.number),
+                    // `10e`: an exponent without its digits.
+                    None if unit.eq_ignore_ascii_case("e") => format!(
+                        "scientific notation needs the exponent's digits: `{}e6` is {} million",
+                        q.number, q.number
+                    ),
                     None => "units are %, ms s m h d w, B KB MB GB TB KiB MiB GiB TiB, and rates like MB/hour".into(),
                 });
                 self.error(d);
