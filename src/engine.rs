@@ -414,16 +414,29 @@ impl Engine {
         let ExternalAlert {
             labels,
             firing,
-            external,
+            mut external,
         } = incoming;
         let fp = labels.fingerprint();
+        // A group incident lasts while any alert of the group fires, whichever
+        // does: its occurrence starts with the earliest, not with those firing now.
+        if external.group_key.is_some()
+            && let Some(held) = self.alerts.get(&fp)
+            && held.state.is_active()
+            && let Some(h) = held.external.as_ref().map(|e| e.starts_at)
+        {
+            external.starts_at = external.starts_at.min(h);
+        }
         if self.resent_unchanged(fp, firing, &external, out) {
             return;
         }
         // Moved into the alert when it is new, kept for a new occurrence otherwise.
         let mut labels = Some(labels);
         let fresh = |labels: Labels| {
-            let rule = labels.get("alertname").unwrap_or("").to_string();
+            // A group incident may have no `alertname`: its labels name it.
+            let rule = match labels.get("alertname") {
+                Some(name) => name.to_string(),
+                None => labels.to_string(),
+            };
             Alert::new(fp, rule, labels)
         };
         let mut alert = match self.alerts.remove(&fp) {

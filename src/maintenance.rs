@@ -55,6 +55,7 @@ impl MaintenanceWindow {
             ends_at: start + self.duration,
             created_by: "maintenance".into(),
             comment: format!("maintenance window {:?} ({})", self.name, self.starts),
+            updated_at: None,
         }
     }
 }

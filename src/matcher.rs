@@ -188,6 +188,69 @@ impl Matcher {
         })
     }
 
+    /// A matcher as Alertmanager's API and amtool write one (`alertname="Disk
+    /// full"`, `instance=~"db.*"`; Prometheus' `labels.ParseMatcher`): a value in
+    /// double quotes is unescaped as Go quoted it (`\"`, `\\`, `\n`; any other
+    /// backslash is kept), and a double quote inside it must be escaped. A bare
+    /// value is taken as it stands.
+    pub fn parse_alertmanager(text: &str) -> Result<Matcher, MatcherError> {
+        let syntax = || MatcherError::Syntax(text.to_string());
+        let trimmed = text.trim();
+        // Alertmanager's label names allow `:` as Prometheus' metric names do.
+        let name_end = trimmed
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .unwrap_or(trimmed.len());
+        let (name, rest) = trimmed.split_at(name_end);
+        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(syntax());
+        }
+        let rest = rest.trim_start();
+        let op = [
+            MatchOp::Regex,
+            MatchOp::NotRegex,
+            MatchOp::NotEqual,
+            MatchOp::Equal,
+        ]
+        .into_iter()
+        .find(|op| rest.starts_with(op.symbol()))
+        .ok_or_else(syntax)?;
+        let raw = rest[op.symbol().len()..].trim();
+        let (raw, quoted) = match raw.strip_prefix('"') {
+            Some(inner) => (inner, true),
+            None => (raw, false),
+        };
+        let unescaped_quote = || {
+            MatcherError::Syntax(format!(
+                "{text} (the value has a double quote that is not escaped)"
+            ))
+        };
+        let mut value = String::with_capacity(raw.len());
+        let mut chars = raw.char_indices().peekable();
+        let mut closed = !quoted;
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.peek().map(|(_, n)| *n) {
+                    Some('n') => {
+                        value.push('\n');
+                        chars.next();
+                    }
+                    Some(n @ ('"' | '\\')) => {
+                        value.push(n);
+                        chars.next();
+                    }
+                    _ => value.push('\\'),
+                },
+                '"' if quoted && i + 1 == raw.len() => closed = true,
+                '"' => return Err(unescaped_quote()),
+                c => value.push(c),
+            }
+        }
+        if !closed {
+            return Err(unescaped_quote());
+        }
+        Matcher::new(name, op, value)
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -525,5 +588,25 @@ mod tests {
                 .starts_with("unknown matcher operator \"~\"")
         );
         assert!(refused(r#"{"name":"host","value":"x"}"#).contains("missing field `op`"));
+    }
+
+    #[test]
+    fn alertmanager_filters_read_as_amtool_writes_them() {
+        let parse = |t: &str| Matcher::parse_alertmanager(t).map(|m| m.to_string());
+        assert_eq!(
+            parse(r#"alertname="Disk full""#).unwrap(),
+            r#"alertname="Disk full""#
+        );
+        assert_eq!(parse("instance=~\"db.*\"").unwrap(), "instance=~\"db.*\"");
+        assert_eq!(parse("job != node").unwrap(), "job!=node");
+        let m = Matcher::parse_alertmanager(r#"path="C:\\tmp \"x\"\n""#).unwrap();
+        assert_eq!(m.value(), "C:\\tmp \"x\"\n");
+        let m = Matcher::parse_alertmanager(r#"re=~"a\.b""#).unwrap();
+        assert_eq!(m.value(), r"a\.b", "a spurious escape keeps its backslash");
+        assert!(Matcher::parse_alertmanager(r#"a="x"y""#).is_err());
+        assert!(Matcher::parse_alertmanager(r#"a="open"#).is_err());
+        assert!(Matcher::parse_alertmanager("1a=b").is_err());
+        assert!(Matcher::parse_alertmanager("a~b").is_err());
+        assert!(Matcher::parse_alertmanager(r#"a=~"(""#).is_err());
     }
 }

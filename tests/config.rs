@@ -210,6 +210,20 @@ fn the_example_file_documents_every_key() {
             "[[channels.webhook]]",
             &["name", "url", "bearer", "timeout"],
         ),
+        (
+            "[[channels.alertmanager]]",
+            &[
+                "name",
+                "url",
+                "external_urls",
+                "generator_urls",
+                "bearer",
+                "timeout",
+                "max_silence",
+                "watch_interval",
+                "incident",
+            ],
+        ),
         ("[people.", &["name", "email", "phone", "slack"]),
         ("[groups.", &["members", "emails"]),
         (
@@ -1243,4 +1257,68 @@ start = \"2026-01-05\"
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The base itself is fine.
     parse(BASE).unwrap();
+}
+
+#[test]
+fn an_alertmanager_upstream_is_matched_by_its_external_url_or_generator_url() {
+    let config = parse(
+        "[[channels.alertmanager]]\nname = \"main\"\nurl = \"http://127.0.0.1:9093/\"\n\
+         [[channels.alertmanager]]\nname = \"edge\"\nurl = \"http://10.0.0.2:9093\"\n\
+         external_urls = [\"http://am.example.com:9093/\"]\ngenerator_urls = [\"http://prom-edge:9090/\"]\n\
+         max_silence = \"1d\"\nwatch_interval = \"30s\"\nincident = \"group\"\n",
+    )
+    .unwrap();
+    let [main, edge] = &config.channels.alertmanagers[..] else {
+        panic!("two alertmanagers");
+    };
+    assert!(
+        main.url.matches("http://127.0.0.1:9093"),
+        "trailing / dropped"
+    );
+    assert_eq!(main.external_urls, ["http://127.0.0.1:9093"]);
+    assert_eq!(main.max_silence, Duration::from_secs(7 * 86400));
+    assert_eq!(main.watch_interval, Duration::from_secs(60));
+    assert_eq!(edge.external_urls, ["http://am.example.com:9093"]);
+    assert_eq!(edge.max_silence, Duration::from_secs(86400));
+    assert_eq!(edge.watch_interval, Duration::from_secs(30));
+    assert!(edge.group_incidents && !main.group_incidents);
+    let of = |webhook: Option<&str>, generator: Option<&str>| {
+        config
+            .channels
+            .alertmanager_of(webhook, generator)
+            .map(|a| a.name.clone())
+    };
+    assert_eq!(
+        of(Some("http://127.0.0.1:9093/"), None).as_deref(),
+        Some("main")
+    );
+    assert_eq!(
+        of(Some("http://am.example.com:9093"), None).as_deref(),
+        Some("edge")
+    );
+    assert_eq!(
+        of(None, Some("http://prom-edge:9090/graph?g0.expr=up")).as_deref(),
+        Some("edge")
+    );
+    assert_eq!(
+        of(Some("http://other:9093"), Some("http://prom:9090/")),
+        None
+    );
+
+    let err = error(
+        "[[channels.alertmanager]]\nname = \"main\"\nurl = \"127.0.0.1:9093\"\n\
+         [[channels.alertmanager]]\nname = \"main\"\nurl = \"http://h\"\nwatch_interval = \"soon\"\nincident = \"service\"\n",
+    );
+    assert!(
+        err.contains("channels.alertmanager[0].url: expected an http:// or https:// url"),
+        "{err}"
+    );
+    assert!(
+        err.contains("channels.alertmanager[1].name: duplicate alertmanager name \"main\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("channels.alertmanager[1].watch_interval"),
+        "{err}"
+    );
 }

@@ -354,6 +354,8 @@ async fn acks_and_resolves_edit_the_grouped_message_that_announced_them() {
                 ends_at: Some(t0 + Duration::from_secs(150)),
                 annotations: Default::default(),
                 generator_url: None,
+                external_url: None,
+                group_key: None,
             },
         })
         .collect();

@@ -172,6 +172,8 @@ impl Harness {
                 ends_at: None,
                 annotations: BTreeMap::from([("summary".into(), "posting is failing".into())]),
                 generator_url: None,
+                external_url: None,
+                group_key: None,
             },
         };
         self.daemon
@@ -454,6 +456,8 @@ async fn a_storm_of_1000_alerts_goes_out_grouped_and_all_persisted() {
                     ends_at: None,
                     annotations: BTreeMap::new(),
                     generator_url: None,
+                    external_url: None,
+                    group_key: None,
                 },
             })
             .collect();
@@ -507,7 +511,7 @@ async fn a_stuck_escalation_shows_in_the_overdue_gauge() {
         let db = redb::Database::open(dir.join("data/tocsin.redb")).unwrap();
         let txn = db.begin_write().unwrap();
         {
-            let def: redb::TableDefinition<u64, &str> = redb::TableDefinition::new("escalations");
+            let def: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("escalations");
             let mut table = txn.open_table(def).unwrap();
             table.retain(|_, _| false).unwrap();
         }
@@ -534,6 +538,8 @@ async fn a_flapping_alert_from_a_sender_is_announced_when_its_flapping_ends_with
                 ends_at: Some(h.clock.now()),
                 annotations: BTreeMap::new(),
                 generator_url: None,
+                external_url: None,
+                group_key: None,
             },
         };
         h.daemon

@@ -112,6 +112,8 @@ fn firing(host: &str, starts_at: Timestamp, firing: bool) -> ExternalAlert {
             ends_at: None,
             annotations: Default::default(),
             generator_url: None,
+            external_url: None,
+            group_key: None,
         },
     }
 }
@@ -243,6 +245,7 @@ async fn case(waiting: Waiting, later: Later) {
                 ends_at: at + Duration::from_secs(3 * 3600),
                 created_by: "sato".into(),
                 comment: "maintenance".into(),
+                updated_at: None,
             };
             daemon.add_silence(silence).await.unwrap();
         }

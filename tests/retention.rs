@@ -166,6 +166,8 @@ async fn a_sweep_over_many_alerts_goes_in_bounded_turns() {
                 ends_at: None,
                 annotations: Default::default(),
                 generator_url: None,
+                external_url: None,
+                group_key: None,
             },
         })
         .collect();

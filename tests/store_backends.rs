@@ -119,6 +119,7 @@ fn silence(id: &str) -> Silence {
         ends_at: T + Duration::from_secs(3600),
         created_by: "alice".into(),
         comment: "maintenance".into(),
+        updated_at: None,
     }
 }
 

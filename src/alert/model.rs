@@ -136,6 +136,15 @@ pub struct External {
     pub ends_at: Option<Timestamp>,
     pub annotations: std::collections::BTreeMap<String, String>,
     pub generator_url: Option<String>,
+    /// The `externalURL` of the Alertmanager whose webhook brought it: where an
+    /// ack can silence it (see `[[channels.alertmanager]]`).
+    // Stored: `default` for older records, never `skip_serializing_if` (the
+    // store's encoding has no field names; see `store/codec.rs`).
+    #[serde(default)]
+    pub external_url: Option<String>,
+    /// The Alertmanager group (`groupKey`) it came in, for one incident per group.
+    #[serde(default)]
+    pub group_key: Option<String>,
 }
 
 impl Alert {

@@ -498,6 +498,7 @@ async fn silence(
         comment: comment
             .clone()
             .unwrap_or_else(|| format!("from {}", medium.via())),
+        updated_at: None,
     };
     let created = match daemon.add_silence(silence).await {
         Ok(s) => s,

@@ -8,10 +8,10 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::compile::Compiler;
-use super::raw::{RawChannels, RawEmail, RawSlack, RawSms, RawWebhook};
+use super::raw::{RawAlertmanager, RawChannels, RawEmail, RawSlack, RawSms, RawWebhook};
 use super::{
-    Channels, Console, EmailSettings, Secret, SlackSettings, SmtpTls, TwilioSettings,
-    WebhookSettings,
+    AlertmanagerSettings, Channels, Console, EmailSettings, Secret, SlackSettings, SmtpTls,
+    TwilioSettings, WebhookSettings,
 };
 use crate::limits;
 
@@ -19,6 +19,10 @@ use crate::limits;
 const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// SMTP is slower to answer than an HTTP API (greeting, TLS, auth).
 const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// An upstream silence lasts at most this long unless configured.
+const DEFAULT_MAX_UPSTREAM_SILENCE: Duration = Duration::from_secs(7 * 86400);
+/// How often an Alertmanager is asked about the alerts tocsin silenced there.
+const DEFAULT_UPSTREAM_WATCH: Duration = Duration::from_secs(60);
 const DEFAULT_SLACK_API: &str = "https://slack.com/api";
 const DEFAULT_TWILIO_API: &str = "https://api.twilio.com";
 const DEFAULT_SLACK_CHANNEL: &str = "#alerts-info";
@@ -40,6 +44,7 @@ impl Compiler<'_> {
             email: raw.email.as_ref().and_then(|e| self.email(e.get_ref())),
             sms: raw.sms.as_ref().and_then(|s| self.sms(s.get_ref())),
             webhooks: self.webhooks(&raw.webhook),
+            alertmanagers: self.alertmanagers(&raw.alertmanager),
         }
     }
 
@@ -353,6 +358,82 @@ impl Compiler<'_> {
             }
         }
         webhooks
+    }
+}
+
+impl Compiler<'_> {
+    fn alertmanagers(&mut self, raw: &[RawAlertmanager]) -> Vec<AlertmanagerSettings> {
+        let mut names = HashMap::new();
+        let mut out = Vec::new();
+        for (i, a) in raw.iter().enumerate() {
+            let key = |field: &str| format!("channels.alertmanager[{i}].{field}");
+            let name = self.unique_name(&a.name, &key("name"), "alertmanager", &mut names);
+            let url = self
+                .http_url(&a.url, &key("url"))
+                .map(|u| u.trim_end_matches('/').to_string());
+            let mut external_urls = Vec::new();
+            for (j, e) in a.external_urls.iter().enumerate() {
+                if let Some(u) = self.http_url(e, &format!("{}[{j}]", key("external_urls"))) {
+                    external_urls.push(u.trim_end_matches('/').to_string());
+                }
+            }
+            let mut generator_urls = Vec::new();
+            for (j, g) in a.generator_urls.iter().enumerate() {
+                if let Some(u) = self.http_url(g, &format!("{}[{j}]", key("generator_urls"))) {
+                    generator_urls.push(u);
+                }
+            }
+            let bearer = match &a.bearer {
+                None => Some(None),
+                Some(b) => self.secret(b, &key("bearer")).map(Some),
+            };
+            let timeout = self.duration(&a.timeout, &key("timeout"), DEFAULT_HTTP_TIMEOUT);
+            let max_silence = self.duration(
+                &a.max_silence,
+                &key("max_silence"),
+                DEFAULT_MAX_UPSTREAM_SILENCE,
+            );
+            let watch_interval = self.duration(
+                &a.watch_interval,
+                &key("watch_interval"),
+                DEFAULT_UPSTREAM_WATCH,
+            );
+            let group_incidents = match &a.incident {
+                None => false,
+                Some(v) => match v.get_ref().trim() {
+                    "alert" => false,
+                    "group" => true,
+                    other => {
+                        self.report(
+                            v.span(),
+                            format!(
+                                "{}: {other:?}: \"alert\" (one incident per alert) or \"group\" \
+                                 (one per Alertmanager group)",
+                                key("incident")
+                            ),
+                        );
+                        false
+                    }
+                },
+            };
+            if let (Some(name), Some(url), Some(bearer)) = (name, url, bearer) {
+                if external_urls.is_empty() && a.external_urls.is_empty() {
+                    external_urls.push(url.clone());
+                }
+                out.push(AlertmanagerSettings {
+                    name,
+                    url: Secret::new(url),
+                    external_urls,
+                    generator_urls,
+                    bearer,
+                    timeout,
+                    max_silence,
+                    watch_interval,
+                    group_incidents,
+                });
+            }
+        }
+        out
     }
 }
 

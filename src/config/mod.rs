@@ -200,6 +200,72 @@ pub struct Channels {
     pub sms: Option<TwilioSettings>,
     /// `[[channels.webhook]]`, each with a unique name.
     pub webhooks: Vec<WebhookSettings>,
+    /// `[[channels.alertmanager]]`: the Alertmanagers an ack silences, each with a
+    /// unique name.
+    pub alertmanagers: Vec<AlertmanagerSettings>,
+}
+
+/// One `[[channels.alertmanager]]`, validated: an Alertmanager that sends alerts to
+/// tocsin, where an ack of one of them becomes a silence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertmanagerSettings {
+    pub name: String,
+    /// Where tocsin calls its API (`/api/v2/silences`, `/api/v2/alerts`), without
+    /// a trailing `/`. It may hold a credential, so it is a secret.
+    pub url: Secret,
+    /// The `externalURL` its webhook carries (its `--web.external-url`), trailing
+    /// `/` dropped: an alert that came with one of these is its alert. Default: `url`.
+    pub external_urls: Vec<String>,
+    /// Prefixes of `generatorURL`: alerts a Prometheus posts to tocsin's
+    /// `/api/v2/alerts` that the same Prometheus also sends to this Alertmanager.
+    pub generator_urls: Vec<String>,
+    /// Sent as `Authorization: Bearer …` when set.
+    pub bearer: Option<Secret>,
+    pub timeout: Duration,
+    /// How long a silence is made for. tocsin expires it when the alert resolves
+    /// or the ack is taken back, and renews it (the watch) while the ack stands
+    /// and it would end within half of this; should tocsin be gone, it ends.
+    pub max_silence: Duration,
+    /// How often tocsin asks whether an alert it silenced there still fires: the
+    /// silence mutes Alertmanager's webhook to tocsin too, so the resolve cannot
+    /// arrive until the silence is expired.
+    pub watch_interval: Duration,
+    /// `incident = "group"`: each group its webhook notifies (its `groupKey`) is
+    /// one tocsin alert and one incident, labelled with the group's labels,
+    /// instead of one per alert.
+    pub group_incidents: bool,
+}
+
+impl AlertmanagerSettings {
+    /// Whether an alert another system sent came from this Alertmanager: by the
+    /// `externalURL` of the webhook that carried it, or by its `generatorURL`.
+    pub fn sent(&self, external_url: Option<&str>, generator_url: Option<&str>) -> bool {
+        let by_webhook = external_url.is_some_and(|u| {
+            self.external_urls
+                .iter()
+                .any(|e| e == u.trim_end_matches('/'))
+        });
+        let by_generator = generator_url.is_some_and(|g| {
+            self.generator_urls
+                .iter()
+                .any(|p| g.starts_with(p.as_str()))
+        });
+        by_webhook || by_generator
+    }
+}
+
+impl Channels {
+    /// The Alertmanager that sent an alert (see [`AlertmanagerSettings::sent`]),
+    /// if one is configured.
+    pub fn alertmanager_of(
+        &self,
+        external_url: Option<&str>,
+        generator_url: Option<&str>,
+    ) -> Option<&AlertmanagerSettings> {
+        self.alertmanagers
+            .iter()
+            .find(|a| a.sent(external_url, generator_url))
+    }
 }
 
 /// `[channels.slack]`, validated.
@@ -351,6 +417,7 @@ impl Default for Config {
                 email: None,
                 sms: None,
                 webhooks: Vec::new(),
+                alertmanagers: Vec::new(),
             },
             directory: Directory::default(),
             routing: Routing::console_only(),

@@ -104,6 +104,7 @@ pub(crate) struct RawChannels {
     pub email: Option<Spanned<RawEmail>>,
     pub sms: Option<Spanned<RawSms>>,
     pub webhook: Vec<RawWebhook>,
+    pub alertmanager: Vec<RawAlertmanager>,
 }
 
 #[derive(Default, Deserialize)]
@@ -164,6 +165,29 @@ pub(crate) struct RawWebhook {
     pub bearer: Str,
     #[serde(default)]
     pub timeout: Str,
+}
+
+/// `[[channels.alertmanager]]`: an Alertmanager that sends alerts to tocsin and
+/// is silenced when one of them is acknowledged.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAlertmanager {
+    pub name: Spanned<String>,
+    pub url: Spanned<String>,
+    #[serde(default)]
+    pub external_urls: Strs,
+    #[serde(default)]
+    pub generator_urls: Strs,
+    #[serde(default)]
+    pub bearer: Str,
+    #[serde(default)]
+    pub timeout: Str,
+    #[serde(default)]
+    pub max_silence: Str,
+    #[serde(default)]
+    pub watch_interval: Str,
+    #[serde(default)]
+    pub incident: Str,
 }
 
 #[derive(Default, Deserialize)]

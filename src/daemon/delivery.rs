@@ -197,15 +197,16 @@ fn write(ctx: &Context, batch: &Batch) -> Result<(), OpError> {
 fn still_owed(d: &Delivery, alert: Option<&Alert>) -> Result<(), String> {
     let incident = d.alert.incident;
     let current = alert.filter(|a| a.incident == incident);
-    let holds = match d.reason {
-        NotifyReason::Resolved => true,
-        NotifyReason::Acknowledged => current.is_some_and(|a| {
-            a.state == State::Acknowledged || (a.state == State::Suppressed && a.ack.is_some())
-        }),
-        NotifyReason::Firing
-        | NotifyReason::Unacknowledged
-        | NotifyReason::AckExpired
-        | NotifyReason::SilenceEnded => current.is_some_and(|a| a.state == State::Firing),
+    let acked = |a: &Alert| {
+        a.state == State::Acknowledged || (a.state == State::Suppressed && a.ack.is_some())
+    };
+    let holds = match (&d.address, d.reason) {
+        // Upstream, the silence follows the ack: made while it stands, expired
+        // once it does not (an unack taken back by a new ack keeps the silence).
+        (Address::Alertmanager { .. }, NotifyReason::Acknowledged) => current.is_some_and(acked),
+        (Address::Alertmanager { .. }, NotifyReason::Resolved) => true,
+        (Address::Alertmanager { .. }, _) => !current.is_some_and(acked),
+        (_, reason) => owed_for(reason, current, acked),
     };
     if holds {
         return Ok(());
@@ -214,6 +215,18 @@ fn still_owed(d: &Delivery, alert: Option<&Alert>) -> Result<(), String> {
         Some(a) => format!("the alert is {} now", a.state),
         None => "its incident is over".to_string(),
     })
+}
+
+/// Whether a message for `reason` still says something true about `current`.
+fn owed_for(reason: NotifyReason, current: Option<&Alert>, acked: impl Fn(&Alert) -> bool) -> bool {
+    match reason {
+        NotifyReason::Resolved => true,
+        NotifyReason::Acknowledged => current.is_some_and(acked),
+        NotifyReason::Firing
+        | NotifyReason::Unacknowledged
+        | NotifyReason::AckExpired
+        | NotifyReason::SilenceEnded => current.is_some_and(|a| a.state == State::Firing),
+    }
 }
 
 fn count(ctx: &Context, m: &DueMessage, result: &outbox::Outcome) {

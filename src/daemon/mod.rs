@@ -24,6 +24,7 @@ mod retention;
 mod schedule;
 mod state;
 mod turn;
+mod upstream;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -102,6 +103,8 @@ pub struct AlertView {
     pub alert: Alert,
     pub annotations: std::collections::BTreeMap<String, String>,
     pub severity: String,
+    /// The escalation policy it follows: its "receiver" in Alertmanager's terms.
+    pub policy: String,
 }
 
 /// What every stage reads and none replaces: the config, the store, the clock,
@@ -269,6 +272,11 @@ impl Daemon {
         self.shared.ctx.clock.now()
     }
 
+    /// When this daemon opened (Alertmanager's `uptime` is this instant).
+    pub fn opened_at(&self) -> Timestamp {
+        self.shared.ctx.opened_at
+    }
+
     /// Whether state changes can be made durable right now: the store takes
     /// writes, and this replica holds the lease on a shared state.
     pub fn ready(&self) -> bool {
@@ -434,6 +442,15 @@ impl Daemon {
             .await
     }
 
+    /// Changes silence `id` to `new` in place, or expires it and stores `new`
+    /// (under its own id) instead, as Alertmanager's API does; returns the silence
+    /// that stands.
+    pub async fn update_silence(&self, id: &str, new: Silence) -> Result<Silence, OpError> {
+        let id = id.to_string();
+        self.with_core(move |ctx, core, now| core.update_silence(ctx, &id, new, now))
+            .await
+    }
+
     /// Ends a silence now; its alerts resume.
     pub async fn expire_silence(&self, id: &str) -> Result<Silence, OpError> {
         let id = id.to_string();
@@ -450,7 +467,7 @@ impl Daemon {
 
     /// Every alert that is not inactive, newest incident first.
     pub async fn alerts(&self) -> Vec<AlertView> {
-        self.with_core(|_, core, _| Ok(core.alerts()))
+        self.with_core(|ctx, core, _| Ok(core.alerts(ctx)))
             .await
             .unwrap_or_default()
     }
@@ -462,7 +479,10 @@ impl Daemon {
             let (view, fp) = {
                 let core = d.core();
                 let fp = core.find(&d.shared.ctx, &id)?;
-                (core.view(core.engine.alert(fp).expect("found")), fp)
+                (
+                    core.view(&d.shared.ctx, core.engine.alert(fp).expect("found")),
+                    fp,
+                )
             };
             Ok((view, d.shared.ctx.store.timeline(fp)?))
         })
@@ -584,6 +604,9 @@ impl Daemon {
                     Ok(turn) => {
                         for index in turn.reports {
                             self.start(move |d| reports::run(d, index));
+                        }
+                        for index in turn.upstream_watches {
+                            self.start(move |d| upstream::watch(d, index));
                         }
                     }
                     Err(e) => {

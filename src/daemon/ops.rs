@@ -14,7 +14,7 @@ use crate::escalation::Address;
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
 use crate::series::{IncomingSample, Sample, SeriesError};
-use crate::silence::Silence;
+use crate::silence::{Silence, Status};
 
 impl Core {
     /// Takes a batch of samples whole or not at all, then evaluates the rules that
@@ -112,7 +112,7 @@ impl Core {
         let fp = self.find(ctx, id)?;
         let outcome = self.engine.apply(fp, &event, now)?;
         pipeline::commit(ctx, self, now, Step::from(outcome))?;
-        Ok(self.view(self.engine.alert(fp).expect("just acted on")))
+        Ok(self.view(ctx, self.engine.alert(fp).expect("just acted on")))
     }
 
     /// Applies an operator's event to every alert that still fires and whose current
@@ -151,7 +151,7 @@ impl Core {
         let mut views: Vec<AlertView> = done
             .iter()
             .filter_map(|fp| self.engine.alert(*fp))
-            .map(|a| self.view(a))
+            .map(|a| self.view(ctx, a))
             .collect();
         views.sort_by_key(|v| v.alert.incident);
         Ok(views)
@@ -165,6 +165,10 @@ impl Core {
         now: Timestamp,
     ) -> Result<Silence, OpError> {
         silence.validate().map_err(OpError::Invalid)?;
+        let silence = Silence {
+            updated_at: Some(now),
+            ..silence
+        };
         self.silences.push(silence.clone());
         let mut step = Step::from(self.sync_all_silences(ctx, now));
         step.silences.push(silence.clone());
@@ -190,11 +194,74 @@ impl Core {
             if s.starts_at > now {
                 s.starts_at = now;
             }
+            s.updated_at = Some(now);
         }
         let expired = s.clone();
         let mut step = Step::from(self.sync_all_silences(ctx, now));
         step.silences.push(expired.clone());
         pipeline::commit(ctx, self, now, step)?;
         Ok(expired)
+    }
+
+    /// Changes the silence `id` to `new`, as Alertmanager's `POST /api/v2/silences`
+    /// with an id does: in place when the matchers are the same and the change
+    /// does not rewrite history (an active silence keeps its start and may not end
+    /// in the past; a pending one may not start in the past); otherwise the old one
+    /// is expired and `new`, under its own id, takes its place. Returns the silence
+    /// that stands.
+    pub fn update_silence(
+        &mut self,
+        ctx: &Context,
+        id: &str,
+        new: Silence,
+        now: Timestamp,
+    ) -> Result<Silence, OpError> {
+        new.validate().map_err(OpError::Invalid)?;
+        let Some(index) = self.silences.iter().position(|s| s.id == id) else {
+            return Err(OpError::NotFound(format!("no silence with id {id}")));
+        };
+        let before = self.silences.clone();
+        let prev = &mut self.silences[index];
+        let in_place = prev.matchers == new.matchers
+            && match prev.status(now) {
+                Status::Active => {
+                    prev.starts_at.0 / 1000 == new.starts_at.0 / 1000 && new.ends_at >= now
+                }
+                Status::Pending => new.starts_at >= now,
+                Status::Expired => false,
+            };
+        let mut step_silences = Vec::new();
+        let standing = if in_place {
+            *prev = Silence {
+                id: prev.id.clone(),
+                updated_at: Some(now),
+                ..new
+            };
+            step_silences.push(prev.clone());
+            prev.clone()
+        } else {
+            if prev.status(now) != Status::Expired {
+                prev.ends_at = now.max(prev.starts_at);
+                prev.starts_at = prev.starts_at.min(now);
+                prev.updated_at = Some(now);
+                step_silences.push(prev.clone());
+            }
+            let replacement = Silence {
+                starts_at: new.starts_at.max(now),
+                updated_at: Some(now),
+                ..new
+            };
+            replacement.validate().map_err(OpError::Invalid)?;
+            self.silences.push(replacement.clone());
+            step_silences.push(replacement.clone());
+            replacement
+        };
+        let mut step = Step::from(self.sync_all_silences(ctx, now));
+        step.silences = step_silences;
+        if let Err(e) = pipeline::commit(ctx, self, now, step) {
+            self.silences = before;
+            return Err(e);
+        }
+        Ok(standing)
     }
 }

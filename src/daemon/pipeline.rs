@@ -23,7 +23,9 @@ use super::state::Core;
 use super::{Context, Due, OpError};
 use crate::alert::{NotifyReason, State};
 use crate::clock::Timestamp;
-use crate::engine::Outcome;
+use crate::engine::{Notification, Outcome};
+use crate::escalation::Address;
+use crate::escalation::Policy;
 use crate::escalation::state::{self as escalation, Escalation, Owed};
 use crate::labels::Fingerprint;
 use crate::notify::AlertSnapshot;
@@ -39,6 +41,9 @@ pub(super) struct Step {
     pub escalations_due: Vec<Fingerprint>,
     /// Silences to write (created, or expired early).
     pub silences: Vec<Silence>,
+    /// Acked alerts whose silence in an Alertmanager ends soon: the ack is told
+    /// there again, which renews it.
+    pub renew_upstream: Vec<(Fingerprint, Address)>,
 }
 
 impl From<Outcome> for Step {
@@ -66,7 +71,8 @@ pub(super) fn commit(
     mut step: Step,
 ) -> Result<(), OpError> {
     mute(ctx, core, now, &mut step.outcome);
-    let (escalations, paged) = escalate(ctx, core, now, &mut step);
+    let (escalations, mut paged) = escalate(ctx, core, now, &mut step);
+    paged.extend(renewals(ctx, core, now, &step.renew_upstream));
     let mut batch = Batch {
         escalations,
         silences: step.silences,
@@ -131,7 +137,7 @@ fn escalate(ctx: &Context, core: &mut Core, now: Timestamp, step: &mut Step) -> 
         tracing::info!(alert_id = %alert.fingerprint, incident = alert.incident, reason = %n.reason, "notification");
         let current = core.escalations.remove(&n.alert);
         let policy = routing.policy_for(&alert.labels, core.engine.escalation_of(alert));
-        let (next, owed) =
+        let (mut next, mut owed) =
             escalation::on_notification(current, n.reason, alert, policy, &resolver, now);
         let mut snapshot = AlertSnapshot::of(&n.then, core.engine.annotations(&n.then));
         if n.reason == NotifyReason::Resolved {
@@ -147,6 +153,7 @@ fn escalate(ctx: &Context, core: &mut Core, now: Timestamp, step: &mut Step) -> 
                 snapshot.resolve_note = entry.note.clone();
             }
         }
+        upstream(ctx, n, policy, &mut next, &mut owed, now);
         paged.push(Paged {
             alert: snapshot,
             group: routing.group_key(&alert.labels),
@@ -210,6 +217,89 @@ fn escalate(ctx: &Context, core: &mut Core, now: Timestamp, step: &mut Step) -> 
     (records, paged)
 }
 
+/// What a notification owes the Alertmanager its alert came from, if one is
+/// configured: an ack silences the alert there (and the address is remembered in
+/// the escalation, so the resolve expires the silence with everyone else's
+/// notice); an unack or an expired ack expires it now.
+fn upstream(
+    ctx: &Context,
+    n: &Notification,
+    policy: &Policy,
+    next: &mut Option<Escalation>,
+    owed: &mut Vec<Owed>,
+    now: Timestamp,
+) {
+    let Some(external) = &n.then.external else {
+        return;
+    };
+    let Some(am) = ctx.config.channels.alertmanager_of(
+        external.external_url.as_deref(),
+        external.generator_url.as_deref(),
+    ) else {
+        return;
+    };
+    let address = Address::Alertmanager {
+        name: am.name.clone(),
+    };
+    let round = format!("{}", now.0);
+    match n.reason {
+        NotifyReason::Acknowledged => {
+            // An alert acked while a silence of tocsin's held it never paged, so
+            // it may have no escalation yet: one that waits, to remember the
+            // address.
+            let esc = next.get_or_insert_with(|| Escalation {
+                fingerprint: n.alert,
+                incident: n.incident,
+                policy: policy.name.clone(),
+                started_at: now,
+                next_level: 0,
+                due_at: None,
+                repeats: 0,
+                notified: Default::default(),
+            });
+            esc.notified.insert(address.clone());
+        }
+        NotifyReason::Unacknowledged | NotifyReason::AckExpired => {
+            let held = next.as_mut().is_some_and(|e| e.notified.remove(&address));
+            if !held {
+                return;
+            }
+        }
+        NotifyReason::Firing | NotifyReason::Resolved | NotifyReason::SilenceEnded => return,
+    }
+    owed.push(Owed {
+        address,
+        reason: n.reason,
+        level: 0,
+        round,
+    });
+}
+
+/// The acks told again upstream, to renew their silences there.
+fn renewals(
+    ctx: &Context,
+    core: &Core,
+    now: Timestamp,
+    renew: &[(Fingerprint, Address)],
+) -> Vec<Paged> {
+    renew
+        .iter()
+        .filter_map(|(fp, address)| {
+            let alert = core.engine.alert(*fp)?;
+            Some(Paged {
+                alert: AlertSnapshot::of(alert, core.engine.annotations(alert)),
+                group: ctx.config.routing.group_key(&alert.labels),
+                owed: vec![Owed {
+                    address: address.clone(),
+                    reason: NotifyReason::Acknowledged,
+                    level: 0,
+                    round: format!("renew.{}", now.0),
+                }],
+            })
+        })
+        .collect()
+}
+
 fn enqueue(core: &mut Core, now: Timestamp, paged: Vec<Paged>, batch: &mut Batch) {
     for p in paged {
         let deliveries = core.outbox.enqueue(&p.alert, p.owed, &p.group, now);
@@ -258,5 +348,23 @@ fn schedule(
     }
     if !batch.outbox.is_empty() {
         core.arm(ctx, Due::Deliveries, now);
+    }
+    // An ack that silenced an alert upstream starts that Alertmanager's watch.
+    let silenced_upstream: Vec<usize> = batch
+        .outbox
+        .iter()
+        .filter(|d| d.reason == NotifyReason::Acknowledged)
+        .filter_map(|d| match &d.address {
+            Address::Alertmanager { name } => ctx
+                .config
+                .channels
+                .alertmanagers
+                .iter()
+                .position(|a| &a.name == name),
+            _ => None,
+        })
+        .collect();
+    for i in silenced_upstream {
+        core.arm(ctx, Due::Upstream(i), now);
     }
 }

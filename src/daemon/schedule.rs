@@ -37,6 +37,9 @@ pub enum Due {
     Report(usize),
     /// The next batch of the retention sweep, or the next sweep.
     Retention,
+    /// Ask an Alertmanager (by index in `[[channels.alertmanager]]`) which of the
+    /// alerts tocsin silenced there it still holds.
+    Upstream(usize),
 }
 
 /// Deadlines by key, ordered by time.

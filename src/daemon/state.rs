@@ -41,6 +41,10 @@ pub(super) struct Core {
     pub reports: Vec<ReportState>,
     /// The retention sweep's progress.
     pub retention: super::retention::Sweep,
+    /// Per Alertmanager in `[[channels.alertmanager]]`, when it was last asked
+    /// what it holds (see `upstream.rs`). In memory: after a restart the watch
+    /// starts over.
+    pub upstream_watched: Vec<Option<Timestamp>>,
 }
 
 /// How long after a failed send a report is tried again.
@@ -81,9 +85,12 @@ impl Core {
             schedule: Schedule::default(),
             reports,
             retention: Default::default(),
+            upstream_watched: vec![None; config.channels.alertmanagers.len()],
         };
-        // The first sweep once the daemon has settled in.
-        core.retention.next = Some(now + super::retention::PACE);
+        // The first sweep an hour after start, as every later one: a restart in
+        // the middle of an outage owes its first minutes to intake, and the next
+        // deadline after a start stays the rules' evaluation.
+        core.retention.next = Some(now + super::retention::EVERY);
         core.take(ctx, loaded, now);
         Ok(core)
     }
@@ -186,21 +193,26 @@ impl Core {
         })
     }
 
-    pub fn view(&self, alert: &Alert) -> AlertView {
+    pub fn view(&self, ctx: &Context, alert: &Alert) -> AlertView {
+        let policy = ctx
+            .config
+            .routing
+            .policy_for(&alert.labels, self.engine.escalation_of(alert));
         AlertView {
             alert: alert.clone(),
             annotations: self.engine.annotations(alert),
             severity: alert.labels.get("severity").unwrap_or("").to_string(),
+            policy: policy.name.clone(),
         }
     }
 
     /// Every alert that is not inactive, newest incident first.
-    pub fn alerts(&self) -> Vec<AlertView> {
+    pub fn alerts(&self, ctx: &Context) -> Vec<AlertView> {
         let mut out: Vec<AlertView> = self
             .engine
             .alerts()
             .filter(|a| a.state != State::Inactive)
-            .map(|a| self.view(a))
+            .map(|a| self.view(ctx, a))
             .collect();
         out.sort_by(|a, b| {
             b.alert
@@ -290,6 +302,7 @@ impl Core {
             Due::Escalation(fp) => core.escalations.get(fp)?.due_at,
             Due::Deliveries => core.outbox.next_due(),
             Due::Retention => core.retention.next,
+            Due::Upstream(i) => core.upstream_due(ctx, *i, now),
             Due::Report(i) => {
                 let schedule = config.reports.get(*i)?;
                 let state = core.reports.get(*i)?;
@@ -342,6 +355,9 @@ impl Core {
         }
         for i in 0..ctx.config.reports.len() {
             core.arm(ctx, Due::Report(i), now);
+        }
+        for i in 0..ctx.config.channels.alertmanagers.len() {
+            core.arm(ctx, Due::Upstream(i), now);
         }
         core.arm(ctx, Due::Deliveries, now);
         core.arm(ctx, Due::Retention, now);

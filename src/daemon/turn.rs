@@ -16,6 +16,8 @@ pub(super) struct Turn {
     pub deliveries: bool,
     /// Reports due now, by index in the config.
     pub reports: Vec<usize>,
+    /// Alertmanagers to ask what they still hold, by index in the config.
+    pub upstream_watches: Vec<usize>,
 }
 
 /// Takes every deadline due at `now` and does the state work they owe, in one
@@ -58,8 +60,12 @@ pub(super) fn run_due(ctx: &Context, core: &mut Core, now: Timestamp) -> Result<
                     tracing::warn!(error = %e, "cannot prune past retention; trying again at the next sweep")
                 }
             },
+            Due::Upstream(i) => turn.upstream_watches.push(*i),
         }
-        if !matches!(d, Due::Evaluation | Due::Deliveries | Due::Report(_)) {
+        if !matches!(
+            d,
+            Due::Evaluation | Due::Deliveries | Due::Report(_) | Due::Upstream(_)
+        ) {
             rearm.push(d.clone());
         }
     }
@@ -69,7 +75,7 @@ pub(super) fn run_due(ctx: &Context, core: &mut Core, now: Timestamp) -> Result<
     let step = Step {
         outcome,
         escalations_due,
-        silences: Vec::new(),
+        ..Step::default()
     };
     let committed = pipeline::commit(ctx, core, now, step);
     // Re-armed from the state as it is now, committed or restored.

@@ -22,6 +22,9 @@ pub enum Address {
     Voice { to: String },
     /// A generic JSON webhook, by its configured name.
     Webhook { name: String },
+    /// An Alertmanager an alert came from, by its configured name: an ack
+    /// silences the alert there, and its end expires the silence.
+    Alertmanager { name: String },
 }
 
 /// JSON (files of schema version 3, read when they are migrated) names the
@@ -57,6 +60,7 @@ enum Tagged {
     Sms { to: String },
     Voice { to: String },
     Webhook { name: String },
+    Alertmanager { name: String },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -68,6 +72,7 @@ enum Indexed {
     Sms { to: String },
     Voice { to: String },
     Webhook { name: String },
+    Alertmanager { name: String },
 }
 
 impl Address {
@@ -80,6 +85,7 @@ impl Address {
             Address::Sms { .. } => "sms",
             Address::Voice { .. } => "voice",
             Address::Webhook { .. } => "webhook",
+            Address::Alertmanager { .. } => "alertmanager",
         }
     }
 }
@@ -93,6 +99,7 @@ impl fmt::Display for Address {
             Address::Sms { to } => write!(f, "sms:{to}"),
             Address::Voice { to } => write!(f, "voice:{to}"),
             Address::Webhook { name } => write!(f, "webhook:{name}"),
+            Address::Alertmanager { name } => write!(f, "alertmanager:{name}"),
         }
     }
 }

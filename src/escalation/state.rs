@@ -252,7 +252,11 @@ pub fn on_notification(
 impl Escalation {
     /// Notes that a page of this occurrence is leaving for `address`.
     pub fn paged(&mut self, address: &Address) {
-        self.notified.insert(address.clone());
+        // An Alertmanager is told of acks (its silence), never paged: an unack's
+        // message to it leaving does not make it one to tell of the resolve.
+        if !matches!(address, Address::Alertmanager { .. }) {
+            self.notified.insert(address.clone());
+        }
     }
 }
 

@@ -30,6 +30,14 @@ struct Webhook {
     group_key: String,
     #[serde(default)]
     notification_reason: Option<String>,
+    #[serde(default, rename = "externalURL")]
+    external_url: Option<String>,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    group_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    common_annotations: BTreeMap<String, String>,
     alerts: Vec<WebhookAlert>,
 }
 
@@ -67,7 +75,7 @@ struct PostableAlert {
 const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// An RFC 3339 time; Go's zero time (`0001-01-01T00:00:00Z`, "no end") is `None`.
-fn parse_time(text: &str) -> Result<Option<Timestamp>, String> {
+pub(super) fn parse_time(text: &str) -> Result<Option<Timestamp>, String> {
     if text.starts_with("0001-01-01") {
         return Ok(None);
     }
@@ -115,7 +123,21 @@ pub async fn alertmanager(
         tracing::warn!(group_key = %hook.group_key, truncated = hook.truncated_alerts, "alertmanager truncated this notification (max_alerts): some alerts were not sent");
     }
     tracing::debug!(group_key = %hook.group_key, reason = ?hook.notification_reason, alerts = hook.alerts.len(), "alertmanager webhook");
-    let alerts = hook.alerts;
+    let grouped = daemon
+        .config()
+        .channels
+        .alertmanager_of(hook.external_url.as_deref(), None)
+        .is_some_and(|a| a.group_incidents);
+    let alerts = match grouped {
+        true => match hook.group_incident() {
+            Ok(group) => vec![group],
+            Err(why) => {
+                tracing::warn!(group_key = %hook.group_key, %why, "taking this group's alerts one by one");
+                hook.alerts
+            }
+        },
+        false => hook.alerts,
+    };
     daemon
         .receive_external("alertmanager_webhook", alerts)
         .await?;
@@ -125,6 +147,12 @@ pub async fn alertmanager(
 /// An Alertmanager webhook body, decoded and checked.
 pub struct WebhookBody {
     pub group_key: String,
+    /// The `externalURL` of the Alertmanager that sent it.
+    pub external_url: Option<String>,
+    /// `firing` while one alert of the group fires.
+    pub firing: bool,
+    pub group_labels: BTreeMap<String, String>,
+    pub common_annotations: BTreeMap<String, String>,
     pub notification_reason: Option<String>,
     /// Alerts Alertmanager left out (`max_alerts`).
     pub truncated_alerts: u64,
@@ -172,15 +200,99 @@ pub fn decode_webhook(bytes: &[u8]) -> Result<WebhookBody, ApiError> {
                 ends_at: if firing { None } else { ends_at },
                 annotations: a.annotations,
                 generator_url: a.generator_url,
+                external_url: hook.external_url.clone().filter(|u| !u.is_empty()),
+                group_key: None,
             },
         });
     }
     Ok(WebhookBody {
+        external_url: hook.external_url.filter(|u| !u.is_empty()),
+        firing: hook.status != "resolved",
+        group_labels: hook.group_labels,
+        common_annotations: hook.common_annotations,
         group_key: hook.group_key,
         notification_reason: hook.notification_reason,
         truncated_alerts: hook.truncated_alerts,
         alerts,
     })
+}
+
+/// The most of the group's alerts an incident's `alerts` annotation lists.
+const GROUP_LISTED: usize = 20;
+
+impl WebhookBody {
+    /// The whole group as one alert (`incident = "group"`): labelled with the
+    /// group's labels, firing while one of its alerts fires, its occurrence
+    /// starting with the earliest of them; annotated with the annotations they
+    /// share and the list of those firing. Refused for a group with no labels
+    /// (`group_by: []` would make every alert one incident).
+    pub fn group_incident(&self) -> Result<ExternalAlert, String> {
+        if self.group_labels.is_empty() {
+            return Err("the group has no labels (group_by is empty)".into());
+        }
+        if let Some(bad) = self
+            .group_labels
+            .keys()
+            .find(|k| !labels::valid_name(k) || labels::reserved_name(k))
+        {
+            return Err(format!("invalid group label name {bad:?}"));
+        }
+        let group = Labels::from_pairs(self.group_labels.clone());
+        let firing: Vec<&ExternalAlert> = self.alerts.iter().filter(|a| a.firing).collect();
+        let counted = if firing.is_empty() {
+            self.alerts.iter().collect()
+        } else {
+            firing.clone()
+        };
+        let starts_at = counted
+            .iter()
+            .map(|a| a.external.starts_at)
+            .min()
+            .ok_or("the notification has no alerts")?;
+        let mut annotations = self.common_annotations.clone();
+        if !firing.is_empty() {
+            let listed: Vec<String> = firing
+                .iter()
+                .take(GROUP_LISTED)
+                .map(|a| {
+                    let own = a
+                        .labels
+                        .iter()
+                        .filter(|(k, _)| group.get(k).is_none())
+                        .map(|(k, v)| format!("{k}={v:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    format!("{{{own}}}")
+                })
+                .collect();
+            let more = firing.len().saturating_sub(GROUP_LISTED);
+            let tail = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            annotations.insert(
+                "alerts".into(),
+                format!("{} firing: {}{tail}", firing.len(), listed.join(" ")),
+            );
+        }
+        let ends_at = match self.firing {
+            true => None,
+            false => self.alerts.iter().filter_map(|a| a.external.ends_at).max(),
+        };
+        Ok(ExternalAlert {
+            labels: group,
+            firing: self.firing && !firing.is_empty(),
+            external: External {
+                starts_at,
+                ends_at,
+                annotations,
+                generator_url: None,
+                external_url: self.external_url.clone(),
+                group_key: Some(self.group_key.clone()),
+            },
+        })
+    }
 }
 
 /// `POST /api/v2/alerts`: a JSON array of `postableAlert`, as Prometheus sends.
@@ -219,6 +331,8 @@ pub fn decode_v2_alerts(bytes: &[u8], now: Timestamp) -> Result<Vec<ExternalAler
                 ends_at: Some(ends_at),
                 annotations: a.annotations,
                 generator_url: a.generator_url,
+                external_url: None,
+                group_key: None,
             },
         });
     }
@@ -239,5 +353,44 @@ mod tests {
         let hook = br#"{"version":"4","alerts":[{"status":"firing","labels":{"alertname":"","job":"x"},"startsAt":"2026-11-28T14:29:40Z"}]}"#;
         let refused = decode_webhook(hook).err().expect("refused");
         assert_eq!(refused.body["error"], "alert 0: labels have no alertname");
+    }
+
+    #[test]
+    fn a_group_is_one_alert_with_the_groups_labels_and_its_earliest_start() {
+        let hook = br#"{"version":"4","status":"firing","groupKey":"{}:{service=\"api\"}",
+            "externalURL":"http://am:9093","groupLabels":{"service":"api"},
+            "commonAnnotations":{"team":"api"},
+            "alerts":[
+              {"status":"firing","labels":{"alertname":"ApiErrors","service":"api"},"startsAt":"2026-11-28T10:05:00Z"},
+              {"status":"resolved","labels":{"alertname":"Old","service":"api"},"startsAt":"2026-11-28T09:00:00Z","endsAt":"2026-11-28T10:00:00Z"},
+              {"status":"firing","labels":{"alertname":"ApiLatency","service":"api"},"startsAt":"2026-11-28T10:01:00Z"}]}"#;
+        let body = decode_webhook(hook).ok().expect("decoded");
+        let group = body.group_incident().unwrap();
+        assert_eq!(group.labels.to_string(), r#"{service="api"}"#);
+        assert!(group.firing);
+        assert_eq!(
+            group.external.starts_at.to_rfc3339(),
+            "2026-11-28T10:01:00.000Z"
+        );
+        assert_eq!(
+            group.external.group_key.as_deref(),
+            Some(r#"{}:{service="api"}"#)
+        );
+        assert_eq!(
+            group.external.external_url.as_deref(),
+            Some("http://am:9093")
+        );
+        assert_eq!(group.external.annotations["team"], "api");
+        assert_eq!(
+            group.external.annotations["alerts"],
+            r#"2 firing: {alertname="ApiErrors"} {alertname="ApiLatency"}"#
+        );
+        let ungrouped = br#"{"version":"4","status":"firing","groupLabels":{},
+            "alerts":[{"status":"firing","labels":{"alertname":"A"},"startsAt":"2026-11-28T10:05:00Z"}]}"#;
+        let body = decode_webhook(ungrouped).ok().expect("decoded");
+        assert!(
+            body.group_incident().is_err(),
+            "no group labels: one by one"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! HTTP: ingestion, the alert API, health. Handlers decode and validate, call the
 //! [`Daemon`]'s async facade, and encode; every refusal is a 4xx with a JSON reason.
 
+mod alertmanager_api;
 mod alerts;
 pub mod decoders;
 pub mod failures;
@@ -46,6 +47,11 @@ pub fn routes(daemon: Daemon) -> Router {
             "/api/v1/silences/{id}",
             axum::routing::delete(silences::expire),
         )
+        .route("/api/v2/silences", post(alertmanager_api::post_silence))
+        .route(
+            "/api/v2/silence/{id}",
+            axum::routing::delete(alertmanager_api::expire),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             (daemon.clone(), failures.clone()),
             authenticate,
@@ -58,6 +64,13 @@ pub fn routes(daemon: Daemon) -> Router {
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/alerts/{id}", get(alerts::get_one))
         .route("/api/v1/silences", get(silences::list))
+        // Alertmanager's API v2, for amtool, Grafana and the like.
+        .route("/api/v2/status", get(alertmanager_api::status))
+        .route("/api/v2/receivers", get(alertmanager_api::receivers))
+        .route("/api/v2/alerts", get(alertmanager_api::alerts))
+        .route("/api/v2/alerts/groups", get(alertmanager_api::groups))
+        .route("/api/v2/silences", get(alertmanager_api::silences))
+        .route("/api/v2/silence/{id}", get(alertmanager_api::silence))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

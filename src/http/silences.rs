@@ -128,6 +128,7 @@ pub async fn create(
         ends_at,
         created_by,
         comment: new.comment,
+        updated_at: None,
     };
     let created = daemon.add_silence(silence).await?;
     Ok((StatusCode::CREATED, Json(silence_json(&created, now))))

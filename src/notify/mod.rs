@@ -6,6 +6,7 @@
 //! carries snapshots of its alerts, so an outbox entry written before a crash can be
 //! sent after the restart exactly as it was meant.
 
+pub mod alertmanager;
 pub mod console;
 pub mod email;
 mod fit;
@@ -178,6 +179,8 @@ pub struct Channels {
     email: Option<email::Email>,
     sms: Option<sms::Twilio>,
     webhooks: std::collections::HashMap<String, webhook::Webhook>,
+    /// The Alertmanagers acks silence alerts in, by name.
+    alertmanagers: std::collections::HashMap<String, alertmanager::Alertmanager>,
     /// For answers to Slack interactions (`response_url`), which need no token.
     responses: reqwest::Client,
     /// When set, messages are recorded here instead of sent (`tocsin test`'s
@@ -221,6 +224,11 @@ impl Channels {
                 .iter()
                 .map(|w| (w.name.clone(), webhook::Webhook::new(w.clone())))
                 .collect(),
+            alertmanagers: c
+                .alertmanagers
+                .iter()
+                .map(|a| (a.name.clone(), alertmanager::Alertmanager::new(a.clone())))
+                .collect(),
             responses: slack::response_client(),
             recorder: None,
         })
@@ -239,6 +247,7 @@ impl Channels {
             email: None,
             sms: None,
             webhooks: Default::default(),
+            alertmanagers: Default::default(),
             responses: slack::response_client(),
             recorder: Some(recorder.clone()),
         };
@@ -303,6 +312,23 @@ impl Channels {
         }
     }
 
+    /// What Alertmanager `name` holds, for the watch of the alerts tocsin
+    /// silenced there. Recording channels have none to ask: `None`.
+    pub async fn alertmanager_holds(
+        &self,
+        name: &str,
+    ) -> Result<Option<alertmanager::Held>, SendError> {
+        if self.recorder.is_some() {
+            return Ok(None);
+        }
+        match self.alertmanagers.get(name) {
+            Some(a) => a.holds().await.map(Some),
+            None => Err(SendError::permanent(format!(
+                "alertmanager {name:?} is not configured"
+            ))),
+        }
+    }
+
     /// Sends one message to one address.
     pub async fn send(&self, to: &Address, msg: &Message) -> Result<Delivered, SendError> {
         if let Some(r) = &self.recorder {
@@ -343,6 +369,10 @@ impl Channels {
             Address::Webhook { name } => match self.webhooks.get(name) {
                 Some(w) => w.send(msg).await,
                 None => Err(missing(&format!("webhook {name:?}"))),
+            },
+            Address::Alertmanager { name } => match self.alertmanagers.get(name) {
+                Some(a) => a.send(msg).await,
+                None => Err(missing(&format!("alertmanager {name:?}"))),
             },
         }
     }

@@ -413,7 +413,7 @@ impl Outbox {
                 continue;
             };
             match outcome {
-                Outcome::Delivered { .. } => {
+                Outcome::Delivered { reference } => {
                     self.remove(*id);
                     s.delete.push(*id);
                     s.sent.push(d.key.clone());
@@ -421,7 +421,13 @@ impl Outbox {
                         Some(failed) => format!("notified {} instead of {failed}", d.address),
                         None => format!("notified {}", d.address),
                     };
-                    s.notes.push((d.alert.clone(), describe(&what, &d)));
+                    let mut note = describe(&what, &d);
+                    if let (Address::Alertmanager { .. }, Some(done)) = (&d.address, reference) {
+                        // What was done there (a silence made or expired), for the
+                        // timeline.
+                        note = format!("{note}: {done}");
+                    }
+                    s.notes.push((d.alert.clone(), note));
                 }
                 Outcome::AlreadySent => {
                     self.remove(*id);
@@ -441,7 +447,11 @@ impl Outbox {
             SendError::Retry { after, .. } => (false, *after),
         };
         let too_old = now.since(d.created_at) >= self.timing.give_up_after;
+        // A silence upstream that cannot be made is retried, not handed to the
+        // people of the fallback: they were not the ones it was for.
+        let upstream = matches!(d.address, Address::Alertmanager { .. });
         let fall_back = !d.fell_back
+            && !upstream
             && d.fallback_for.is_none()
             && (permanent || d.attempts >= self.timing.fallback_after || too_old);
         if fall_back {
@@ -453,6 +463,14 @@ impl Outbox {
                     "delivery to {} failing after {} attempt(s): {err}; using the fallback",
                     d.address, d.attempts
                 ),
+            ));
+        }
+        if upstream && d.attempts == 1 && !permanent {
+            // Retried quietly like any delivery, but an ack whose silence is not
+            // made yet must show: the Alertmanager still notifies its receivers.
+            s.notes.push((
+                d.alert.clone(),
+                format!("{} not told yet: {err}; retrying", d.address),
             ));
         }
         if permanent || too_old {
@@ -627,6 +645,46 @@ mod tests {
             s.notes
                 .iter()
                 .any(|(_, n)| n.contains("failed after 2 attempt(s): invalid_auth"))
+        );
+    }
+
+    #[test]
+    fn a_failing_upstream_silence_is_retried_shown_and_never_handed_to_the_fallback() {
+        let mut o = Outbox::default();
+        let upstream = Address::Alertmanager {
+            name: "main".into(),
+        };
+        o.enqueue(&alert(1), owed(upstream, 0), "g", T);
+        let mut now = T;
+        let mut notes = Vec::new();
+        for _ in 0..7 {
+            let due = o.take_due(now, |_| Ok(())).messages.remove(0);
+            let err = SendError::retry("alertmanager main: cannot connect");
+            let s = o.settle(&due, &Outcome::Failed(err), now);
+            assert!(
+                s.fallback.is_empty(),
+                "the fallback's people were not asked"
+            );
+            notes.extend(s.notes.into_iter().map(|(_, n)| n));
+            now = o.next_due().expect("still retried");
+        }
+        assert_eq!(
+            notes,
+            ["alertmanager:main not told yet: alertmanager main: cannot connect; retrying"],
+            "the first failure shows on the timeline, once"
+        );
+        // Refused for good: given up, said so, still nobody else told.
+        let due = o.take_due(now, |_| Ok(())).messages.remove(0);
+        let refused = SendError::permanent("alertmanager main: HTTP 400");
+        let s = o.settle(&due, &Outcome::Failed(refused), now);
+        assert!(s.fallback.is_empty());
+        assert!(o.is_empty());
+        assert!(
+            s.notes
+                .iter()
+                .any(|(_, n)| n.contains("failed after 8 attempt(s): alertmanager main: HTTP 400")),
+            "{:?}",
+            s.notes
         );
     }
 

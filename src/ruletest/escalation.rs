@@ -304,6 +304,8 @@ async fn apply(daemon: &Daemon, step: &Step<'_>, now: Timestamp) -> Result<(), S
             ends_at: None,
             annotations: a.annotations.clone(),
             generator_url: None,
+            external_url: None,
+            group_key: None,
         },
     };
     let result = match step {

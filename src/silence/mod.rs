@@ -15,6 +15,12 @@ pub struct Silence {
     pub ends_at: Timestamp,
     pub created_by: String,
     pub comment: String,
+    /// When it was last created, changed or expired (Alertmanager's `updatedAt`).
+    /// Silences stored before it was kept have none; their start stands in.
+    // Stored: never `skip_serializing_if` (the store's encoding has no field
+    // names; see `store/codec.rs`).
+    #[serde(default)]
+    pub updated_at: Option<Timestamp>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +99,7 @@ mod tests {
             ends_at: Timestamp::from_secs(200),
             created_by: "alice".into(),
             comment: "maintenance".into(),
+            updated_at: None,
         }
     }
 

@@ -119,6 +119,8 @@ mod tests {
             ends_at: None,
             annotations: [("summary".to_string(), "full".to_string())].into(),
             generator_url: None,
+            external_url: None,
+            group_key: Some("{}:{alertname=\"disk\"}".into()),
         });
         a
     }

@@ -66,6 +66,8 @@ pub async fn fire_external(
             ends_at: None,
             annotations: Default::default(),
             generator_url: None,
+            external_url: None,
+            group_key: None,
         },
     };
     daemon.receive_external("test", vec![alert]).await.unwrap();
