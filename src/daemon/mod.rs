@@ -22,6 +22,7 @@ mod pipeline;
 mod reports;
 mod retention;
 mod schedule;
+mod standby;
 mod state;
 mod turn;
 mod upstream;
@@ -44,6 +45,7 @@ use crate::silence::Silence;
 use crate::store::{PgStore, RedbStore, Store, StoreError};
 use intake::IntakeQueue;
 pub use schedule::Due;
+use standby::{STANDBY_POLL, store_lease};
 use state::Core;
 
 /// Why the daemon could not open.
@@ -66,17 +68,6 @@ pub fn open_store(storage: &crate::config::Storage) -> Result<Box<dyn Store>, St
         crate::config::Backend::Postgres { url } => Box::new(PgStore::connect(url.expose())?),
     })
 }
-
-/// The lease the store holds now, `u64::MAX` for none (a standby).
-fn store_lease(store: &dyn Store) -> u64 {
-    store.lease().unwrap_or(u64::MAX)
-}
-
-/// How often a standby looks whether it holds the lease.
-const STANDBY_POLL: Duration = Duration::from_millis(100);
-/// How often a standby reads the shared state again, so what it shows (an ack
-/// taken by the replica that acts) is at most this old.
-const STANDBY_READ: Duration = Duration::from_millis(500);
 
 /// Why an operation on the daemon was refused.
 #[derive(Debug, thiserror::Error)]
@@ -281,40 +272,6 @@ impl Daemon {
     /// writes, and this replica holds the lease on a shared state.
     pub fn ready(&self) -> bool {
         self.shared.ctx.store_ok() && self.shared.ctx.store.lease().is_some()
-    }
-
-    /// Whether this replica may act (holds the lease), reading the state again
-    /// first if the lease is new: another replica may have changed it. A standby
-    /// reads it again each time it looks, so what it shows stays fresh.
-    async fn acting(&self, last_read: &mut std::time::Instant) -> bool {
-        let ctx = &self.shared.ctx;
-        let lease = store_lease(&*ctx.store);
-        if lease != u64::MAX && ctx.acting.load(Ordering::SeqCst) == lease {
-            return true;
-        }
-        if lease == u64::MAX && last_read.elapsed() < STANDBY_READ {
-            return false;
-        }
-        *last_read = std::time::Instant::now();
-        let restored = self
-            .with_core(move |ctx, core, now| {
-                // Read after the lease was taken: every commit under an older
-                // epoch is in it, and none can follow (fencing).
-                core.restore(ctx, now);
-                if !ctx.stale.load(Ordering::SeqCst) {
-                    ctx.acting.store(lease, Ordering::SeqCst);
-                    if lease != u64::MAX {
-                        ctx.store.act_under(lease);
-                    }
-                }
-                Ok(())
-            })
-            .await;
-        if lease != u64::MAX && restored.is_ok() && !ctx.stale.load(Ordering::SeqCst) {
-            tracing::info!(epoch = lease, "acting on the state under the lease");
-            return true;
-        }
-        false
     }
 
     /// The core, locked. A panic while holding the lock leaves the core as

@@ -129,7 +129,10 @@ mod tests {
             read,
             silence(&[("host", "=~", "bot-.*"), ("severity", "!=", "info")])
         );
-        assert_eq!(serde_json::to_string(&read).unwrap(), stored);
+        // Written back with the field added since as null: stored types never skip
+        // a field (the store's binary encoding has no field names).
+        let written = format!("{},\"updated_at\":null}}", &stored[..stored.len() - 1]);
+        assert_eq!(serde_json::to_string(&read).unwrap(), written);
         let bad = stored.replace("bot-.*", "bot-(");
         assert!(
             serde_json::from_str::<Silence>(&bad)
