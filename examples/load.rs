@@ -73,7 +73,8 @@ struct Options {
     out: PathBuf,
     /// Length of each throughput phase.
     seconds: f64,
-    /// Run only these phases (`ingest`, `alerts`, `latency`, `flood`, `pipelines`); all if empty.
+    /// Run only these phases (`ingest`, `alerts`, `storm`, `latency`, `flood`,
+    /// `pipelines`); all if empty.
     only: Vec<String>,
     /// Measure this `tocsin` binary (an older build, for a before/after in one
     /// session) instead of building this one.
@@ -165,6 +166,7 @@ struct Proc {
     name: String,
     child: Child,
     log: PathBuf,
+    dir: PathBuf,
 }
 
 impl Proc {
@@ -182,6 +184,7 @@ impl Proc {
             name: name.to_string(),
             child,
             log,
+            dir: dir.to_path_buf(),
         }
     }
 
@@ -739,6 +742,141 @@ async fn post_alerts(
     rate(started, &completions)
 }
 
+/// Alerts in the storm phase: an outage's worth of new alerts, all left firing.
+const STORM_ALERTS: usize = 100_000;
+
+/// Posts [`STORM_ALERTS`] new alerts (4 connections, 100 a request, each answered
+/// 2xx); the seconds it took.
+async fn post_storm(http: &reqwest::Client, base: &str, tag: &str) -> f64 {
+    let url = format!("{base}/api/v2/alerts");
+    let starts = rfc3339(now_ms());
+    let ends = rfc3339(now_ms() + 3_600_000);
+    let batches = STORM_ALERTS / ALERTS_PER_REQUEST;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|c| {
+            let (http, url) = (http.clone(), url.clone());
+            let (starts, ends, tag) = (starts.clone(), ends.clone(), tag.to_string());
+            tokio::spawn(async move {
+                for b in (c..batches).step_by(CONNECTIONS) {
+                    let alerts: Vec<Value> = (0..ALERTS_PER_REQUEST)
+                        .map(|k| alert_json(&format!("{tag}-storm-{b}-{k}"), &starts, &ends))
+                        .collect();
+                    let r = http
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(serde_json::to_string(&alerts).expect("json"))
+                        .send()
+                        .await
+                        .expect("storm request");
+                    let status = r.status();
+                    let text = r.text().await.unwrap_or_default();
+                    assert!(status.is_success(), "storm refused: {status} {text}");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("storm task");
+    }
+    started.elapsed().as_secs_f64()
+}
+
+/// The bytes of the store in `dir`: the redb file and any journal files beside it.
+fn store_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("tocsin.redb"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// The resident set now, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// The storm: [`STORM_ALERTS`] new alerts into tocsin and into Alertmanager, each
+/// left firing. Then tocsin's store per alert, after a clean stop (SIGTERM: the
+/// journal folded), and its restart to ready with all of them.
+async fn storm_phase(ws: &Workspace, http: &reqwest::Client, port: u16, report: &mut Report) {
+    let n = STORM_ALERTS as f64;
+    let (mut t, base) = start_tocsin(ws, http, "storm", Storage::Disk).await;
+    t.reset_peak();
+    let took = post_storm(http, &base, "t").await;
+    report.emit("tocsin_storm_seconds", took, "s");
+    report.emit("tocsin_storm_rate", n / took, "alerts/s");
+    report.emit("tocsin_storm_peak_rss", t.peak_mib(), "MiB");
+    report.emit("tocsin_storm_rss_after", rss_mib(t.pid()), "MiB");
+    let _ = Command::new("kill")
+        .args(["-TERM", &t.pid().to_string()])
+        .status();
+    let _ = t.child.wait();
+    let bytes = store_bytes(&t.dir);
+    report.emit("tocsin_storm_store_bytes", bytes as f64, "bytes");
+    report.emit("tocsin_storm_store_bytes_per_alert", bytes as f64 / n, "B");
+    // The restart: the same folder and config, from spawn to /readyz 200.
+    let dir = t.dir.clone();
+    drop(t);
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let p = Proc::spawn(
+            "tocsin",
+            &ws.tocsin,
+            &["serve".into(), "--config".into(), "tocsin.toml".into()],
+            &dir,
+        );
+        loop {
+            if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "tocsin did not restart"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+        report.emit("tocsin_storm_rss_restarted", rss_mib(p.pid()), "MiB");
+        let _ = Command::new("kill")
+            .args(["-TERM", &p.pid().to_string()])
+            .status();
+        let mut p = p;
+        let _ = p.child.wait();
+    }
+    times.sort_by(f64::total_cmp);
+    report.emit("tocsin_storm_restart_to_ready", times[1], "ms");
+
+    let (am, base) = start_alertmanager(ws, http, "storm", &alertmanager_intake_config(port)).await;
+    am.reset_peak();
+    let took = post_storm(http, &base, "a").await;
+    report.emit("alertmanager_storm_seconds", took, "s");
+    report.emit("alertmanager_storm_rate", n / took, "alerts/s");
+    report.emit("alertmanager_storm_peak_rss", am.peak_mib(), "MiB");
+    report.emit("alertmanager_storm_rss_after", rss_mib(am.pid()), "MiB");
+    report.ratio(
+        "storm_rate_tocsin_over_alertmanager",
+        "tocsin_storm_rate",
+        "alertmanager_storm_rate",
+    );
+    report.ratio(
+        "storm_peak_rss_alertmanager_over_tocsin",
+        "alertmanager_storm_peak_rss",
+        "tocsin_storm_peak_rss",
+    );
+}
+
 fn refresh_pool() -> Arc<Vec<String>> {
     let starts = rfc3339(now_ms());
     let ends = rfc3339(now_ms() + 3_600_000);
@@ -1283,6 +1421,11 @@ async fn run(opts: Options, tocsin_bin: PathBuf) -> Report {
             &format!("alertmanager_peak_rss_{phase}"),
             &format!("tocsin_peak_rss_{phase}"),
         );
+    }
+
+    // A storm of STORM_ALERTS new alerts: time, RSS, the store, and a restart.
+    if opts.runs("storm") {
+        storm_phase(&ws, &http, port, &mut report).await;
     }
 
     // Latency: push → webhook, and /api/v2/alerts → webhook for both.

@@ -3,6 +3,7 @@
 //! ```sh
 //! scripts/soak.sh                 # release build, one hour, in the background
 //! cargo run --release --example soak -- --minutes 60 --speed 12 --out scripts/soak-summary.md
+//! cargo run --release --example soak -- --minutes 15 --speed 48 --retention 2h --out scripts/soak-churn.md
 //! ```
 //!
 //! The parent process is the world around tocsin: the seed's 100 bot accounts on 5
@@ -33,6 +34,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use tocsin::clock::{Clock, Timestamp, Wait};
+
+#[path = "../benches/common/plot.rs"]
+#[allow(dead_code)]
+mod plot;
 
 /// The system allocator, counting the bytes live on the heap: RSS alone cannot tell
 /// a leak (live bytes grow) from the allocator keeping freed memory (they do not).
@@ -126,6 +131,7 @@ fn main() {
     let mut minutes = 60.0;
     let mut speed = 12.0;
     let mut out = PathBuf::from("scripts/soak-summary.md");
+    let mut retention = String::from("default");
     let mut it = args[1..].iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().expect("a value after the flag").clone();
@@ -133,7 +139,8 @@ fn main() {
             "--minutes" => minutes = value().parse().expect("--minutes N"),
             "--speed" => speed = value().parse().expect("--speed X"),
             "--out" => out = PathBuf::from(value()),
-            other => panic!("unknown argument {other}: --minutes, --speed, --out"),
+            "--retention" => retention = value(),
+            other => panic!("unknown argument {other}: --minutes, --speed, --out, --retention"),
         }
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -141,7 +148,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(parent(minutes, speed, out));
+    rt.block_on(parent(minutes, speed, out, retention));
 }
 
 // ---------------------------------------------------------------------------------
@@ -154,6 +161,10 @@ fn daemon(args: &[String]) {
         speed: args[2].parse().unwrap(),
     };
     let receiver = &args[3];
+    let mut config = config(&dir, receiver);
+    if let Some(r) = args.get(4).filter(|r| *r != "default") {
+        config.storage.retention = humantime::parse_duration(r).expect("--retention 2h");
+    }
     tracing_subscriber::fmt()
         .with_env_filter("warn")
         .with_writer(std::io::stderr)
@@ -164,7 +175,7 @@ fn daemon(args: &[String]) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let running = tocsin::server::start(config(&dir, receiver), Arc::new(clock))
+        let running = tocsin::server::start(config, Arc::new(clock))
             .await
             .expect("tocsin starts");
         println!("listening {}", running.addr);
@@ -271,7 +282,7 @@ struct Row {
     db_kb: u64,
 }
 
-async fn parent(minutes: f64, speed: f64, out: PathBuf) {
+async fn parent(minutes: f64, speed: f64, out: PathBuf, retention: String) {
     tocsin::tls::install_crypto_provider();
     let dir = std::env::temp_dir().join(format!("tocsin-soak-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -289,6 +300,7 @@ async fn parent(minutes: f64, speed: f64, out: PathBuf) {
         .arg(clock.wall0_ms.to_string())
         .arg(speed.to_string())
         .arg(format!("http://{receiver_addr}"))
+        .arg(&retention)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
@@ -464,6 +476,30 @@ async fn parent(minutes: f64, speed: f64, out: PathBuf) {
         )
         .unwrap();
     }
+    let hours = |k: fn(&Row) -> u64| -> Vec<(f64, f64)> {
+        rows.iter()
+            .map(|r| (r.tocsin_h, k(r) as f64 / 1024.0))
+            .collect()
+    };
+    let curve = |label: &str, points| plot::Curve {
+        label: label.into(),
+        points,
+    };
+    let png = out.with_extension("png");
+    let panels = [
+        (
+            "MiB",
+            vec![
+                curve("RSS", hours(|r| r.rss_kb)),
+                curve("live heap", hours(|r| r.heap_kb)),
+            ],
+        ),
+        ("MiB", vec![curve("redb file", hours(|r| r.db_kb))]),
+    ];
+    match plot::over_time(&png, "tocsin soak", &panels) {
+        Ok(()) => eprintln!("wrote {}", png.display()),
+        Err(e) => eprintln!("no plot: {e}"),
+    }
     println!("{summary}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -541,10 +577,13 @@ fn prometheus_alerts(clock: &FastClock, minute: u64) -> Value {
     } else {
         now
     };
-    let alerts: Vec<Value> = (0..20)
+    // Churn: every cycle brings 200 alerts never seen before (their instance names
+    // the cycle), which fire, resolve, and are pruned once past retention.
+    let cycle = minute / 120;
+    let alerts: Vec<Value> = (0..200)
         .map(|i| {
             json!({
-                "labels": { "alertname": "BotQueueStuck", "severity": "warning", "instance": format!("bot-{i}") },
+                "labels": { "alertname": "BotQueueStuck", "severity": "warning", "instance": format!("bot-{i}-c{cycle}") },
                 "annotations": { "summary": "queue stuck" },
                 "startsAt": cycle_start.to_rfc3339(),
                 "endsAt": ends.to_rfc3339(),
@@ -815,6 +854,24 @@ fn summarize(s: Summary) -> String {
         "| slope once full, per hour of tocsin time | {:.0} | {:.0} |\n",
         slope(&full, rss),
         slope(&full, heap)
+    );
+    let db = |r: &Row| r.db_kb;
+    let dmax = |rs: &[&Row]| rs.iter().map(|r| r.db_kb).max().unwrap_or(0);
+    let dmin = |rs: &[&Row]| rs.iter().map(|r| r.db_kb).min().unwrap_or(0);
+    let _ = writeln!(o, "## The store (redb file)\n");
+    let _ = writeln!(o, "| | KiB |\n|---|---|");
+    let _ = writeln!(
+        o,
+        "| max while the windows fill | {} |\n| min / max once full | {} / {} |\n| last sample | {} |",
+        dmax(&filling),
+        dmin(&full),
+        dmax(&full),
+        s.rows.last().map_or(0, |r| r.db_kb)
+    );
+    let _ = writeln!(
+        o,
+        "| slope once full, per hour of tocsin time | {:.0} |\n",
+        slope(&full, db)
     );
     let _ = writeln!(o, "## Load and errors\n");
     let _ = writeln!(o, "| | count |\n|---|---|");

@@ -200,6 +200,20 @@ impl Engine {
         self.alerts.get(&fp)
     }
 
+    /// The next incident number to hand out: every number below it was.
+    pub fn next_incident(&self) -> u64 {
+        self.next_incident
+    }
+
+    /// Drops an alert the store pruned past retention. Should it fire again, it
+    /// starts as a new alert, under a new incident number.
+    pub fn forget_pruned(&mut self, fp: Fingerprint) {
+        if let Some(alert) = self.alerts.get(&fp).cloned() {
+            self.forget(&alert);
+        }
+        self.refreshed.remove(&fp);
+    }
+
     pub fn alert_by_incident(&self, id: u64) -> Option<&Alert> {
         self.alerts.values().find(|a| a.incident == Some(id))
     }

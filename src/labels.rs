@@ -12,9 +12,17 @@ use serde::{Deserialize, Serialize};
 ///
 /// Labels are cloned and hashed on every evaluation of every series, so a clone is
 /// a reference count and the hash is the Alertmanager fingerprint, computed once.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(from = "BTreeMap<String, String>", into = "BTreeMap<String, String>")]
+#[derive(Clone, Deserialize)]
+#[serde(from = "BTreeMap<String, String>")]
 pub struct Labels(Arc<Inner>);
+
+/// A map of names to values, written from the sorted pairs without copying them
+/// into a map first (the store writes every new alert's labels).
+impl Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
 
 struct Inner {
     pairs: Box<[(Box<str>, Box<str>)]>,

@@ -2,7 +2,7 @@
 //! rules (or formatting) have problems, 2 usage or I/O error.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -157,6 +157,24 @@ enum Command {
         #[command(subcommand)]
         target: ExportTarget,
     },
+    /// Copy the whole state between a redb file and PostgreSQL, in either
+    /// direction, into an empty destination. Stop tocsin first. The PostgreSQL URL
+    /// is read from TOCSIN_DATABASE_URL only (never an argument: `ps` shows those).
+    Migrate {
+        #[arg(value_enum)]
+        direction: Direction,
+        /// The redb state file (the source, or the new file to write).
+        #[arg(long)]
+        redb: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Direction {
+    /// The redb file into an empty PostgreSQL database.
+    RedbToPostgres,
+    /// A PostgreSQL database into a new redb file.
+    PostgresToRedb,
 }
 
 #[derive(Subcommand)]
@@ -239,6 +257,39 @@ enum Format {
     Json,
 }
 
+/// `tocsin migrate`: one whole-state copy; prints what it carried.
+fn migrate(direction: Direction, redb: &Path) -> ExitCode {
+    use tocsin::store::{PgStore, RedbStore, transfer};
+    let var = tocsin::config::DATABASE_URL_VAR;
+    let Ok(url) = std::env::var(var) else {
+        eprintln!("error: set {var} to the PostgreSQL connection URL");
+        return ExitCode::from(2);
+    };
+    let copied = (|| {
+        let pg = PgStore::connect(&url)?;
+        match direction {
+            Direction::RedbToPostgres => {
+                if !redb.exists() {
+                    return Err(format!("{}: no such file", redb.display()).into());
+                }
+                transfer::redb_to_postgres(&RedbStore::open(redb)?, &pg)
+            }
+            Direction::PostgresToRedb => transfer::postgres_to_redb(&pg, &RedbStore::open(redb)?),
+        }
+        .map_err(Box::<dyn std::error::Error>::from)
+    })();
+    match copied {
+        Ok(dump) => {
+            println!("copied {}", dump.summary());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// A duration checked here with the one syntax and sent as written: the daemon reads
 /// it the same way.
 fn checked_duration(text: &str) -> Result<String, String> {
@@ -295,6 +346,7 @@ fn main() -> ExitCode {
         Command::Export {
             target: ExportTarget::Prometheus { paths, limits },
         } => export_prometheus(&paths, &limits.options()),
+        Command::Migrate { direction, redb } => migrate(direction, &redb),
         Command::Alerts {
             server,
             state,

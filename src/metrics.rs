@@ -42,6 +42,8 @@ pub struct Metrics {
     pub http_connections_shed: Family<Labels, Counter>,
     /// State-changing requests refused as cross-site, by reason.
     pub cross_site_refused: Family<Labels, Counter>,
+    /// Resolved alerts forgotten past `storage.retention`, with their timelines.
+    pub pruned_alerts: Counter,
 }
 
 impl Default for Metrics {
@@ -70,6 +72,7 @@ impl Default for Metrics {
             http_connection_limit: Gauge::default(),
             http_connections_shed: Family::default(),
             cross_site_refused: Family::default(),
+            pruned_alerts: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -125,6 +128,11 @@ impl Default for Metrics {
             m.alertmanager_truncated_alerts.clone(),
         );
         registry.register("rules", "Alert rules loaded", m.rules.clone());
+        registry.register(
+            "pruned_alerts",
+            "Resolved alerts pruned with their timelines past storage.retention",
+            m.pruned_alerts.clone(),
+        );
         registry.register(
             "rules_last_reload_success",
             "1 if the last rules reload succeeded, 0 if it failed and the old rules run on",

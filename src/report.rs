@@ -46,6 +46,29 @@ pub struct Report {
     pub by_rule: Vec<RuleCount>,
     /// Incidents still open at `to`, oldest first, whenever they fired.
     pub open: Vec<OpenIncident>,
+    /// Set when the period reaches back past the store's retention: incidents
+    /// resolved before this instant were pruned and are not counted.
+    pub retained_since: Option<Timestamp>,
+}
+
+impl Report {
+    /// Notes that history before `horizon` was pruned, if the period reaches it.
+    pub fn with_retention(mut self, horizon: Timestamp) -> Report {
+        if self.from < horizon {
+            self.retained_since = Some(horizon);
+        }
+        self
+    }
+
+    /// The line a report carries when its period reaches past retention.
+    pub fn retention_note(&self) -> Option<String> {
+        self.retained_since.map(|t| {
+            format!(
+                "Incidents resolved before {} are past retention (storage.retention) and not counted.",
+                t.to_rfc3339()
+            )
+        })
+    }
 }
 
 /// The middle and the average of some durations.
@@ -150,6 +173,7 @@ pub fn summarize(alerts: &[(Alert, Vec<TimelineEntry>)], from: Timestamp, to: Ti
         time_to_resolve: Durations::of(to_resolve),
         by_rule,
         open,
+        retained_since: None,
     }
 }
 

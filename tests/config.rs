@@ -102,6 +102,7 @@ fn no_file_is_the_embedded_default() {
     assert_eq!(config.server.body_limit, 1024 * 1024);
     assert_eq!(config.server.request_timeout, Duration::from_secs(30));
     assert_eq!(config.storage.path, PathBuf::from("data/tocsin.redb"));
+    assert_eq!(config.storage.retention, Duration::from_secs(30 * 86400));
     assert_eq!(config.rules.paths, vec![PathBuf::from("rules")]);
     assert_eq!(config.rules.max_window, Duration::from_secs(7 * 86400));
     assert_eq!(config.rules.evaluation_interval, Duration::from_secs(15));
@@ -155,7 +156,7 @@ fn the_example_file_documents_every_key() {
                 "open",
             ],
         ),
-        ("[storage]", &["path"]),
+        ("[storage]", &["backend", "path", "url", "retention"]),
         (
             "[rules]",
             &[
@@ -302,7 +303,9 @@ fn every_field_can_be_set() {
             },
         },
         storage: tocsin::config::Storage {
+            backend: tocsin::config::Backend::Redb,
             path: "/var/lib/tocsin/tocsin.redb".into(),
+            retention: Duration::from_secs(14 * 86400),
         },
         rules: tocsin::config::Rules {
             paths: vec!["/etc/tocsin/rules".into(), "/etc/tocsin/extra.rules".into()],

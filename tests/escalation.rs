@@ -511,7 +511,7 @@ async fn a_stuck_escalation_shows_in_the_overdue_gauge() {
         let db = redb::Database::open(dir.join("data/tocsin.redb")).unwrap();
         let txn = db.begin_write().unwrap();
         {
-            let def: redb::TableDefinition<u64, &str> = redb::TableDefinition::new("escalations");
+            let def: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("escalations");
             let mut table = txn.open_table(def).unwrap();
             table.retain(|_, _| false).unwrap();
         }

@@ -293,7 +293,10 @@ fn incident_ids_are_never_reused() {
 // ---------------------------------------------------------------------------
 
 const RAW_META: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
+/// The alerts table as schema versions 1 to 3 wrote it (JSON values).
 const RAW_ALERTS: redb::TableDefinition<u64, &str> = redb::TableDefinition::new("alerts");
+/// The alerts table from schema version 4 on (encoded values).
+const BYTE_ALERTS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("alerts");
 
 #[test]
 fn a_newer_schema_is_refused_and_left_alone() {
@@ -378,9 +381,9 @@ fn a_corrupt_record_is_a_typed_error() {
         RedbStore::open(&path).unwrap();
         let db = redb::Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(RAW_ALERTS)
+        txn.open_table(BYTE_ALERTS)
             .unwrap()
-            .insert(7, "{not json")
+            .insert(7, [1, 0xff, 0xff].as_slice())
             .unwrap();
         txn.commit().unwrap();
     }
@@ -504,4 +507,88 @@ fn a_version_1_file_is_migrated_to_the_current_schema() {
     assert_eq!(store.load_alerts().unwrap(), vec![a]);
     assert_eq!(store.next_incident().unwrap(), 8);
     assert!(store.load_silences().unwrap().is_empty());
+}
+
+/// A file written by tocsin at schema version 3 (JSON values; made by the build
+/// before the record encoding: two alerts posted to `/api/v2/alerts`, incident 1
+/// acked by alice, a silence) opens at the current version with everything in it,
+/// and a timeline entry written after the migration comes after the old ones.
+#[test]
+fn a_version_3_file_written_by_tocsin_is_migrated_to_the_record_encoding() {
+    let dir = TempDir::new("v3");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let path = dir.path().join("tocsin.redb");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store/v3.redb");
+    std::fs::copy(fixture, &path).unwrap();
+    {
+        use redb::ReadableDatabase;
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let version = txn.open_table(RAW_META).unwrap().get("schema_version");
+        assert_eq!(
+            version.unwrap().unwrap().value(),
+            3,
+            "the fixture is version 3"
+        );
+    }
+
+    let store = RedbStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let loaded = store.load().unwrap();
+    let mut alerts: Vec<(Option<u64>, State, Option<String>)> = loaded
+        .alerts
+        .iter()
+        .map(|a| (a.incident, a.state, a.ack.as_ref().map(|k| k.actor.clone())))
+        .collect();
+    alerts.sort();
+    assert_eq!(
+        alerts,
+        [
+            (Some(1), State::Acknowledged, Some("alice".to_string())),
+            (Some(2), State::Firing, None)
+        ]
+    );
+    let acked = &loaded
+        .alerts
+        .iter()
+        .find(|a| a.incident == Some(1))
+        .unwrap();
+    assert_eq!(
+        acked.external.as_ref().unwrap().annotations["summary"],
+        "disk full on bot-1"
+    );
+    assert_eq!(loaded.next_incident, 3);
+    assert_eq!(loaded.silences.len(), 1);
+    assert_eq!(loaded.silences[0].created_by, "bob");
+    assert_eq!(
+        loaded.silences[0].matchers[0].to_string(),
+        "host=~\"bot-9.*\""
+    );
+    assert_eq!(loaded.escalations.len(), 2, "{:?}", loaded.escalations);
+    assert!(
+        loaded.escalations.iter().all(|e| !e.notified.is_empty()),
+        "the addresses paged survive: {:?}",
+        loaded.escalations
+    );
+    assert_eq!(store.incident(1).unwrap(), Some(acked.fingerprint));
+
+    let timeline = store.timeline(acked.fingerprint).unwrap();
+    let reasons: Vec<&str> = timeline.iter().map(|e| e.reason.as_str()).collect();
+    assert!(timeline.len() >= 2, "{reasons:?}");
+    assert!(
+        timeline.iter().any(|e| e.actor.as_deref() == Some("alice")),
+        "{reasons:?}"
+    );
+    store
+        .apply(&Batch {
+            timeline: vec![(
+                acked.fingerprint,
+                entry(T.0 + 10, State::Acknowledged, State::Resolved, "after"),
+            )],
+            ..Batch::default()
+        })
+        .unwrap();
+    let after = store.timeline(acked.fingerprint).unwrap();
+    assert_eq!(after.len(), timeline.len() + 1);
+    assert_eq!(after.last().unwrap().reason, "after");
 }

@@ -129,6 +129,55 @@ fn log_panel(
     Ok(())
 }
 
+/// Lines over time on linear axes, one panel per group of curves sharing a unit
+/// (the soak: RSS and the store over hours of daemon time).
+pub fn over_time(path: &Path, title: &str, panels: &[(&str, Vec<Curve>)]) -> DrawResult {
+    font()?;
+    let root = BitMapBackend::new(path, (1000, 360 * panels.len() as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let areas = root.split_evenly((panels.len(), 1));
+    for (area, (y_desc, curves)) in areas.iter().zip(panels) {
+        let pts = || curves.iter().flat_map(|c| c.points.iter());
+        let x1 = pts().map(|p| p.0).fold(0.0, f64::max);
+        let y1 = pts().map(|p| p.1).fold(0.0, f64::max);
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..x1.max(1e-9), 0.0..(y1 * 1.15).max(1e-9))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("hours of daemon time")
+            .y_desc(*y_desc)
+            .draw()
+            .map_err(err)?;
+        for (i, c) in curves.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    c.points.iter().copied(),
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(c.label.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(err)?;
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
 /// 1000 → "1k", 1000000 → "1M".
 fn si(x: f64) -> String {
     if x >= 1e6 {

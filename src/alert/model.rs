@@ -138,10 +138,12 @@ pub struct External {
     pub generator_url: Option<String>,
     /// The `externalURL` of the Alertmanager whose webhook brought it: where an
     /// ack can silence it (see `[[channels.alertmanager]]`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // Stored: `default` for older records, never `skip_serializing_if` (the
+    // store's encoding has no field names; see `store/codec.rs`).
+    #[serde(default)]
     pub external_url: Option<String>,
     /// The Alertmanager group (`groupKey`) it came in, for one incident per group.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub group_key: Option<String>,
 }
 
@@ -221,12 +223,12 @@ impl Default for Params {
 
 /// JSON has no NaN or infinity (serde_json writes them as `null` and then cannot
 /// read them back), so non-finite values are written as Prometheus writes them:
-/// `"NaN"`, `"+Inf"`, `"-Inf"`.
+/// `"NaN"`, `"+Inf"`, `"-Inf"`. Binary formats (the store's) take any f64 as is.
 mod json_f64 {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if v.is_finite() {
+        if v.is_finite() || !s.is_human_readable() {
             s.serialize_f64(*v)
         } else if v.is_nan() {
             s.serialize_str("NaN")
@@ -246,6 +248,9 @@ mod json_f64 {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        if !d.is_human_readable() {
+            return f64::deserialize(d);
+        }
         Ok(match Repr::deserialize(d)? {
             Repr::Number(v) => v,
             Repr::Text(t) => match t.as_str() {

@@ -15,8 +15,8 @@ use super::env;
 use super::error::{Location, Problem, Source};
 use super::raw::{RawConfig, RawSize, RawToken, RawWeb, Str};
 use super::{
-    Config, ConfigSource, Console, Limits, Log, LogFormat, Rules, ScrapeTarget, Secret, Server,
-    Storage, Token, Web,
+    Backend, Config, ConfigSource, Console, DATABASE_URL_VAR, Limits, Log, LogFormat, Rules,
+    ScrapeTarget, Secret, Server, Storage, Token, Web,
 };
 
 /// A scrape target's interval when none is given.
@@ -114,7 +114,13 @@ impl<'a> Compiler<'a> {
         };
         self.idle_after_requests(&raw.server.idle_timeout, &server);
         let storage = Storage {
+            backend: self.backend(&raw.storage.backend, &raw.storage.url),
             path: self.path(&raw.storage.path, "storage.path", defaults.storage.path),
+            retention: self.duration(
+                &raw.storage.retention,
+                "storage.retention",
+                defaults.storage.retention,
+            ),
         };
         let rules = Rules {
             paths: match &raw.rules.paths {
@@ -689,6 +695,64 @@ impl<'a> Compiler<'a> {
         targets
     }
 
+    /// `storage.backend` and, for PostgreSQL, its URL: `storage.url` expanded, or
+    /// the variable [`DATABASE_URL_VAR`]. Never quoted in a message.
+    fn backend(&mut self, backend: &Str, raw_url: &Str) -> Backend {
+        let Some(value) = backend.as_ref() else {
+            return Backend::Redb;
+        };
+        let Some(text) = self.text(value, "storage.backend") else {
+            return Backend::Redb;
+        };
+        match text.trim() {
+            "redb" => Backend::Redb,
+            "postgres" | "postgresql" => {
+                let url = match raw_url {
+                    Some(url) => self.text(url, "storage.url"),
+                    // Without an environment (`check --no-env`) the variable
+                    // stands for its value, as in `text`.
+                    None => match self
+                        .env
+                        .map_or(Some(format!("${{{DATABASE_URL_VAR}}}")), |env| {
+                            env(DATABASE_URL_VAR)
+                        }) {
+                        Some(url) => Some(url),
+                        None => {
+                            self.report(
+                                value.span(),
+                                format!(
+                                    "storage.backend: \"postgres\" needs a connection URL: \
+                                     set {DATABASE_URL_VAR} (or storage.url = \"${{VAR}}\")"
+                                ),
+                            );
+                            None
+                        }
+                    },
+                };
+                match url.map(|u| u.trim().to_string()) {
+                    Some(url) if !url.is_empty() => Backend::Postgres {
+                        url: Secret::new(url),
+                    },
+                    Some(_) => {
+                        let span = url_span(raw_url, value);
+                        self.report(span, "storage.url: is empty".into());
+                        Backend::Redb
+                    }
+                    None => Backend::Redb,
+                }
+            }
+            other => {
+                self.report(
+                    value.span(),
+                    format!(
+                        "storage.backend: unknown backend {other:?}, expected \"redb\" or \"postgres\""
+                    ),
+                );
+                Backend::Redb
+            }
+        }
+    }
+
     fn log_format(&mut self, value: &Str) -> Option<LogFormat> {
         let value = value.as_ref()?;
         let text = self.text(value, "log.format")?;
@@ -793,4 +857,9 @@ pub(super) fn is_http_url(url: &str) -> bool {
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = authority.rsplit('@').next().unwrap_or("");
     !host.is_empty() && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Where `storage.url` is written, or `storage.backend` when it is not.
+fn url_span(url: &Str, backend: &Spanned<String>) -> Range<usize> {
+    url.as_ref().unwrap_or(backend).span()
 }

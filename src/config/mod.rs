@@ -153,9 +153,28 @@ pub struct OpenRoutes {
 /// `[storage]`: where alert state lives.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Storage {
-    /// The redb file; its folder is created if missing.
+    /// Which database holds the state.
+    pub backend: Backend,
+    /// The redb file (backend `redb`); its folder is created if missing.
     pub path: PathBuf,
+    /// How long a resolved incident and its timeline are kept after it resolved;
+    /// older ones are pruned in the background. Long enough for the weekly report.
+    pub retention: Duration,
 }
+
+/// Where the state lives (`storage.backend`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Backend {
+    /// One embedded redb file at `storage.path`: one machine.
+    Redb,
+    /// PostgreSQL, shared by every replica (`docs/ha.md`). The connection URL comes
+    /// from the environment (`storage.url`, by default `${TOCSIN_DATABASE_URL}`)
+    /// and is a secret: it may hold a password.
+    Postgres { url: Secret },
+}
+
+/// The variable `storage.url` is read from when the file does not name one.
+pub const DATABASE_URL_VAR: &str = "TOCSIN_DATABASE_URL";
 
 /// `[rules]`: which rules, and how they are evaluated.
 #[derive(Clone, Debug, PartialEq)]
@@ -492,7 +511,9 @@ impl Default for Config {
                 },
             },
             storage: Storage {
+                backend: Backend::Redb,
                 path: PathBuf::from("data/tocsin.redb"),
+                retention: Duration::from_secs(30 * 86400),
             },
             rules: Rules {
                 paths: vec![PathBuf::from("rules")],

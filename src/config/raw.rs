@@ -63,7 +63,10 @@ pub(crate) struct RawServer {
 #[derive(Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct RawStorage {
+    pub backend: Str,
     pub path: Str,
+    pub url: Str,
+    pub retention: Str,
 }
 
 #[derive(Default, Deserialize)]

@@ -88,6 +88,14 @@ pub(super) async fn send(ctx: &Context, channels: &Channels, out: &Outgoing) -> 
         return outbox::Outcome::AlreadySent;
     }
     let m = &out.due;
+    // A replica that lost the lease on a shared state sends nothing more: the one
+    // that took it over owes the message now (under the same idempotency key).
+    if ctx.store.lease().is_none() {
+        return outbox::Outcome::Failed(crate::notify::SendError::Retry {
+            reason: "this replica lost the lease on the state".into(),
+            after: None,
+        });
+    }
     let mut result = outbox::Outcome::Delivered { reference: None };
     // Edits first: a failure after the post would post it again on the retry.
     for msg in out.edits.iter().chain(&out.post) {

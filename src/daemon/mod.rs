@@ -22,8 +22,10 @@ mod observed;
 mod ops;
 mod pipeline;
 mod reports;
+mod retention;
 mod run;
 mod schedule;
+mod standby;
 mod state;
 mod turn;
 mod upstream;
@@ -45,11 +47,12 @@ use crate::notify::Channels;
 use crate::rules::{self, RuleSet};
 use crate::series::{IncomingSample, SeriesError};
 use crate::silence::{Force, Silence};
-use crate::store::{RedbStore, Store, StoreError};
+use crate::store::{PgStore, RedbStore, Store, StoreError};
 use intake::IntakeQueue;
 pub use observed::{ChannelStatus, Failure, RuleEvaluation};
 pub use run::{Held, LoopHandle};
 pub use schedule::Due;
+use standby::store_lease;
 use state::Core;
 pub use views::{PendingAlert, ReloadStatus, RuleStatus, Status};
 
@@ -64,6 +67,14 @@ pub enum OpenError {
     Store(#[from] StoreError),
     #[error("channels: {0}")]
     Channels(String),
+}
+
+/// The configured store: the redb file, or PostgreSQL (migrated on open).
+pub fn open_store(storage: &crate::config::Storage) -> Result<Box<dyn Store>, StoreError> {
+    Ok(match &storage.backend {
+        crate::config::Backend::Redb => Box::new(RedbStore::open(&storage.path)?),
+        crate::config::Backend::Postgres { url } => Box::new(PgStore::connect(url.expose())?),
+    })
 }
 
 /// Why an operation on the daemon was refused.
@@ -130,6 +141,10 @@ pub(crate) struct Context {
     wake: tokio::sync::Notify,
     /// Bumped after every write of the state: live pages look again then.
     changes: watch::Sender<u64>,
+    /// The lease epoch the in-memory state was read under (`Store::lease`);
+    /// `u64::MAX` when read as a standby. A new epoch means another replica may
+    /// have acted meanwhile: the state is read again before this one acts.
+    acting: std::sync::atomic::AtomicU64,
 }
 
 impl Context {
@@ -216,10 +231,11 @@ impl Daemon {
             .map_err(|d| OpenError::Rules(rules::diagnostic::render(&sources, &d, false)))?;
         let store = match store {
             Some(store) => store,
-            None => Box::new(RedbStore::open(&config.storage.path)?),
+            None => open_store(&config.storage)?,
         };
         // The notification log only has to outlive retries (a day at most).
         store.prune_sent(now - Duration::from_secs(7 * 86400))?;
+        let lease = store_lease(&*store);
         let metrics = Metrics::default();
         metrics.rules.set(set.alerts.len() as i64);
         let ctx = Context {
@@ -233,6 +249,7 @@ impl Daemon {
             sleeping_until: AtomicI64::new(i64::MAX),
             wake: tokio::sync::Notify::new(),
             changes: watch::Sender::new(0),
+            acting: std::sync::atomic::AtomicU64::new(lease),
         };
         let loaded = ReloadStatus {
             at: now,
@@ -240,6 +257,10 @@ impl Daemon {
             refused: None,
         };
         let core = Core::open(&ctx, set, now)?;
+        if lease != u64::MAX {
+            // The state was read after the lease was taken.
+            ctx.store.act_under(lease);
+        }
         ctx.metrics
             .set_alert_states(core.engine.alerts().map(|a| &a.state));
         log_opened(&ctx, &core, &channels, &sources);
@@ -293,9 +314,10 @@ impl Daemon {
         self.shared.ctx.opened_at
     }
 
-    /// Whether state changes can be made durable right now.
+    /// Whether state changes can be made durable right now: the store takes
+    /// writes, and this replica holds the lease on a shared state.
     pub fn ready(&self) -> bool {
-        self.shared.ctx.store_ok()
+        self.shared.ctx.store_ok() && self.shared.ctx.store.lease().is_some()
     }
 
     /// The core, locked. A panic while holding the lock leaves the core as
@@ -338,6 +360,23 @@ impl Daemon {
         .await?
     }
 
+    /// [`Daemon::with_core`] for a change a client is answered about: refused
+    /// while the state in memory may hold changes that were never committed (a
+    /// failed commit, and the store could not be read back since: a database that
+    /// is down). Acting on such a state could answer 2xx for what no store holds.
+    async fn with_fresh_core<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Context, &mut Core, Timestamp) -> Result<T, OpError> + Send + 'static,
+    ) -> Result<T, OpError> {
+        self.with_core(move |ctx, core, now| {
+            if ctx.stale.load(Ordering::SeqCst) {
+                return Err(OpError::Store(StoreError::Stale));
+            }
+            f(ctx, core, now)
+        })
+        .await
+    }
+
     /// Takes a batch of samples whole or not at all, then evaluates the rules that
     /// read what it brought.
     /// Every way samples come in (JSON, the text format, scrapes) ends here, so the
@@ -360,7 +399,7 @@ impl Daemon {
                 why,
             });
         }
-        self.with_core(move |ctx, core, now| core.ingest(ctx, &samples, now))
+        self.with_fresh_core(move |ctx, core, now| core.ingest(ctx, &samples, now))
             .await
     }
 
@@ -403,6 +442,14 @@ impl Daemon {
             .inc_by(alerts.len() as u64);
         let count = alerts.len();
         self.blocking(move |d| {
+            if d.shared.ctx.stale.load(Ordering::SeqCst) {
+                // `core` reads the state back first; refused if it still cannot
+                // (as in `with_fresh_core`), before the alerts join the queue.
+                drop(d.core());
+                if d.shared.ctx.stale.load(Ordering::SeqCst) {
+                    return Err(OpError::Store(StoreError::Stale));
+                }
+            }
             let ticket = d
                 .shared
                 .intake
@@ -422,7 +469,7 @@ impl Daemon {
     /// number or fingerprint).
     pub async fn act(&self, id: &str, event: Event) -> Result<AlertView, OpError> {
         let id = id.to_string();
-        self.with_core(move |ctx, core, now| core.act(ctx, &id, event, now))
+        self.with_fresh_core(move |ctx, core, now| core.act(ctx, &id, event, now))
             .await
     }
 
@@ -433,7 +480,7 @@ impl Daemon {
         addresses: Vec<crate::escalation::Address>,
         event: Event,
     ) -> Result<Vec<AlertView>, OpError> {
-        self.with_core(move |ctx, core, now| core.act_paged(ctx, &addresses, event, now))
+        self.with_fresh_core(move |ctx, core, now| core.act_paged(ctx, &addresses, event, now))
             .await
     }
 
@@ -441,7 +488,7 @@ impl Daemon {
     /// alerts at once. One that matches every alert needs [`Force::Yes`], which only
     /// the HTTP API passes on request.
     pub async fn add_silence(&self, silence: Silence, force: Force) -> Result<Silence, OpError> {
-        self.with_core(move |ctx, core, now| core.add_silence(ctx, silence, force, now))
+        self.with_fresh_core(move |ctx, core, now| core.add_silence(ctx, silence, force, now))
             .await
     }
 
@@ -450,14 +497,14 @@ impl Daemon {
     /// that stands.
     pub async fn update_silence(&self, id: &str, new: Silence) -> Result<Silence, OpError> {
         let id = id.to_string();
-        self.with_core(move |ctx, core, now| core.update_silence(ctx, &id, new, now))
+        self.with_fresh_core(move |ctx, core, now| core.update_silence(ctx, &id, new, now))
             .await
     }
 
     /// Ends a silence now; its alerts resume.
     pub async fn expire_silence(&self, id: &str) -> Result<Silence, OpError> {
         let id = id.to_string();
-        self.with_core(move |ctx, core, now| core.expire_silence(ctx, &id, now))
+        self.with_fresh_core(move |ctx, core, now| core.expire_silence(ctx, &id, now))
             .await
     }
 
@@ -481,7 +528,7 @@ impl Daemon {
         self.blocking(move |d| {
             let (view, fp) = {
                 let core = d.core();
-                let fp = core.resolve_id(&id)?;
+                let fp = core.find(&d.shared.ctx, &id)?;
                 (
                     core.view(&d.shared.ctx, core.engine.alert(fp).expect("found")),
                     fp,

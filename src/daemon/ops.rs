@@ -131,7 +131,7 @@ impl Core {
         event: Event,
         now: Timestamp,
     ) -> Result<AlertView, OpError> {
-        let fp = self.resolve_id(id)?;
+        let fp = self.find(ctx, id)?;
         let outcome = self.engine.apply(fp, &event, now)?;
         pipeline::commit(ctx, self, now, Step::from(outcome))?;
         Ok(self.view(ctx, self.engine.alert(fp).expect("just acted on")))

@@ -45,7 +45,8 @@ pub(super) async fn run(daemon: Daemon, index: usize) {
             return;
         }
     };
-    let report = crate::report::summarize(&history, due - schedule.period, due);
+    let report = crate::report::summarize(&history, due - schedule.period, due)
+        .with_retention(now - ctx.config.storage.retention);
     let sent = daemon
         .shared
         .channels

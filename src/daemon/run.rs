@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::standby::STANDBY_POLL;
 use super::state::Core;
 use super::{Daemon, delivery, reports, turn, upstream};
 use crate::clock::{Clock, ManualClock, Timestamp};
@@ -96,7 +97,16 @@ impl Daemon {
     /// The loop `tocsin serve` runs: a turn, then sleep until the next deadline or
     /// until something new is armed, until `stop` says so.
     async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut last_read = std::time::Instant::now();
         loop {
+            if !self.acting(&mut last_read).await {
+                // A standby: another replica holds the lease, and acts.
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    _ = tokio::time::sleep(STANDBY_POLL) => {}
+                }
+                continue;
+            }
             self.advance().await;
             let next = {
                 let core = self.queue();

@@ -35,6 +35,8 @@ pub enum Due {
     Deliveries,
     /// A scheduled report (by index in the config), or its retry.
     Report(usize),
+    /// The next batch of the retention sweep, or the next sweep.
+    Retention,
     /// Ask an Alertmanager (by index in `[[channels.alertmanager]]`) which of the
     /// alerts tocsin silenced there it still holds.
     Upstream(usize),

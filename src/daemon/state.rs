@@ -42,6 +42,8 @@ pub(super) struct Core {
     pub reports: Vec<ReportState>,
     /// Each rule's last evaluation and each channel's last sends, for the web UI.
     pub observed: Observed,
+    /// The retention sweep's progress.
+    pub retention: super::retention::Sweep,
     /// Per Alertmanager in `[[channels.alertmanager]]`, when it was last asked
     /// what it holds (see `upstream.rs`). In memory: after a restart the watch
     /// starts over.
@@ -86,8 +88,13 @@ impl Core {
             schedule: Schedule::default(),
             reports,
             observed: Observed::default(),
+            retention: Default::default(),
             upstream_watched: vec![None; config.channels.alertmanagers.len()],
         };
+        // The first sweep an hour after start, as every later one: a restart in
+        // the middle of an outage owes its first minutes to intake, and the next
+        // deadline after a start stays the rules' evaluation.
+        core.retention.next = Some(now + super::retention::EVERY);
         core.take(ctx, loaded, now);
         Ok(core)
     }
@@ -176,6 +183,18 @@ impl Core {
             .or_else(by_fp)
             .map(|a| a.fingerprint)
             .ok_or_else(|| OpError::NotFound(format!("no alert with id {id}")))
+    }
+
+    /// [`Core::resolve_id`], saying why an incident number names no alert held
+    /// now (past retention, or fired again since): reads the store.
+    pub fn find(&self, ctx: &Context, id: &str) -> Result<Fingerprint, OpError> {
+        self.resolve_id(id).map_err(|e| {
+            let gone = id
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| super::retention::gone(ctx, self, n));
+            gone.map_or(e, OpError::NotFound)
+        })
     }
 
     pub fn view(&self, ctx: &Context, alert: &Alert) -> AlertView {
@@ -287,6 +306,7 @@ impl Core {
             Due::Evaluation => core.schedule.when(due),
             Due::Escalation(fp) => core.escalations.get(fp)?.due_at,
             Due::Deliveries => core.outbox.next_due(),
+            Due::Retention => core.retention.next,
             Due::Upstream(i) => core.upstream_due(ctx, *i, now),
             Due::Report(i) => {
                 let schedule = config.reports.get(*i)?;
@@ -345,6 +365,7 @@ impl Core {
             core.arm(ctx, Due::Upstream(i), now);
         }
         core.arm(ctx, Due::Deliveries, now);
+        core.arm(ctx, Due::Retention, now);
         ctx.deadline_set(Some(evaluation));
     }
 }

@@ -51,6 +51,15 @@ pub(super) fn run_due(ctx: &Context, core: &mut Core, now: Timestamp) -> Result<
             Due::Escalation(fp) => escalations_due.push(*fp),
             Due::Deliveries => turn.deliveries = true,
             Due::Report(i) => turn.reports.push(*i),
+            Due::Retention => match super::retention::turn(ctx, core, now) {
+                Ok(p) if p.alerts > 0 => {
+                    tracing::info!(alerts = p.alerts, "pruned alerts past retention")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot prune past retention; trying again at the next sweep")
+                }
+            },
             Due::Upstream(i) => turn.upstream_watches.push(*i),
         }
         if !matches!(

@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a message goes. Ordered and serializable: escalation remembers the set of
 /// addresses it notified, so a resolve reaches exactly those.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(tag = "via", rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Address {
     /// Standard output of the daemon.
     Console,
@@ -25,6 +24,54 @@ pub enum Address {
     Webhook { name: String },
     /// An Alertmanager an alert came from, by its configured name: an ack
     /// silences the alert there, and its end expires the silence.
+    Alertmanager { name: String },
+}
+
+/// JSON (files of schema version 3, read when they are migrated) names the
+/// channel in a `via` field: `{"via": "slack", "channel": "#ops"}`. Binary formats
+/// (the store's) cannot read such a tag before knowing the variant, so they write
+/// the variant's index first.
+impl Serialize for Address {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            Tagged::serialize(self, s)
+        } else {
+            Indexed::serialize(self, s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Address, D::Error> {
+        if d.is_human_readable() {
+            Tagged::deserialize(d)
+        } else {
+            Indexed::deserialize(d)
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Address", tag = "via", rename_all = "snake_case")]
+enum Tagged {
+    Console,
+    Slack { channel: String },
+    Email { to: Vec<String> },
+    Sms { to: String },
+    Voice { to: String },
+    Webhook { name: String },
+    Alertmanager { name: String },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Address")]
+enum Indexed {
+    Console,
+    Slack { channel: String },
+    Email { to: Vec<String> },
+    Sms { to: String },
+    Voice { to: String },
+    Webhook { name: String },
     Alertmanager { name: String },
 }
 

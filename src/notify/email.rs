@@ -304,6 +304,9 @@ fn report_text(schedule_name: &str, report: &Report) -> String {
         report.from.to_rfc3339(),
         report.to.to_rfc3339()
     );
+    if let Some(note) = report.retention_note() {
+        let _ = writeln!(out, "{note}\n");
+    }
     for (name, value) in report_numbers(report) {
         let _ = writeln!(out, "{:<17}{value}", format!("{name}:"));
     }
@@ -338,6 +341,13 @@ fn report_html(schedule_name: &str, report: &Report) -> String {
         report.from.to_rfc3339(),
         report.to.to_rfc3339()
     );
+    if let Some(note) = report.retention_note() {
+        let _ = writeln!(
+            out,
+            "<tr><td colspan=\"2\" style=\"{TD}\"><em>{}</em></td></tr>",
+            html(&note)
+        );
+    }
     for (name, value) in report_numbers(report) {
         let _ = writeln!(
             out,

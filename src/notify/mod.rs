@@ -48,13 +48,17 @@ pub struct AlertSnapshot {
     pub acked_by: Option<String>,
     pub acked_at: Option<Timestamp>,
     /// What the person who acked wrote.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // `default` reads snapshots stored before these fields. Never
+    // `skip_serializing_if`: the store's encoding (postcard, `store/codec.rs`)
+    // has no field names, so a skipped field shifts every byte after it and the
+    // outbox record no longer reads. Webhooks get `null`, as for `acked_by`.
+    #[serde(default)]
     pub ack_note: Option<String>,
     /// Who resolved it by hand, and what they wrote; None when its condition or
     /// its sender resolved it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub resolved_by: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub resolve_note: Option<String>,
     /// Where the alert came from, when another system evaluated it.
     pub generator_url: Option<String>,

@@ -1,13 +1,14 @@
 //! The embedded backend: every table in one redb file. The only module that
 //! touches redb.
 
-use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::codec::{decode, encode};
+use super::journal::Journal;
 use super::schema::{
     self, ALERTS, INCIDENTS, META, NEXT_INCIDENT_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY, TIMELINE,
 };
@@ -19,15 +20,24 @@ use crate::labels::Fingerprint;
 use crate::outbox::Delivery;
 
 /// The state in one redb file (or an in-memory redb, for tests and `tocsin test`).
+/// A file store commits through its journal (`journal.rs`), folded into the file
+/// in the background; other stores commit to redb directly.
 pub struct RedbStore {
+    db: Arc<Db>,
+    /// Set while a deferred commit waits for a durable one (direct commits).
+    unsynced: std::sync::atomic::AtomicBool,
+    journal: Option<Arc<Journal>>,
+    folder: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The redb database, shared with the journal's folder.
+struct Db {
     /// None while the database could not be opened again after an I/O error.
     db: std::sync::RwLock<Option<Database>>,
     /// Opens the database again. redb refuses every transaction after an I/O error
     /// (`PreviousIo`) until it is closed and reopened: without this, one moment of
     /// a full disk would refuse every write until tocsin restarts.
     reopen: Option<Reopen>,
-    /// Set while a deferred commit waits for a durable one.
-    unsynced: std::sync::atomic::AtomicBool,
 }
 
 /// Creates `dir` and any missing parents, each readable by its owner only.
@@ -119,7 +129,23 @@ impl RedbStore {
         // vanished or was emptied meanwhile is an error, not a fresh start.
         let owned = path.to_path_buf();
         let reopen = move || builder().open(&owned);
-        RedbStore::init(db, Some(Box::new(reopen)))
+        let mut store = RedbStore::init(db, Some(Box::new(reopen)))?;
+        let folded = store.meta(schema::JOURNAL_FOLDED_KEY)?.unwrap_or(0);
+        let db = store.db.clone();
+        let fold = move |batches: &[Arc<Batch>], generation: u64| db.fold(batches, generation);
+        let journal = Arc::new(Journal::open(path, folded, &fold)?);
+        let folder = journal.clone();
+        store.folder = Some(
+            std::thread::Builder::new()
+                .name("tocsin-fold".into())
+                .spawn(move || folder.run_folder(&fold))
+                .map_err(|e| StoreError::Journal {
+                    path: path.to_path_buf(),
+                    source: e,
+                })?,
+        );
+        store.journal = Some(journal);
+        Ok(store)
     }
 
     /// A store that lives in memory only: for tests and `tocsin test`.
@@ -155,12 +181,65 @@ impl RedbStore {
         }
         txn.commit()?;
         Ok(RedbStore {
-            db: std::sync::RwLock::new(Some(db)),
-            reopen,
+            db: Arc::new(Db {
+                db: std::sync::RwLock::new(Some(db)),
+                reopen,
+            }),
             unsynced: std::sync::atomic::AtomicBool::new(false),
+            journal: None,
+            folder: None,
         })
     }
 
+    /// The open database, reopening it first if an I/O error closed it.
+    fn db(&self) -> Result<Open<'_>, StoreError> {
+        self.db.db()
+    }
+
+    /// Waits until the journal's frames are in the database, before a read of
+    /// what is not held in memory.
+    fn drain(&self) -> Result<(), StoreError> {
+        match &self.journal {
+            Some(j) => j.drain(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Raw access for whole-state copies between backends (`transfer.rs`).
+impl RedbStore {
+    /// A read transaction over everything committed, the journal folded first.
+    pub(super) fn read_all(&self) -> Result<redb::ReadTransaction, StoreError> {
+        self.drain()?;
+        Ok(self.db()?.begin_read()?)
+    }
+
+    /// Runs `f` in one durable write transaction, after the journal is folded.
+    pub(super) fn write_raw(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.drain()?;
+        let txn = self.db()?.begin_write()?;
+        f(&txn)?;
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+impl Drop for RedbStore {
+    /// Folds what is left, so the next start has no journal to replay.
+    fn drop(&mut self) {
+        if let Some(j) = &self.journal {
+            j.stop();
+        }
+        if let Some(folder) = self.folder.take() {
+            let _ = folder.join();
+        }
+    }
+}
+
+impl Db {
     /// The open database, reopening it first if an I/O error closed it.
     fn db(&self) -> Result<Open<'_>, StoreError> {
         let read = || self.db.read().unwrap_or_else(|e| e.into_inner());
@@ -191,7 +270,9 @@ impl RedbStore {
         tracing::info!("state database reopened after an I/O error");
         Ok(())
     }
+}
 
+impl RedbStore {
     /// The schema version recorded in the file.
     pub fn schema_version(&self) -> Result<u64, StoreError> {
         self.meta(SCHEMA_VERSION_KEY).map(|v| v.unwrap_or(0))
@@ -203,6 +284,7 @@ impl RedbStore {
     }
 
     fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        self.drain()?;
         let txn = self.db()?.begin_read()?;
         let meta = txn.open_table(META)?;
         Ok(meta.get(key)?.map(|v| v.value()))
@@ -210,6 +292,7 @@ impl RedbStore {
 
     /// Every stored alert, in fingerprint order.
     pub fn load_alerts(&self) -> Result<Vec<Alert>, StoreError> {
+        self.drain()?;
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(ALERTS)?;
         let mut out = Vec::new();
@@ -221,6 +304,7 @@ impl RedbStore {
     }
 
     pub fn alert(&self, fingerprint: Fingerprint) -> Result<Option<Alert>, StoreError> {
+        self.drain()?;
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(ALERTS)?;
         let value = table.get(fingerprint.0)?;
@@ -232,6 +316,7 @@ impl RedbStore {
     /// The alert that incident `id` was opened for (it may have fired again since,
     /// under a newer id).
     pub fn alert_by_incident(&self, id: u64) -> Result<Option<Alert>, StoreError> {
+        self.drain()?;
         let txn = self.db()?.begin_read()?;
         let Some(fp) = txn.open_table(INCIDENTS)?.get(id)?.map(|v| v.value()) else {
             return Ok(None);
@@ -245,6 +330,7 @@ impl RedbStore {
 
     /// Every stored silence, expired ones included (they are history).
     pub fn load_silences(&self) -> Result<Vec<crate::silence::Silence>, StoreError> {
+        self.drain()?;
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(schema::SILENCES)?;
         let mut out = Vec::new();
@@ -267,9 +353,10 @@ impl RedbStore {
 
     fn load_all<T: DeserializeOwned>(
         &self,
-        def: redb::TableDefinition<u64, &str>,
+        def: redb::TableDefinition<u64, &[u8]>,
         name: &'static str,
     ) -> Result<Vec<T>, StoreError> {
+        self.drain()?;
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(def)?;
         let mut out = Vec::new();
@@ -292,12 +379,31 @@ impl RedbStore {
     }
 
     fn write(&self, batch: &Batch, durability: redb::Durability) -> Result<(), StoreError> {
+        self.db.write(std::iter::once(batch), durability, None)
+    }
+}
+
+impl Db {
+    /// Writes `batches` in one transaction, with the last journal generation they
+    /// hold if they come from the journal. A failed write reopens the database.
+    fn write<'a>(
+        &self,
+        batches: impl Iterator<Item = &'a Batch>,
+        durability: redb::Durability,
+        folded: Option<u64>,
+    ) -> Result<(), StoreError> {
         let applied = (|| -> Result<(), StoreError> {
             let mut txn = self.db()?.begin_write()?;
             txn.set_durability(durability).expect(
                 "tocsin opens redb in single-process mode, where any durability is allowed",
             );
-            write_batch(&txn, batch)?;
+            for batch in batches {
+                write_batch(&txn, batch)?;
+            }
+            if let Some(generation) = folded {
+                txn.open_table(META)?
+                    .insert(schema::JOURNAL_FOLDED_KEY, generation)?;
+            }
             txn.commit()?;
             Ok(())
         })();
@@ -308,6 +414,12 @@ impl RedbStore {
             let _ = self.reopen();
         }
         applied
+    }
+
+    /// One fold of the journal: its batches, durably, in one transaction.
+    fn fold(&self, batches: &[Arc<Batch>], generation: u64) -> Result<(), StoreError> {
+        let batches = batches.iter().map(|b| &**b);
+        self.write(batches, redb::Durability::Immediate, Some(generation))
     }
 }
 
@@ -324,6 +436,9 @@ impl Store for RedbStore {
     }
 
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StoreError> {
+        if let Some(j) = &self.journal {
+            return j.append(batch, durability == Durability::Immediate);
+        }
         match durability {
             Durability::Immediate => {
                 self.write(batch, redb::Durability::Immediate)?;
@@ -342,6 +457,9 @@ impl Store for RedbStore {
     }
 
     fn sync(&self) -> Result<(), StoreError> {
+        if let Some(j) = &self.journal {
+            return j.sync();
+        }
         if self.unsynced.load(std::sync::atomic::Ordering::SeqCst) {
             self.apply(&Batch::default())?;
         }
@@ -350,6 +468,7 @@ impl Store for RedbStore {
 
     /// One alert's timeline, oldest first.
     fn timeline(&self, fingerprint: Fingerprint) -> Result<Vec<TimelineEntry>, StoreError> {
+        self.drain()?;
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(TIMELINE)?;
         let mut out = Vec::new();
@@ -367,12 +486,18 @@ impl Store for RedbStore {
 
     /// Whether the notification log has this idempotency key: the message went out.
     fn was_sent(&self, key: &str) -> Result<bool, StoreError> {
+        if self.journal.as_ref().is_some_and(|j| j.was_sent(key)) {
+            return Ok(true);
+        }
         let txn = self.db()?.begin_read()?;
         Ok(txn.open_table(schema::SENT)?.get(key)?.is_some())
     }
 
     /// The reference of the last message about `fp` on `address`.
     fn reference(&self, fp: Fingerprint, address: &str) -> Result<Option<String>, StoreError> {
+        if let Some(r) = self.journal.as_ref().and_then(|j| j.reference(fp, address)) {
+            return Ok(Some(r));
+        }
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(schema::MESSAGE_REFS)?;
         Ok(table.get((fp.0, address))?.map(|v| v.value().to_string()))
@@ -380,14 +505,23 @@ impl Store for RedbStore {
 
     /// When a scheduled job last ran.
     fn job_ran(&self, name: &str) -> Result<Option<Timestamp>, StoreError> {
+        self.drain()?;
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(schema::JOBS)?;
         Ok(table.get(name)?.map(|v| Timestamp(v.value())))
     }
 
+    fn incident(&self, id: u64) -> Result<Option<Fingerprint>, StoreError> {
+        self.drain()?;
+        let txn = self.db()?.begin_read()?;
+        let table = txn.open_table(INCIDENTS)?;
+        Ok(table.get(id)?.map(|v| Fingerprint(v.value())))
+    }
+
     /// Forgets notification-log keys confirmed before `before`: a delivery owed
     /// that long ago is not retried any more, so its key can go.
     fn prune_sent(&self, before: Timestamp) -> Result<usize, StoreError> {
+        self.drain()?;
         let txn = self.db()?.begin_write()?;
         let n = {
             let mut table = txn.open_table(schema::SENT)?;
@@ -407,15 +541,15 @@ impl Store for RedbStore {
     }
 }
 
-fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> {
+pub(super) fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> {
     let mut meta = txn.open_table(META)?;
     let mut alerts = txn.open_table(ALERTS)?;
     let mut timeline = txn.open_table(TIMELINE)?;
     let mut incidents = txn.open_table(INCIDENTS)?;
     let mut silences = txn.open_table(schema::SILENCES)?;
     for silence in &batch.silences {
-        let json = encode("silences", &silence.id, silence)?;
-        silences.insert(silence.id.as_str(), json.as_str())?;
+        let bytes = encode("silences", &silence.id, silence)?;
+        silences.insert(silence.id.as_str(), bytes.as_slice())?;
     }
 
     let stored_next = meta.get(NEXT_INCIDENT_KEY)?.map(|v| v.value());
@@ -430,7 +564,7 @@ fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> 
             alerts.remove(fp.0)?;
             continue;
         }
-        alerts.insert(fp.0, encode("alerts", fp, alert)?.as_str())?;
+        alerts.insert(fp.0, encode("alerts", fp, alert)?.as_slice())?;
         if let Some(id) = alert.incident {
             // The first writer of an id wins: ids are never re-pointed.
             if incidents.get(id)?.is_none() {
@@ -440,22 +574,17 @@ fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> 
         }
     }
 
-    // The next seq per alert: one range lookup per alert per batch.
-    let mut seqs: HashMap<u64, u64> = HashMap::new();
-    for (fp, entry) in &batch.timeline {
-        let seq = match seqs.get(&fp.0) {
-            Some(s) => *s,
-            None => {
-                let last = timeline.range((fp.0, 0)..=(fp.0, u64::MAX))?.next_back();
-                match last {
-                    Some(row) => row?.0.value().1 + 1,
-                    None => 0,
-                }
-            }
-        };
-        let key = format!("{fp}/{seq}");
-        timeline.insert((fp.0, seq), encode("timeline", key, entry)?.as_str())?;
-        seqs.insert(fp.0, seq + 1);
+    if !batch.timeline.is_empty() {
+        let mut seq = meta
+            .get(schema::NEXT_TIMELINE_KEY)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        for (fp, entry) in &batch.timeline {
+            let bytes = encode("timeline", format_args!("{fp}/{seq}"), entry)?;
+            timeline.insert((fp.0, seq), bytes.as_slice())?;
+            seq += 1;
+        }
+        meta.insert(schema::NEXT_TIMELINE_KEY, seq)?;
     }
 
     if stored_next != Some(next) {
@@ -466,7 +595,7 @@ fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> 
     for (fp, esc) in &batch.escalations {
         match esc {
             Some(e) => {
-                escalations.insert(fp.0, encode("escalations", fp, e)?.as_str())?;
+                escalations.insert(fp.0, encode("escalations", fp, e)?.as_slice())?;
             }
             None => {
                 escalations.remove(fp.0)?;
@@ -480,7 +609,7 @@ fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> 
         .unwrap_or(1);
     let stored_delivery = next_delivery;
     for d in &batch.outbox {
-        outbox.insert(d.id, encode("outbox", d.id, d)?.as_str())?;
+        outbox.insert(d.id, encode("outbox", d.id, d)?.as_slice())?;
         next_delivery = next_delivery.max(d.id + 1);
     }
     for id in &batch.outbox_done {
@@ -501,29 +630,32 @@ fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> 
     for (name, at) in &batch.jobs {
         jobs.insert(name.as_str(), at.0)?;
     }
+    for fp in &batch.forgotten {
+        let old = alerts.remove(fp.0)?;
+        let old: Option<Alert> = old.map(|v| decode("alerts", fp, v.value())).transpose()?;
+        if let Some(id) = old.and_then(|a| a.incident)
+            && incidents.get(id)?.map(|v| v.value()) == Some(fp.0)
+        {
+            incidents.remove(id)?;
+        }
+        escalations.remove(fp.0)?;
+        timeline.retain_in((fp.0, 0)..=(fp.0, u64::MAX), |_, _| false)?;
+        refs.retain_in((fp.0, "")..=(fp.0, "\u{10ffff}"), |_, _| false)?;
+    }
+    for (fp, before) in &batch.timeline_before {
+        let mut undecodable = None;
+        timeline.retain_in((fp.0, 0)..=(fp.0, u64::MAX), |(_, seq), v| {
+            match decode::<TimelineEntry>("timeline", format_args!("{fp}/{seq}"), v) {
+                Ok(e) => e.at >= *before,
+                Err(e) => {
+                    undecodable.get_or_insert(e);
+                    true
+                }
+            }
+        })?;
+        if let Some(e) = undecodable {
+            return Err(e);
+        }
+    }
     Ok(())
-}
-
-fn encode<T: Serialize>(
-    table: &'static str,
-    key: impl ToString,
-    value: &T,
-) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|source| StoreError::Encode {
-        table,
-        key: key.to_string(),
-        source,
-    })
-}
-
-fn decode<T: DeserializeOwned>(
-    table: &'static str,
-    key: impl ToString,
-    json: &str,
-) -> Result<T, StoreError> {
-    serde_json::from_str(json).map_err(|source| StoreError::Decode {
-        table,
-        key: key.to_string(),
-        source,
-    })
 }

@@ -34,6 +34,11 @@ pub enum StoreError {
     /// A failed commit as each request it carried sees it (group commit).
     #[error("{0}")]
     Shared(String),
+    #[error("cannot write the state journal {path}: {source}")]
+    Journal {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the state database is closed after an I/O error and cannot be opened again yet")]
     Closed,
     #[error("cannot start a state database transaction: {0}")]
@@ -48,17 +53,30 @@ pub enum StoreError {
         "the state database has schema version {found}, newer than the {supported} this tocsin supports: upgrade tocsin"
     )]
     UnsupportedSchema { found: u64, supported: u64 },
+    /// PostgreSQL refused or did not answer. The message never quotes the URL.
+    #[error("cannot {doing} in the PostgreSQL state database: {message}")]
+    Postgres {
+        doing: &'static str,
+        message: String,
+    },
+    /// A commit failed and the state could not be read back since: nothing is
+    /// answered until it can, lest a change never committed be confirmed.
+    #[error("the state store cannot be read back after a failed commit")]
+    Stale,
+    /// Another replica holds the lease on the shared state: this one may not commit.
+    #[error("this replica is a standby: another replica holds the lease on the state")]
+    Standby,
     #[error("cannot encode {table} record {key}: {source}")]
     Encode {
         table: &'static str,
         key: String,
-        source: serde_json::Error,
+        source: super::codec::CodecError,
     },
     #[error("corrupt {table} record {key}: {source}")]
     Decode {
         table: &'static str,
         key: String,
-        source: serde_json::Error,
+        source: super::codec::CodecError,
     },
 }
 

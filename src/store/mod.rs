@@ -1,7 +1,8 @@
 //! Persistence: alert state, timelines, escalations, the outbox and the
 //! notification log, behind one narrow interface ([`Store`]) so the daemon does not
 //! know which database holds them. [`RedbStore`] is the embedded backend (one
-//! redb file); a second backend is one more module implementing the trait.
+//! redb file); [`PgStore`] keeps the same tables in PostgreSQL, for replicas
+//! that share one state (`docs/ha.md`).
 //!
 //! Invariants every backend keeps:
 //! - A [`Batch`] is one transaction: after a crash either all of a step's changes
@@ -12,9 +13,16 @@
 //!   below an id already stored.
 //! - Timeline entries are append-only, in order per alert.
 
+pub mod codec;
 mod embedded;
 mod error;
+mod journal;
+mod lease;
+mod pg_batch;
+mod pg_schema;
+mod postgres;
 mod schema;
+pub mod transfer;
 
 use crate::alert::{Alert, TimelineEntry};
 use crate::clock::Timestamp;
@@ -24,6 +32,8 @@ use crate::outbox::Delivery;
 use crate::silence::Silence;
 pub use embedded::RedbStore;
 pub use error::StoreError;
+pub use pg_schema::PG_SCHEMA_VERSION;
+pub use postgres::PgStore;
 pub use schema::SCHEMA_VERSION;
 
 /// What the daemon keeps in memory, as last committed: read once at start, and
@@ -70,11 +80,27 @@ pub trait Store: Send + Sync {
     fn job_ran(&self, name: &str) -> Result<Option<Timestamp>, StoreError>;
     /// Forgets notification-log keys confirmed before `before`.
     fn prune_sent(&self, before: Timestamp) -> Result<usize, StoreError>;
+    /// The alert incident `id` was opened for, while the store still holds it
+    /// (pruned with its alert once past retention).
+    fn incident(&self, id: u64) -> Result<Option<Fingerprint>, StoreError>;
+    /// The lease under which this process may act on the state (commit, send), or
+    /// None while another replica holds it. A store only this process uses (redb)
+    /// always answers `Some(0)`. A shared store (PostgreSQL) answers the fencing
+    /// epoch of the lease it holds: a new number each time it takes the lease over,
+    /// when the state must be read again (another replica may have changed it), and
+    /// every commit is refused unless made under the lease it names.
+    fn lease(&self) -> Option<u64> {
+        Some(0)
+    }
+    /// The daemon read the state under lease `epoch` and acts under it from now
+    /// on: a shared store fences every commit with this epoch, not with a lease
+    /// taken since that the state in memory does not know of yet.
+    fn act_under(&self, _epoch: u64) {}
 }
 
 /// Everything one step (an evaluation, an operator action, a delivery settled)
 /// changed, written together.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Batch {
     /// Alerts to write as they are now. An inactive alert with no incident is
     /// deleted instead: it has nothing to remember.
@@ -99,6 +125,13 @@ pub struct Batch {
     pub references: Vec<(Fingerprint, String, String)>,
     /// Scheduled jobs that ran, and when.
     pub jobs: Vec<(String, Timestamp)>,
+    /// Alerts past retention: the alert, its whole timeline, its escalation, its
+    /// message references and its incident number's entry are deleted. The
+    /// incident counter is not touched.
+    pub forgotten: Vec<Fingerprint>,
+    /// Per alert, timeline entries before this instant are deleted (history of
+    /// incidents past retention).
+    pub timeline_before: Vec<(Fingerprint, Timestamp)>,
 }
 
 impl Batch {
@@ -113,5 +146,7 @@ impl Batch {
             && self.sent.is_empty()
             && self.references.is_empty()
             && self.jobs.is_empty()
+            && self.forgotten.is_empty()
+            && self.timeline_before.is_empty()
     }
 }

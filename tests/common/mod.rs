@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod disk;
+pub mod postgres;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -34,10 +35,17 @@ pub fn daemon_dir(name: &str, rules: &str) -> std::path::PathBuf {
 
 /// The config of an in-process daemon over `dir` on 127.0.0.1:0. Rules are
 /// evaluated an hour apart, so tests drive time by hand (pushes evaluate at once).
+/// With `TOCSIN_TEST_STORE=postgres` the state is in PostgreSQL instead of the redb
+/// file (a database per `dir`): `.ci/run` runs the engine suites both ways.
 pub fn test_config(dir: &Path) -> tocsin::config::Config {
     let mut c = tocsin::config::Config::default();
     c.server.listen = "127.0.0.1:0".parse().unwrap();
     c.storage.path = dir.join("data/tocsin.redb");
+    if let Some(url) = postgres::for_dir(dir) {
+        c.storage.backend = tocsin::config::Backend::Postgres {
+            url: tocsin::config::Secret::new(url),
+        };
+    }
     c.rules.paths = vec![dir.join("rules")];
     c.rules.evaluation_interval = std::time::Duration::from_secs(3600);
     c

@@ -1,0 +1,468 @@
+//! The write-ahead journal of the embedded store: what makes a commit durable.
+//!
+//! A commit appends its batch to the journal file as one frame and syncs the file
+//! (one sequential write and one `fdatasync`), and only then is it answered. A
+//! background thread folds the batches into the redb file in large transactions:
+//! thousands of alerts per fold touch each B-tree page once, where a commit per
+//! request rewrote a page per alert per table. After a crash, the frames not yet
+//! folded are applied again at open.
+//!
+//! Files: `<store>.journal.<generation>`. Each fold takes every frame appended so
+//! far and starts a new generation for the next ones; once the fold is durable in
+//! redb (which records the last generation it holds) the old files are deleted.
+//! A frame is `[length u32][crc32 u32][batch]`, little-endian, the batch in the
+//! record encoding (`codec.rs`); a torn or damaged frame ends its file at replay
+//! (it was never answered), and an append that fails starts a new file, so no
+//! later frame hides behind a torn one.
+//!
+//! Reads that need what is not folded yet (timelines, jobs, incidents, the whole
+//! state at start) wait for a fold first ([`Journal::drain`]); the two asked on
+//! every delivery (keys sent, message references) are answered from memory.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::codec;
+use super::{Batch, StoreError};
+use crate::labels::Fingerprint;
+
+/// Frames that wake the folder before its interval.
+const FOLD_FRAMES: usize = 512;
+/// The longest a frame waits to be folded.
+const FOLD_EVERY: Duration = Duration::from_millis(500);
+/// Bytes of frame header: length and checksum.
+const HEADER: usize = 8;
+
+/// Writes the batches of one fold into the database, with the last generation
+/// they hold: all of it, durably, or nothing.
+pub(super) type Fold<'a> = dyn Fn(&[Arc<Batch>], u64) -> Result<(), StoreError> + Send + Sync + 'a;
+
+pub(super) struct Journal {
+    base: PathBuf,
+    state: Mutex<State>,
+    /// Wakes the folder (frames waiting, a drain, or the stop).
+    wake: Condvar,
+    /// Wakes whoever waits for a fold to end.
+    folded: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    file: Option<File>,
+    /// Bytes of whole frames in `file`: a failed append is cut back to it.
+    len: u64,
+    /// The generation the next frame goes to.
+    generation: u64,
+    /// A deferred frame was written since the last sync.
+    unsynced: bool,
+    /// Frames appended and not folded, oldest first.
+    pending: Vec<Arc<Batch>>,
+    /// Frames a fold is writing (or failed to write: retried with the next one),
+    /// and the last generation they hold.
+    folding: Vec<Arc<Batch>>,
+    folding_generation: u64,
+    /// Keys sent and message references of the frames not folded.
+    sent: HashSet<String>,
+    references: HashMap<(u64, String), String>,
+    /// Someone waits for everything to be folded.
+    draining: bool,
+    /// The last fold failed, and why (drains return it until one succeeds).
+    failed: Option<String>,
+    stop: bool,
+}
+
+impl Journal {
+    /// Replays the journal files of `base` newer than `folded` through `fold`
+    /// (at open, before anything else is written), deletes them, and starts the
+    /// next generation.
+    pub fn open(base: &Path, folded: u64, fold: &Fold<'_>) -> Result<Journal, StoreError> {
+        let mut files = generations(base)?;
+        files.sort_unstable();
+        let mut batches = Vec::new();
+        let mut last = folded;
+        for &generation in &files {
+            if generation > folded {
+                batches.extend(read_frames(&file_of(base, generation))?);
+            }
+            last = last.max(generation);
+        }
+        if !batches.is_empty() || last > folded {
+            fold(&batches, last)?;
+        }
+        for generation in files {
+            let path = file_of(base, generation);
+            std::fs::remove_file(&path).map_err(|e| journal_error(&path, e))?;
+        }
+        Ok(Journal {
+            base: base.to_path_buf(),
+            state: Mutex::new(State {
+                generation: last + 1,
+                ..State::default()
+            }),
+            wake: Condvar::new(),
+            folded: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends `batch` as one frame; synced before returning when `sync`.
+    pub fn append(&self, batch: &Batch, sync: bool) -> Result<(), StoreError> {
+        let body = codec::encode("journal", "batch", batch)?;
+        let mut frame = Vec::with_capacity(HEADER + body.len());
+        frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        frame.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        frame.extend_from_slice(&body);
+        let mut state = self.lock();
+        let path = file_of(&self.base, state.generation);
+        let written = (|| {
+            if state.file.is_none() {
+                // Owner-only, as the state file: a frame holds the same phone
+                // numbers, addresses and notes.
+                let mut options = OpenOptions::new();
+                options.create(true).append(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let file = options.open(&path)?;
+                // A new file's name is durable only once its directory is synced:
+                // without it, a power loss can drop a file of answered frames.
+                sync_dir(&path)?;
+                state.file = Some(file);
+            }
+            let file = state.file.as_mut().expect("just opened");
+            file.write_all(&frame)?;
+            if sync {
+                file.sync_data()?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = written {
+            // A refused commit must not come back at replay: cut the frame off.
+            // Should that fail too, later frames go to a new file, so none hides
+            // behind a torn one.
+            let len = state.len;
+            if let Some(file) = state.file.take() {
+                let _ = file.set_len(len).and_then(|()| file.sync_data());
+            }
+            state.len = 0;
+            state.generation += 1;
+            return Err(journal_error(&path, e));
+        }
+        state.len += frame.len() as u64;
+        state.unsynced = !sync;
+        let batch = Arc::new(batch.clone());
+        for (key, _) in &batch.sent {
+            state.sent.insert(key.clone());
+        }
+        for (fp, address, reference) in &batch.references {
+            state
+                .references
+                .insert((fp.0, address.clone()), reference.clone());
+        }
+        state.pending.push(batch);
+        if state.pending.len() >= FOLD_FRAMES {
+            self.wake.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Syncs frames appended without it.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if !state.unsynced {
+            return Ok(());
+        }
+        let path = file_of(&self.base, state.generation);
+        if let Some(file) = &state.file {
+            file.sync_data().map_err(|e| journal_error(&path, e))?;
+        }
+        state.unsynced = false;
+        Ok(())
+    }
+
+    /// Whether a frame not folded yet logs `key` as sent.
+    pub fn was_sent(&self, key: &str) -> bool {
+        self.lock().sent.contains(key)
+    }
+
+    /// A message reference from a frame not folded yet.
+    pub fn reference(&self, fp: Fingerprint, address: &str) -> Option<String> {
+        self.lock()
+            .references
+            .get(&(fp.0, address.to_string()))
+            .cloned()
+    }
+
+    /// Waits until every frame appended so far is folded.
+    pub fn drain(&self) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        state.failed = None;
+        while !state.pending.is_empty() || !state.folding.is_empty() {
+            state.draining = true;
+            self.wake.notify_all();
+            state = self.folded.wait(state).unwrap_or_else(|e| e.into_inner());
+            if let Some(why) = &state.failed {
+                return Err(StoreError::Shared(why.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The folder's loop, on its own thread, until [`Journal::stop`]: folds when
+    /// enough frames wait, when one has waited [`FOLD_EVERY`], or when asked.
+    pub fn run_folder(&self, fold: &Fold<'_>) {
+        let mut state = self.lock();
+        loop {
+            let wanted = state.draining || state.stop || state.pending.len() >= FOLD_FRAMES;
+            if !wanted {
+                let (s, _) = self
+                    .wake
+                    .wait_timeout(state, FOLD_EVERY)
+                    .unwrap_or_else(|e| e.into_inner());
+                state = s;
+            }
+            if state.pending.is_empty() && state.folding.is_empty() {
+                state.draining = false;
+                self.folded.notify_all();
+                if state.stop {
+                    return;
+                }
+                continue;
+            }
+            // Take every frame so far; the next ones go to a new file.
+            let taken = std::mem::take(&mut state.pending);
+            state.folding.extend(taken);
+            state.folding_generation = state.generation;
+            if let Some(file) = state.file.take() {
+                // Deferred frames of the old file are durable before any frame of
+                // the next one is.
+                if state.unsynced {
+                    let _ = file.sync_data();
+                    state.unsynced = false;
+                }
+                state.generation += 1;
+                state.len = 0;
+            }
+            let folding = state.folding.clone();
+            let generation = state.folding_generation;
+            drop(state);
+            let result = fold(&folding, generation);
+            if result.is_ok() {
+                self.remove_files(generation);
+            }
+            state = self.lock();
+            match result {
+                Ok(()) => {
+                    let done = std::mem::take(&mut state.folding);
+                    forget_overlay(&mut state, &done);
+                    state.failed = None;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot fold the journal into the state database; retrying");
+                    state.failed = Some(e.to_string());
+                    self.folded.notify_all();
+                    if state.stop {
+                        return;
+                    }
+                    let (s, _) = self
+                        .wake
+                        .wait_timeout(state, FOLD_EVERY)
+                        .unwrap_or_else(|e| e.into_inner());
+                    state = s;
+                    continue;
+                }
+            }
+            if state.pending.is_empty() {
+                state.draining = false;
+            }
+            self.folded.notify_all();
+        }
+    }
+
+    /// Asks the folder to fold what is left and end.
+    pub fn stop(&self) {
+        self.lock().stop = true;
+        self.wake.notify_all();
+    }
+
+    fn remove_files(&self, up_to: u64) {
+        let Ok(files) = generations(&self.base) else {
+            return;
+        };
+        for generation in files.into_iter().filter(|g| *g <= up_to) {
+            let _ = std::fs::remove_file(file_of(&self.base, generation));
+        }
+    }
+}
+
+/// Drops the overlay entries of folded frames (unless a newer frame set them).
+fn forget_overlay(state: &mut State, done: &[Arc<Batch>]) {
+    let newer_sent: HashSet<&String> = state
+        .pending
+        .iter()
+        .flat_map(|b| b.sent.iter().map(|(k, _)| k))
+        .collect();
+    let gone: Vec<String> = done
+        .iter()
+        .flat_map(|b| b.sent.iter().map(|(k, _)| k))
+        .filter(|k| !newer_sent.contains(k))
+        .cloned()
+        .collect();
+    for key in gone {
+        state.sent.remove(&key);
+    }
+    for b in done {
+        for (fp, address, reference) in &b.references {
+            let key = (fp.0, address.clone());
+            if state.references.get(&key) == Some(reference) {
+                state.references.remove(&key);
+            }
+        }
+    }
+}
+
+fn file_of(base: &Path, generation: u64) -> PathBuf {
+    let mut name = base.as_os_str().to_owned();
+    name.push(format!(".journal.{generation}"));
+    PathBuf::from(name)
+}
+
+/// The generations of the journal files of `base`.
+fn generations(base: &Path) -> Result<Vec<u64>, StoreError> {
+    let dir = base
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Some(stem) = base.file_name().and_then(|n| n.to_str()) else {
+        return Ok(Vec::new());
+    };
+    let prefix = format!("{stem}.journal.");
+    let entries = std::fs::read_dir(dir).map_err(|e| journal_error(dir, e))?;
+    Ok(entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            name.to_str()?.strip_prefix(&prefix)?.parse().ok()
+        })
+        .collect())
+}
+
+/// The whole frames of one file, up to the first torn or damaged one.
+fn read_frames(path: &Path) -> Result<Vec<Arc<Batch>>, StoreError> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|e| journal_error(path, e))?;
+    let mut out = Vec::new();
+    let mut rest = bytes.as_slice();
+    while rest.len() >= HEADER {
+        let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
+        let Some(body) = rest.get(HEADER..HEADER + len) else {
+            break;
+        };
+        if crc32fast::hash(body) != crc {
+            break;
+        }
+        let batch: Batch = codec::decode("journal", path.display(), body)?;
+        out.push(Arc::new(batch));
+        rest = &rest[HEADER + len..];
+    }
+    Ok(out)
+}
+
+/// Syncs the directory holding `path`, so a file created there survives a power loss.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => File::open(".")?.sync_all(),
+    }
+}
+
+fn journal_error(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Journal {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Timestamp;
+
+    fn batch(job: &str) -> Batch {
+        Batch {
+            jobs: vec![(job.to_string(), Timestamp(1))],
+            ..Batch::default()
+        }
+    }
+
+    /// What a replay folds, by job name, and the generation it records.
+    fn replay(base: &Path, folded: u64) -> (Vec<String>, u64) {
+        let seen = Mutex::new((Vec::new(), 0));
+        let fold = |batches: &[Arc<Batch>], generation: u64| {
+            let mut seen = seen.lock().unwrap();
+            seen.0.extend(batches.iter().map(|b| b.jobs[0].0.clone()));
+            seen.1 = generation;
+            Ok(())
+        };
+        Journal::open(base, folded, &fold).unwrap();
+        seen.into_inner().unwrap()
+    }
+
+    fn base(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("tocsin-journal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("tocsin.redb")
+    }
+
+    #[test]
+    fn frames_not_folded_are_replayed_up_to_a_torn_one_and_then_deleted() {
+        let base = base("torn");
+        let nothing = |_: &[Arc<Batch>], _: u64| Ok(());
+        let journal = Journal::open(&base, 0, &nothing).unwrap();
+        for job in ["a", "b", "c"] {
+            journal.append(&batch(job), true).unwrap();
+        }
+        drop(journal);
+        // The last frame loses its last byte, as in a crash mid-write.
+        let file = file_of(&base, 1);
+        let len = std::fs::metadata(&file).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(len - 1)
+            .unwrap();
+        assert_eq!(replay(&base, 0), (vec!["a".into(), "b".into()], 1));
+        assert!(!file.exists(), "replayed files are deleted");
+        assert_eq!(replay(&base, 1), (vec![], 0), "nothing twice");
+    }
+
+    #[test]
+    fn generations_already_folded_are_not_replayed() {
+        let base = base("folded");
+        let nothing = |_: &[Arc<Batch>], _: u64| Ok(());
+        let journal = Journal::open(&base, 0, &nothing).unwrap();
+        journal.append(&batch("old"), true).unwrap();
+        drop(journal);
+        // The database says generation 1 is in it (a crash after the fold's
+        // commit, before its file was deleted): replaying it would apply it twice.
+        assert_eq!(replay(&base, 1), (vec![], 0));
+        assert!(!file_of(&base, 1).exists(), "the folded file is deleted");
+        let journal = Journal::open(&base, 1, &nothing).unwrap();
+        journal.append(&batch("new"), true).unwrap();
+        drop(journal);
+        assert!(file_of(&base, 2).exists(), "the next generation is new");
+        assert_eq!(replay(&base, 1), (vec!["new".into()], 2));
+    }
+}
