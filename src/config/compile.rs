@@ -4,7 +4,6 @@
 //! a field in error takes its default so checking can go on past it.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,10 +12,10 @@ use toml::Spanned;
 
 use super::env;
 use super::error::{Location, Problem, Source};
-use super::raw::{RawConfig, RawSize, RawToken, RawWeb, Str};
+use super::raw::{RawConfig, RawSize, Str};
 use super::{
     Backend, Config, ConfigSource, Console, DATABASE_URL_VAR, Limits, Log, LogFormat, Rules,
-    ScrapeTarget, Secret, Server, Storage, Token, Web,
+    ScrapeTarget, Secret, Server, Storage,
 };
 
 /// A scrape target's interval when none is given.
@@ -236,45 +235,6 @@ impl<'a> Compiler<'a> {
             log,
             web,
             source: ConfigSource(self.src.file.display().to_string()),
-        }
-    }
-
-    /// `[web]`: the proxy header naming the signed-in person, and the addresses
-    /// allowed to set it.
-    fn web(&mut self, raw: &RawWeb, defaults: Web) -> Web {
-        let user_header = raw.user_header.as_ref().and_then(|v| {
-            let name = self.text(v, "web.user_header")?;
-            let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-            if !name.is_empty() && name.chars().all(token) {
-                return Some(name.to_ascii_lowercase());
-            }
-            self.report(
-                v.span(),
-                format!("web.user_header: {name:?} is not an HTTP header name"),
-            );
-            None
-        });
-        let trusted_proxies = match &raw.trusted_proxies {
-            None => defaults.trusted_proxies,
-            Some(list) => list
-                .iter()
-                .enumerate()
-                .filter_map(|(i, v)| {
-                    let key = format!("web.trusted_proxies[{i}]");
-                    let text = self.text(v, &key)?;
-                    match text.trim().parse() {
-                        Ok(ip) => Some(ip),
-                        Err(_) => {
-                            self.report(v.span(), format!("{key}: {text:?} is not an IP address"));
-                            None
-                        }
-                    }
-                })
-                .collect(),
-        };
-        Web {
-            user_header,
-            trusted_proxies,
         }
     }
 
@@ -509,115 +469,6 @@ impl<'a> Compiler<'a> {
             return None;
         }
         Some(PathBuf::from(text))
-    }
-
-    /// The listen address. A non-loopback address needs tokens: without them anyone
-    /// who can reach the port could push samples and ack alerts.
-    fn listen(&mut self, value: &Str, has_tokens: bool) -> SocketAddr {
-        let default = Config::default().server.listen;
-        let Some(value) = value else {
-            return default;
-        };
-        let Some(text) = self.text(value, "server.listen") else {
-            return default;
-        };
-        let addr: SocketAddr = match text.trim().parse() {
-            Ok(addr) => addr,
-            Err(_) => {
-                self.report(
-                    value.span(),
-                    format!(
-                        "server.listen: invalid address {text:?}: expected IP:PORT, \
-                         such as 127.0.0.1:9095 or [::1]:9095"
-                    ),
-                );
-                return default;
-            }
-        };
-        if !addr.ip().is_loopback() && !has_tokens {
-            self.report(
-                value.span(),
-                format!(
-                    "refusing to listen on {addr} without tokens: add [[tokens]] or \
-                     listen on 127.0.0.1"
-                ),
-            );
-        }
-        addr
-    }
-
-    fn tokens(&mut self, raw: &[RawToken]) -> Vec<Token> {
-        let mut tokens: Vec<Token> = Vec::new();
-        // Where each name was first seen, to report a duplicate against it.
-        let mut names: HashMap<String, usize> = HashMap::new();
-        for (i, t) in raw.iter().enumerate() {
-            let name = self.text(&t.name, &format!("tokens[{i}].name"));
-            let secret = self.text(&t.token, &format!("tokens[{i}].token"));
-            let name_ok = match &name {
-                None => false,
-                Some(n) if n.trim().is_empty() => {
-                    self.report(t.name.span(), format!("tokens[{i}].name: name is empty"));
-                    false
-                }
-                Some(n) => match names.get(n) {
-                    Some(&line) => {
-                        self.report(
-                            t.name.span(),
-                            format!(
-                                "tokens[{i}].name: duplicate token name {n:?} (first at line {line})"
-                            ),
-                        );
-                        false
-                    }
-                    None => {
-                        names.insert(n.clone(), self.line_of(&t.name.span()));
-                        true
-                    }
-                },
-            };
-            let secret = secret.map(Secret::new);
-            let secret_ok = match &secret {
-                None => false,
-                Some(s) if s.is_empty() => {
-                    self.report(t.token.span(), format!("tokens[{i}].token: token is empty"));
-                    false
-                }
-                Some(s)
-                    if s.expose()
-                        .chars()
-                        .any(|c| c.is_whitespace() || c.is_control()) =>
-                {
-                    self.report(
-                        t.token.span(),
-                        format!(
-                            "tokens[{i}].token: token contains whitespace or control characters"
-                        ),
-                    );
-                    false
-                }
-                Some(s) => match tokens.iter().find(|other| other.token == *s) {
-                    Some(other) => {
-                        let message = format!(
-                            "tokens[{i}].token: same token as token {:?}; each token must be \
-                             unique so it names one actor",
-                            other.name
-                        );
-                        self.report(t.token.span(), message);
-                        false
-                    }
-                    None => true,
-                },
-            };
-            let scopes = self.scopes(t.scopes.as_deref(), i, t.name.span());
-            if let (Some(name), Some(token), true, true) = (name, secret, name_ok, secret_ok) {
-                tokens.push(Token {
-                    name,
-                    token,
-                    scopes,
-                });
-            }
-        }
-        tokens
     }
 
     fn scrape(&mut self, raw: &[super::raw::RawScrape]) -> Vec<ScrapeTarget> {
