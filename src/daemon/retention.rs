@@ -13,8 +13,9 @@
 
 use std::time::Duration;
 
-use super::Context;
+use super::schedule::EVERY;
 use super::state::Core;
+use super::{Context, OpError};
 use crate::alert::{Alert, State};
 use crate::clock::Timestamp;
 use crate::labels::Fingerprint;
@@ -24,19 +25,6 @@ use crate::store::{Batch, Durability, StoreError};
 pub(super) const BATCH: usize = 1_000;
 /// Between two turns of a sweep: room for intake.
 pub(super) const PACE: Duration = Duration::from_millis(50);
-/// Between two sweeps.
-pub(super) const EVERY: Duration = Duration::from_secs(3600);
-
-/// Where the sweep is.
-#[derive(Debug, Default)]
-pub(super) struct Sweep {
-    /// The alerts still to look at in this sweep, highest fingerprint first (taken
-    /// from the end). Empty between sweeps.
-    left: Vec<Fingerprint>,
-    /// When the next turn of the sweep, or the next sweep, is due.
-    pub next: Option<Timestamp>,
-}
-
 /// What a turn pruned.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct Pruned {
@@ -134,4 +122,15 @@ pub(super) fn gone(ctx: &Context, core: &Core, id: u64) -> Option<String> {
             "incident {id} is past retention: resolved incidents are kept for {retention} (storage.retention)"
         ),
     })
+}
+
+impl Core {
+    /// [`Core::resolve_id`], saying why an incident number names no alert held
+    /// now (past retention, or fired again since): reads the store.
+    pub fn find(&self, ctx: &Context, id: &str) -> Result<Fingerprint, OpError> {
+        self.resolve_id(id).map_err(|e| {
+            let gone = id.parse::<u64>().ok().and_then(|n| gone(ctx, self, n));
+            gone.map_or(e, OpError::NotFound)
+        })
+    }
 }

@@ -141,3 +141,17 @@ mod tests {
         assert!(s.take_due(t(100)).is_empty());
     }
 }
+
+/// Between two sweeps.
+pub(super) const EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Where the retention sweep is (`retention.rs` moves it): kept in the core
+/// beside the queue whose `Due::Retention` it times.
+#[derive(Debug, Default)]
+pub(super) struct Sweep {
+    /// The alerts still to look at in this sweep, highest fingerprint first (taken
+    /// from the end). Empty between sweeps.
+    pub left: Vec<Fingerprint>,
+    /// When the next turn of the sweep, or the next sweep, is due.
+    pub next: Option<Timestamp>,
+}

@@ -43,7 +43,7 @@ pub(super) struct Core {
     /// Each rule's last evaluation and each channel's last sends, for the web UI.
     pub observed: Observed,
     /// The retention sweep's progress.
-    pub retention: super::retention::Sweep,
+    pub retention: super::schedule::Sweep,
     /// Per Alertmanager in `[[channels.alertmanager]]`, when it was last asked
     /// what it holds (see `upstream.rs`). In memory: after a restart the watch
     /// starts over.
@@ -94,7 +94,7 @@ impl Core {
         // The first sweep an hour after start, as every later one: a restart in
         // the middle of an outage owes its first minutes to intake, and the next
         // deadline after a start stays the rules' evaluation.
-        core.retention.next = Some(now + super::retention::EVERY);
+        core.retention.next = Some(now + super::schedule::EVERY);
         core.take(ctx, loaded, now);
         Ok(core)
     }
@@ -183,18 +183,6 @@ impl Core {
             .or_else(by_fp)
             .map(|a| a.fingerprint)
             .ok_or_else(|| OpError::NotFound(format!("no alert with id {id}")))
-    }
-
-    /// [`Core::resolve_id`], saying why an incident number names no alert held
-    /// now (past retention, or fired again since): reads the store.
-    pub fn find(&self, ctx: &Context, id: &str) -> Result<Fingerprint, OpError> {
-        self.resolve_id(id).map_err(|e| {
-            let gone = id
-                .parse::<u64>()
-                .ok()
-                .and_then(|n| super::retention::gone(ctx, self, n));
-            gone.map_or(e, OpError::NotFound)
-        })
     }
 
     pub fn view(&self, ctx: &Context, alert: &Alert) -> AlertView {

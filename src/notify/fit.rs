@@ -3,6 +3,13 @@
 //! channel says what "fits" means (segments, bytes, URL-encoded length); the search
 //! is shared. A test must be monotone: what fits stays fitting when shortened.
 
+/// A text on one line, its runs of whitespace one space: a mail header or label never
+/// breaks its lines, and line breaks cost SMS segments and say nothing on a phone
+/// or in a call.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// The largest `k` in `0..=n` for which `fits(k)` holds, given that it holds for
 /// every smaller `k` when it holds for `k`; None when even `fits(0)` fails.
 pub fn longest(n: usize, fits: impl Fn(usize) -> bool) -> Option<usize> {

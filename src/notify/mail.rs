@@ -20,6 +20,7 @@ use std::fmt::Write as _;
 use lettre::message::{MessageBuilder, MultiPart};
 use sha2::{Digest, Sha256};
 
+use super::fit::one_line;
 use super::{AlertSnapshot, Message, fit, most_severe, severity_word};
 use crate::alert::{NotifyReason, State};
 use crate::escape::{html, line};
@@ -501,11 +502,6 @@ fn cut(text: &str, max: usize) -> String {
     }
     let kept: String = text.chars().take(max).collect();
     format!("{kept}… ({n} characters in all)")
-}
-
-/// One line: a header or a label never breaks a mail's lines.
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 pub(super) const TH: &str = "text-align:left;vertical-align:top;padding:2px 16px 2px 0;color:#444";

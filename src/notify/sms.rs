@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::fit::{self, ranges};
+use super::fit::{self, one_line, ranges};
 use super::webhook::{http_client, retry_after, transport_error};
 use super::{AlertSnapshot, Delivered, Message, SendError, most_severe, severity_word, voice};
 use crate::alert::NotifyReason;
@@ -368,11 +368,6 @@ fn compact_labels(labels: &BTreeMap<String, String>) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Line breaks and runs of spaces cost segments and say nothing on a phone.
-pub(super) fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// [`one_line`] for the SMS text, any other control character shown as an escape

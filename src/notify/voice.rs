@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use super::fit::one_line;
 use super::fit::{self, ranges};
-use super::sms::one_line;
 use super::{AlertSnapshot, Message, most_severe};
 use crate::alert::NotifyReason;
 use crate::escape::xml;

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::StoreError;
-use super::postgres::db_error;
+use super::db_error;
 
 /// How long a lease lasts without renewal: a dead holder's lease is taken over
 /// this long after its last renewal at most (plus one [`RENEW_EVERY`]).

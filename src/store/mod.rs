@@ -150,3 +150,18 @@ impl Batch {
             && self.timeline_before.is_empty()
     }
 }
+
+/// Maps a PostgreSQL error to the store's, saying what was being done. The text is
+/// the server's message or the client's; neither quotes the connection URL.
+fn db_error(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
+    move |e| StoreError::Postgres {
+        doing,
+        message: match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.severity(), db.message()),
+            None => match std::error::Error::source(&e) {
+                Some(source) => format!("{e}: {source}"),
+                None => e.to_string(),
+            },
+        },
+    }
+}

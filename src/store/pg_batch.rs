@@ -3,7 +3,7 @@
 //! `write_batch` applies a batch, so both backends end in the same state.
 
 use super::codec::{decode, encode};
-use super::postgres::db_error;
+use super::db_error;
 use super::{Batch, StoreError};
 use crate::alert::{Alert, State, TimelineEntry};
 use crate::labels::Fingerprint;

@@ -13,7 +13,7 @@
 use tokio_postgres::Client;
 
 use super::StoreError;
-use super::postgres::db_error;
+use super::db_error;
 
 /// `MIGRATIONS[v]` turns a version `v` database into version `v + 1`.
 const MIGRATIONS: &[&str] = &[

@@ -20,7 +20,7 @@ use super::codec::decode;
 use super::lease::{Lease, RENEW_EVERY};
 use super::pg_batch::Rows;
 use super::pg_schema;
-use super::{Batch, Durability, Loaded, Store, StoreError};
+use super::{Batch, Durability, Loaded, Store, StoreError, db_error};
 use crate::alert::TimelineEntry;
 use crate::clock::Timestamp;
 use crate::labels::Fingerprint;
@@ -47,21 +47,6 @@ impl std::fmt::Debug for PgStore {
     /// Never prints the connection settings: they may hold a password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgStore").finish_non_exhaustive()
-    }
-}
-
-/// Maps a PostgreSQL error to the store's, saying what was being done. The text is
-/// the server's message or the client's; neither quotes the connection URL.
-pub(super) fn db_error(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
-    move |e| StoreError::Postgres {
-        doing,
-        message: match e.as_db_error() {
-            Some(db) => format!("{}: {}", db.severity(), db.message()),
-            None => match std::error::Error::source(&e) {
-                Some(source) => format!("{e}: {source}"),
-                None => e.to_string(),
-            },
-        },
     }
 }
 

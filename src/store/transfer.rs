@@ -9,8 +9,9 @@
 
 use redb::{ReadableTable, ReadableTableMetadata};
 
+use super::db_error;
 use super::pg_batch::Rows;
-use super::postgres::{client, db_error};
+use super::postgres::client;
 use super::schema;
 use super::{Batch, Loaded, PgStore, RedbStore, Store, StoreError};
 use crate::alert::TimelineEntry;

@@ -15,21 +15,18 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, Form, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use cookie::{Cookie, SameSite};
+use cookie::Cookie;
 use hmac::{Hmac, KeyInit, Mac};
-use maud::html;
-use serde::Deserialize;
 use sha2::Sha256;
 
-use super::{Web, layout, refuse};
+use super::{Web, refuse};
 use crate::config::{Config, Scope};
-use crate::http::failures::ClientIp;
 
 /// The cookie that holds the token a person signed in with.
-const TOKEN_COOKIE: &str = "tocsin_token";
+pub(super) const TOKEN_COOKIE: &str = "tocsin_token";
 /// The form field of the cross-site token.
 pub const CSRF_FIELD: &str = "csrf";
 
@@ -52,11 +49,11 @@ impl Keys {
         mac
     }
 
-    fn csrf(&self, identity: &str) -> String {
+    pub(super) fn csrf(&self, identity: &str) -> String {
         hex::encode(self.mac(identity).finalize().into_bytes())
     }
 
-    fn verify(&self, identity: &str, token: &str) -> bool {
+    pub(super) fn verify(&self, identity: &str, token: &str) -> bool {
         let Ok(bytes) = hex::decode(token) else {
             return false;
         };
@@ -211,108 +208,4 @@ pub async fn require(
 
 fn urlencode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
-
-/// Only a path on this site: a `next` of `//evil.example` or `https://…` would
-/// send the person elsewhere after signing in.
-fn local_path(next: Option<&str>) -> &str {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
-        _ => "/",
-    }
-}
-
-#[derive(Deserialize)]
-pub struct NextQuery {
-    next: Option<String>,
-}
-
-/// `GET /login`: the token form.
-pub async fn login_form(State(web): State<Web>, Query(q): Query<NextQuery>) -> Response {
-    let next = local_path(q.next.as_deref()).to_string();
-    let csrf = web.keys.csrf("");
-    layout::page(
-        "Sign in",
-        None,
-        html! {
-            h1 { "Sign in" }
-            p { "This tocsin asks for one of its API tokens (" code { "[[tokens]]" } ")." }
-            form method="post" action="/login" {
-                input type="hidden" name=(CSRF_FIELD) value=(csrf);
-                input type="hidden" name="next" value=(next);
-                label { "Token " input type="password" name="token" autocomplete="current-password" required; }
-                " "
-                button type="submit" { "Sign in" }
-            }
-        },
-    )
-    .into_response()
-}
-
-#[derive(Deserialize)]
-pub struct LoginForm {
-    #[serde(default)]
-    csrf: String,
-    token: String,
-    next: Option<String>,
-}
-
-/// `POST /login`: a known token is kept in the cookie; a wrong one counts against
-/// the address's limit of failures, as a wrong bearer token does.
-pub async fn login(
-    State(web): State<Web>,
-    ClientIp(client): ClientIp,
-    Form(form): Form<LoginForm>,
-) -> Response {
-    if !web.keys.verify("", &form.csrf) {
-        return refuse(StatusCode::FORBIDDEN, "missing or invalid cross-site token");
-    }
-    if web.daemon.config().find_token(&form.token).is_none() {
-        return web.failures.refuse(
-            web.daemon.metrics(),
-            client,
-            "/login",
-            "wrong_token",
-            StatusCode::UNAUTHORIZED,
-            "unknown token",
-        );
-    }
-    let cookie = Cookie::build((TOKEN_COOKIE, form.token))
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .path("/")
-        .build();
-    (
-        [(header::SET_COOKIE, cookie.to_string())],
-        Redirect::to(local_path(form.next.as_deref())),
-    )
-        .into_response()
-}
-
-#[derive(Deserialize)]
-pub struct LogoutForm {
-    #[serde(default)]
-    csrf: String,
-}
-
-/// `POST /logout`: forgets the cookie.
-pub async fn logout(
-    State(web): State<Web>,
-    axum::Extension(viewer): axum::Extension<Viewer>,
-    Form(form): Form<LogoutForm>,
-) -> Response {
-    if let Err(refused) = viewer.check(&web, &form.csrf) {
-        return refused.into_response();
-    }
-    let mut cookie = Cookie::build((TOKEN_COOKIE, ""))
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .path("/")
-        .build();
-    cookie.make_removal();
-    (
-        [(header::SET_COOKIE, cookie.to_string())],
-        Redirect::to("/login"),
-    )
-        .into_response()
 }

@@ -17,6 +17,7 @@
 mod access;
 mod alerts;
 mod layout;
+mod login;
 mod overview;
 mod silences;
 
@@ -64,10 +65,10 @@ pub fn routes(daemon: Daemon, failures: AuthFailures) -> Router {
         .route("/oncall", get(overview::oncall))
         .route("/rules", get(overview::rules))
         .route("/status", get(overview::status))
-        .route("/logout", post(access::logout))
+        .route("/logout", post(login::logout))
         .route_layer(require.clone());
     let public = Router::new()
-        .route("/login", get(access::login_form).post(access::login))
+        .route("/login", get(login::login_form).post(login::login))
         .route("/ui/app.js", get(script))
         .route("/ui/style.css", get(style));
     // The live stream stays open by design: outside the timeout, bounded in number.
