@@ -36,6 +36,10 @@ const FOLD_FRAMES: usize = 512;
 const FOLD_EVERY: Duration = Duration::from_millis(500);
 /// Bytes of frame header: length and checksum.
 const HEADER: usize = 8;
+/// Bytes of frames appended and not yet folded past which an append waits for the
+/// folder: a storm faster than the disk folds slows its senders down instead of
+/// holding an unbounded backlog in memory.
+const MAX_UNFOLDED_BYTES: u64 = 64 << 20;
 
 /// Writes the batches of one fold into the database, with the last generation
 /// they hold: all of it, durably, or nothing.
@@ -43,6 +47,8 @@ pub(super) type Fold<'a> = dyn Fn(&[Arc<Batch>], u64) -> Result<(), StoreError> 
 
 pub(super) struct Journal {
     base: PathBuf,
+    /// [`MAX_UNFOLDED_BYTES`], smaller in tests.
+    max_unfolded: u64,
     state: Mutex<State>,
     /// Wakes the folder (frames waiting, a drain, or the stop).
     wake: Condvar,
@@ -59,11 +65,13 @@ struct State {
     generation: u64,
     /// A deferred frame was written since the last sync.
     unsynced: bool,
-    /// Frames appended and not folded, oldest first.
+    /// Frames appended and not folded, oldest first, and their bytes.
     pending: Vec<Arc<Batch>>,
+    pending_bytes: u64,
     /// Frames a fold is writing (or failed to write: retried with the next one),
     /// and the last generation they hold.
     folding: Vec<Arc<Batch>>,
+    folding_bytes: u64,
     folding_generation: u64,
     /// Keys sent and message references of the frames not folded.
     sent: HashSet<String>,
@@ -99,6 +107,7 @@ impl Journal {
         }
         Ok(Journal {
             base: base.to_path_buf(),
+            max_unfolded: MAX_UNFOLDED_BYTES,
             state: Mutex::new(State {
                 generation: last + 1,
                 ..State::default()
@@ -120,6 +129,15 @@ impl Journal {
         frame.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
         frame.extend_from_slice(&body);
         let mut state = self.lock();
+        while state.pending_bytes + state.folding_bytes >= self.max_unfolded && !state.stop {
+            // A fold that fails (a full disk) would never make room: refused, as
+            // any commit the store cannot take.
+            if let Some(why) = &state.failed {
+                return Err(StoreError::Shared(why.clone()));
+            }
+            self.wake.notify_all();
+            state = self.folded.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
         let path = file_of(&self.base, state.generation);
         let written = (|| {
             if state.file.is_none() {
@@ -166,6 +184,7 @@ impl Journal {
                 .insert((fp.0, address.clone()), reference.clone());
         }
         state.pending.push(batch);
+        state.pending_bytes += frame.len() as u64;
         if state.pending.len() >= FOLD_FRAMES {
             self.wake.notify_all();
         }
@@ -238,6 +257,7 @@ impl Journal {
             // Take every frame so far; the next ones go to a new file.
             let taken = std::mem::take(&mut state.pending);
             state.folding.extend(taken);
+            state.folding_bytes += std::mem::take(&mut state.pending_bytes);
             state.folding_generation = state.generation;
             if let Some(file) = state.file.take() {
                 // Deferred frames of the old file are durable before any frame of
@@ -260,6 +280,7 @@ impl Journal {
             match result {
                 Ok(()) => {
                     let done = std::mem::take(&mut state.folding);
+                    state.folding_bytes = 0;
                     forget_overlay(&mut state, &done);
                     state.failed = None;
                 }
@@ -446,6 +467,74 @@ mod tests {
         assert_eq!(replay(&base, 0), (vec!["a".into(), "b".into()], 1));
         assert!(!file.exists(), "replayed files are deleted");
         assert_eq!(replay(&base, 1), (vec![], 0), "nothing twice");
+    }
+
+    #[test]
+    fn appends_wait_for_the_folder_once_the_backlog_is_full_in_bytes() {
+        let base = base("backlog");
+        // The fold holds until the test lets it go, as a disk slower than intake.
+        let (go, gate) = std::sync::mpsc::channel::<()>();
+        let gate = Mutex::new(gate);
+        let folded = std::sync::atomic::AtomicUsize::new(0);
+        let fold = |batches: &[Arc<Batch>], _: u64| {
+            if !batches.is_empty() {
+                let _ = gate.lock().unwrap().recv();
+                folded.fetch_add(batches.len(), std::sync::atomic::Ordering::SeqCst);
+            }
+            Ok(())
+        };
+        let mut journal = Journal::open(&base, 0, &fold).unwrap();
+        let frame = HEADER as u64
+            + codec::encode("journal", "batch", &batch("x"))
+                .unwrap()
+                .len() as u64;
+        journal.max_unfolded = 3 * frame;
+        let journal = Arc::new(journal);
+        let appended = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            s.spawn(|| journal.run_folder(&fold));
+            s.spawn(|| {
+                for _ in 0..5 {
+                    journal.append(&batch("x"), false).unwrap();
+                    appended.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+            // Three frames fill the backlog; the fourth waits for a fold. Bounded
+            // wait: the appender either stops at three or the test fails.
+            for _ in 0..200 {
+                if appended.load(std::sync::atomic::Ordering::SeqCst) >= 3 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(
+                appended.load(std::sync::atomic::Ordering::SeqCst),
+                3,
+                "held at the bound"
+            );
+            // Every fold let go: the waiting appends go on, and all five land.
+            for _ in 0..5 {
+                let _ = go.send(());
+            }
+            for _ in 0..400 {
+                if appended.load(std::sync::atomic::Ordering::SeqCst) == 5 {
+                    break;
+                }
+                let _ = go.send(());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(appended.load(std::sync::atomic::Ordering::SeqCst), 5);
+            journal.stop();
+            for _ in 0..5 {
+                let _ = go.send(());
+            }
+        });
+        assert_eq!(
+            folded.load(std::sync::atomic::Ordering::SeqCst),
+            5,
+            "nothing lost"
+        );
     }
 
     #[test]
