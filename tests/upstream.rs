@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tocsin::clock::{Clock, ManualClock, SystemClock, Timestamp};
-use tocsin::config::{AlertmanagerSettings, Secret};
+use tocsin::config::{AlertmanagerSettings, Config, Secret};
 use tocsin::server::{Running, start};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -50,6 +50,15 @@ fn alert(starts_at: &str, ends_at: &str) -> Value {
 
 fn rfc3339(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// The wall clock's now as tocsin's time: a manual clock that starts where
+/// Alertmanager's real time is.
+fn real_now() -> Timestamp {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    Timestamp(since_epoch.as_millis() as i64)
 }
 
 /// Alertmanager on `port`, sending every alert to tocsin and to `other`, again
@@ -187,13 +196,21 @@ struct Setup {
 }
 
 impl Setup {
-    /// Alertmanager and tocsin running, the alert fired in both and notified to
-    /// the other receiver more than once.
-    async fn firing(name: &str) -> Setup {
+    /// Alertmanager and tocsin (on `clock`, its config changed by `change`)
+    /// running, the alert posted to Alertmanager and firing in tocsin.
+    async fn started(
+        name: &str,
+        clock: Arc<dyn Clock>,
+        change: impl FnOnce(&mut Config, &mut AlertmanagerSettings),
+    ) -> Setup {
         let dir = common::daemon_dir(name, "");
         let port = free_port();
         let am = format!("http://127.0.0.1:{port}");
-        let tocsin = tocsin(&dir, &am).await;
+        let mut config = common::test_config(&dir);
+        let mut upstream = upstream_settings(&am, false);
+        change(&mut config, &mut upstream);
+        config.channels.alertmanagers = vec![upstream];
+        let tocsin = start(config, clock).await.unwrap();
         let other = MockServer::start().await;
         Mock::given(method("POST"))
             .respond_with(ResponseTemplate::new(200))
@@ -224,6 +241,13 @@ impl Setup {
             (s.tocsin_alert().await?["state"] == "firing").then_some(())
         })
         .await;
+        s
+    }
+
+    /// [`Setup::started`] on the real clock, the alert also notified to the other
+    /// receiver more than once.
+    async fn firing(name: &str) -> Setup {
+        let s = Setup::started(name, Arc::new(SystemClock), |_, _| {}).await;
         until("the other receiver to be told twice", || async {
             (s.notified().await >= 2).then_some(())
         })
@@ -258,10 +282,14 @@ impl Setup {
     }
 
     async fn act(&self, action: &str, note: &str) {
+        self.act_as("alice", action, note).await;
+    }
+
+    async fn act_as(&self, actor: &str, action: &str, note: &str) {
         let r = self
             .http
             .post(self.tocsin_url(&format!("/api/v1/alerts/1/{action}")))
-            .json(&json!({ "actor": "alice", "note": note }))
+            .json(&json!({ "actor": actor, "note": note }))
             .send()
             .await
             .unwrap();
@@ -653,105 +681,40 @@ async fn one_incident_per_group_and_its_ack_silences_the_group() {
     tocsin.stop().await;
 }
 
-/// Timeline reasons of tocsin's alert 1.
-async fn timeline_of(http: &reqwest::Client, tocsin: &Running) -> Vec<String> {
-    let alert: Value = http
-        .get(format!("http://{}/api/v1/alerts/1", tocsin.addr))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    alert["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["reason"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ack_that_expires_expires_the_silence() {
-    let dir = common::daemon_dir("upstream-ack-timeout", "");
-    let port = free_port();
-    let am = format!("http://127.0.0.1:{port}");
-    let mut config = common::test_config(&dir);
-    let mut upstream = upstream_settings(&am, false);
-    upstream.watch_interval = Duration::from_secs(600);
-    config.channels.alertmanagers = vec![upstream];
-    let ack_timeout = Duration::from_secs(1800);
-    config
-        .routing
-        .policies
-        .get_mut("default")
-        .unwrap()
-        .ack_timeout = Some(ack_timeout);
     // tocsin's time starts at the real now (Alertmanager keeps real time) and is
     // then moved by hand past the ack's timeout.
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let clock = ManualClock::new(Timestamp(since_epoch.as_millis() as i64));
-    let tocsin = start(config, Arc::new(clock.clone())).await.unwrap();
-    let other = MockServer::start().await;
-    let _peer = alertmanager(&dir, port, &format!("http://{}", tocsin.addr), &other.uri());
-    let http = reqwest::Client::new();
-    let now = std::time::SystemTime::now();
-    let body = alert(&rfc3339(now), &rfc3339(now + Duration::from_secs(3600)));
-    until("alertmanager to take the alert", || async {
-        let r = http
-            .post(format!("{am}/api/v2/alerts"))
-            .json(&body)
-            .send()
-            .await;
-        r.is_ok_and(|r| r.status().is_success()).then_some(())
-    })
+    let clock = ManualClock::new(real_now());
+    let ack_timeout = Duration::from_secs(1800);
+    let s = Setup::started(
+        "upstream-ack-timeout",
+        Arc::new(clock.clone()),
+        |config, upstream| {
+            upstream.watch_interval = Duration::from_secs(600);
+            let policy = config.routing.policies.get_mut("default").unwrap();
+            policy.ack_timeout = Some(ack_timeout);
+        },
+    )
     .await;
-    let url = |p: &str| format!("http://{}{p}", tocsin.addr);
-    until("tocsin to have it firing", || async {
-        let a: Value = http
-            .get(url("/api/v1/alerts/1"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (a["state"] == "firing").then_some(())
-    })
-    .await;
-    let r = http
-        .post(url("/api/v1/alerts/1/ack"))
-        .json(&json!({ "actor": "carol", "note": "looking" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    s.act_as("carol", "ack", "looking").await;
     let acked_at = clock.now();
-    tocsin.daemon.caught_up().await;
-    let silence = until("the silence upstream", || async {
-        amtool_silences(&am, false).await?.into_iter().next()
-    })
-    .await;
+    s.tocsin.daemon.caught_up().await;
+    let silence = s.silence().await;
     assert_eq!(silence["createdBy"], "carol");
     let id = silence["id"].as_str().unwrap().to_string();
 
     // Nobody takes the ack back; its timeout passes.
-    tocsin
+    s.tocsin
         .daemon
         .run_until(&clock, acked_at + ack_timeout + Duration::from_secs(1))
         .await;
-    until("the silence to be expired upstream", || async {
-        amtool_silences(&am, false).await?.is_empty().then_some(())
-    })
-    .await;
-    let expired = amtool_silences(&am, true).await.unwrap();
+    let expired = s.expired().await;
     assert!(
         expired.iter().any(|e| e["id"] == id.as_str()),
         "{expired:#?}"
     );
-    let timeline = timeline_of(&http, &tocsin).await;
+    let timeline = s.timeline().await;
     assert!(
         timeline
             .iter()
@@ -759,7 +722,7 @@ async fn an_ack_that_expires_expires_the_silence() {
                 && r.ends_with(&format!("silence {id} expired"))),
         "{timeline:#?}"
     );
-    tocsin.stop().await;
+    s.tocsin.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -862,82 +825,39 @@ async fn an_alert_prometheus_posts_to_tocsin_is_silenced_in_its_alertmanager() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ack_that_outlasts_max_silence_keeps_its_silence() {
-    let dir = common::daemon_dir("upstream-renew", "");
-    let port = free_port();
-    let am = format!("http://127.0.0.1:{port}");
-    let mut config = common::test_config(&dir);
-    let mut upstream = upstream_settings(&am, false);
-    let max_silence = Duration::from_secs(600);
-    upstream.max_silence = max_silence;
-    upstream.watch_interval = Duration::from_secs(60);
-    config.channels.alertmanagers = vec![upstream];
     // tocsin's time starts at the real now and is then moved by hand.
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let clock = ManualClock::new(Timestamp(since_epoch.as_millis() as i64));
-    let tocsin = start(config, Arc::new(clock.clone())).await.unwrap();
-    let other = MockServer::start().await;
-    let _peer = alertmanager(&dir, port, &format!("http://{}", tocsin.addr), &other.uri());
-    let http = reqwest::Client::new();
-    let now = std::time::SystemTime::now();
-    let body = alert(&rfc3339(now), &rfc3339(now + Duration::from_secs(3600)));
-    until("alertmanager to take the alert", || async {
-        let r = http
-            .post(format!("{am}/api/v2/alerts"))
-            .json(&body)
-            .send()
-            .await;
-        r.is_ok_and(|r| r.status().is_success()).then_some(())
+    let clock = ManualClock::new(real_now());
+    let max_silence = Duration::from_secs(600);
+    let s = Setup::started("upstream-renew", Arc::new(clock.clone()), |_, upstream| {
+        upstream.max_silence = max_silence;
+        upstream.watch_interval = Duration::from_secs(60);
     })
     .await;
-    let url = |p: &str| format!("http://{}{p}", tocsin.addr);
-    until("tocsin to have it firing", || async {
-        let a: Value = http
-            .get(url("/api/v1/alerts/1"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (a["state"] == "firing").then_some(())
-    })
-    .await;
-    let r = http
-        .post(url("/api/v1/alerts/1/ack"))
-        .json(&json!({ "actor": "erin", "note": "a long one" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    s.act_as("erin", "ack", "a long one").await;
     let acked_at = clock.now();
-    tocsin.daemon.caught_up().await;
+    s.tocsin.daemon.caught_up().await;
     let ends_at = |s: &Value| {
         let t = chrono::DateTime::parse_from_rfc3339(s["endsAt"].as_str().unwrap()).unwrap();
         Timestamp(t.timestamp_millis())
     };
-    let first = until("the silence upstream", || async {
-        amtool_silences(&am, false).await?.into_iter().next()
-    })
-    .await;
+    let first = s.silence().await;
     assert!(ends_at(&first) <= acked_at + max_silence, "{first:#?}");
 
     // The alert still fires upstream and the ack stands past half of max_silence:
     // the watch renews the silence in place, so it outlasts max_silence.
-    tocsin
+    s.tocsin
         .daemon
         .run_until(&clock, acked_at + Duration::from_secs(420))
         .await;
     let renewed = until("the silence renewed", || async {
-        let s = amtool_silences(&am, false).await?.into_iter().next()?;
-        (ends_at(&s) > acked_at + max_silence).then_some(s)
+        let silence = amtool_silences(&s.am, false).await?.into_iter().next()?;
+        (ends_at(&silence) > acked_at + max_silence).then_some(silence)
     })
     .await;
     assert_eq!(renewed["id"], first["id"], "the same silence");
     assert_eq!(renewed["comment"], "a long one (tocsin #1)");
     let id = first["id"].as_str().unwrap();
-    let timeline = timeline_of(&http, &tocsin).await;
+    let timeline = s.timeline().await;
     assert!(
         timeline
             .iter()
@@ -945,7 +865,7 @@ async fn an_ack_that_outlasts_max_silence_keeps_its_silence() {
                 == &format!("notified alertmanager:main: acknowledged: silence {id} extended")),
         "{timeline:#?}"
     );
-    tocsin.stop().await;
+    s.tocsin.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
