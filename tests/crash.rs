@@ -106,22 +106,7 @@ fn child(dir: &Path, receiver: &str) {
         bearer: None,
         timeout: Duration::from_secs(2),
     }];
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let clock = Arc::new(tocsin::clock::SystemClock);
-        let running = tocsin::server::start(config, clock).await.expect("starts");
-        println!("listening {}", running.addr);
-        let _ = tokio::task::spawn_blocking(|| {
-            let mut sink = String::new();
-            while std::io::stdin().read_line(&mut sink).unwrap_or(0) > 0 {}
-        })
-        .await;
-        running.stop().await;
-    });
+    common::serve_until_stdin_closes(config);
 }
 
 // ---------------------------------------------------------------------------------

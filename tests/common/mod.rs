@@ -73,6 +73,28 @@ pub async fn fire_external(
     daemon.receive_external("test", vec![alert]).await.unwrap();
 }
 
+/// The child side of a test that kills tocsin processes: serves `config` on the
+/// real clock, prints `listening <addr>` for the parent, and stops cleanly when its
+/// stdin closes (a `kill -9` never gets that far).
+pub fn serve_until_stdin_closes(config: tocsin::config::Config) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let clock = std::sync::Arc::new(tocsin::clock::SystemClock);
+        let running = tocsin::server::start(config, clock).await.expect("starts");
+        println!("listening {}", running.addr);
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut sink = String::new();
+            while std::io::stdin().read_line(&mut sink).unwrap_or(0) > 0 {}
+        })
+        .await;
+        running.stop().await;
+    });
+}
+
 /// The runner of a test binary with `harness = false` (one that re-runs itself as a
 /// child process to be killed): runs each test, prints libtest-style lines, and
 /// exits 1 if any failed.
