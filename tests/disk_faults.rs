@@ -18,16 +18,14 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::disk::FakeDisk;
+use common::served::Served;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tocsin::clock::{ManualClock, Timestamp};
+use tocsin::clock::Timestamp;
 use tocsin::config::Config;
-use tocsin::daemon::{Daemon, LoopHandle};
-use tocsin::notify::Channels;
 use tocsin::store::RedbStore;
 
 const RULES: &str = r#"metric queue_length gauge count
@@ -187,87 +185,14 @@ fn a_read_only_database_file_is_a_clear_error_at_start() {
 
 /// A daemon over `disk`, its loop running on a manual clock, served on 127.0.0.1
 /// by the real router.
-struct Served {
-    daemon: Daemon,
-    clock: ManualClock,
-    _looping: LoopHandle,
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Served {
-    async fn start(name: &str, disk: &FakeDisk, tune: impl FnOnce(&mut Config)) -> Served {
-        let dir = common::daemon_dir(&format!("disk-{name}"), RULES);
-        let mut config = common::test_config(&dir);
-        config.channels.console.enabled = false;
-        tune(&mut config);
-        let clock = ManualClock::new(Timestamp::from_secs(T0));
-        let (channels, _recorder) = Channels::recording(Arc::new(clock.clone()));
-        let store = RedbStore::with_shared_backend(disk.clone()).unwrap();
-        let daemon = Daemon::open_with(
-            config,
-            Arc::new(clock.clone()),
-            channels,
-            Some(Box::new(store)),
-        )
-        .unwrap();
-        let looping = daemon.spawn_loop();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(axum::serve(listener, tocsin::http::router(daemon.clone())).into_future());
-        Served {
-            daemon,
-            clock,
-            _looping: looping,
-            http: tocsin::tls::http_client().build().unwrap(),
-            base: format!("http://{addr}"),
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.text().await.unwrap())
-    }
-
-    async fn push(&self, host: &str, value: f64) -> (StatusCode, Value) {
-        self.post(
-            "/api/v1/samples",
-            json!({"samples": [{"name": "queue_length", "labels": {"host": host}, "value": value}]}),
-        )
-        .await
-    }
-
-    async fn alert(&self, id: &str) -> Value {
-        let (status, body) = self.get(&format!("/api/v1/alerts/{id}")).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    fn refused(&self, reason: &str) -> f64 {
-        let want = format!("tocsin_samples_refused_total{{reason=\"{reason}\"}} ");
-        self.daemon
-            .metrics()
-            .render()
-            .lines()
-            .find_map(|l| l.strip_prefix(&want).map(str::to_string))
-            .map_or(0.0, |v| v.parse().unwrap())
-    }
+/// A daemon whose redb store sits on `disk`, served on 127.0.0.1.
+async fn served(name: &str, disk: &FakeDisk, tune: impl FnOnce(&mut Config)) -> Served {
+    let dir = common::daemon_dir(&format!("disk-{name}"), RULES);
+    let mut config = common::test_config(&dir);
+    config.channels.console.enabled = false;
+    tune(&mut config);
+    let store = RedbStore::with_shared_backend(disk.clone()).unwrap();
+    Served::open(config, Timestamp::from_secs(T0), Some(Box::new(store))).await
 }
 
 #[tokio::test]
@@ -275,7 +200,7 @@ async fn a_disk_failing_mid_write_gets_503_not_ready_and_leaves_the_file_consist
     let disk = FakeDisk::healthy();
     // Rules evaluated every minute: the evaluation that finds the disk writable
     // again comes while host a's sample is still fresh (5 minutes' lookback).
-    let s = Served::start("midwrite", &disk, |c| {
+    let s = served("midwrite", &disk, |c| {
         c.rules.evaluation_interval = Duration::from_secs(60)
     })
     .await;
@@ -363,7 +288,7 @@ fn sample(name: &str, labels: Value, value: f64) -> Value {
 
 #[tokio::test]
 async fn the_series_limit_refuses_new_series_whole_counts_them_and_spares_firing_alerts() {
-    let s = Served::start("series-limit", &FakeDisk::healthy(), |c| {
+    let s = served("series-limit", &FakeDisk::healthy(), |c| {
         c.limits.max_series = 3
     })
     .await;
@@ -402,7 +327,7 @@ async fn the_series_limit_refuses_new_series_whole_counts_them_and_spares_firing
 
 #[tokio::test]
 async fn too_many_labels_on_a_sample_is_refused_with_a_reason_and_counted() {
-    let s = Served::start("label-limit", &FakeDisk::healthy(), |c| {
+    let s = served("label-limit", &FakeDisk::healthy(), |c| {
         c.limits.max_labels = 2
     })
     .await;
@@ -422,7 +347,7 @@ async fn too_many_labels_on_a_sample_is_refused_with_a_reason_and_counted() {
 
 #[tokio::test]
 async fn a_series_at_its_sample_cap_refuses_the_batch_whole_and_counts_it() {
-    let s = Served::start("sample-cap", &FakeDisk::healthy(), |c| {
+    let s = served("sample-cap", &FakeDisk::healthy(), |c| {
         c.limits.max_samples_per_series = 3
     })
     .await;

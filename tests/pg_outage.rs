@@ -9,16 +9,14 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::postgres;
+use common::served::Served;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tocsin::clock::{ManualClock, Timestamp};
+use tocsin::clock::Timestamp;
 use tocsin::config::{Backend, Secret};
-use tocsin::daemon::{Daemon, LoopHandle};
-use tocsin::notify::Channels;
 use tocsin::store::{PgStore, Store};
 
 const RULES: &str = r#"metric queue_length gauge count
@@ -31,53 +29,6 @@ alert "キュー滞留" {
 
 const T0: i64 = 1_800_000_000;
 
-struct Served {
-    daemon: Daemon,
-    clock: ManualClock,
-    _looping: LoopHandle,
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Served {
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.text().await.unwrap())
-    }
-
-    async fn push(&self, host: &str, value: f64) -> (StatusCode, Value) {
-        self.post(
-            "/api/v1/samples",
-            json!({"samples": [{"name": "queue_length", "labels": {"host": host}, "value": value}]}),
-        )
-        .await
-    }
-
-    async fn alertmanager(&self, host: &str) -> (StatusCode, Value) {
-        let alert = json!([{
-            "labels": {"alertname": "DiskFull", "host": host},
-            "startsAt": "2027-01-15T08:00:00Z",
-        }]);
-        self.post("/api/v2/alerts", alert).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_gets_503_not_ready_and_everything_resumes_after() {
     let url = postgres::fresh_database("outage");
@@ -88,20 +39,7 @@ async fn a_database_restart_gets_503_not_ready_and_everything_resumes_after() {
     };
     config.channels.console.enabled = false;
     config.rules.evaluation_interval = Duration::from_secs(60);
-    let clock = ManualClock::new(Timestamp::from_secs(T0));
-    let (channels, _recorder) = Channels::recording(Arc::new(clock.clone()));
-    let daemon = Daemon::open_with(config, Arc::new(clock.clone()), channels, None).unwrap();
-    let looping = daemon.spawn_loop();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(axum::serve(listener, tocsin::http::router(daemon.clone())).into_future());
-    let s = Served {
-        daemon,
-        clock,
-        _looping: looping,
-        http: tocsin::tls::http_client().build().unwrap(),
-        base: format!("http://{addr}"),
-    };
+    let s = Served::open(config, Timestamp::from_secs(T0), None).await;
 
     assert_eq!(s.push("a", 500.0).await.0, StatusCode::OK);
     assert_eq!(s.get("/readyz").await.0, StatusCode::OK);

@@ -3,6 +3,7 @@
 
 pub mod disk;
 pub mod postgres;
+pub mod served;
 
 use std::path::Path;
 use std::process::{Command, Output};
