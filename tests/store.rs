@@ -1,22 +1,15 @@
 //! The redb store: round trips, atomic batches (by failing the disk mid-commit),
 //! reopening files, schema versions, incident ids.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use tocsin::alert::{Ack, Alert, State, TimelineEntry};
-use tocsin::clock::Timestamp;
-use tocsin::labels::{Fingerprint, Labels};
+use tocsin::alert::{Ack, Alert, State};
+use tocsin::labels::Fingerprint;
 use tocsin::store::{Batch, RedbStore, SCHEMA_VERSION, Store, StoreError};
 
 mod common;
 use common::disk::FakeDisk;
-
-const T: Timestamp = Timestamp(1_700_000_000_000);
-
-fn alert(name: &str, host: &str) -> Alert {
-    let labels = Labels::from_pairs([("alertname", name), ("host", host)]);
-    Alert::new(labels.fingerprint(), name.to_string(), labels)
-}
+use common::records::{T, TempDir, alert, entry, firing};
 
 fn pending(host: &str) -> Alert {
     let mut a = alert("投稿成功率低下", host);
@@ -25,55 +18,6 @@ fn pending(host: &str) -> Alert {
     a.consecutive = 3;
     a.value = 0.85;
     a
-}
-
-fn firing(host: &str, incident: u64) -> Alert {
-    let mut a = alert("HighCpu", host);
-    a.state = State::Firing;
-    a.incident = Some(incident);
-    a.active_since = Some(T);
-    a.fired_at = Some(T + std::time::Duration::from_secs(900));
-    a.value = 0.97;
-    a
-}
-
-fn entry(at: i64, from: State, to: State, reason: &str) -> TimelineEntry {
-    TimelineEntry {
-        at: Timestamp(at),
-        from,
-        to,
-        actor: None,
-        via: None,
-        reason: reason.to_string(),
-        note: None,
-    }
-}
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "tocsin-store-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos()
-        ));
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[test]

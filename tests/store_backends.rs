@@ -6,11 +6,10 @@
 
 use std::time::Duration;
 
-use tocsin::alert::{Ack, Alert, NotifyReason, State, TimelineEntry};
+use tocsin::alert::{Ack, Alert, NotifyReason, State};
 use tocsin::clock::Timestamp;
 use tocsin::escalation::Address;
 use tocsin::escalation::state::Escalation;
-use tocsin::labels::Labels;
 use tocsin::matcher::Matcher;
 use tocsin::notify::AlertSnapshot;
 use tocsin::outbox::Delivery;
@@ -19,8 +18,7 @@ use tocsin::store::{Batch, Durability, PG_SCHEMA_VERSION, PgStore, RedbStore, St
 
 mod common;
 use common::postgres;
-
-const T: Timestamp = Timestamp(1_700_000_000_000);
+use common::records::{T, TempDir, alert, entry, firing};
 
 /// A store under test, and how to open it again over the same data.
 struct Opened {
@@ -83,33 +81,6 @@ both!(
     retention_forgets_alerts_and_old_history,
     a_deferred_commit_is_visible_and_synced,
 );
-
-fn alert(name: &str, host: &str) -> Alert {
-    let labels = Labels::from_pairs([("alertname", name), ("host", host)]);
-    Alert::new(labels.fingerprint(), name.to_string(), labels)
-}
-
-fn firing(host: &str, incident: u64) -> Alert {
-    let mut a = alert("HighCpu", host);
-    a.state = State::Firing;
-    a.incident = Some(incident);
-    a.active_since = Some(T);
-    a.fired_at = Some(T + Duration::from_secs(900));
-    a.value = 0.97;
-    a
-}
-
-fn entry(at: i64, from: State, to: State, reason: &str) -> TimelineEntry {
-    TimelineEntry {
-        at: Timestamp(at),
-        from,
-        to,
-        actor: None,
-        via: None,
-        reason: reason.to_string(),
-        note: None,
-    }
-}
 
 fn silence(id: &str) -> Silence {
     Silence {
@@ -559,29 +530,6 @@ fn postgres_errors_never_quote_the_url() {
         .unwrap_err()
         .to_string();
     assert!(!err.contains("hunter2secret"), "{err}");
-}
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "tocsin-backends-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos()
-        ));
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// `tocsin migrate`: a redb state into PostgreSQL and back into a new file, every

@@ -3,6 +3,7 @@
 
 pub mod disk;
 pub mod postgres;
+pub mod records;
 pub mod served;
 
 use std::path::Path;
