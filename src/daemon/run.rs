@@ -38,7 +38,14 @@ impl Daemon {
                 // is seen when the turn ends.
                 ctx.sleeping_until.store(i64::MIN, Ordering::SeqCst);
                 let turn = turn::run_due(ctx, core, now);
-                let outgoing = delivery::take(ctx, core, now);
+                // A core that could not be read back after a failed commit may owe
+                // pages about changes no store holds: nothing leaves until it is
+                // read back (which arms the deliveries again).
+                let outgoing = if ctx.stale.load(Ordering::SeqCst) {
+                    Vec::new()
+                } else {
+                    delivery::take(ctx, core, now)
+                };
                 Ok((turn, outgoing))
             })
             .await;
