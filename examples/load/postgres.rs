@@ -7,8 +7,8 @@
 //!   `POST /api/v2/alerts` (100 a request, 4 connections), push → webhook and
 //!   `/api/v2/alerts` → webhook latency, one crossing at a time;
 //! - `failover`: three `tocsin serve` replicas over one database. Each round posts
-//!   a new alert to every replica, so its page is due `group_wait` (2 s) after the
-//!   replica holding the lease took it; the holder is killed (`kill -9`) at a
+//!   a new alert to every replica, so its page (the second escalation level) is
+//!   due 2 s after the replica holding the lease took it; the holder is killed (`kill -9`) at a
 //!   random point between that and 0.3 s past the due time, then restarted. It
 //!   measures (the page's arrival at the webhook) − (when it was due), the time
 //!   from the kill to another replica ready, and counts pages that arrived twice
@@ -75,8 +75,8 @@ impl Backend {
 }
 
 /// `tocsin serve` over `backend` (a fresh database or redb file), its webhook at
-/// `hook`, pages `group_wait` after an alert; the load-test alerts to the console
-/// (stdout is /dev/null). Ready when it returns (`ready`: `/readyz` 200, else
+/// `hook`, `group_wait = "0s"`, `extra` appended to its config; the load-test
+/// alerts to the console (stdout is /dev/null). Ready when it returns (`ready`: `/readyz` 200, else
 /// `/healthz`: a standby replica is alive but not ready).
 async fn start_tocsin_over(
     ws: &Workspace,
@@ -85,7 +85,7 @@ async fn start_tocsin_over(
     backend: Backend,
     url: Option<&str>,
     hook: &str,
-    group_wait: &str,
+    extra: &str,
     ready: bool,
 ) -> (Proc, String) {
     let dir = ws.fresh(name);
@@ -114,7 +114,7 @@ name = "bench"
 url = "{hook}"
 
 [escalation]
-group_wait = "{group_wait}"
+group_wait = "0s"
 
 [[escalation.routes]]
 match = ["alertname=LoadTest"]
@@ -127,7 +127,7 @@ notify = ["webhook:bench"]
 [policies.quiet]
 [[policies.quiet.levels]]
 notify = ["console"]
-"#,
+{extra}"#,
         rules = dir.join("rules").display(),
     );
     std::fs::write(dir.join("tocsin.toml"), config).expect("config");
@@ -193,7 +193,7 @@ pub async fn stores_phase(
                 backend,
                 url.as_deref(),
                 &hook,
-                "0s",
+                "",
                 true,
             )
             .await;
@@ -215,7 +215,7 @@ pub async fn stores_phase(
             backend,
             url.as_deref(),
             &hook,
-            "0s",
+            "",
             true,
         )
         .await;
@@ -292,7 +292,7 @@ pub async fn stores_phase(
 // failover: kill -9 of the lease holder while a page is due
 
 const REPLICAS: usize = 3;
-/// When a page is due after the alert was taken: the replicas' `group_wait`.
+/// When a page is due after the alert was taken: its escalation level's `after`.
 const DUE_AFTER: Duration = Duration::from_secs(2);
 
 /// What the failover's webhook heard: each idempotency key's arrivals, and per
@@ -393,7 +393,23 @@ pub async fn failover_phase(ws: &Workspace, http: &reqwest::Client, report: &mut
         let _ = axum::serve(listener, app).await;
     });
     let url = database("failover");
-    let group_wait = format!("{}s", DUE_AFTER.as_secs());
+    // The page is the second level, due DUE_AFTER after the alert fires; the first
+    // goes to the console.
+    let policy = format!(
+        r#"
+[[escalation.routes]]
+match = ["alertname=Failover"]
+policy = "failover"
+
+[policies.failover]
+[[policies.failover.levels]]
+notify = ["console"]
+[[policies.failover.levels]]
+after = "{}ms"
+notify = ["webhook:bench"]
+"#,
+        DUE_AFTER.as_millis()
+    );
     let mut replicas = Vec::new();
     let mut bases = Vec::new();
     for i in 0..REPLICAS {
@@ -405,7 +421,7 @@ pub async fn failover_phase(ws: &Workspace, http: &reqwest::Client, report: &mut
             Backend::Postgres,
             Some(&url),
             &hook,
-            &group_wait,
+            &policy,
             i == 0,
         )
         .await;
