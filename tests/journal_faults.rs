@@ -46,7 +46,13 @@ impl Tmpfs {
         let _ = Command::new("umount").arg(at).output();
         std::fs::create_dir_all(at).unwrap();
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m,mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mib}m,mode=0700"),
+                "tmpfs",
+            ])
             .arg(at)
             .output()
             .expect("run mount");
@@ -56,7 +62,9 @@ impl Tmpfs {
              (CI runs the tests as root): mount said {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Tmpfs { at: at.to_path_buf() }
+        Tmpfs {
+            at: at.to_path_buf(),
+        }
     }
 
     /// Writes to a file until the filesystem is full; its path. Again after each

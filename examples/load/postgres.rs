@@ -74,7 +74,8 @@ impl Backend {
     }
 }
 
-/// `tocsin serve` over `backend` (a fresh database or redb file), its webhook at
+/// `tocsin serve` over the PostgreSQL database at `postgres`, or a fresh redb file
+/// without it, its webhook at
 /// `hook`, `group_wait = "0s"`, `extra` appended to its config; the load-test
 /// alerts to the console (stdout is /dev/null). Ready when it returns (`ready`: `/readyz` 200, else
 /// `/healthz`: a standby replica is alive but not ready).
@@ -82,8 +83,7 @@ async fn start_tocsin_over(
     ws: &Workspace,
     http: &reqwest::Client,
     name: &str,
-    backend: Backend,
-    url: Option<&str>,
+    postgres: Option<&str>,
     hook: &str,
     extra: &str,
     ready: bool,
@@ -91,10 +91,10 @@ async fn start_tocsin_over(
     let dir = ws.fresh(name);
     std::fs::write(dir.join("rules/bench.rules"), BENCH_RULES).expect("rules");
     let port = free_port();
-    let storage = match backend {
-        Backend::Redb => format!("path = \"{}\"", dir.join("tocsin.redb").display()),
+    let storage = match postgres {
+        None => format!("path = \"{}\"", dir.join("tocsin.redb").display()),
         // The URL comes from TOCSIN_DATABASE_URL, as docs/ha.md says.
-        Backend::Postgres => "backend = \"postgres\"".to_string(),
+        Some(_) => "backend = \"postgres\"".to_string(),
     };
     let config = format!(
         r#"[server]
@@ -131,7 +131,7 @@ notify = ["console"]
         rules = dir.join("rules").display(),
     );
     std::fs::write(dir.join("tocsin.toml"), config).expect("config");
-    let p = spawn_tocsin(ws, &dir, url);
+    let p = spawn_tocsin(ws, &dir, postgres);
     let base = format!("http://127.0.0.1:{port}");
     let probe = if ready { "readyz" } else { "healthz" };
     wait_ready(
@@ -190,7 +190,6 @@ pub async fn stores_phase(
                 ws,
                 http,
                 &format!("stores-{b}-{phase}"),
-                backend,
                 url.as_deref(),
                 &hook,
                 "",
@@ -212,7 +211,6 @@ pub async fn stores_phase(
             ws,
             http,
             &format!("stores-{b}-latency"),
-            backend,
             url.as_deref(),
             &hook,
             "",
@@ -425,7 +423,6 @@ notify = ["webhook:bench"]
             ws,
             http,
             &format!("failover-{i}"),
-            Backend::Postgres,
             Some(&url),
             &hook,
             &policy,
