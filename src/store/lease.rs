@@ -117,15 +117,20 @@ impl Lease {
     /// lease with the epoch it acts under, and keeps a takeover out until it ends.
     pub async fn fence(
         &self,
-        txn: &tokio_postgres::Transaction<'_>,
+        txn: &deadpool_postgres::Transaction<'_>,
         epoch: u64,
     ) -> Result<(), StoreError> {
-        let row = txn
-            .query_opt(
+        // Prepared once per connection: the check is pipelined with the commit's
+        // writes (`pg_batch.rs`) and adds no round trip of its own.
+        let check = txn
+            .prepare_cached(
                 "SELECT 1 FROM tocsin_lease WHERE id = 1 AND holder = $1 AND epoch = $2
                  AND expires_at > clock_timestamp() FOR SHARE",
-                &[&self.holder, &(epoch as i64)],
             )
+            .await
+            .map_err(db_error("check the lease"))?;
+        let row = txn
+            .query_opt(&check, &[&self.holder, &(epoch as i64)])
             .await
             .map_err(db_error("check the lease"))?;
         row.map(|_| ()).ok_or(StoreError::Standby)

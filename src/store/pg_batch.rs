@@ -1,6 +1,10 @@
 //! A [`Batch`] as PostgreSQL rows (`postgres.rs`): encoded on the caller's thread,
-//! then written table by table in one `unnest` statement each, in the order redb's
+//! then written table by table in one `unnest` statement each, all pipelined, in the order redb's
 //! `write_batch` applies a batch, so both backends end in the same state.
+
+use deadpool_postgres::Transaction;
+use futures_util::future::try_join_all;
+use tokio_postgres::types::ToSql;
 
 use super::codec::{decode, encode};
 use super::db_error;
@@ -147,146 +151,149 @@ impl Rows {
     }
 
     /// Writes the rows inside `txn`, table by table, as redb's `write_batch` does.
-    pub(super) async fn write(
-        self,
-        txn: &tokio_postgres::Transaction<'_>,
-    ) -> Result<(), StoreError> {
-        let e = db_error;
+    ///
+    /// One round trip for the whole batch: every statement is prepared once per
+    /// connection (`prepare_cached`), and all of them are sent before the first
+    /// answer is awaited (tokio-postgres pipelines the requests of futures polled
+    /// together, and the server runs them in the order they were sent, which is
+    /// the order below). Retention's deletions, rare and read-dependent, follow.
+    pub(super) async fn write(self, txn: &Transaction<'_>) -> Result<(), StoreError> {
+        let mut writes: Vec<Write<'_>> = Vec::new();
         if !self.alerts_deleted.is_empty() {
-            txn.execute(
+            add(
+                &mut writes,
+                "delete alerts",
                 "DELETE FROM tocsin_alerts WHERE fingerprint = ANY($1)",
-                &[&self.alerts_deleted],
-            )
-            .await
-            .map_err(e("delete alerts"))?;
+                vec![&self.alerts_deleted],
+            );
         }
         if !self.alerts_put.0.is_empty() {
-            txn.execute(
+            add(
+                &mut writes,
+                "write alerts",
                 "INSERT INTO tocsin_alerts (fingerprint, record)
                  SELECT * FROM unnest($1::bigint[], $2::bytea[])
                  ON CONFLICT (fingerprint) DO UPDATE SET record = excluded.record",
-                &[&self.alerts_put.0, &self.alerts_put.1],
-            )
-            .await
-            .map_err(e("write alerts"))?;
+                vec![&self.alerts_put.0, &self.alerts_put.1],
+            );
         }
         if !self.incidents.0.is_empty() {
             // The first writer of an id wins: ids are never re-pointed.
-            txn.execute(
+            add(
+                &mut writes,
+                "write incident ids",
                 "INSERT INTO tocsin_incidents (id, fingerprint)
                  SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT (id) DO NOTHING",
-                &[&self.incidents.0, &self.incidents.1],
-            )
-            .await
-            .map_err(e("write incident ids"))?;
+                vec![&self.incidents.0, &self.incidents.1],
+            );
         }
         // The counter only grows; rows are locked only when it does.
-        txn.execute(
+        add(
+            &mut writes,
+            "write the incident counter",
             "UPDATE tocsin_meta SET value = $1 WHERE key = 'next_incident' AND value < $1",
-            &[&self.next_incident],
-        )
-        .await
-        .map_err(e("write the incident counter"))?;
-        if !self.timeline.0.is_empty() {
-            let n = self.timeline.0.len() as i64;
-            let first: i64 = txn
-                .query_one(
-                    "UPDATE tocsin_meta SET value = value + $1 WHERE key = 'next_timeline'
-                     RETURNING value - $1",
-                    &[&n],
-                )
-                .await
-                .map_err(e("number timeline entries"))?
-                .get(0);
-            let seqs: Vec<i64> = (first..first + n).collect();
-            txn.execute(
-                "INSERT INTO tocsin_timeline (fingerprint, seq, record)
-                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[])",
-                &[&self.timeline.0, &seqs, &self.timeline.1],
-            )
-            .await
-            .map_err(e("append to timelines"))?;
+            vec![&self.next_incident],
+        );
+        let appended = self.timeline.0.len() as i64;
+        if appended > 0 {
+            // Numbered from the counter in the same statement, so that no answer
+            // is awaited before the insert goes out.
+            add(
+                &mut writes,
+                "append to timelines",
+                "WITH counter AS (
+                     UPDATE tocsin_meta SET value = value + $3 WHERE key = 'next_timeline'
+                     RETURNING value - $3 AS first
+                 )
+                 INSERT INTO tocsin_timeline (fingerprint, seq, record)
+                 SELECT entry.fingerprint, counter.first + entry.n - 1, entry.record
+                 FROM counter,
+                      unnest($1::bigint[], $2::bytea[]) WITH ORDINALITY
+                          AS entry (fingerprint, record, n)",
+                vec![&self.timeline.0, &self.timeline.1, &appended],
+            );
         }
         if !self.silences.0.is_empty() {
-            txn.execute(
+            add(
+                &mut writes,
+                "write silences",
                 "INSERT INTO tocsin_silences (id, record)
                  SELECT * FROM unnest($1::text[], $2::bytea[])
                  ON CONFLICT (id) DO UPDATE SET record = excluded.record",
-                &[&self.silences.0, &self.silences.1],
-            )
-            .await
-            .map_err(e("write silences"))?;
+                vec![&self.silences.0, &self.silences.1],
+            );
         }
         if !self.escalations_put.0.is_empty() {
-            txn.execute(
+            add(
+                &mut writes,
+                "write escalations",
                 "INSERT INTO tocsin_escalations (fingerprint, record)
                  SELECT * FROM unnest($1::bigint[], $2::bytea[])
                  ON CONFLICT (fingerprint) DO UPDATE SET record = excluded.record",
-                &[&self.escalations_put.0, &self.escalations_put.1],
-            )
-            .await
-            .map_err(e("write escalations"))?;
+                vec![&self.escalations_put.0, &self.escalations_put.1],
+            );
         }
         if !self.escalations_deleted.is_empty() {
-            txn.execute(
+            add(
+                &mut writes,
+                "delete escalations",
                 "DELETE FROM tocsin_escalations WHERE fingerprint = ANY($1)",
-                &[&self.escalations_deleted],
-            )
-            .await
-            .map_err(e("delete escalations"))?;
+                vec![&self.escalations_deleted],
+            );
         }
         if !self.outbox_put.0.is_empty() {
-            txn.execute(
+            add(
+                &mut writes,
+                "write the outbox",
                 "INSERT INTO tocsin_outbox (id, record)
                  SELECT * FROM unnest($1::bigint[], $2::bytea[])
                  ON CONFLICT (id) DO UPDATE SET record = excluded.record",
-                &[&self.outbox_put.0, &self.outbox_put.1],
-            )
-            .await
-            .map_err(e("write the outbox"))?;
-            txn.execute(
+                vec![&self.outbox_put.0, &self.outbox_put.1],
+            );
+            add(
+                &mut writes,
+                "write the delivery counter",
                 "UPDATE tocsin_meta SET value = $1 WHERE key = 'next_delivery' AND value < $1",
-                &[&self.next_delivery],
-            )
-            .await
-            .map_err(e("write the delivery counter"))?;
+                vec![&self.next_delivery],
+            );
         }
         if !self.outbox_done.is_empty() {
-            txn.execute(
+            add(
+                &mut writes,
+                "settle deliveries",
                 "DELETE FROM tocsin_outbox WHERE id = ANY($1)",
-                &[&self.outbox_done],
-            )
-            .await
-            .map_err(e("settle deliveries"))?;
+                vec![&self.outbox_done],
+            );
         }
         if !self.sent.0.is_empty() {
-            txn.execute(
+            add(
+                &mut writes,
+                "write the notification log",
                 "INSERT INTO tocsin_sent (key, at) SELECT * FROM unnest($1::text[], $2::bigint[])
                  ON CONFLICT (key) DO UPDATE SET at = excluded.at",
-                &[&self.sent.0, &self.sent.1],
-            )
-            .await
-            .map_err(e("write the notification log"))?;
+                vec![&self.sent.0, &self.sent.1],
+            );
         }
         if !self.references.0.is_empty() {
-            txn.execute(
+            add(
+                &mut writes,
+                "write message references",
                 "INSERT INTO tocsin_message_refs (fingerprint, address, reference)
                  SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])
                  ON CONFLICT (fingerprint, address) DO UPDATE SET reference = excluded.reference",
-                &[&self.references.0, &self.references.1, &self.references.2],
-            )
-            .await
-            .map_err(e("write message references"))?;
+                vec![&self.references.0, &self.references.1, &self.references.2],
+            );
         }
         if !self.jobs.0.is_empty() {
-            txn.execute(
+            add(
+                &mut writes,
+                "write scheduled jobs",
                 "INSERT INTO tocsin_jobs (name, at) SELECT * FROM unnest($1::text[], $2::bigint[])
                  ON CONFLICT (name) DO UPDATE SET at = excluded.at",
-                &[&self.jobs.0, &self.jobs.1],
-            )
-            .await
-            .map_err(e("write scheduled jobs"))?;
+                vec![&self.jobs.0, &self.jobs.1],
+            );
         }
+        pipelined(txn, &writes).await?;
         if !self.forgotten.is_empty() {
             forget(txn, &self.forgotten).await?;
         }
@@ -297,9 +304,49 @@ impl Rows {
     }
 }
 
+/// One statement of a batch: what it does (for errors), its SQL, its parameters.
+struct Write<'a> {
+    doing: &'static str,
+    sql: &'static str,
+    params: Vec<&'a (dyn ToSql + Sync)>,
+}
+
+fn add<'a>(
+    writes: &mut Vec<Write<'a>>,
+    doing: &'static str,
+    sql: &'static str,
+    params: Vec<&'a (dyn ToSql + Sync)>,
+) {
+    writes.push(Write { doing, sql, params });
+}
+
+/// Runs `writes` in order, all sent before any answer is awaited. Statements are
+/// prepared first, all together (nothing to send once a connection has them), so
+/// that no execution can overtake another while one waits for its preparation.
+async fn pipelined(txn: &Transaction<'_>, writes: &[Write<'_>]) -> Result<(), StoreError> {
+    let statements = try_join_all(
+        writes
+            .iter()
+            .map(|w| async move { txn.prepare_cached(w.sql).await.map_err(db_error(w.doing)) }),
+    )
+    .await?;
+    try_join_all(
+        writes
+            .iter()
+            .zip(&statements)
+            .map(|(w, statement)| async move {
+                txn.execute(statement, &w.params)
+                    .await
+                    .map_err(db_error(w.doing))
+            }),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Deletes alerts past retention with their timeline, escalation, references and
 /// the incident id that still names them.
-async fn forget(txn: &tokio_postgres::Transaction<'_>, fps: &[i64]) -> Result<(), StoreError> {
+async fn forget(txn: &Transaction<'_>, fps: &[i64]) -> Result<(), StoreError> {
     let e = db_error;
     let old = txn
         .query(
@@ -338,11 +385,7 @@ async fn forget(txn: &tokio_postgres::Transaction<'_>, fps: &[i64]) -> Result<()
 /// Deletes one alert's timeline entries from before `before`. The instant is
 /// inside the record, so entries are read and decoded; an entry that does not
 /// decode is an error, and nothing is deleted.
-async fn prune_timeline(
-    txn: &tokio_postgres::Transaction<'_>,
-    fp: i64,
-    before: i64,
-) -> Result<(), StoreError> {
+async fn prune_timeline(txn: &Transaction<'_>, fp: i64, before: i64) -> Result<(), StoreError> {
     let rows = txn
         .query(
             "SELECT seq, record FROM tocsin_timeline WHERE fingerprint = $1",

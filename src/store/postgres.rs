@@ -7,7 +7,9 @@
 //! from `Daemon::open` inside its runtime), so each one hands its query to that
 //! runtime and waits on a plain channel, which is safe from any thread. A batch is
 //! encoded before it leaves the caller's thread, and each table's rows go in one
-//! statement (`unnest` of arrays), so a commit is a few round trips whatever its size.
+//! statement (`unnest` of arrays), prepared once per connection and pipelined with
+//! the fence: a commit is three round trips (begin, the statements, commit)
+//! whatever its size.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -337,15 +339,22 @@ impl Store for PgStore {
                 .transaction()
                 .await
                 .map_err(db_error("begin a commit"))?;
-            lease.fence(&txn, epoch).await?;
-            if durability == Durability::Deferred {
-                // Visible at once, on disk with the WAL writer or the next durable
-                // commit: the same promise as redb's non-durable commit.
-                txn.batch_execute("SET LOCAL synchronous_commit = off")
-                    .await
-                    .map_err(db_error("begin a commit"))?;
-            }
-            rows.write(&txn).await?;
+            let deferred = async {
+                if durability == Durability::Deferred {
+                    // Visible at once, on disk with the WAL writer or the next
+                    // durable commit: the same promise as redb's non-durable commit.
+                    txn.batch_execute("SET LOCAL synchronous_commit = off")
+                        .await
+                        .map_err(db_error("begin a commit"))?;
+                }
+                Ok(())
+            };
+            // The fence, the setting and every write go out together, in this
+            // order (one round trip, not one per statement); the fence's share
+            // lock holds until the commit, and a fence that fails (or any
+            // statement) leaves the transaction to be rolled back.
+            futures_util::future::try_join3(lease.fence(&txn, epoch), deferred, rows.write(&txn))
+                .await?;
             txn.commit().await.map_err(db_error("commit"))
         })?;
         self.unsynced
