@@ -520,6 +520,45 @@ fn postgres_a_batch_is_all_or_nothing() {
 }
 
 #[test]
+fn postgres_a_commit_after_the_lease_was_taken_over_writes_nothing() {
+    let url = postgres::fresh_database("fenced");
+    let db = url.rsplit('/').next().unwrap().to_string();
+    // Alone on the database: it takes the lease at once and acts under it.
+    let store = PgStore::connect(&url).unwrap();
+    let a = firing("bot-1", 1);
+    let first = Batch {
+        alerts: vec![a.clone()],
+        next_incident: 2,
+        ..Batch::default()
+    };
+    store.commit(&first, Durability::Immediate).unwrap();
+    // Another replica takes the lease over (what a takeover writes).
+    postgres::cluster().psql(
+        &db,
+        "UPDATE tocsin_lease SET holder = 'another replica', epoch = epoch + 1",
+    );
+    // The fence goes out with the writes, in one pipeline: every write of a
+    // refused commit is rolled back with it.
+    let b = firing("bot-2", 2);
+    let fenced = Batch {
+        alerts: vec![b.clone()],
+        timeline: vec![(b.fingerprint, entry(1, State::Inactive, State::Firing, "x"))],
+        outbox: vec![delivery(1, &b)],
+        sent: vec![("k".into(), Timestamp(1))],
+        next_incident: 3,
+        ..Batch::default()
+    };
+    let err = store.commit(&fenced, Durability::Immediate).unwrap_err();
+    assert!(matches!(err, StoreError::Standby), "{err}");
+    let loaded = store.load().unwrap();
+    assert_eq!(loaded.alerts, vec![a]);
+    assert!(loaded.outbox.is_empty());
+    assert_eq!(loaded.next_incident, 2);
+    assert!(!store.was_sent("k").unwrap());
+    assert!(store.timeline(b.fingerprint).unwrap().is_empty());
+}
+
+#[test]
 fn postgres_errors_never_quote_the_url() {
     // Nothing listens on port 1: the connection is refused.
     let url = "postgres://tocsin:hunter2secret@127.0.0.1:1/tocsin";
