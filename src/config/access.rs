@@ -213,17 +213,18 @@ impl Compiler<'_> {
     /// that names one.
     pub(super) fn reachable_by_replicas(
         &mut self,
-        raw_listen: &Str,
+        raw: &super::raw::RawServer,
         server: &super::Server,
         storage: &super::Storage,
     ) {
+        // A wrong advertise_url is reported where it is written.
         if !matches!(storage.backend, super::Backend::Postgres { .. })
-            || server.advertise_url.is_some()
+            || raw.advertise_url.is_some()
             || !server.listen.ip().is_unspecified()
         {
             return;
         }
-        let Some(listen) = raw_listen else {
+        let Some(listen) = &raw.listen else {
             return;
         };
         self.report(

@@ -122,7 +122,7 @@ impl<'a> Compiler<'a> {
                 defaults.storage.retention,
             ),
         };
-        self.reachable_by_replicas(&raw.server.listen, &server, &storage);
+        self.reachable_by_replicas(&raw.server, &server, &storage);
         let rules = Rules {
             paths: match &raw.rules.paths {
                 None => defaults.rules.paths,

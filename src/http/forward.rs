@@ -133,6 +133,27 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+impl Forwarder {
+    /// Where a write sent here now is committed, for `/readyz`: here, or at a
+    /// holder that answers HTTP (any status: `/healthz` may need a token) within
+    /// a second. A standby cut off from the holder is not ready.
+    pub async fn writes_go_somewhere(&self) -> Option<Writes> {
+        match self.daemon.writes() {
+            Writes::Here => self.daemon.ready().then_some(Writes::Here),
+            Writes::Forward(url) => {
+                let probe = self
+                    .client
+                    .get(format!("{url}/healthz"))
+                    .timeout(Duration::from_secs(1))
+                    .send()
+                    .await;
+                probe.is_ok().then_some(Writes::Forward(url))
+            }
+            Writes::Nowhere => None,
+        }
+    }
+}
+
 fn path_of(request: &Request) -> &str {
     request.uri().path_and_query().map_or("/", |p| p.as_str())
 }

@@ -183,13 +183,20 @@ pub fn routes_with(
             failures.clone(),
             forwarder.clone(),
         ))
-        .merge(twilio::routes(daemon.clone(), failures.clone(), forwarder))
+        .merge(twilio::routes(
+            daemon.clone(),
+            failures.clone(),
+            forwarder.clone(),
+        ))
         .route("/metrics", maybe_open(open.metrics, get(metrics)))
         .route(
             "/healthz",
             maybe_open(open.health, get(|| async { "ok\n" })),
         )
-        .route("/readyz", maybe_open(open.health, get(readyz)))
+        .route("/readyz", {
+            let forwarder = forwarder.clone();
+            maybe_open(open.health, get(move || readyz(forwarder.clone())))
+        })
         // Every refusal has a JSON body, a wrong path or method too.
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -232,16 +239,14 @@ fn shown_path(uri: &axum::http::Uri) -> String {
 }
 
 /// `GET /readyz`: 200 while a write sent here would be committed: by this
-/// replica (`ready: acting`), or by the one it relays writes to (`ready:
-/// standby`, over PostgreSQL); 503 while the store refuses writes or no replica
-/// acts.
-async fn readyz(axum::extract::State(daemon): axum::extract::State<Daemon>) -> Response {
-    match daemon.writes() {
-        crate::daemon::Writes::Here if daemon.ready() => "ready: acting\n".into_response(),
-        crate::daemon::Writes::Forward(_) => {
-            "ready: standby, relaying writes to the replica that acts\n".into_response()
-        }
-        _ => ApiError::new(
+/// replica (`ready: acting`), or by the one it relays writes to, which answers
+/// (`ready: standby`, over PostgreSQL); 503 while the store refuses writes, no
+/// replica acts, or the one that does cannot be reached.
+async fn readyz(forwarder: forward::Forwarder) -> Response {
+    match forwarder.writes_go_somewhere().await {
+        Some(crate::daemon::Writes::Here) => "ready: acting\n".into_response(),
+        Some(_) => "ready: standby, relaying writes to the replica that acts\n".into_response(),
+        None => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: the state store refuses writes, or no replica acts on it",
         )
