@@ -6,8 +6,10 @@
 //! the real server on the real clock, its one escalation level posting to a
 //! webhook the parent serves on 127.0.0.1, which keeps each message once by its
 //! `Idempotency-Key`. The parent plays Prometheus (each new alert posted to every
-//! live replica, as to an Alertmanager cluster, again until one answers 2xx) and the
-//! operators (acks sent to random replicas). At the end:
+//! live replica, as to an Alertmanager cluster, or to one at random, as through a
+//! load balancer, again until one answers 2xx) and the operators (acks sent to
+//! random replicas). A standby relays what it is sent to the replica holding the
+//! lease. At the end:
 //!
 //! - every alert answered 2xx was paged, within `FAILOVER_BOUND` of its acceptance
 //!   even when the replica holding the lease was killed right after;
@@ -17,8 +19,12 @@
 //!   printed, as the crash test does after a restart;
 //! - every ack answered 2xx is kept, and a replica that did not take it shows it
 //!   within a second;
-//! - only the replica holding the lease is ready and answers writes; the others
-//!   answer 503, never a 2xx for what they did not commit.
+//! - writes were taken through standbys too (relayed), and no replica ever
+//!   answered anything but 2xx or 503 (no replica acting, during a failover).
+//!
+//! The tests before it run replicas in this process: every kind of write sent
+//! to a standby, a holder nobody reaches, and Slack pacing and the SMS window
+//! across a clean handover.
 
 mod common;
 
@@ -175,26 +181,41 @@ async fn chaos_async(seed: u64) {
     // fingerprint -> when it was accepted; incident acked -> actor.
     let mut accepted: BTreeMap<u64, Instant> = BTreeMap::new();
     let mut acked: Vec<(u64, String)> = Vec::new();
-    let mut refused_by_standby = 0;
+    // Answers 503 (no replica acted: during a failover), and 2xx answers from a
+    // replica that did not hold the lease (it relayed the write).
+    let mut refused = 0;
+    let mut taken_by_standby = 0;
     let mut failovers: Vec<Duration> = Vec::new();
     for round in 0..KILLS * 2 {
-        // Prometheus: a new alert to every replica, until one takes it (bounded).
+        // Prometheus: a new alert to every replica (as to an Alertmanager
+        // cluster), or to one at random (as through a load balancer), until one
+        // takes it (bounded). A standby relays it to the replica that acts.
         let labels = json!({"alertname": "ReplicaTest", "instance": format!("i-{round}")});
         let body = json!([{"labels": labels, "startsAt": now_rfc3339()}]);
+        let to_every = rng.bool();
         let deadline = Instant::now() + Duration::from_secs(15);
         let fp = loop {
             let mut took = None;
-            for r in &replicas {
+            let acting = leader(&http, &replicas).await;
+            let targets: Vec<usize> = if to_every {
+                (0..REPLICAS).collect()
+            } else {
+                vec![rng.usize(..REPLICAS)]
+            };
+            for i in targets {
                 let answer = http
-                    .post(format!("{}/api/v2/alerts", r.base))
+                    .post(format!("{}/api/v2/alerts", replicas[i].base))
                     .json(&body)
                     .send()
                     .await;
                 match answer.map(|a| a.status()) {
-                    Ok(s) if s.is_success() => took = Some(Instant::now()),
-                    Ok(s) if s == reqwest::StatusCode::SERVICE_UNAVAILABLE => {
-                        refused_by_standby += 1
+                    Ok(s) if s.is_success() => {
+                        took = Some(Instant::now());
+                        if acting.is_some_and(|a| a != i) {
+                            taken_by_standby += 1;
+                        }
                     }
+                    Ok(s) if s == reqwest::StatusCode::SERVICE_UNAVAILABLE => refused += 1,
                     Ok(s) => panic!("round {round}: a replica answered {s}"),
                     Err(_) => {}
                 }
@@ -215,7 +236,9 @@ async fn chaos_async(seed: u64) {
         // An operator acks an earlier incident on a random replica.
         if round > 2 && rng.bool() {
             let id = rng.u64(1..round as u64);
-            let r = &replicas[rng.usize(..REPLICAS)];
+            let acting = leader(&http, &replicas).await;
+            let pick = rng.usize(..REPLICAS);
+            let r = &replicas[pick];
             let actor = format!("op-{round}");
             let answer = http
                 .post(format!("{}/api/v1/alerts/{id}/ack", r.base))
@@ -226,6 +249,9 @@ async fn chaos_async(seed: u64) {
                 && a.status().is_success()
             {
                 acked.push((id, actor));
+                if acting.is_some_and(|a| a != pick) {
+                    taken_by_standby += 1;
+                }
                 // Every other live replica shows it within a second.
                 for other in replicas.iter().filter(|o| o.base != r.base) {
                     assert!(
@@ -298,13 +324,16 @@ async fn chaos_async(seed: u64) {
     }
     latencies.sort();
     println!(
-        "pages: {} alerts, latency median {:?}, max {:?}; {} sent again under their key; {} refusals by replicas without the lease",
+        "pages: {} alerts, latency median {:?}, max {:?}; {} sent again under their key; \
+         {} writes taken by a standby (relayed), {} answered 503 while no replica acted",
         latencies.len(),
         latencies[latencies.len() / 2],
         latencies.last().unwrap(),
         r.repeats,
-        refused_by_standby,
+        taken_by_standby,
+        refused,
     );
+    assert!(taken_by_standby > 0, "no write went through a standby");
     failovers.sort();
     if !failovers.is_empty() {
         println!(
@@ -360,11 +389,13 @@ async fn chaos_async(seed: u64) {
     );
 }
 
-/// The replica that is ready (holds the lease), if one is.
+/// The replica that holds the lease and acts, if one does (its `/readyz` says
+/// so; a standby is ready too, relaying writes to it).
 async fn leader(http: &reqwest::Client, replicas: &[Replica]) -> Option<usize> {
     for (i, r) in replicas.iter().enumerate() {
         if let Ok(a) = http.get(format!("{}/readyz", r.base)).send().await
             && a.status().is_success()
+            && a.text().await.is_ok_and(|t| t.starts_with("ready: acting"))
         {
             return Some(i);
         }
