@@ -865,6 +865,19 @@ fn every_write_sent_to_a_standby() {
         assert_eq!(r.status(), 503, "{:?}", r.text().await);
         assert_eq!(alert_on(&http, &a.base, 6).await["state"], "suppressed");
 
+        // Counted where the operator looks: the 7 writes relayed, each answered.
+        let metrics = http
+            .get(format!("{}/metrics", b.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("tocsin_writes_relayed_total{outcome=\"answered\"} 7"),
+            "{metrics}"
+        );
         b.running.stop().await;
         a.running.stop().await;
     });
@@ -916,6 +929,18 @@ fn a_standby_whose_holder_is_gone_answers_503() {
                 "{reason}"
             );
         }
+        let metrics = http
+            .get(format!("{}/metrics", b.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("tocsin_writes_relayed_total{outcome=\"unreachable\"} 1"),
+            "{metrics}"
+        );
         // Nothing was committed.
         let store = PgStore::connect(&url).unwrap();
         assert!(store.load().unwrap().alerts.is_empty());

@@ -189,9 +189,21 @@ pub async fn to_holder(State(fwd): State<Forwarder>, request: Request, next: Nex
     let holder = match fwd.daemon.writes() {
         Writes::Here => return next.run(request).await,
         Writes::Forward(url) => url,
-        Writes::Nowhere => return no_replica_acts("no replica holds the lease on the state"),
+        Writes::Nowhere => {
+            count(&fwd, "no_holder");
+            return no_replica_acts("no replica holds the lease on the state");
+        }
     };
     relay(&fwd, &holder, request).await
+}
+
+/// Counts a relay by outcome (`tocsin_writes_relayed_total`).
+fn count(fwd: &Forwarder, outcome: &str) {
+    fwd.daemon
+        .metrics()
+        .writes_relayed
+        .get_or_create(&vec![("outcome".to_string(), outcome.to_string())])
+        .inc();
 }
 
 /// 503, to retry: nothing was committed.
@@ -251,6 +263,7 @@ async fn relay(fwd: &Forwarder, holder: &str, request: Request) -> Response {
         Ok(answer) => answer,
         Err(e) => {
             tracing::warn!(error = %without_url(&e), "cannot reach the replica that acts");
+            count(fwd, "unreachable");
             return no_replica_acts("the replica that holds the lease does not answer");
         }
     };
@@ -260,6 +273,7 @@ async fn relay(fwd: &Forwarder, holder: &str, request: Request) -> Response {
         Some(body) => body,
         None => {
             tracing::warn!("the replica that acts answered too much, or stopped");
+            count(fwd, "broken");
             return ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "the replica that acts gave no whole answer: what it did is unknown; \
@@ -268,6 +282,7 @@ async fn relay(fwd: &Forwarder, holder: &str, request: Request) -> Response {
             .into_response();
         }
     };
+    count(fwd, "answered");
     tracing::debug!(path, %status, took = ?started.elapsed(), "relayed a write to the replica that acts");
     let mut out = Response::new(Body::from(body));
     *out.status_mut() = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
