@@ -81,7 +81,7 @@ async fn run(n: usize) {
     }
     let mut times: [Vec<Duration>; 4] = Default::default();
     // Which way goes first alternates: neither always follows the other's commit.
-    let order = |i: usize, a, b| if i % 2 == 0 { [a, b] } else { [b, a] };
+    let order = |i: usize, a, b| if i.is_multiple_of(2) { [a, b] } else { [b, a] };
     for i in 0..n {
         for (way, base) in order(i, (0, &direct), (1, &relayed)) {
             let body = json!([{"labels": {"alertname": "Relay", "i": format!("{way}-{i}")}}]);
