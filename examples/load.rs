@@ -32,6 +32,9 @@
 //! - flood (`--only flood`): `/healthz` and `POST /api/v2/alerts` → webhook before
 //!   and during a flood of 15,000 idle and slow-header connections, kept up for the
 //!   whole phase (`examples/load/flood.rs`);
+//! - stores (`--only stores`) and failover (`--only failover`, `--kills N`): tocsin
+//!   over PostgreSQL beside redb and Alertmanager, and `kill -9` of the replica
+//!   holding the lease while a page is due (`examples/load/postgres.rs`);
 //! - peak RSS of every process in every phase (`VmHWM`).
 
 use std::collections::HashMap;
@@ -56,6 +59,9 @@ mod plot;
 #[path = "load/flood.rs"]
 mod flood;
 
+#[path = "load/postgres.rs"]
+mod postgres;
+
 const SAMPLES_PER_REQUEST: usize = 1_000;
 const INGEST_SERIES: usize = 10_000;
 const ALERTS_PER_REQUEST: usize = 100;
@@ -74,7 +80,7 @@ struct Options {
     /// Length of each throughput phase.
     seconds: f64,
     /// Run only these phases (`ingest`, `alerts`, `storm`, `latency`, `flood`,
-    /// `pipelines`); all if empty.
+    /// `stores`, `failover`, `pipelines`); all if empty.
     only: Vec<String>,
     /// Measure this `tocsin` binary (an older build, for a before/after in one
     /// session) instead of building this one.
@@ -1473,6 +1479,18 @@ async fn run(opts: Options, tocsin_bin: PathBuf) -> Report {
 
     if opts.runs("flood") {
         flood::phase(&ws, &http, &receiver, &mut rx, &mut report).await;
+    }
+
+    // PostgreSQL against redb and Alertmanager; failover (examples/load/postgres.rs).
+    let pg = postgres::available();
+    if !pg && (opts.runs("stores") || opts.runs("failover")) {
+        eprintln!("no PostgreSQL server (apt-get install postgresql): stores and failover skipped");
+    }
+    if pg && opts.runs("stores") {
+        postgres::stores_phase(&ws, &http, &receiver, &mut rx, secs, &mut report).await;
+    }
+    if pg && opts.runs("failover") {
+        postgres::failover_phase(&ws, &http, &mut report).await;
     }
 
     if opts.runs("pipelines") {
