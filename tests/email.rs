@@ -715,6 +715,79 @@ async fn the_daily_summary_goes_on_schedule_once_even_across_a_restart() {
     looping.stop().await;
 }
 
+/// Two replicas over one PostgreSQL: the daily summary the acting replica sent is
+/// not sent again by the replica that takes over after it (it reads when each
+/// report last ran as it takes the lease, not only at start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_summary_goes_once_across_a_handover_between_replicas() {
+    use std::sync::Arc;
+    use tocsin::calendar::Recurrence;
+    use tocsin::clock::ManualClock;
+    use tocsin::config::{Backend, Secret};
+    use tocsin::report::ReportSchedule;
+
+    let server = SmtpServer::start("report-handover");
+    let url = common::postgres::fresh_database("report_handover");
+    // 2026-11-30 08:50 in Tokyo.
+    let clock = ManualClock::new(Timestamp::from_secs(1_764_460_200));
+    let nine = Timestamp::from_secs(1_764_460_200 + 600);
+    let config = |name: &str| {
+        let dir = common::daemon_dir(&format!("email-report-handover-{name}"), "");
+        let mut c = common::test_config(&dir);
+        c.storage.backend = Backend::Postgres {
+            url: Secret::new(url.clone()),
+        };
+        c.rules.paths = Vec::new();
+        c.channels.console.enabled = false;
+        c.channels.email = Some(settings(server.port));
+        c.reports = vec![ReportSchedule {
+            name: "daily".into(),
+            when: Recurrence::parse("0 9 * * *", chrono_tz::Asia::Tokyo).unwrap(),
+            period: Duration::from_secs(86400),
+            to: vec!["ops@example.com".into()],
+        }];
+        c
+    };
+    let acting = |base: String| async move {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(r) = reqwest::get(format!("{base}/readyz")).await
+                && r.text().await.is_ok_and(|t| t.starts_with("ready: acting"))
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{base} never acted");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let a = tocsin::server::start(config("a"), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    acting(format!("http://{}", a.addr)).await;
+    // B starts before nine and stands by.
+    let b = tocsin::server::start(config("b"), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    a.daemon.run_until(&clock, nine).await;
+    assert_eq!(server.received().len(), 1, "A sends the 09:00 summary");
+
+    // A clean handover at 09:05: B takes the lease and acts.
+    clock.set(nine + Duration::from_secs(300));
+    a.stop().await;
+    acting(format!("http://{}", b.addr)).await;
+    b.daemon.caught_up().await;
+    assert_eq!(
+        server.received().len(),
+        1,
+        "sent again by the replica taking over"
+    );
+    b.daemon
+        .run_until(&clock, nine + Duration::from_secs(24 * 3600))
+        .await;
+    assert_eq!(server.received().len(), 2, "the next day's, from B");
+    b.stop().await;
+}
+
 /// The daemon's mails about one alert, through a real SMTP server: the page to
 /// tanaka@ and the fallback to ops@ (for two addresses that cannot take it) are
 /// distinct mails with their own Message-IDs, the fallback names the alert once,

@@ -123,6 +123,15 @@ impl Core {
             Ok(marks) => self.outbox.remember(marks),
             Err(e) => tracing::warn!(error = %e, "cannot read the outbox's pacing marks"),
         }
+        // A report another replica sent while this one stood by is not sent again.
+        for (state, report) in self.reports.iter_mut().zip(&ctx.config.reports) {
+            match ctx.store.job_ran(&report.name) {
+                Ok(ran) => state.last_ran = ran.max(state.last_ran),
+                Err(e) => {
+                    tracing::warn!(error = %e, report = %report.name, "cannot read when a report last ran")
+                }
+            }
+        }
         // A page still owed may have left just before a crash, its mark not yet on
         // disk: it counts as gone, so whoever it may have reached hears of the ack
         // and the resolve (told once too often rather than never). The mark is
