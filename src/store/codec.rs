@@ -49,6 +49,22 @@ pub fn encode<T: Serialize>(
     Ok(out)
 }
 
+/// Appends `value` as stored (the version byte, then postcard) to `out`, after
+/// what it holds already (the journal's frame header).
+pub fn encode_after<T: Serialize>(
+    out: &mut Vec<u8>,
+    table: &'static str,
+    key: impl Display,
+    value: &T,
+) -> Result<(), StoreError> {
+    out.push(FORMAT);
+    encode_into(out, value).map_err(|source| StoreError::Encode {
+        table,
+        key: key.to_string(),
+        source,
+    })
+}
+
 fn encode_into<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), CodecError> {
     let taken = std::mem::take(out);
     *out = postcard::to_extend(value, taken)?;
@@ -107,21 +123,21 @@ mod tests {
         a.incident = Some(42);
         a.fired_at = Some(Timestamp(1_700_000_000_000));
         a.value = f64::NAN;
-        a.ack = Some(Ack {
+        a.ack = Some(Box::new(Ack {
             actor: "alice".into(),
             via: "slack".into(),
             note: Some("looking".into()),
             at: Timestamp(1_700_000_060_000),
-        });
+        }));
         a.silenced_by.insert("s1".into());
-        a.external = Some(External {
+        a.external = Some(Box::new(External {
             starts_at: Timestamp(1_699_999_000_000),
             ends_at: None,
-            annotations: [("summary".to_string(), "full".to_string())].into(),
+            annotations: [("summary", "full")].into_iter().collect(),
             generator_url: None,
             external_url: None,
             group_key: Some("{}:{alertname=\"disk\"}".into()),
-        });
+        }));
         a
     }
 

@@ -8,7 +8,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::de::DeserializeOwned;
 
 use super::codec::{decode, encode};
-use super::journal::Journal;
+use super::journal::{Frame, Journal};
 use super::schema::{
     self, ALERTS, INCIDENTS, META, NEXT_INCIDENT_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY, TIMELINE,
 };
@@ -132,7 +132,7 @@ impl RedbStore {
         let mut store = RedbStore::init(db, Some(Box::new(reopen)))?;
         let folded = store.meta(schema::JOURNAL_FOLDED_KEY)?.unwrap_or(0);
         let db = store.db.clone();
-        let fold = move |batches: &[Arc<Batch>], generation: u64| db.fold(batches, generation);
+        let fold = move |frames: &[Arc<Frame>], generation: u64| db.fold(frames, generation);
         let journal = Arc::new(Journal::open(path, folded, &fold)?);
         let folder = journal.clone();
         store.folder = Some(
@@ -379,16 +379,17 @@ impl RedbStore {
     }
 
     fn write(&self, batch: &Batch, durability: redb::Durability) -> Result<(), StoreError> {
-        self.db.write(std::iter::once(batch), durability, None)
+        self.db
+            .write(|txn| write_batch(txn, batch), durability, None)
     }
 }
 
 impl Db {
     /// Writes `batches` in one transaction, with the last journal generation they
     /// hold if they come from the journal. A failed write reopens the database.
-    fn write<'a>(
+    fn write(
         &self,
-        batches: impl Iterator<Item = &'a Batch>,
+        batches: impl Fn(&WriteTransaction) -> Result<(), StoreError>,
         durability: redb::Durability,
         folded: Option<u64>,
     ) -> Result<(), StoreError> {
@@ -397,9 +398,7 @@ impl Db {
             txn.set_durability(durability).expect(
                 "tocsin opens redb in single-process mode, where any durability is allowed",
             );
-            for batch in batches {
-                write_batch(&txn, batch)?;
-            }
+            batches(&txn)?;
             if let Some(generation) = folded {
                 txn.open_table(META)?
                     .insert(schema::JOURNAL_FOLDED_KEY, generation)?;
@@ -416,9 +415,14 @@ impl Db {
         applied
     }
 
-    /// One fold of the journal: its batches, durably, in one transaction.
-    fn fold(&self, batches: &[Arc<Batch>], generation: u64) -> Result<(), StoreError> {
-        let batches = batches.iter().map(|b| &**b);
+    /// One fold of the journal: its frames, durably, in one transaction. Each
+    /// frame is decoded as it is written, so a fold never holds its batches at once.
+    fn fold(&self, frames: &[Arc<Frame>], generation: u64) -> Result<(), StoreError> {
+        let batches = |txn: &WriteTransaction| {
+            frames
+                .iter()
+                .try_for_each(|frame| write_batch(txn, &frame.batch()?))
+        };
         self.write(batches, redb::Durability::Immediate, Some(generation))
     }
 }
