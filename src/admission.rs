@@ -9,7 +9,6 @@
 //! Pure: the caller passes `now` and refuses the whole request on the first
 //! [`Refusal`], naming the sample or alert; `Refusal::reason` is the metric label.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -248,7 +247,7 @@ impl Bounds {
     pub fn alert(
         &self,
         labels: &Labels,
-        annotations: &BTreeMap<String, String>,
+        annotations: &crate::alert::Annotations,
         generator_url: Option<&str>,
         starts_at: Timestamp,
         now: Timestamp,
@@ -260,9 +259,9 @@ impl Bounds {
                 max: self.max_labels,
             });
         }
-        if let Some(name) = annotations
-            .keys()
-            .find(|k| k.len() > self.max_label_name_bytes)
+        if let Some((name, _)) = annotations
+            .iter()
+            .find(|(k, _)| k.len() > self.max_label_name_bytes)
         {
             return Err(Refusal::LabelNameBytes {
                 name: name.to_string(),
@@ -272,7 +271,6 @@ impl Bounds {
         }
         let texts = annotations
             .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
             .chain(generator_url.map(|u| ("generatorURL", u)));
         for (name, value) in texts {
             if value.len() > self.max_annotation_value_bytes {
@@ -335,8 +333,8 @@ mod tests {
                 .reason(),
             "label_value_bytes"
         );
-        let notes = BTreeMap::from([("summary".to_string(), "s".repeat(33))]);
-        let refused = b.alert(&ok, &notes, None, NOW, NOW).unwrap_err();
+        let notes = std::collections::BTreeMap::from([("summary".to_string(), "s".repeat(33))]);
+        let refused = b.alert(&ok, &notes.into(), None, NOW, NOW).unwrap_err();
         assert_eq!(
             refused.to_string(),
             "annotation \"summary\": value is 33 bytes, at most 32 \
@@ -344,7 +342,7 @@ mod tests {
         );
         let url = "http://x/".repeat(4);
         let refused = b
-            .alert(&ok, &BTreeMap::new(), Some(&url), NOW, NOW)
+            .alert(&ok, &Default::default(), Some(&url), NOW, NOW)
             .unwrap_err();
         assert_eq!(refused.reason(), "annotation_value_bytes");
         assert!(refused.to_string().contains("generatorURL"));
@@ -384,7 +382,7 @@ mod tests {
                 .contains("it looks like nanoseconds"),
         );
         let refused = b
-            .alert(&labels, &BTreeMap::new(), None, year_9999, NOW)
+            .alert(&labels, &Default::default(), None, year_9999, NOW)
             .unwrap_err();
         assert!(
             refused

@@ -28,12 +28,12 @@ fn alerts_and_timelines_round_trip() {
     assert!(store.load_alerts().unwrap().is_empty());
 
     let mut a = firing("bot-1", 1);
-    a.ack = Some(Ack {
+    a.ack = Some(Box::new(Ack {
         actor: "alice".into(),
         via: "slack".into(),
         note: Some("looking".into()),
         at: T,
-    });
+    }));
     a.state = State::Acknowledged;
     a.silenced_by.insert("m1".into());
     a.recent_changes = vec![T];
@@ -498,7 +498,7 @@ fn a_version_3_file_written_by_tocsin_is_migrated_to_the_record_encoding() {
         .find(|a| a.incident == Some(1))
         .unwrap();
     assert_eq!(
-        acked.external.as_ref().unwrap().annotations["summary"],
+        &acked.external.as_ref().unwrap().annotations["summary"],
         "disk full on bot-1"
     );
     assert_eq!(loaded.next_incident, 3);

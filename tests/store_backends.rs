@@ -145,12 +145,12 @@ fn everything_round_trips_and_survives_a_reopen(mut opened: Opened) {
 
     let mut a = firing("bot-1", 1);
     a.state = State::Acknowledged;
-    a.ack = Some(Ack {
+    a.ack = Some(Box::new(Ack {
         actor: "alice".into(),
         via: "slack".into(),
         note: Some("looking".into()),
         at: T,
-    });
+    }));
     a.silenced_by.insert("m1".into());
     let mut b = alert("投稿成功率低下", "bot-2");
     b.state = State::Pending;
