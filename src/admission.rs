@@ -244,11 +244,11 @@ impl Bounds {
     /// An alert from another system: labels, annotations, `generatorURL` and
     /// `startsAt`. (`endsAt` may be far ahead: that is an alert that does not
     /// expire on its own.)
-    pub fn alert(
+    pub fn alert<'a>(
         &self,
         labels: &Labels,
-        annotations: &crate::alert::Annotations,
-        generator_url: Option<&str>,
+        annotations: impl ExactSizeIterator<Item = (&'a str, &'a str)> + Clone,
+        generator_url: Option<&'a str>,
         starts_at: Timestamp,
         now: Timestamp,
     ) -> Result<(), Refusal> {
@@ -260,7 +260,7 @@ impl Bounds {
             });
         }
         if let Some((name, _)) = annotations
-            .iter()
+            .clone()
             .find(|(k, _)| k.len() > self.max_label_name_bytes)
         {
             return Err(Refusal::LabelNameBytes {
@@ -269,9 +269,7 @@ impl Bounds {
                 max: self.max_label_name_bytes,
             });
         }
-        let texts = annotations
-            .iter()
-            .chain(generator_url.map(|u| ("generatorURL", u)));
+        let texts = annotations.chain(generator_url.map(|u| ("generatorURL", u)));
         for (name, value) in texts {
             if value.len() > self.max_annotation_value_bytes {
                 return Err(Refusal::AnnotationValueBytes {
@@ -334,7 +332,15 @@ mod tests {
             "label_value_bytes"
         );
         let notes = std::collections::BTreeMap::from([("summary".to_string(), "s".repeat(33))]);
-        let refused = b.alert(&ok, &notes.into(), None, NOW, NOW).unwrap_err();
+        let refused = b
+            .alert(
+                &ok,
+                notes.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                None,
+                NOW,
+                NOW,
+            )
+            .unwrap_err();
         assert_eq!(
             refused.to_string(),
             "annotation \"summary\": value is 33 bytes, at most 32 \
@@ -342,7 +348,7 @@ mod tests {
         );
         let url = "http://x/".repeat(4);
         let refused = b
-            .alert(&ok, &Default::default(), Some(&url), NOW, NOW)
+            .alert(&ok, std::iter::empty(), Some(&url), NOW, NOW)
             .unwrap_err();
         assert_eq!(refused.reason(), "annotation_value_bytes");
         assert!(refused.to_string().contains("generatorURL"));
@@ -382,7 +388,7 @@ mod tests {
                 .contains("it looks like nanoseconds"),
         );
         let refused = b
-            .alert(&labels, &Default::default(), None, year_9999, NOW)
+            .alert(&labels, std::iter::empty(), None, year_9999, NOW)
             .unwrap_err();
         assert!(
             refused
