@@ -36,6 +36,9 @@
 //!   the store's size and a restart on it;
 //! - prune (`--only prune`): new-alert intake before and during a retention sweep
 //!   of 100,000 resolved alerts (`examples/load/prune.rs`);
+//! - stores (`--only stores`) and failover (`--only failover`, `--kills N`): tocsin
+//!   over PostgreSQL beside redb and Alertmanager, and `kill -9` of the replica
+//!   holding the lease while a page is due (`examples/load/postgres.rs`);
 //! - peak RSS of every process in every phase (`VmHWM`).
 
 use std::collections::HashMap;
@@ -63,6 +66,9 @@ mod flood;
 #[path = "load/prune.rs"]
 mod prune;
 
+#[path = "load/postgres.rs"]
+mod postgres;
+
 const SAMPLES_PER_REQUEST: usize = 1_000;
 const INGEST_SERIES: usize = 10_000;
 const ALERTS_PER_REQUEST: usize = 100;
@@ -81,7 +87,7 @@ struct Options {
     /// Length of each throughput phase.
     seconds: f64,
     /// Run only these phases (`ingest`, `alerts`, `storm`, `prune`, `latency`,
-    /// `flood`, `pipelines`); all if empty.
+    /// `flood`, `stores`, `failover`, `pipelines`); all if empty.
     only: Vec<String>,
     /// Measure this `tocsin` binary (an older build, for a before/after in one
     /// session) instead of building this one.
@@ -1506,6 +1512,18 @@ async fn run(opts: Options, tocsin_bin: PathBuf) -> Report {
 
     if opts.runs("flood") {
         flood::phase(&ws, &http, &receiver, &mut rx, &mut report).await;
+    }
+
+    // PostgreSQL against redb and Alertmanager; failover (examples/load/postgres.rs).
+    let pg = postgres::available();
+    if !pg && (opts.runs("stores") || opts.runs("failover")) {
+        eprintln!("no PostgreSQL server (apt-get install postgresql): stores and failover skipped");
+    }
+    if pg && opts.runs("stores") {
+        postgres::stores_phase(&ws, &http, &receiver, &mut rx, secs, &mut report).await;
+    }
+    if pg && opts.runs("failover") {
+        postgres::failover_phase(&ws, &http, &mut report).await;
     }
 
     if opts.runs("pipelines") {

@@ -38,7 +38,18 @@ impl Daemon {
                 // is seen when the turn ends.
                 ctx.sleeping_until.store(i64::MIN, Ordering::SeqCst);
                 let turn = turn::run_due(ctx, core, now);
-                let outgoing = delivery::take(ctx, core, now);
+                // A core that could not be read back after a failed commit may owe
+                // pages about changes no store holds. A lone daemon (redb, lease 0)
+                // sends them anyway (RELIABILITY.md); a replica sends nothing until
+                // the state is read back (which arms the deliveries again): the
+                // database decides, and whoever acts next would page the same
+                // alert under a key of its own, a double page.
+                let shared = ctx.store.lease() != Some(0);
+                let outgoing = if shared && ctx.stale.load(Ordering::SeqCst) {
+                    Vec::new()
+                } else {
+                    delivery::take(ctx, core, now)
+                };
                 Ok((turn, outgoing))
             })
             .await;

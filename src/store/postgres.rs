@@ -17,7 +17,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 use super::codec::decode;
-use super::lease::{Lease, RENEW_EVERY};
+use super::lease::{Lease, RENEW_EVERY, TTL};
 use super::pg_batch::Rows;
 use super::pg_schema;
 use super::{Batch, Durability, Loaded, Store, StoreError, db_error};
@@ -41,6 +41,10 @@ pub struct PgStore {
     unsynced: AtomicBool,
     /// The lease this replica acts under, renewed in the background.
     lease: std::sync::Arc<Lease>,
+    /// When the database last answered a renewal of the lease (every
+    /// [`RENEW_EVERY`]): silent for longer than [`TTL`], it is down or cut off,
+    /// and every operation fails at once instead of waiting out its deadline.
+    answered: std::sync::Arc<std::sync::Mutex<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -108,6 +112,7 @@ impl PgStore {
             pool,
             unsynced: AtomicBool::new(false),
             lease: std::sync::Arc::new(Lease::new()),
+            answered: std::sync::Arc::new(std::sync::Mutex::new(std::time::Instant::now())),
         };
         let lease = store.lease.clone();
         store.run(|pool| async move {
@@ -121,17 +126,27 @@ impl PgStore {
             Ok(())
         })?;
         let (lease, pool) = (store.lease.clone(), store.pool.clone());
+        let answered = store.answered.clone();
         store.runtime().spawn(async move {
             let mut every = tokio::time::interval(RENEW_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while !lease.released() {
                 every.tick().await;
-                let renewed = match pool.get().await {
-                    Ok(client) => lease.renew(&client).await.map(|_| ()),
-                    Err(e) => Err(pool_error(e)),
+                // Bounded: over a connection that a partition holds silent, the
+                // renewal would wait until TCP gives up, and the loop with it.
+                let renewal = async {
+                    let client = pool.get().await.map_err(pool_error)?;
+                    lease.renew(&client).await.map(|_| ())
                 };
-                if let Err(e) = renewed {
-                    tracing::warn!(error = %e, "cannot renew the lease on the state");
+                let renewed = tokio::time::timeout(TTL, renewal)
+                    .await
+                    .unwrap_or_else(|_| Err(no_answer(TTL)));
+                match renewed {
+                    Ok(()) => {
+                        *answered.lock().unwrap_or_else(|e| e.into_inner()) =
+                            std::time::Instant::now()
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot renew the lease on the state"),
                 }
             }
         });
@@ -161,18 +176,26 @@ impl PgStore {
         F: FnOnce(Pool) -> Fut,
         Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
     {
+        let silent = self
+            .answered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed();
+        if silent > TTL {
+            // Down or cut off: failing now keeps every caller (a request, the
+            // standby's reads under the core's lock) from waiting out the deadline.
+            return Err(StoreError::Postgres {
+                doing: "reach the database",
+                message: format!("no answer for {}s", silent.as_secs()),
+            });
+        }
         let runtime = self.runtime();
         let fut = op(self.pool.clone());
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         runtime.spawn(async move {
             let out = tokio::time::timeout(OPERATION_TIMEOUT, fut)
                 .await
-                .unwrap_or_else(|_| {
-                    Err(StoreError::Postgres {
-                        doing: "finish in time",
-                        message: format!("no answer in {OPERATION_TIMEOUT:?}"),
-                    })
-                });
+                .unwrap_or_else(|_| Err(no_answer(OPERATION_TIMEOUT)));
             let _ = tx.send(out);
         });
         rx.recv().unwrap_or_else(|_| {
@@ -204,6 +227,13 @@ impl Drop for PgStore {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
+    }
+}
+
+fn no_answer(within: Duration) -> StoreError {
+    StoreError::Postgres {
+        doing: "finish in time",
+        message: format!("no answer in {within:?}"),
     }
 }
 

@@ -13,6 +13,9 @@ pub struct Cluster {
     bin: PathBuf,
     dir: PathBuf,
     pub port: u16,
+    /// Commits are synced to disk (`fsync=on`), as on a production server; the
+    /// tests' cluster does without.
+    durable: bool,
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -61,8 +64,18 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// A cluster of its own that syncs its commits as a production server does, for
+/// measurements (the load harness); stopped when the process exits.
+pub fn durable() -> Cluster {
+    Cluster::init(true)
+}
+
 impl Cluster {
     fn start() -> Cluster {
+        Cluster::init(false)
+    }
+
+    fn init(durable: bool) -> Cluster {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()
             .and_then(|d| {
@@ -97,7 +110,12 @@ impl Cluster {
             .local_addr()
             .unwrap()
             .port();
-        let cluster = Cluster { bin, dir, port };
+        let cluster = Cluster {
+            bin,
+            dir,
+            port,
+            durable,
+        };
         cluster.as_owner(
             "initdb",
             &[
@@ -154,9 +172,10 @@ impl Cluster {
     /// Starts the server and waits until it accepts connections.
     pub fn start_server(&self) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync={} -c max_connections=200",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            if self.durable { "on" } else { "off" }
         );
         let log = self.dir.join("server.log");
         self.as_owner(

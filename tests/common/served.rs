@@ -9,12 +9,14 @@ use serde_json::{Value, json};
 use tocsin::clock::{ManualClock, Timestamp};
 use tocsin::config::Config;
 use tocsin::daemon::{Daemon, LoopHandle};
-use tocsin::notify::Channels;
+use tocsin::notify::{Channels, Recorder};
 use tocsin::store::Store;
 
 pub struct Served {
     pub daemon: Daemon,
     pub clock: ManualClock,
+    /// What the daemon sent.
+    pub recorder: Recorder,
     _looping: LoopHandle,
     http: reqwest::Client,
     base: String,
@@ -25,7 +27,7 @@ impl Served {
     /// own), with recording channels.
     pub async fn open(config: Config, t0: Timestamp, store: Option<Box<dyn Store>>) -> Served {
         let clock = ManualClock::new(t0);
-        let (channels, _recorder) = Channels::recording(Arc::new(clock.clone()));
+        let (channels, recorder) = Channels::recording(Arc::new(clock.clone()));
         let daemon = Daemon::open_with(config, Arc::new(clock.clone()), channels, store).unwrap();
         let looping = daemon.spawn_loop();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -34,6 +36,7 @@ impl Served {
         Served {
             daemon,
             clock,
+            recorder,
             _looping: looping,
             http: tocsin::tls::http_client().build().unwrap(),
             base: format!("http://{addr}"),
