@@ -222,6 +222,51 @@ mod tests {
         );
     }
 
+    /// Annotations and paged addresses are held as sorted lists, but were stored
+    /// as a map and a set: records written before must read, and records written
+    /// now must read in an older build, in the store (postcard) and in JSON.
+    #[test]
+    fn annotations_and_paged_addresses_are_written_as_the_map_and_the_set_were() {
+        let map = std::collections::BTreeMap::from([
+            ("summary".to_string(), "disk full".to_string()),
+            ("runbook".to_string(), "https://r".to_string()),
+        ]);
+        let annotations: crate::alert::Annotations = map.clone().into();
+        let set =
+            std::collections::BTreeSet::from([Address::Sms { to: "+1".into() }, Address::Console]);
+        let notified = crate::escalation::state::Notified::from([
+            Address::Sms { to: "+1".into() },
+            Address::Console,
+            Address::Console,
+        ]);
+        let bytes = |v: &dyn erased::Both| v.bytes();
+        assert_eq!(bytes(&annotations), bytes(&map));
+        assert_eq!(bytes(&notified), bytes(&set));
+        let read: crate::alert::Annotations =
+            postcard::from_bytes(&postcard::to_allocvec(&map).unwrap()).unwrap();
+        assert_eq!(read, annotations);
+        assert_eq!(read.get("runbook"), Some("https://r"));
+        let read: crate::escalation::state::Notified =
+            serde_json::from_str(&serde_json::to_string(&set).unwrap()).unwrap();
+        assert_eq!(read, notified);
+        assert_eq!(read.len(), 2, "unique, as in the set");
+    }
+
+    /// Both encodings of a value, to compare two types' layouts.
+    mod erased {
+        pub trait Both {
+            fn bytes(&self) -> (Vec<u8>, String);
+        }
+        impl<T: serde::Serialize> Both for T {
+            fn bytes(&self) -> (Vec<u8>, String) {
+                (
+                    postcard::to_allocvec(self).unwrap(),
+                    serde_json::to_string(self).unwrap(),
+                )
+            }
+        }
+    }
+
     #[test]
     fn an_unknown_format_is_refused_with_a_reason() {
         let err = decode::<TimelineEntry>("timeline", "00ff/1", &[9, 1, 2]).unwrap_err();
