@@ -18,7 +18,7 @@ use tocsin::store::{Batch, Durability, PG_SCHEMA_VERSION, PgStore, RedbStore, St
 
 mod common;
 use common::postgres;
-use common::records::{T, TempDir, alert, entry, firing};
+use common::records::{T, TempDir, alert, delivery, entry, firing};
 
 /// A store under test, and how to open it again over the same data.
 struct Opened {
@@ -104,26 +104,6 @@ fn escalation(a: &Alert) -> Escalation {
         due_at: Some(T + Duration::from_secs(300)),
         repeats: 0,
         notified: [Address::Console].into(),
-    }
-}
-
-fn delivery(id: u64, a: &Alert) -> Delivery {
-    Delivery {
-        id,
-        key: format!("k{id}"),
-        address: Address::Slack {
-            channel: "#alerts".into(),
-        },
-        reason: NotifyReason::Firing,
-        level: 1,
-        alert: AlertSnapshot::of(a, Default::default()),
-        group: "g".into(),
-        due_at: T,
-        created_at: T,
-        attempts: 0,
-        last_error: None,
-        fallback_for: None,
-        fell_back: false,
     }
 }
 

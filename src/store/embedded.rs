@@ -1,6 +1,7 @@
 //! The embedded backend: every table in one redb file. The only module that
 //! touches redb.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -419,9 +420,18 @@ impl Db {
     /// frame is decoded as it is written, so a fold never holds its batches at once.
     fn fold(&self, frames: &[Arc<Frame>], generation: u64) -> Result<(), StoreError> {
         let batches = |txn: &WriteTransaction| {
+            // Only deliveries this fold creates: ids at or past the stored counter
+            // were never written. One written before and rescheduled and done
+            // in this fold is deleted as usual.
+            let stored = txn
+                .open_table(META)?
+                .get(schema::NEXT_DELIVERY_KEY)?
+                .map_or(1, |v| v.value());
+            let mut passing = super::journal::passing(frames);
+            passing.retain(|id| *id >= stored);
             frames
                 .iter()
-                .try_for_each(|frame| write_batch(txn, &frame.batch()?))
+                .try_for_each(|frame| write_batch_skipping(txn, &frame.batch()?, &passing))
         };
         self.write(batches, redb::Durability::Immediate, Some(generation))
     }
@@ -546,6 +556,18 @@ impl Store for RedbStore {
 }
 
 pub(super) fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> {
+    write_batch_skipping(txn, batch, &HashSet::new())
+}
+
+/// [`write_batch`], leaving out the outbox rows of `passing`: deliveries that one
+/// fold creates and deletes (owed and delivered between two folds, most of a
+/// storm's) are never written. Delivery ids are never reused, so skipping both
+/// ends in the same table.
+fn write_batch_skipping(
+    txn: &WriteTransaction,
+    batch: &Batch,
+    passing: &HashSet<u64>,
+) -> Result<(), StoreError> {
     let mut meta = txn.open_table(META)?;
     let mut alerts = txn.open_table(ALERTS)?;
     let mut timeline = txn.open_table(TIMELINE)?;
@@ -613,10 +635,12 @@ pub(super) fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), S
         .unwrap_or(1);
     let stored_delivery = next_delivery;
     for d in &batch.outbox {
-        outbox.insert(d.id, encode("outbox", d.id, d)?.as_slice())?;
+        if !passing.contains(&d.id) {
+            outbox.insert(d.id, encode("outbox", d.id, d)?.as_slice())?;
+        }
         next_delivery = next_delivery.max(d.id + 1);
     }
-    for id in &batch.outbox_done {
+    for id in batch.outbox_done.iter().filter(|id| !passing.contains(id)) {
         outbox.remove(*id)?;
     }
     if next_delivery != stored_delivery {

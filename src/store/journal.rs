@@ -58,6 +58,9 @@ pub(super) struct Frame {
     sent: Vec<String>,
     /// Message references the batch sets: (fingerprint, address, reference).
     references: Vec<(u64, String, String)>,
+    /// Outbox deliveries the batch writes, and those it is done with.
+    outbox_put: Vec<u64>,
+    outbox_done: Vec<u64>,
 }
 
 impl Frame {
@@ -70,6 +73,8 @@ impl Frame {
                 .iter()
                 .map(|(fp, a, r)| (fp.0, a.clone(), r.clone()))
                 .collect(),
+            outbox_put: batch.outbox.iter().map(|d| d.id).collect(),
+            outbox_done: batch.outbox_done.clone(),
         }
     }
 
@@ -358,6 +363,18 @@ impl Journal {
             let _ = std::fs::remove_file(file_of(&self.base, generation));
         }
     }
+}
+
+/// The deliveries `frames` both write and are done with: a fold of them need not
+/// write either.
+pub(super) fn passing(frames: &[Arc<Frame>]) -> HashSet<u64> {
+    let put: HashSet<u64> = frames.iter().flat_map(|f| &f.outbox_put).copied().collect();
+    frames
+        .iter()
+        .flat_map(|f| &f.outbox_done)
+        .copied()
+        .filter(|id| put.contains(id))
+        .collect()
 }
 
 /// Drops the overlay entries of folded frames (unless a newer frame set them).
