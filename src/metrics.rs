@@ -44,6 +44,10 @@ pub struct Metrics {
     pub cross_site_refused: Family<Labels, Counter>,
     /// Resolved alerts forgotten past `storage.retention`, with their timelines.
     pub pruned_alerts: Counter,
+    /// Writes a standby relayed to the replica that acts, by outcome (`answered`:
+    /// whatever it answered; `no_holder`, `unreachable`, `broken`: answered 503
+    /// or 502 here).
+    pub writes_relayed: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -73,6 +77,7 @@ impl Default for Metrics {
             http_connections_shed: Family::default(),
             cross_site_refused: Family::default(),
             pruned_alerts: Counter::default(),
+            writes_relayed: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -178,6 +183,11 @@ impl Default for Metrics {
             "cross_site_refused",
             "State-changing requests refused as possibly cross-site, by reason (origin, content_type)",
             m.cross_site_refused.clone(),
+        );
+        registry.register(
+            "writes_relayed",
+            "Writes a standby relayed to the replica that acts, by outcome (answered, no_holder, unreachable, broken)",
+            m.writes_relayed.clone(),
         );
         Metrics { registry, ..m }
     }

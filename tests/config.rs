@@ -150,6 +150,7 @@ fn the_example_file_documents_every_key() {
                 "body_limit",
                 "request_timeout",
                 "public_url",
+                "advertise_url",
                 "max_connections",
                 "header_read_timeout",
                 "idle_timeout",
@@ -294,6 +295,7 @@ fn every_field_can_be_set() {
             body_limit: 65536,
             request_timeout: Duration::from_secs(60),
             public_url: Some("https://tocsin.example.com/base".into()),
+            advertise_url: Some("http://10.0.0.5:8080".into()),
             max_connections: 512,
             header_read_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(120),
@@ -492,6 +494,67 @@ fn error_messages() {
     for (text, expected) in cases {
         assert_eq!(error(text), *expected, "for:\n{text}");
     }
+}
+
+/// Replicas over PostgreSQL relay writes to the one that acts, at the URL it
+/// advertises: one nobody can reach is refused where it is written.
+#[test]
+fn replicas_need_an_address_the_others_reach() {
+    let replica = |server: &str| {
+        format!(
+            "[[tokens]]\nname = \"ci\"\ntoken = \"t\"\n[server]\n{server}\n\
+             [storage]\nbackend = \"postgres\"\nurl = \"postgres://db/tocsin\"\n"
+        )
+    };
+    let cases: &[(&str, &str)] = &[
+        (
+            "listen = \"0.0.0.0:9095\"",
+            "tocsin.toml:5:10: server.listen: 0.0.0.0:9095 names no address another \
+             replica can reach: with storage.backend = \"postgres\", set \
+             server.advertise_url to the URL the other replicas reach this one at \
+             (such as \"http://10.0.0.5:9095\")",
+        ),
+        (
+            "listen = \"0.0.0.0:9095\"\nadvertise_url = \"http://0.0.0.0:9095\"",
+            "tocsin.toml:6:17: server.advertise_url: 0.0.0.0 and :: name no address \
+             another replica can reach: write the URL the other replicas reach this \
+             one at, such as \"http://10.0.0.5:9095\"",
+        ),
+        (
+            "advertise_url = \"http://10.0.0.5:9095/?a=1\"",
+            "tocsin.toml:5:17: server.advertise_url: it must not have a query or a \
+             fragment: write the URL the other replicas reach this one at, such as \
+             \"http://10.0.0.5:9095\"",
+        ),
+        (
+            "advertise_url = \"10.0.0.5:9095\"",
+            "tocsin.toml:5:17: server.advertise_url: expected an http:// or https:// \
+             url with a host",
+        ),
+    ];
+    for (server, expected) in cases {
+        assert_eq!(error(&replica(server)), *expected, "for:\n{server}");
+    }
+    // Listening on every interface with the URL given; or on one address, which
+    // is the default URL.
+    let given = parse(&replica(
+        "listen = \"0.0.0.0:9095\"\nadvertise_url = \"https://tocsin-a.internal:9095/\"",
+    ))
+    .unwrap();
+    assert_eq!(
+        given.server.advertised(given.server.listen).as_deref(),
+        Some("https://tocsin-a.internal:9095")
+    );
+    let listen = parse(&replica("listen = \"10.0.0.5:9095\"")).unwrap();
+    assert_eq!(
+        listen.server.advertised(listen.server.listen).as_deref(),
+        Some("http://10.0.0.5:9095")
+    );
+    // redb: nothing to reach.
+    assert!(
+        parse("[[tokens]]\nname = \"ci\"\ntoken = \"t\"\n[server]\nlisten = \"0.0.0.0:9095\"\n")
+            .is_ok()
+    );
 }
 
 #[test]

@@ -173,6 +173,71 @@ impl Compiler<'_> {
         addr
     }
 
+    /// `server.advertise_url`: an http(s) URL with a host other replicas can
+    /// reach (not `0.0.0.0`), no query or fragment; kept without a trailing `/`.
+    pub(super) fn advertise_url(&mut self, value: &Str) -> Option<String> {
+        let value = value.as_ref()?;
+        let url = self.http_url(value, "server.advertise_url")?;
+        let unusable = match reqwest::Url::parse(&url) {
+            Ok(parsed) if parsed.query().is_some() || parsed.fragment().is_some() => {
+                Some("it must not have a query or a fragment")
+            }
+            Ok(parsed) => match parsed.host_str().map(|h| h.trim_matches(['[', ']'])) {
+                None => Some("it has no host"),
+                Some(host)
+                    if host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_unspecified()) =>
+                {
+                    Some("0.0.0.0 and :: name no address another replica can reach")
+                }
+                Some(_) => None,
+            },
+            Err(_) => Some("it is not a URL"),
+        };
+        if let Some(why) = unusable {
+            self.report(
+                value.span(),
+                format!(
+                    "server.advertise_url: {why}: write the URL the other replicas \
+                     reach this one at, such as \"http://10.0.0.5:9095\""
+                ),
+            );
+            return None;
+        }
+        Some(url.trim_end_matches('/').to_string())
+    }
+
+    /// With PostgreSQL, the other replicas must be able to reach this one (they
+    /// forward writes to whichever acts): an `advertise_url`, or a listen address
+    /// that names one.
+    pub(super) fn reachable_by_replicas(
+        &mut self,
+        raw: &super::raw::RawServer,
+        server: &super::Server,
+        storage: &super::Storage,
+    ) {
+        // A wrong advertise_url is reported where it is written.
+        if !matches!(storage.backend, super::Backend::Postgres { .. })
+            || raw.advertise_url.is_some()
+            || !server.listen.ip().is_unspecified()
+        {
+            return;
+        }
+        let Some(listen) = &raw.listen else {
+            return;
+        };
+        self.report(
+            listen.span(),
+            format!(
+                "server.listen: {} names no address another replica can reach: with \
+                 storage.backend = \"postgres\", set server.advertise_url to the URL \
+                 the other replicas reach this one at (such as \"http://10.0.0.5:9095\")",
+                server.listen
+            ),
+        );
+    }
+
     pub(super) fn tokens(&mut self, raw: &[RawToken]) -> Vec<Token> {
         let mut tokens: Vec<Token> = Vec::new();
         // Where each name was first seen, to report a duplicate against it.

@@ -94,6 +94,7 @@ impl<'a> Compiler<'a> {
                 .as_ref()
                 .and_then(|v| self.http_url(v, "server.public_url"))
                 .map(|url| url.trim_end_matches('/').to_string()),
+            advertise_url: self.advertise_url(&raw.server.advertise_url),
             max_connections: self.count(
                 &raw.server.max_connections,
                 "server.max_connections",
@@ -121,6 +122,7 @@ impl<'a> Compiler<'a> {
                 defaults.storage.retention,
             ),
         };
+        self.reachable_by_replicas(&raw.server, &server, &storage);
         let rules = Rules {
             paths: match &raw.rules.paths {
                 None => defaults.rules.paths,

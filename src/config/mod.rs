@@ -125,6 +125,12 @@ pub struct Server {
     /// The base URL Slack and Twilio reach tocsin at (behind a TLS proxy), without a
     /// trailing `/`: Twilio signs the full URL it calls.
     pub public_url: Option<String>,
+    /// With `backend = "postgres"`: the base URL the other replicas reach this
+    /// one at, without a trailing `/` (they forward the writes they are sent to
+    /// the replica that acts). None: `http://` and the listen address, which
+    /// `compile` refuses when that address is `0.0.0.0` or `::` (no one
+    /// reaches that).
+    pub advertise_url: Option<String>,
     /// Connections held at once; at the limit the one idle longest is closed to make
     /// room (never more than the descriptors left after a reserve, see `server`).
     pub max_connections: usize,
@@ -494,6 +500,20 @@ pub enum LogFormat {
     Json,
 }
 
+impl Server {
+    /// The URL the other replicas reach this one at, once it listens on `bound`:
+    /// `advertise_url`, else `http://` and the bound address. None when that is
+    /// `0.0.0.0` or `::` without an `advertise_url` (a config built in code: a
+    /// file with it is refused).
+    pub fn advertised(&self, bound: SocketAddr) -> Option<String> {
+        match &self.advertise_url {
+            Some(url) => Some(url.clone()),
+            None if bound.ip().is_unspecified() => None,
+            None => Some(format!("http://{bound}")),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Config {
         Config {
@@ -502,6 +522,7 @@ impl Default for Config {
                 body_limit: 1 << 20,
                 request_timeout: Duration::from_secs(30),
                 public_url: None,
+                advertise_url: None,
                 max_connections: 4096,
                 header_read_timeout: Duration::from_secs(10),
                 idle_timeout: Duration::from_secs(60),

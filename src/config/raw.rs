@@ -54,6 +54,7 @@ pub(crate) struct RawServer {
     pub body_limit: Option<Spanned<RawSize>>,
     pub request_timeout: Str,
     pub public_url: Str,
+    pub advertise_url: Str,
     pub max_connections: Option<Spanned<u64>>,
     pub header_read_timeout: Str,
     pub idle_timeout: Str,

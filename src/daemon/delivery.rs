@@ -164,6 +164,8 @@ fn settlement(now: Timestamp, settled: Settled, sent: Option<(&Address, Vec<Deli
     let mut batch = Batch {
         outbox_done: settled.delete,
         sent: settled.sent.into_iter().map(|k| (k, now)).collect(),
+        // Pacing and windows, for a replica that takes over.
+        jobs: settled.marks,
         ..Default::default()
     };
     batch.outbox = settled.put;

@@ -52,6 +52,7 @@ use intake::IntakeQueue;
 pub use observed::{ChannelStatus, Failure, RuleEvaluation};
 pub use run::{Held, LoopHandle};
 pub use schedule::Due;
+pub use standby::Writes;
 use standby::store_lease;
 use state::Core;
 pub use views::{PendingAlert, ReloadStatus, RuleStatus, Status};

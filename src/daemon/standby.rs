@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::Daemon;
+use super::{Daemon, OpError};
 use crate::store::Store;
 
 /// How often a standby looks whether it holds the lease.
@@ -52,5 +52,57 @@ impl Daemon {
             return true;
         }
         false
+    }
+}
+
+/// What a replica does with a write it is sent (`http/forward.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Writes {
+    /// It holds the lease and acts on the state it read under it: it commits.
+    Here,
+    /// Another replica holds the lease, reached at this URL: it commits them.
+    Forward(String),
+    /// No replica acts now (none holds the lease, the holder has not said where
+    /// it is reached, the database does not answer, or this replica took the
+    /// lease and has not read the state yet): a sender must retry.
+    Nowhere,
+}
+
+impl Daemon {
+    /// Where a write sent to this replica now is committed.
+    pub fn writes(&self) -> Writes {
+        let ctx = &self.shared.ctx;
+        let lease = store_lease(&*ctx.store);
+        if lease != u64::MAX {
+            return if ctx.acting.load(Ordering::SeqCst) == lease {
+                Writes::Here
+            } else {
+                Writes::Nowhere
+            };
+        }
+        match ctx.store.holder_url() {
+            Some(url) => Writes::Forward(url),
+            None => Writes::Nowhere,
+        }
+    }
+
+    /// Tells the other replicas where this one is reached (written into the
+    /// lease while it holds it).
+    pub fn advertise(&self, url: &str) {
+        self.shared.ctx.store.advertise(url);
+    }
+
+    /// The key every replica signs with alike (the web UI's cross-site tokens,
+    /// the caller's address on a forwarded request): kept in a shared store,
+    /// made there once; with a store of this process alone, drawn now.
+    pub async fn signing_key(&self) -> Result<[u8; 32], OpError> {
+        let stored = self
+            .blocking(|d| d.shared.ctx.store.shared_key("signing"))
+            .await??;
+        Ok(stored.unwrap_or_else(|| {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).expect("the operating system gives random bytes");
+            key
+        }))
     }
 }

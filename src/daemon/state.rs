@@ -117,6 +117,12 @@ impl Core {
             .map(|e| (e.fingerprint, e))
             .collect();
         self.outbox = Outbox::new(timing, loaded.outbox, loaded.next_delivery);
+        // What the messages another replica sent left behind: a Slack channel's
+        // pace, a phone number's window (none over redb: this process kept them).
+        match ctx.store.jobs_named(outbox::MARKS) {
+            Ok(marks) => self.outbox.remember(marks),
+            Err(e) => tracing::warn!(error = %e, "cannot read the outbox's pacing marks"),
+        }
         // A page still owed may have left just before a crash, its mark not yet on
         // disk: it counts as gone, so whoever it may have reached hears of the ack
         // and the resolve (told once too often rather than never). The mark is

@@ -5,6 +5,7 @@ mod alertmanager_api;
 mod alerts;
 pub mod decoders;
 pub mod failures;
+pub mod forward;
 mod guard;
 mod import;
 mod ingest;
@@ -40,12 +41,20 @@ pub fn router(daemon: Daemon) -> IntoMakeServiceWithConnectInfo<Router, SocketAd
 /// what, and from where, is `guard`'s: tokens and their scopes, and no
 /// state change sent by a browser on behalf of another site.
 pub fn routes(daemon: Daemon) -> Router {
-    routes_with(daemon, AuthFailures::default())
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).expect("the operating system gives random bytes");
+    let forwarder = forward::Forwarder::new(daemon.clone(), key);
+    routes_with(daemon, AuthFailures::default(), forwarder)
 }
 
 /// [`routes`], counting refused credentials in `failures` (shared with the web
-/// UI's login form, so a wrong token typed there counts as a wrong bearer does).
-pub fn routes_with(daemon: Daemon, failures: AuthFailures) -> Router {
+/// UI's login form, so a wrong token typed there counts as a wrong bearer does),
+/// and relaying writes with `forwarder` while another replica acts.
+pub fn routes_with(
+    daemon: Daemon,
+    failures: AuthFailures,
+    forwarder: forward::Forwarder,
+) -> Router {
     let needs = |scope| {
         axum::middleware::from_fn_with_state(
             Guard {
@@ -58,6 +67,9 @@ pub fn routes_with(daemon: Daemon, failures: AuthFailures) -> Router {
     };
     let json = axum::middleware::from_fn_with_state(daemon.clone(), guard::same_site_json);
     let text = axum::middleware::from_fn_with_state(daemon.clone(), guard::same_site);
+    // Innermost on every write route: after the route's own checks, a standby
+    // relays the write to the replica that acts (samples stay here).
+    let relay = axum::middleware::from_fn_with_state(forwarder.clone(), forward::to_holder);
     let open = daemon.config().server.open;
     // Read-only routes that may stay open with tokens configured.
     let maybe_open = |open: bool, route: MethodRouter<Daemon>| {
@@ -83,6 +95,7 @@ pub fn routes_with(daemon: Daemon, failures: AuthFailures) -> Router {
         .route(
             "/api/v1/alertmanager",
             post(intake::alertmanager)
+                .route_layer(relay.clone())
                 .route_layer(json.clone())
                 .route_layer(needs(Scope::Intake)),
         )
@@ -92,6 +105,7 @@ pub fn routes_with(daemon: Daemon, failures: AuthFailures) -> Router {
                 .route_layer(needs(Scope::Read))
                 .merge(
                     post(intake::v2_alerts)
+                        .route_layer(relay.clone())
                         .route_layer(json.clone())
                         .route_layer(needs(Scope::Intake)),
                 ),
@@ -107,6 +121,7 @@ pub fn routes_with(daemon: Daemon, failures: AuthFailures) -> Router {
         .route(
             "/api/v1/alerts/{id}/{action}",
             post(alerts::act)
+                .route_layer(relay.clone())
                 .route_layer(json.clone())
                 .route_layer(needs(Scope::Operate)),
         )
@@ -114,6 +129,7 @@ pub fn routes_with(daemon: Daemon, failures: AuthFailures) -> Router {
             "/api/v1/silences",
             get(silences::list).route_layer(needs(Scope::Read)).merge(
                 post(silences::create)
+                    .route_layer(relay.clone())
                     .route_layer(json.clone())
                     .route_layer(needs(Scope::Operate)),
             ),
@@ -121,6 +137,7 @@ pub fn routes_with(daemon: Daemon, failures: AuthFailures) -> Router {
         .route(
             "/api/v1/silences/{id}",
             delete(silences::expire)
+                .route_layer(relay.clone())
                 .route_layer(json.clone())
                 .route_layer(needs(Scope::Operate)),
         )
@@ -132,6 +149,7 @@ pub fn routes_with(daemon: Daemon, failures: AuthFailures) -> Router {
                 .route_layer(needs(Scope::Read))
                 .merge(
                     post(alertmanager_api::post_silence)
+                        .route_layer(relay.clone())
                         .route_layer(json.clone())
                         .route_layer(needs(Scope::Operate)),
                 ),
@@ -142,6 +160,7 @@ pub fn routes_with(daemon: Daemon, failures: AuthFailures) -> Router {
                 .route_layer(needs(Scope::Read))
                 .merge(
                     delete(alertmanager_api::expire)
+                        .route_layer(relay.clone())
                         .route_layer(json)
                         .route_layer(needs(Scope::Operate)),
                 ),
@@ -159,14 +178,25 @@ pub fn routes_with(daemon: Daemon, failures: AuthFailures) -> Router {
             get(alertmanager_api::groups).route_layer(needs(Scope::Read)),
         )
         // Slack and Twilio sign their requests instead of sending a token.
-        .merge(slack::routes(daemon.clone(), failures.clone()))
-        .merge(twilio::routes(daemon.clone(), failures.clone()))
+        .merge(slack::routes(
+            daemon.clone(),
+            failures.clone(),
+            forwarder.clone(),
+        ))
+        .merge(twilio::routes(
+            daemon.clone(),
+            failures.clone(),
+            forwarder.clone(),
+        ))
         .route("/metrics", maybe_open(open.metrics, get(metrics)))
         .route(
             "/healthz",
             maybe_open(open.health, get(|| async { "ok\n" })),
         )
-        .route("/readyz", maybe_open(open.health, get(readyz)))
+        .route("/readyz", {
+            let forwarder = forwarder.clone();
+            maybe_open(open.health, get(move || readyz(forwarder.clone())))
+        })
         // Every refusal has a JSON body, a wrong path or method too.
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -208,17 +238,19 @@ fn shown_path(uri: &axum::http::Uri) -> String {
     format!("{}…", &path[..end])
 }
 
-/// `GET /readyz`: 200 while state changes can be committed, 503 while the store
-/// refuses writes.
-async fn readyz(axum::extract::State(daemon): axum::extract::State<Daemon>) -> Response {
-    if daemon.ready() {
-        "ready\n".into_response()
-    } else {
-        ApiError::new(
+/// `GET /readyz`: 200 while a write sent here would be committed: by this
+/// replica (`ready: acting`), or by the one it relays writes to, which answers
+/// (`ready: standby`, over PostgreSQL); 503 while the store refuses writes, no
+/// replica acts, or the one that does cannot be reached.
+async fn readyz(forwarder: forward::Forwarder) -> Response {
+    match forwarder.writes_go_somewhere().await {
+        Some(crate::daemon::Writes::Here) => "ready: acting\n".into_response(),
+        Some(_) => "ready: standby, relaying writes to the replica that acts\n".into_response(),
+        None => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the state store refuses writes",
+            "not ready: the state store refuses writes, or no replica acts on it",
         )
-        .into_response()
+        .into_response(),
     }
 }
 

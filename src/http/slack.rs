@@ -45,10 +45,12 @@ struct SlackInbound {
 pub(super) fn routes<S: Clone + Send + Sync + 'static>(
     daemon: Daemon,
     failures: AuthFailures,
+    forwarder: super::forward::Forwarder,
 ) -> Router<S> {
+    let relay = axum::middleware::from_fn_with_state(forwarder, super::forward::to_holder);
     Router::new()
-        .route("/slack/commands", post(commands))
-        .route("/slack/interactions", post(interactions))
+        .route("/slack/commands", post(commands).route_layer(relay.clone()))
+        .route("/slack/interactions", post(interactions).route_layer(relay))
         .with_state(SlackInbound {
             daemon,
             failures,

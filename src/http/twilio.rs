@@ -40,9 +40,11 @@ struct TwilioInbound {
 pub(super) fn routes<S: Clone + Send + Sync + 'static>(
     daemon: Daemon,
     failures: AuthFailures,
+    forwarder: super::forward::Forwarder,
 ) -> Router<S> {
+    let relay = axum::middleware::from_fn_with_state(forwarder, super::forward::to_holder);
     Router::new()
-        .route(ENDPOINT, post(sms))
+        .route(ENDPOINT, post(sms).route_layer(relay))
         .with_state(TwilioInbound {
             daemon,
             failures,

@@ -154,7 +154,17 @@ pub struct Settled {
     pub notes: Vec<((Fingerprint, State), String)>,
     /// A fallback is owed: the caller resolves the policy's fallback addresses.
     pub fallback: Vec<Delivery>,
+    /// What a message sent leaves the next ones to wait for, to store as jobs
+    /// (named from [`MARKS`]): when its Slack channel may have the next message,
+    /// and the phone number's window. Another replica taking over reads them
+    /// ([`Outbox::remember`]), so pacing and windows hold across replicas.
+    pub marks: Vec<(String, Timestamp)>,
 }
+
+/// The prefix of the job names that keep the outbox's pacing and windows.
+pub const MARKS: &str = "outbox.";
+const PACE_MARK: &str = "outbox.pace.";
+const WINDOW_MARK: &str = "outbox.window.";
 
 impl Outbox {
     pub fn new(timing: Timing, entries: Vec<Delivery>, next_id: u64) -> Outbox {
@@ -164,12 +174,38 @@ impl Outbox {
             .max()
             .unwrap_or(1)
             .max(next_id);
-        Outbox {
+        let mut outbox = Outbox {
             ready: entries.iter().map(|d| (d.due_at, d.id)).collect(),
-            entries: entries.into_iter().map(|d| (d.id, d)).collect(),
             next_id,
             timing,
             ..Outbox::default()
+        };
+        // The windows the owed entries were scheduled in: a new entry joins its
+        // batch, as it would have before the restart or the failover (an entry
+        // retried since was moved by its backoff, not by its window).
+        for d in entries.iter().filter(|d| d.attempts == 0) {
+            if let Some((key, _)) = outbox.window(&d.address, d.reason, d.level, &d.group) {
+                let last = outbox.windows.entry(key).or_insert(d.due_at);
+                *last = (*last).max(d.due_at);
+            }
+        }
+        outbox.entries = entries.into_iter().map(|d| (d.id, d)).collect();
+        outbox
+    }
+
+    /// Takes in the marks the messages sent by another replica (or before a
+    /// restart) left: a Slack channel stays paced, a phone number's window holds.
+    pub fn remember(&mut self, marks: impl IntoIterator<Item = (String, Timestamp)>) {
+        for (name, at) in marks {
+            let (map, key) = if let Some(channel) = name.strip_prefix(PACE_MARK) {
+                (&mut self.paced, channel)
+            } else if let Some(window) = name.strip_prefix(WINDOW_MARK) {
+                (&mut self.windows, window)
+            } else {
+                continue;
+            };
+            let last = map.entry(key.to_string()).or_insert(at);
+            *last = (*last).max(at);
         }
     }
 
@@ -269,6 +305,27 @@ impl Outbox {
         d
     }
 
+    /// The window a delivery is batched in, and its length; None: it goes at once.
+    fn window(
+        &self,
+        address: &Address,
+        reason: NotifyReason,
+        level: u32,
+        group: &str,
+    ) -> Option<(String, Duration)> {
+        match address {
+            Address::Sms { .. } | Address::Voice { .. } => {
+                Some((address.to_string(), self.timing.phone_interval))
+            }
+            // Only first notifications are grouped; updates and resolved notices go
+            // at once, and later levels are due together anyway.
+            _ if level == 1 && reason != NotifyReason::Resolved => {
+                Some((format!("{address}|{group}"), self.timing.group_wait))
+            }
+            _ => None,
+        }
+    }
+
     /// When a new delivery may go: at once, or with the batch its window holds.
     fn slot(
         &mut self,
@@ -278,16 +335,8 @@ impl Outbox {
         group: &str,
         now: Timestamp,
     ) -> Timestamp {
-        let (key, len) = match address {
-            Address::Sms { .. } | Address::Voice { .. } => {
-                (address.to_string(), self.timing.phone_interval)
-            }
-            // Only first notifications are grouped; updates and resolved notices go
-            // at once, and later levels are due together anyway.
-            _ if level == 1 && reason != NotifyReason::Resolved => {
-                (format!("{address}|{group}"), self.timing.group_wait)
-            }
-            _ => return now,
+        let Some((key, len)) = self.window(address, reason, level, group) else {
+            return now;
         };
         let due = match self.windows.get(&key) {
             // A message is scheduled now or later: join it.
@@ -409,6 +458,22 @@ impl Outbox {
     /// address is free again: what waited for it is ready at its own time.
     pub fn settle(&mut self, due: &DueMessage, outcome: &Outcome, now: Timestamp) -> Settled {
         let mut s = Settled::default();
+        if matches!(outcome, Outcome::Delivered { .. }) {
+            match &due.address {
+                Address::Slack { channel } => {
+                    if let Some(&until) = self.paced.get(channel) {
+                        s.marks.push((format!("{PACE_MARK}{channel}"), until));
+                    }
+                }
+                Address::Sms { .. } | Address::Voice { .. } => {
+                    let key = due.address.to_string();
+                    if let Some(&last) = self.windows.get(&key) {
+                        s.marks.push((format!("{WINDOW_MARK}{key}"), last));
+                    }
+                }
+                _ => {}
+            }
+        }
         for id in &due.deliveries {
             self.in_flight.remove(id);
         }
@@ -734,6 +799,72 @@ mod tests {
         assert!(o.take_due(T, |_| Ok(())).messages.is_empty());
         assert_eq!(o.next_due(), Some(T + S), "paced to one second later");
         assert_eq!(o.take_due(T + S, |_| Ok(())).messages.len(), 1);
+    }
+
+    #[test]
+    fn another_outbox_keeps_the_pace_and_the_window_a_sent_message_left() {
+        // The replica that acts sends to Slack and to a phone, then hands over.
+        let sms = Address::Sms {
+            to: "+819012345678".into(),
+        };
+        let mut old = Outbox::default();
+        old.enqueue(&alert(1), owed(slack(), 2), "a", T);
+        old.enqueue(&alert(1), owed(sms.clone(), 2), "a", T);
+        let mut marks = Vec::new();
+        for m in old.take_due(T, |_| Ok(())).messages {
+            marks.extend(
+                old.settle(&m, &Outcome::Delivered { reference: None }, T)
+                    .marks,
+            );
+        }
+        assert_eq!(marks.len(), 2, "{marks:?}");
+        // The next replica, from the store half a second later: nothing owed,
+        // the marks.
+        let now = T + S / 2;
+        let mut new = Outbox::new(Timing::default(), Vec::new(), old.next_id());
+        new.remember(marks);
+        new.enqueue(&alert(2), owed(slack(), 2), "b", now);
+        let sms_due = new.enqueue(&alert(2), owed(sms, 2), "b", now)[0].due_at;
+        assert!(new.take_due(now, |_| Ok(())).messages.is_empty());
+        assert_eq!(
+            new.next_due(),
+            Some(T + S),
+            "Slack: paced to a second after"
+        );
+        assert_eq!(
+            sms_due,
+            T + Timing::default().phone_interval,
+            "the phone's window holds"
+        );
+        // Without the marks both would go at once.
+        let mut bare = Outbox::new(Timing::default(), Vec::new(), 1);
+        bare.enqueue(&alert(2), owed(slack(), 2), "b", now);
+        bare.enqueue(&alert(2), owed(sms_to(), 2), "b", now);
+        assert_eq!(bare.take_due(now, |_| Ok(())).messages.len(), 2);
+    }
+
+    fn sms_to() -> Address {
+        Address::Sms {
+            to: "+819012345678".into(),
+        }
+    }
+
+    #[test]
+    fn an_owed_phone_batch_is_joined_after_a_restart() {
+        let sms = Address::Sms {
+            to: "+819012345678".into(),
+        };
+        let mut old = Outbox::default();
+        old.enqueue(&alert(1), owed(sms.clone(), 2), "a", T);
+        let first = old.take_due(T, |_| Ok(())).messages;
+        old.settle(&first[0], &Outcome::Delivered { reference: None }, T);
+        let later = old.enqueue(&alert(2), owed(sms.clone(), 2), "a", T + S);
+        let slot = later[0].due_at;
+        assert!(slot > T + S);
+        // Read back from the store: the owed entry names the window.
+        let mut new = Outbox::new(Timing::default(), later, old.next_id());
+        let joined = new.enqueue(&alert(3), owed(sms, 2), "a", T + 2 * S);
+        assert_eq!(joined[0].due_at, slot, "joins the batch already scheduled");
     }
 
     #[test]

@@ -26,6 +26,8 @@ use crate::labels::Labels;
 pub enum ServeError {
     #[error(transparent)]
     Open(#[from] OpenError),
+    #[error("cannot read the signing key from the store: {0}")]
+    Key(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -90,8 +92,28 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Ser
     // The API and the web UI on one listener; a wrong token typed into the UI's
     // login form counts against the same per-address limit as a wrong bearer.
     let failures = crate::http::failures::AuthFailures::default();
-    let router = crate::http::routes_with(daemon.clone(), failures.clone())
-        .merge(crate::web::routes(daemon.clone(), failures));
+    // Replicas over PostgreSQL: writes sent to a standby go to the one that acts
+    // (`http::forward`), which is told where this one is reached; the key that
+    // signs web forms and relayed callers is the same on every replica.
+    if let Some(url) = daemon.config().server.advertised(addr) {
+        daemon.advertise(&url);
+    }
+    let key = daemon
+        .signing_key()
+        .await
+        .map_err(|e| ServeError::Key(e.to_string()))?;
+    let forwarder = crate::http::forward::Forwarder::new(daemon.clone(), key);
+    let router = crate::http::routes_with(daemon.clone(), failures.clone(), forwarder.clone())
+        .merge(crate::web::routes(
+            daemon.clone(),
+            failures,
+            key,
+            forwarder.clone(),
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            forwarder,
+            crate::http::forward::arrived,
+        ));
     let reloader = watch_rules(daemon.clone(), rx.clone());
     let served = daemon.clone();
     let task = tokio::spawn(async move {

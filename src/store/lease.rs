@@ -11,6 +11,10 @@
 //! the lease can never commit again. It stops sending too: locally the lease counts
 //! as lost [`MARGIN`] before the database would let another replica take it,
 //! measured from before the renewal was sent.
+//!
+//! The row also names the holder's URL (`server.advertise_url`): a standby
+//! forwards the writes it is sent there (`http/forward.rs`), so any replica
+//! accepts them. Each renewal writes it; a standby reads it with each try.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,6 +43,11 @@ pub(super) struct Lease {
     valid_until: Mutex<Option<Instant>>,
     /// Given up for good (the store is closing): never taken again.
     released: AtomicBool,
+    /// The URL other replicas reach this one at, written into the row while held
+    /// (empty until the listener is bound).
+    address: Mutex<String>,
+    /// Another replica's URL while it holds an unexpired lease, as last read.
+    holder_url: Mutex<Option<String>>,
 }
 
 impl Lease {
@@ -49,7 +58,27 @@ impl Lease {
             acting: AtomicU64::new(0),
             valid_until: Mutex::new(None),
             released: AtomicBool::new(false),
+            address: Mutex::new(String::new()),
+            holder_url: Mutex::new(None),
         }
+    }
+
+    /// The URL this replica is reached at, written with the next renewal.
+    pub fn advertise(&self, url: &str) {
+        *self.address.lock().unwrap_or_else(|e| e.into_inner()) = url.to_string();
+    }
+
+    /// The URL of the replica that holds the lease, when another one does and
+    /// has said where it is reached.
+    pub fn holder_url(&self) -> Option<String> {
+        self.holder_url
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_holder_url(&self, url: Option<String>) {
+        *self.holder_url.lock().unwrap_or_else(|e| e.into_inner()) = url;
     }
 
     pub fn released(&self) -> bool {
@@ -80,18 +109,40 @@ impl Lease {
         }
         let sent = Instant::now();
         let ttl_ms = TTL.as_millis() as i64;
+        let address = self
+            .address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let row = client
             .query_opt(
                 "UPDATE tocsin_lease SET
                      epoch = CASE WHEN holder = $1 THEN epoch ELSE epoch + 1 END,
                      holder = $1,
+                     address = $3,
                      expires_at = clock_timestamp() + $2::bigint * interval '1 millisecond'
                  WHERE id = 1 AND (holder = $1 OR expires_at < clock_timestamp())
                  RETURNING epoch",
-                &[&self.holder, &ttl_ms],
+                &[&self.holder, &ttl_ms, &address],
             )
             .await
+            .inspect_err(|_| self.set_holder_url(None))
             .map_err(db_error("renew the lease"))?;
+        let holder_url = match row {
+            Some(_) => None,
+            // Someone else holds it: where writes go meanwhile.
+            None => client
+                .query_opt(
+                    "SELECT address FROM tocsin_lease
+                     WHERE id = 1 AND expires_at > clock_timestamp() AND address <> ''",
+                    &[],
+                )
+                .await
+                .inspect_err(|_| self.set_holder_url(None))
+                .map_err(db_error("read the lease"))?
+                .map(|r| r.get::<_, String>(0)),
+        };
+        self.set_holder_url(holder_url);
         let mut until = self.valid_until.lock().unwrap_or_else(|e| e.into_inner());
         match row {
             Some(row) => {
@@ -135,6 +186,7 @@ impl Lease {
     pub async fn release(&self, client: &tokio_postgres::Client) -> Result<(), StoreError> {
         self.released.store(true, Ordering::SeqCst);
         self.epoch.store(0, Ordering::SeqCst);
+        self.set_holder_url(None);
         client
             .execute(
                 "UPDATE tocsin_lease SET expires_at = '-infinity' WHERE id = 1 AND holder = $1",

@@ -96,6 +96,27 @@ pub trait Store: Send + Sync {
     /// on: a shared store fences every commit with this epoch, not with a lease
     /// taken since that the state in memory does not know of yet.
     fn act_under(&self, _epoch: u64) {}
+    /// Where other replicas reach this one (`server.advertise_url`): a shared
+    /// store names it, while this replica holds the lease, to the others.
+    fn advertise(&self, _url: &str) {}
+    /// The URL of the replica that holds the lease, while another one does: a
+    /// standby forwards writes there. None with a store of this process alone.
+    fn holder_url(&self) -> Option<String> {
+        None
+    }
+    /// The 32-byte key named `name` that every replica signs with alike, made
+    /// once by the first that asks. None: the store is this process' alone, and
+    /// a key drawn at start serves.
+    fn shared_key(&self, _name: &str) -> Result<Option<[u8; 32]>, StoreError> {
+        Ok(None)
+    }
+    /// Every job whose name starts with `prefix`, and when it last ran: marks a
+    /// replica taking over reads (the last Slack message per channel, the last
+    /// SMS window per number). A store of this process alone keeps them in
+    /// memory already and answers none.
+    fn jobs_named(&self, _prefix: &str) -> Result<Vec<(String, Timestamp)>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Everything one step (an evaluation, an operator action, a delivery settled)

@@ -40,6 +40,12 @@ const MIGRATIONS: &[&str] = &[
          id int PRIMARY KEY CHECK (id = 1), holder text NOT NULL,
          epoch bigint NOT NULL, expires_at timestamptz NOT NULL);
      INSERT INTO tocsin_lease VALUES (1, '', 0, '-infinity');",
+    // 3: any replica accepts writes: the holder's URL, where standbys forward
+    // them (`lease.rs`), and keys every replica signs with alike (`tocsin_keys`:
+    // the web UI's cross-site tokens, the forwarded caller's address), each made
+    // once by whichever replica needs it first.
+    "ALTER TABLE tocsin_lease ADD COLUMN address text NOT NULL DEFAULT '';
+     CREATE TABLE tocsin_keys (name text PRIMARY KEY, key bytea NOT NULL);",
 ];
 
 /// The version this build writes. A database with a newer one is refused.

@@ -450,6 +450,62 @@ impl Store for PgStore {
         self.lease.act_under(epoch);
     }
 
+    fn advertise(&self, url: &str) {
+        self.lease.advertise(url);
+    }
+
+    fn holder_url(&self) -> Option<String> {
+        self.lease.holder_url()
+    }
+
+    fn shared_key(&self, name: &str) -> Result<Option<[u8; 32]>, StoreError> {
+        let name = name.to_string();
+        let mut drawn = [0u8; 32];
+        getrandom::fill(&mut drawn).map_err(|e| StoreError::Postgres {
+            doing: "draw a key",
+            message: e.to_string(),
+        })?;
+        self.run(|pool| async move {
+            let client = client(&pool).await?;
+            // The first replica's key stays: a later one reads it.
+            client
+                .execute(
+                    "INSERT INTO tocsin_keys (name, key) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                    &[&name, &&drawn[..]],
+                )
+                .await
+                .map_err(db_error("store a key"))?;
+            let row = client
+                .query_one("SELECT key FROM tocsin_keys WHERE name = $1", &[&name])
+                .await
+                .map_err(db_error("read a key"))?;
+            let key: &[u8] = row.get(0);
+            let key = <[u8; 32]>::try_from(key).map_err(|_| StoreError::Postgres {
+                doing: "read a key",
+                message: format!("key {name:?} is not 32 bytes"),
+            })?;
+            Ok(Some(key))
+        })
+    }
+
+    fn jobs_named(&self, prefix: &str) -> Result<Vec<(String, Timestamp)>, StoreError> {
+        let prefix = prefix.to_string();
+        self.run(|pool| async move {
+            let client = client(&pool).await?;
+            let rows = client
+                .query(
+                    "SELECT name, at FROM tocsin_jobs WHERE starts_with(name, $1)",
+                    &[&prefix],
+                )
+                .await
+                .map_err(db_error("read scheduled jobs"))?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get::<_, String>(0), Timestamp(r.get(1))))
+                .collect())
+        })
+    }
+
     fn incident(&self, id: u64) -> Result<Option<Fingerprint>, StoreError> {
         self.run(|pool| async move {
             let client = client(&pool).await?;

@@ -8,7 +8,9 @@
 //!   SameSite=Strict), set by the login form; its name is the acting person.
 //!
 //! Cross-site requests: every form carries `csrf`, an HMAC of the signed-in identity
-//! under a key drawn at startup. Another site's page can make the browser post to
+//! under the signing key (`Daemon::signing_key`: with PostgreSQL, one key kept in
+//! the database and shared by every replica, so a form rendered by one replica
+//! verifies on another and after a failover; with redb, drawn at startup). Another site's page can make the browser post to
 //! us, but cannot read our pages to learn the token; a post without it, or with one
 //! for another identity, is refused 403. Browsers that say a request is cross-site
 //! (`Sec-Fetch-Site`) are refused before that.
@@ -30,15 +32,15 @@ pub(super) const TOKEN_COOKIE: &str = "tocsin_token";
 /// The form field of the cross-site token.
 pub const CSRF_FIELD: &str = "csrf";
 
-/// The per-process key of the cross-site tokens. A restart draws a new one: forms
-/// rendered before it are refused once, and reloading the page mends them.
+/// The key of the cross-site tokens. Over redb it is drawn at each start: forms
+/// rendered before a restart are refused once, and reloading the page mends
+/// them. Over PostgreSQL every replica has the same one, kept in the database
+/// (never logged).
 #[derive(Clone)]
 pub struct Keys(std::sync::Arc<[u8; 32]>);
 
 impl Keys {
-    pub fn new() -> Keys {
-        let mut key = [0u8; 32];
-        getrandom::fill(&mut key).expect("the operating system gives random bytes");
+    pub fn from_key(key: [u8; 32]) -> Keys {
         Keys(std::sync::Arc::new(key))
     }
 

@@ -28,6 +28,7 @@ use axum::routing::{get, post};
 
 use crate::daemon::Daemon;
 use crate::http::failures::AuthFailures;
+use crate::http::forward::{self, Forwarder};
 
 pub use access::CSRF_FIELD;
 
@@ -46,22 +47,42 @@ const LIVE_STREAMS: usize = 64;
 
 /// Every page of the UI. `failures` is the API's: a wrong token typed into the
 /// login form counts against the same per-address limit as a wrong bearer token.
-pub fn routes(daemon: Daemon, failures: AuthFailures) -> Router {
+/// `key` signs the cross-site tokens (the one every replica shares, so a form
+/// rendered by one verifies on any); `forwarder` relays a form posted to a
+/// standby to the replica that acts.
+pub fn routes(
+    daemon: Daemon,
+    failures: AuthFailures,
+    key: [u8; 32],
+    forwarder: Forwarder,
+) -> Router {
     let web = Web {
-        keys: access::Keys::new(),
+        keys: access::Keys::from_key(key),
         daemon: daemon.clone(),
         failures,
         live: std::sync::Arc::new(tokio::sync::Semaphore::new(LIVE_STREAMS)),
     };
     let body_limit = daemon.config().server.body_limit;
     let require = axum::middleware::from_fn_with_state(web.clone(), access::require);
+    // After `require` (the standby signs the person in and refuses cross-site
+    // posts), a form that changes the state goes to the replica that acts.
+    let relay = axum::middleware::from_fn_with_state(forwarder, forward::to_holder);
     let pages = Router::new()
         .route("/", get(alerts::list))
         .route("/alerts/{id}", get(alerts::one))
-        .route("/alerts/{id}/{action}", post(alerts::act))
-        .route("/silences", get(silences::list).post(silences::create))
+        .route(
+            "/alerts/{id}/{action}",
+            post(alerts::act).route_layer(relay.clone()),
+        )
+        .route(
+            "/silences",
+            get(silences::list).merge(post(silences::create).route_layer(relay.clone())),
+        )
         .route("/silences/new", get(silences::editor))
-        .route("/silences/{id}/expire", post(silences::expire))
+        .route(
+            "/silences/{id}/expire",
+            post(silences::expire).route_layer(relay),
+        )
         .route("/oncall", get(overview::oncall))
         .route("/rules", get(overview::rules))
         .route("/status", get(overview::status))

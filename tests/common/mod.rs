@@ -101,8 +101,17 @@ pub fn serve_until_stdin_closes(config: tocsin::config::Config) {
 /// child process to be killed): runs each test, prints libtest-style lines, and
 /// exits 1 if any failed.
 pub fn run_tests(tests: &[(&str, fn())]) {
+    // `cargo test --test NAME -- WORD` runs the tests whose names hold WORD.
+    let words: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let tests: Vec<_> = tests
+        .iter()
+        .filter(|(name, _)| words.is_empty() || words.iter().any(|w| name.contains(w.as_str())))
+        .collect();
     let mut failed = 0;
-    for (name, test) in tests {
+    for (name, test) in &tests {
         let ok = std::panic::catch_unwind(test).is_ok();
         println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
         failed += usize::from(!ok);
