@@ -6,13 +6,11 @@
 
 use std::time::Duration;
 
-use tocsin::alert::{Ack, Alert, NotifyReason, State};
+use tocsin::alert::{Ack, Alert, State};
 use tocsin::clock::Timestamp;
 use tocsin::escalation::Address;
 use tocsin::escalation::state::Escalation;
 use tocsin::matcher::Matcher;
-use tocsin::notify::AlertSnapshot;
-use tocsin::outbox::Delivery;
 use tocsin::silence::Silence;
 use tocsin::store::{Batch, Durability, PG_SCHEMA_VERSION, PgStore, RedbStore, Store, StoreError};
 
