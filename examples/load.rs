@@ -32,6 +32,10 @@
 //! - flood (`--only flood`): `/healthz` and `POST /api/v2/alerts` → webhook before
 //!   and during a flood of 15,000 idle and slow-header connections, kept up for the
 //!   whole phase (`examples/load/flood.rs`);
+//! - storm (`--only storm`): 100,000 new alerts, store on disk and on tmpfs, then
+//!   the store's size and a restart on it;
+//! - prune (`--only prune`): new-alert intake before and during a retention sweep
+//!   of 100,000 resolved alerts (`examples/load/prune.rs`);
 //! - stores (`--only stores`) and failover (`--only failover`, `--kills N`): tocsin
 //!   over PostgreSQL beside redb and Alertmanager, and `kill -9` of the replica
 //!   holding the lease while a page is due (`examples/load/postgres.rs`);
@@ -59,6 +63,9 @@ mod plot;
 #[path = "load/flood.rs"]
 mod flood;
 
+#[path = "load/prune.rs"]
+mod prune;
+
 #[path = "load/postgres.rs"]
 mod postgres;
 
@@ -79,8 +86,8 @@ struct Options {
     out: PathBuf,
     /// Length of each throughput phase.
     seconds: f64,
-    /// Run only these phases (`ingest`, `alerts`, `storm`, `latency`, `flood`,
-    /// `stores`, `failover`, `pipelines`); all if empty.
+    /// Run only these phases (`ingest`, `alerts`, `storm`, `prune`, `latency`,
+    /// `flood`, `stores`, `failover`, `pipelines`); all if empty.
     only: Vec<String>,
     /// Measure this `tocsin` binary (an older build, for a before/after in one
     /// session) instead of building this one.
@@ -285,7 +292,17 @@ impl Workspace {
 }
 
 impl Drop for Workspace {
+    /// Removes the run's folders, unless `TOCSIN_LOAD_KEEP` is set (to look at a
+    /// store after the run).
     fn drop(&mut self) {
+        if std::env::var_os("TOCSIN_LOAD_KEEP").is_some() {
+            eprintln!(
+                "kept {} and {}",
+                self.root.display(),
+                self.memory_root.display()
+            );
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.root);
         let _ = std::fs::remove_dir_all(&self.memory_root);
     }
@@ -815,6 +832,14 @@ fn rss_mib(pid: u32) -> f64 {
 /// journal folded), and its restart to ready with all of them.
 async fn storm_phase(ws: &Workspace, http: &reqwest::Client, port: u16, report: &mut Report) {
     let n = STORM_ALERTS as f64;
+    // The same storm with the store on tmpfs: what is left without the disk.
+    {
+        let (t, base) = start_tocsin(ws, http, "storm", Storage::Memory).await;
+        t.reset_peak();
+        let took = post_storm(http, &base, "m").await;
+        report.emit("tocsin_storm_tmpfs_rate", n / took, "alerts/s");
+        report.emit("tocsin_storm_tmpfs_peak_rss", t.peak_mib(), "MiB");
+    }
     let (mut t, base) = start_tocsin(ws, http, "storm", Storage::Disk).await;
     t.reset_peak();
     let took = post_storm(http, &base, "t").await;
@@ -874,6 +899,11 @@ async fn storm_phase(ws: &Workspace, http: &reqwest::Client, port: u16, report: 
     report.ratio(
         "storm_rate_tocsin_over_alertmanager",
         "tocsin_storm_rate",
+        "alertmanager_storm_rate",
+    );
+    report.ratio(
+        "storm_tmpfs_rate_tocsin_over_alertmanager",
+        "tocsin_storm_tmpfs_rate",
         "alertmanager_storm_rate",
     );
     report.ratio(
@@ -1432,6 +1462,9 @@ async fn run(opts: Options, tocsin_bin: PathBuf) -> Report {
     // A storm of STORM_ALERTS new alerts: time, RSS, the store, and a restart.
     if opts.runs("storm") {
         storm_phase(&ws, &http, port, &mut report).await;
+    }
+    if opts.runs("prune") {
+        prune::phase(&ws, &http, &mut report, secs).await;
     }
 
     // Latency: push → webhook, and /api/v2/alerts → webhook for both.

@@ -9,7 +9,6 @@
 //! Pure: the caller passes `now` and refuses the whole request on the first
 //! [`Refusal`], naming the sample or alert; `Refusal::reason` is the metric label.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -245,11 +244,11 @@ impl Bounds {
     /// An alert from another system: labels, annotations, `generatorURL` and
     /// `startsAt`. (`endsAt` may be far ahead: that is an alert that does not
     /// expire on its own.)
-    pub fn alert(
+    pub fn alert<'a>(
         &self,
         labels: &Labels,
-        annotations: &BTreeMap<String, String>,
-        generator_url: Option<&str>,
+        annotations: impl ExactSizeIterator<Item = (&'a str, &'a str)> + Clone,
+        generator_url: Option<&'a str>,
         starts_at: Timestamp,
         now: Timestamp,
     ) -> Result<(), Refusal> {
@@ -260,9 +259,9 @@ impl Bounds {
                 max: self.max_labels,
             });
         }
-        if let Some(name) = annotations
-            .keys()
-            .find(|k| k.len() > self.max_label_name_bytes)
+        if let Some((name, _)) = annotations
+            .clone()
+            .find(|(k, _)| k.len() > self.max_label_name_bytes)
         {
             return Err(Refusal::LabelNameBytes {
                 name: name.to_string(),
@@ -270,10 +269,7 @@ impl Bounds {
                 max: self.max_label_name_bytes,
             });
         }
-        let texts = annotations
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .chain(generator_url.map(|u| ("generatorURL", u)));
+        let texts = annotations.chain(generator_url.map(|u| ("generatorURL", u)));
         for (name, value) in texts {
             if value.len() > self.max_annotation_value_bytes {
                 return Err(Refusal::AnnotationValueBytes {
@@ -335,8 +331,16 @@ mod tests {
                 .reason(),
             "label_value_bytes"
         );
-        let notes = BTreeMap::from([("summary".to_string(), "s".repeat(33))]);
-        let refused = b.alert(&ok, &notes, None, NOW, NOW).unwrap_err();
+        let notes = std::collections::BTreeMap::from([("summary".to_string(), "s".repeat(33))]);
+        let refused = b
+            .alert(
+                &ok,
+                notes.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                None,
+                NOW,
+                NOW,
+            )
+            .unwrap_err();
         assert_eq!(
             refused.to_string(),
             "annotation \"summary\": value is 33 bytes, at most 32 \
@@ -344,7 +348,7 @@ mod tests {
         );
         let url = "http://x/".repeat(4);
         let refused = b
-            .alert(&ok, &BTreeMap::new(), Some(&url), NOW, NOW)
+            .alert(&ok, std::iter::empty(), Some(&url), NOW, NOW)
             .unwrap_err();
         assert_eq!(refused.reason(), "annotation_value_bytes");
         assert!(refused.to_string().contains("generatorURL"));
@@ -384,7 +388,7 @@ mod tests {
                 .contains("it looks like nanoseconds"),
         );
         let refused = b
-            .alert(&labels, &BTreeMap::new(), None, year_9999, NOW)
+            .alert(&labels, std::iter::empty(), None, year_9999, NOW)
             .unwrap_err();
         assert!(
             refused

@@ -111,7 +111,8 @@ impl Engine {
         let mut e = Engine {
             rules: Arc::new(RuleSet::default()),
             params: HashMap::new(),
-            alerts: HashMap::new(),
+            // Sized once: growing by doubling holds two tables at the last step.
+            alerts: HashMap::with_capacity(alerts.len()),
             by_rule: HashMap::new(),
             series_labels: HashMap::new(),
             next_incident: next_incident.max(1),
@@ -480,7 +481,7 @@ impl Engine {
                 None => fresh(labels.take().expect("held, so not taken")),
             };
         }
-        alert.external = Some(external);
+        alert.external = Some(Box::new(external));
         let event = Event::Evaluated {
             holds: firing,
             resolve_holds: None,
@@ -691,7 +692,7 @@ impl Engine {
     /// The alert's annotations, rendered with its value and labels.
     pub fn annotations(&self, alert: &Alert) -> std::collections::BTreeMap<String, String> {
         if let Some(e) = &alert.external {
-            return e.annotations.clone();
+            return e.annotations.to_map();
         }
         let Some(rule) = self.rules.alerts.iter().find(|r| r.name == alert.rule) else {
             return Default::default();

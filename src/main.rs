@@ -11,12 +11,16 @@ use tocsin::rules::{self, CheckOptions, SourceFile, diagnostic};
 
 /// The daemon allocates and frees many small objects per request (label sets,
 /// JSON values, redb pages); glibc's malloc took a quarter of the intake profile.
+/// `--features system-allocator` builds with the system's malloc instead, for
+/// heap profilers that hook it (heaptrack; see BENCHMARKS.md).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Has mimalloc give freed memory back at once and commit arena memory as it is
 /// used. Its defaults keep more resident: the load harness's re-sent alerts phase
 /// peaked at 101 MiB with them and 70 MiB without, at the same throughput.
+#[cfg(not(feature = "system-allocator"))]
 fn tune_allocator() {
     // Positions in mimalloc's `mi_option_t` (include/mimalloc.h of the v3 sources
     // libmimalloc-sys builds; the sys crate does not name these two).
@@ -297,6 +301,7 @@ fn checked_duration(text: &str) -> Result<String, String> {
 }
 
 fn main() -> ExitCode {
+    #[cfg(not(feature = "system-allocator"))]
     tune_allocator();
     // Before any HTTP client exists: reqwest is built without a TLS provider.
     tocsin::tls::install_crypto_provider();

@@ -62,7 +62,7 @@ fn fixture(name: &str) -> Alert {
         "acknowledged" => {
             firing(&mut a);
             a.state = State::Acknowledged;
-            a.ack = Some(ack());
+            a.ack = Some(Box::new(ack()));
         }
         "resolved" => {
             a.state = State::Resolved;
@@ -79,7 +79,7 @@ fn fixture(name: &str) -> Alert {
         "suppressed+acked" => {
             firing(&mut a);
             a.state = State::Suppressed;
-            a.ack = Some(ack());
+            a.ack = Some(Box::new(ack()));
             a.silenced_by.insert("s1".into());
             a.resume_to = Some(State::Acknowledged);
         }

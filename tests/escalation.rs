@@ -170,7 +170,7 @@ impl Harness {
             external: External {
                 starts_at: self.clock.now(),
                 ends_at: None,
-                annotations: BTreeMap::from([("summary".into(), "posting is failing".into())]),
+                annotations: [("summary", "posting is failing")].into_iter().collect(),
                 generator_url: None,
                 external_url: None,
                 group_key: None,
@@ -454,7 +454,7 @@ async fn a_storm_of_1000_alerts_goes_out_grouped_and_all_persisted() {
                 external: External {
                     starts_at: clock.now(),
                     ends_at: None,
-                    annotations: BTreeMap::new(),
+                    annotations: Default::default(),
                     generator_url: None,
                     external_url: None,
                     group_key: None,
@@ -536,7 +536,7 @@ async fn a_flapping_alert_from_a_sender_is_announced_when_its_flapping_ends_with
             external: External {
                 starts_at: started,
                 ends_at: Some(h.clock.now()),
-                annotations: BTreeMap::new(),
+                annotations: Default::default(),
                 generator_url: None,
                 external_url: None,
                 group_key: None,

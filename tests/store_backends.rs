@@ -6,19 +6,17 @@
 
 use std::time::Duration;
 
-use tocsin::alert::{Ack, Alert, NotifyReason, State};
+use tocsin::alert::{Ack, Alert, State};
 use tocsin::clock::Timestamp;
 use tocsin::escalation::Address;
 use tocsin::escalation::state::Escalation;
 use tocsin::matcher::Matcher;
-use tocsin::notify::AlertSnapshot;
-use tocsin::outbox::Delivery;
 use tocsin::silence::Silence;
 use tocsin::store::{Batch, Durability, PG_SCHEMA_VERSION, PgStore, RedbStore, Store, StoreError};
 
 mod common;
 use common::postgres;
-use common::records::{T, TempDir, alert, entry, firing};
+use common::records::{T, TempDir, alert, delivery, entry, firing};
 
 /// A store under test, and how to open it again over the same data.
 struct Opened {
@@ -107,26 +105,6 @@ fn escalation(a: &Alert) -> Escalation {
     }
 }
 
-fn delivery(id: u64, a: &Alert) -> Delivery {
-    Delivery {
-        id,
-        key: format!("k{id}"),
-        address: Address::Slack {
-            channel: "#alerts".into(),
-        },
-        reason: NotifyReason::Firing,
-        level: 1,
-        alert: AlertSnapshot::of(a, Default::default()),
-        group: "g".into(),
-        due_at: T,
-        created_at: T,
-        attempts: 0,
-        last_error: None,
-        fallback_for: None,
-        fell_back: false,
-    }
-}
-
 /// Non-finite values compare unequal; the test compares them apart.
 fn without_nan(mut alerts: Vec<Alert>) -> Vec<Alert> {
     for a in &mut alerts {
@@ -145,12 +123,12 @@ fn everything_round_trips_and_survives_a_reopen(mut opened: Opened) {
 
     let mut a = firing("bot-1", 1);
     a.state = State::Acknowledged;
-    a.ack = Some(Ack {
+    a.ack = Some(Box::new(Ack {
         actor: "alice".into(),
         via: "slack".into(),
         note: Some("looking".into()),
         at: T,
-    });
+    }));
     a.silenced_by.insert("m1".into());
     let mut b = alert("投稿成功率低下", "bot-2");
     b.state = State::Pending;

@@ -20,5 +20,5 @@ mod model;
 mod step;
 
 pub use event::{Action, Event, NotifyReason, Rejected, TimelineEntry, Transition};
-pub use model::{Ack, Alert, External, Params, State};
+pub use model::{Ack, Alert, Annotations, External, Params, State};
 pub use step::step;

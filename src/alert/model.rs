@@ -104,7 +104,8 @@ pub struct Alert {
     /// The last evaluated value, for messages. Non-finite values survive JSON.
     #[serde(with = "json_f64")]
     pub value: f64,
-    pub ack: Option<Ack>,
+    /// Boxed, as `external`: few alerts are acked at a time.
+    pub ack: Option<Box<Ack>>,
     /// The ids of the silences that currently match.
     #[serde(default)]
     pub silenced_by: BTreeSet<String>,
@@ -122,8 +123,10 @@ pub struct Alert {
     pub awaiting_clear: bool,
     /// Set for alerts that another system evaluated (an Alertmanager webhook, a
     /// Prometheus posting to `/api/v2/alerts`): what it said about the alert.
+    /// Boxed: most of an alert's size, and held by every alert in the engine's
+    /// map whether it came from another system or not.
     #[serde(default)]
-    pub external: Option<External>,
+    pub external: Option<Box<External>>,
 }
 
 /// What the sending system said about an alert it evaluated.
@@ -134,7 +137,7 @@ pub struct External {
     pub starts_at: Timestamp,
     /// When the sender says it ends if not refreshed (Prometheus' endsAt).
     pub ends_at: Option<Timestamp>,
-    pub annotations: std::collections::BTreeMap<String, String>,
+    pub annotations: Annotations,
     pub generator_url: Option<String>,
     /// The `externalURL` of the Alertmanager whose webhook brought it: where an
     /// ack can silence it (see `[[channels.alertmanager]]`).
@@ -145,6 +148,78 @@ pub struct External {
     /// The Alertmanager group (`groupKey`) it came in, for one incident per group.
     #[serde(default)]
     pub group_key: Option<String>,
+}
+
+/// An external alert's annotations, sorted by name: one allocation for the list
+/// where a `BTreeMap` takes a 500-byte node even for one entry, and every firing
+/// alert holds one (a storm of 100,000 held 60 MB of nodes). Written as a map, as
+/// the `BTreeMap` it replaced was: stored records read the same.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Annotations(Box<[(Box<str>, Box<str>)]>);
+
+impl Annotations {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        let pairs = &self.0;
+        pairs
+            .binary_search_by(|(k, _)| (**k).cmp(name))
+            .ok()
+            .map(|i| &*pairs[i].1)
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + Clone {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn to_map(&self) -> std::collections::BTreeMap<String, String> {
+        self.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
+impl From<std::collections::BTreeMap<String, String>> for Annotations {
+    fn from(map: std::collections::BTreeMap<String, String>) -> Annotations {
+        Annotations(map.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Annotations {
+    /// A later duplicate name wins, as in a map.
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> Annotations {
+        let map: std::collections::BTreeMap<String, String> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        map.into()
+    }
+}
+
+impl std::ops::Index<&str> for Annotations {
+    type Output = str;
+    fn index(&self, name: &str) -> &str {
+        self.get(name)
+            .unwrap_or_else(|| panic!("no annotation {name:?}"))
+    }
+}
+
+impl Serialize for Annotations {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Annotations {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Annotations, D::Error> {
+        std::collections::BTreeMap::<String, String>::deserialize(d).map(Annotations::from)
+    }
 }
 
 impl Alert {

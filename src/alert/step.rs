@@ -231,12 +231,12 @@ impl Stepper<'_> {
                 return Err(Rejected::new("alert is not firing"));
             }
         }
-        a.ack = Some(Ack {
+        a.ack = Some(Box::new(Ack {
             actor: actor.to_string(),
             via: via.to_string(),
             note: note.clone(),
             at: self.now,
-        });
+        }));
         let by = By {
             actor: Some(actor.to_string()),
             via: Some(via.to_string()),

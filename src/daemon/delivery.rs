@@ -172,13 +172,13 @@ fn settlement(now: Timestamp, settled: Settled, sent: Option<(&Address, Vec<Deli
     if let Some((_, fallbacks)) = sent {
         batch.outbox.extend(fallbacks);
     }
-    for (alert, note) in settled.notes {
+    for ((fingerprint, state), note) in settled.notes {
         batch.timeline.push((
-            alert.fingerprint,
+            fingerprint,
             TimelineEntry {
                 at: now,
-                from: alert.state,
-                to: alert.state,
+                from: state,
+                to: state,
                 actor: None,
                 via: via.clone(),
                 reason: note,

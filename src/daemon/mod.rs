@@ -416,7 +416,7 @@ impl Daemon {
             let e = &a.external;
             let checked = bounds.alert(
                 &a.labels,
-                &e.annotations,
+                e.annotations.iter(),
                 e.generator_url.as_deref(),
                 e.starts_at,
                 now,

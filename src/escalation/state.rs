@@ -36,7 +36,80 @@ pub struct Escalation {
     /// leaves for its channel ([`Escalation::paged`]), not when it is owed, so a page
     /// withdrawn before it left (the alert was acked or resolved meanwhile) leaves
     /// no one to tell. The acknowledged and resolved notices reach exactly these.
-    pub notified: BTreeSet<Address>,
+    pub notified: Notified,
+}
+
+/// The addresses an occurrence's pages went out to, sorted and unique: a handful
+/// at most, so a list (one small allocation) where a `BTreeSet` took a 360-byte
+/// node for one address, in every escalation (a storm of 100,000 alerts held 36 MB
+/// of them). Written as a sequence, as the set it replaced was: stored records
+/// read the same.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Vec<Address>")]
+pub struct Notified(Vec<Address>);
+
+impl Notified {
+    /// Adds `address`; false if it was there.
+    pub fn insert(&mut self, address: Address) -> bool {
+        match self.0.binary_search(&address) {
+            Ok(_) => false,
+            Err(i) => {
+                self.0.insert(i, address);
+                self.0.shrink_to_fit();
+                true
+            }
+        }
+    }
+
+    /// Removes `address`; false if it was not there.
+    pub fn remove(&mut self, address: &Address) -> bool {
+        match self.0.binary_search(address) {
+            Ok(i) => {
+                self.0.remove(i);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn contains(&self, address: &Address) -> bool {
+        self.0.binary_search(address).is_ok()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Address> {
+        self.0.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl From<Vec<Address>> for Notified {
+    fn from(mut addresses: Vec<Address>) -> Notified {
+        addresses.sort();
+        addresses.dedup();
+        addresses.shrink_to_fit();
+        Notified(addresses)
+    }
+}
+
+impl<const N: usize> From<[Address; N]> for Notified {
+    fn from(addresses: [Address; N]) -> Notified {
+        Vec::from(addresses).into()
+    }
+}
+
+impl<'a> IntoIterator for &'a Notified {
+    type Item = &'a Address;
+    type IntoIter = std::slice::Iter<'a, Address>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
 }
 
 /// A message owed to one address.
@@ -179,7 +252,7 @@ pub fn on_notification(
                 next_level: 0,
                 due_at: Some(now),
                 repeats: 0,
-                notified: BTreeSet::new(),
+                notified: Notified::default(),
             };
             run_due(esc, reason, alert, resolver, now)
         }
@@ -193,7 +266,7 @@ pub fn on_notification(
                 next_level: 0,
                 due_at: None,
                 repeats: 0,
-                notified: BTreeSet::new(),
+                notified: Notified::default(),
             });
             esc.started_at = now;
             esc.next_level = 0;

@@ -198,7 +198,7 @@ pub fn decode_webhook(bytes: &[u8]) -> Result<WebhookBody, ApiError> {
             external: External {
                 starts_at,
                 ends_at: if firing { None } else { ends_at },
-                annotations: a.annotations,
+                annotations: a.annotations.into(),
                 generator_url: a.generator_url,
                 external_url: hook.external_url.clone().filter(|u| !u.is_empty()),
                 group_key: None,
@@ -286,7 +286,7 @@ impl WebhookBody {
             external: External {
                 starts_at,
                 ends_at,
-                annotations,
+                annotations: annotations.into(),
                 generator_url: None,
                 external_url: self.external_url.clone(),
                 group_key: Some(self.group_key.clone()),
@@ -329,7 +329,7 @@ pub fn decode_v2_alerts(bytes: &[u8], now: Timestamp) -> Result<Vec<ExternalAler
             external: External {
                 starts_at,
                 ends_at: Some(ends_at),
-                annotations: a.annotations,
+                annotations: a.annotations.into(),
                 generator_url: a.generator_url,
                 external_url: None,
                 group_key: None,
@@ -380,9 +380,9 @@ mod tests {
             group.external.external_url.as_deref(),
             Some("http://am:9093")
         );
-        assert_eq!(group.external.annotations["team"], "api");
+        assert_eq!(&group.external.annotations["team"], "api");
         assert_eq!(
-            group.external.annotations["alerts"],
+            &group.external.annotations["alerts"],
             r#"2 firing: {alertname="ApiErrors"} {alertname="ApiLatency"}"#
         );
         let ungrouped = br#"{"version":"4","status":"firing","groupLabels":{},

@@ -302,7 +302,7 @@ async fn apply(daemon: &Daemon, step: &Step<'_>, now: Timestamp) -> Result<(), S
             // The occurrence started when the test says it fired.
             starts_at: now,
             ends_at: None,
-            annotations: a.annotations.clone(),
+            annotations: a.annotations.clone().into(),
             generator_url: None,
             external_url: None,
             group_key: None,

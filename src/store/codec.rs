@@ -49,6 +49,22 @@ pub fn encode<T: Serialize>(
     Ok(out)
 }
 
+/// Appends `value` as stored (the version byte, then postcard) to `out`, after
+/// what it holds already (the journal's frame header).
+pub fn encode_after<T: Serialize>(
+    out: &mut Vec<u8>,
+    table: &'static str,
+    key: impl Display,
+    value: &T,
+) -> Result<(), StoreError> {
+    out.push(FORMAT);
+    encode_into(out, value).map_err(|source| StoreError::Encode {
+        table,
+        key: key.to_string(),
+        source,
+    })
+}
+
 fn encode_into<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), CodecError> {
     let taken = std::mem::take(out);
     *out = postcard::to_extend(value, taken)?;
@@ -107,21 +123,21 @@ mod tests {
         a.incident = Some(42);
         a.fired_at = Some(Timestamp(1_700_000_000_000));
         a.value = f64::NAN;
-        a.ack = Some(Ack {
+        a.ack = Some(Box::new(Ack {
             actor: "alice".into(),
             via: "slack".into(),
             note: Some("looking".into()),
             at: Timestamp(1_700_000_060_000),
-        });
+        }));
         a.silenced_by.insert("s1".into());
-        a.external = Some(External {
+        a.external = Some(Box::new(External {
             starts_at: Timestamp(1_699_999_000_000),
             ends_at: None,
-            annotations: [("summary".to_string(), "full".to_string())].into(),
+            annotations: [("summary", "full")].into_iter().collect(),
             generator_url: None,
             external_url: None,
             group_key: Some("{}:{alertname=\"disk\"}".into()),
-        });
+        }));
         a
     }
 
@@ -204,6 +220,51 @@ mod tests {
             "0180a0abfef9620102000105736c61636b05666972656400",
             "timeline entry layout"
         );
+    }
+
+    /// Annotations and paged addresses are held as sorted lists, but were stored
+    /// as a map and a set: records written before must read, and records written
+    /// now must read in an older build, in the store (postcard) and in JSON.
+    #[test]
+    fn annotations_and_paged_addresses_are_written_as_the_map_and_the_set_were() {
+        let map = std::collections::BTreeMap::from([
+            ("summary".to_string(), "disk full".to_string()),
+            ("runbook".to_string(), "https://r".to_string()),
+        ]);
+        let annotations: crate::alert::Annotations = map.clone().into();
+        let set =
+            std::collections::BTreeSet::from([Address::Sms { to: "+1".into() }, Address::Console]);
+        let notified = crate::escalation::state::Notified::from([
+            Address::Sms { to: "+1".into() },
+            Address::Console,
+            Address::Console,
+        ]);
+        let bytes = |v: &dyn erased::Both| v.bytes();
+        assert_eq!(bytes(&annotations), bytes(&map));
+        assert_eq!(bytes(&notified), bytes(&set));
+        let read: crate::alert::Annotations =
+            postcard::from_bytes(&postcard::to_allocvec(&map).unwrap()).unwrap();
+        assert_eq!(read, annotations);
+        assert_eq!(read.get("runbook"), Some("https://r"));
+        let read: crate::escalation::state::Notified =
+            serde_json::from_str(&serde_json::to_string(&set).unwrap()).unwrap();
+        assert_eq!(read, notified);
+        assert_eq!(read.len(), 2, "unique, as in the set");
+    }
+
+    /// Both encodings of a value, to compare two types' layouts.
+    mod erased {
+        pub trait Both {
+            fn bytes(&self) -> (Vec<u8>, String);
+        }
+        impl<T: serde::Serialize> Both for T {
+            fn bytes(&self) -> (Vec<u8>, String) {
+                (
+                    postcard::to_allocvec(self).unwrap(),
+                    serde_json::to_string(self).unwrap(),
+                )
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The embedded backend: every table in one redb file. The only module that
 //! touches redb.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::de::DeserializeOwned;
 
 use super::codec::{decode, encode};
-use super::journal::Journal;
+use super::journal::{Frame, Journal};
 use super::schema::{
     self, ALERTS, INCIDENTS, META, NEXT_INCIDENT_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY, TIMELINE,
 };
@@ -132,7 +133,7 @@ impl RedbStore {
         let mut store = RedbStore::init(db, Some(Box::new(reopen)))?;
         let folded = store.meta(schema::JOURNAL_FOLDED_KEY)?.unwrap_or(0);
         let db = store.db.clone();
-        let fold = move |batches: &[Arc<Batch>], generation: u64| db.fold(batches, generation);
+        let fold = move |frames: &[Arc<Frame>], generation: u64| db.fold(frames, generation);
         let journal = Arc::new(Journal::open(path, folded, &fold)?);
         let folder = journal.clone();
         store.folder = Some(
@@ -379,16 +380,17 @@ impl RedbStore {
     }
 
     fn write(&self, batch: &Batch, durability: redb::Durability) -> Result<(), StoreError> {
-        self.db.write(std::iter::once(batch), durability, None)
+        self.db
+            .write(|txn| write_batch(txn, batch), durability, None)
     }
 }
 
 impl Db {
     /// Writes `batches` in one transaction, with the last journal generation they
     /// hold if they come from the journal. A failed write reopens the database.
-    fn write<'a>(
+    fn write(
         &self,
-        batches: impl Iterator<Item = &'a Batch>,
+        batches: impl Fn(&WriteTransaction) -> Result<(), StoreError>,
         durability: redb::Durability,
         folded: Option<u64>,
     ) -> Result<(), StoreError> {
@@ -397,9 +399,7 @@ impl Db {
             txn.set_durability(durability).expect(
                 "tocsin opens redb in single-process mode, where any durability is allowed",
             );
-            for batch in batches {
-                write_batch(&txn, batch)?;
-            }
+            batches(&txn)?;
             if let Some(generation) = folded {
                 txn.open_table(META)?
                     .insert(schema::JOURNAL_FOLDED_KEY, generation)?;
@@ -416,9 +416,23 @@ impl Db {
         applied
     }
 
-    /// One fold of the journal: its batches, durably, in one transaction.
-    fn fold(&self, batches: &[Arc<Batch>], generation: u64) -> Result<(), StoreError> {
-        let batches = batches.iter().map(|b| &**b);
+    /// One fold of the journal: its frames, durably, in one transaction. Each
+    /// frame is decoded as it is written, so a fold never holds its batches at once.
+    fn fold(&self, frames: &[Arc<Frame>], generation: u64) -> Result<(), StoreError> {
+        let batches = |txn: &WriteTransaction| {
+            // Only deliveries this fold creates: ids at or past the stored counter
+            // were never written. One written before and rescheduled and done
+            // in this fold is deleted as usual.
+            let stored = txn
+                .open_table(META)?
+                .get(schema::NEXT_DELIVERY_KEY)?
+                .map_or(1, |v| v.value());
+            let mut passing = super::journal::passing(frames);
+            passing.retain(|id| *id >= stored);
+            frames
+                .iter()
+                .try_for_each(|frame| write_batch_skipping(txn, &frame.batch()?, &passing))
+        };
         self.write(batches, redb::Durability::Immediate, Some(generation))
     }
 }
@@ -542,6 +556,18 @@ impl Store for RedbStore {
 }
 
 pub(super) fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> {
+    write_batch_skipping(txn, batch, &HashSet::new())
+}
+
+/// [`write_batch`], leaving out the outbox rows of `passing`: deliveries that one
+/// fold creates and deletes (owed and delivered between two folds, most of a
+/// storm's) are never written. Delivery ids are never reused, so skipping both
+/// ends in the same table.
+fn write_batch_skipping(
+    txn: &WriteTransaction,
+    batch: &Batch,
+    passing: &HashSet<u64>,
+) -> Result<(), StoreError> {
     let mut meta = txn.open_table(META)?;
     let mut alerts = txn.open_table(ALERTS)?;
     let mut timeline = txn.open_table(TIMELINE)?;
@@ -609,10 +635,12 @@ pub(super) fn write_batch(txn: &WriteTransaction, batch: &Batch) -> Result<(), S
         .unwrap_or(1);
     let stored_delivery = next_delivery;
     for d in &batch.outbox {
-        outbox.insert(d.id, encode("outbox", d.id, d)?.as_slice())?;
+        if !passing.contains(&d.id) {
+            outbox.insert(d.id, encode("outbox", d.id, d)?.as_slice())?;
+        }
         next_delivery = next_delivery.max(d.id + 1);
     }
-    for id in &batch.outbox_done {
+    for id in batch.outbox_done.iter().filter(|id| !passing.contains(id)) {
         outbox.remove(*id)?;
     }
     if next_delivery != stored_delivery {

@@ -15,6 +15,11 @@
 //! (it was never answered), and an append that fails starts a new file, so no
 //! later frame hides behind a torn one.
 //!
+//! Frames wait for their fold as the bytes written, not as batches: a batch in
+//! memory (its alerts, deliveries and snapshots as Rust values) is several times
+//! its encoding, and in a storm the frames waiting are most of the heap. The fold
+//! decodes them one at a time as it writes them.
+//!
 //! Reads that need what is not folded yet (timelines, jobs, incidents, the whole
 //! state at start) wait for a fold first ([`Journal::drain`]); the two asked on
 //! every delivery (keys sent, message references) are answered from memory.
@@ -41,9 +46,43 @@ const HEADER: usize = 8;
 /// holding an unbounded backlog in memory.
 const MAX_UNFOLDED_BYTES: u64 = 64 << 20;
 
-/// Writes the batches of one fold into the database, with the last generation
+/// Writes the frames of one fold into the database, with the last generation
 /// they hold: all of it, durably, or nothing.
-pub(super) type Fold<'a> = dyn Fn(&[Arc<Batch>], u64) -> Result<(), StoreError> + Send + Sync + 'a;
+pub(super) type Fold<'a> = dyn Fn(&[Arc<Frame>], u64) -> Result<(), StoreError> + Send + Sync + 'a;
+
+/// One committed batch as the journal holds it until it is folded: its encoding,
+/// and the few keys the store answers from memory meanwhile.
+pub(super) struct Frame {
+    body: Vec<u8>,
+    /// Idempotency keys the batch logs as sent.
+    sent: Vec<String>,
+    /// Message references the batch sets: (fingerprint, address, reference).
+    references: Vec<(u64, String, String)>,
+    /// Outbox deliveries the batch writes, and those it is done with.
+    outbox_put: Vec<u64>,
+    outbox_done: Vec<u64>,
+}
+
+impl Frame {
+    fn of(batch: &Batch, body: Vec<u8>) -> Frame {
+        Frame {
+            body,
+            sent: batch.sent.iter().map(|(k, _)| k.clone()).collect(),
+            references: batch
+                .references
+                .iter()
+                .map(|(fp, a, r)| (fp.0, a.clone(), r.clone()))
+                .collect(),
+            outbox_put: batch.outbox.iter().map(|d| d.id).collect(),
+            outbox_done: batch.outbox_done.clone(),
+        }
+    }
+
+    /// The batch, decoded.
+    pub fn batch(&self) -> Result<Batch, StoreError> {
+        codec::decode("journal", "batch", &self.body)
+    }
+}
 
 pub(super) struct Journal {
     base: PathBuf,
@@ -66,11 +105,11 @@ struct State {
     /// A deferred frame was written since the last sync.
     unsynced: bool,
     /// Frames appended and not folded, oldest first, and their bytes.
-    pending: Vec<Arc<Batch>>,
+    pending: Vec<Arc<Frame>>,
     pending_bytes: u64,
     /// Frames a fold is writing (or failed to write: retried with the next one),
     /// and the last generation they hold.
-    folding: Vec<Arc<Batch>>,
+    folding: Vec<Arc<Frame>>,
     folding_bytes: u64,
     folding_generation: u64,
     /// Keys sent and message references of the frames not folded.
@@ -90,16 +129,16 @@ impl Journal {
     pub fn open(base: &Path, folded: u64, fold: &Fold<'_>) -> Result<Journal, StoreError> {
         let mut files = generations(base)?;
         files.sort_unstable();
-        let mut batches = Vec::new();
+        let mut frames = Vec::new();
         let mut last = folded;
         for &generation in &files {
             if generation > folded {
-                batches.extend(read_frames(&file_of(base, generation))?);
+                frames.extend(read_frames(&file_of(base, generation))?);
             }
             last = last.max(generation);
         }
-        if !batches.is_empty() || last > folded {
-            fold(&batches, last)?;
+        if !frames.is_empty() || last > folded {
+            fold(&frames, last)?;
         }
         for generation in files {
             let path = file_of(base, generation);
@@ -123,11 +162,13 @@ impl Journal {
 
     /// Appends `batch` as one frame; synced before returning when `sync`.
     pub fn append(&self, batch: &Batch, sync: bool) -> Result<(), StoreError> {
-        let body = codec::encode("journal", "batch", batch)?;
-        let mut frame = Vec::with_capacity(HEADER + body.len());
-        frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-        frame.extend_from_slice(&body);
+        // The header's room first, so the frame is one buffer kept as is.
+        let mut frame = vec![0; HEADER];
+        codec::encode_after(&mut frame, "journal", "batch", batch)?;
+        let body_len = frame.len() - HEADER;
+        let crc = crc32fast::hash(&frame[HEADER..]);
+        frame[..4].copy_from_slice(&(body_len as u32).to_le_bytes());
+        frame[4..HEADER].copy_from_slice(&crc.to_le_bytes());
         let mut state = self.lock();
         while state.pending_bytes + state.folding_bytes >= self.max_unfolded && !state.stop {
             // A fold that fails (a full disk) would never make room: refused, as
@@ -172,19 +213,21 @@ impl Journal {
             state.generation += 1;
             return Err(journal_error(&path, e));
         }
-        state.len += frame.len() as u64;
+        let bytes = frame.len() as u64;
+        state.len += bytes;
         state.unsynced = !sync;
-        let batch = Arc::new(batch.clone());
-        for (key, _) in &batch.sent {
+        frame.drain(..HEADER);
+        let frame = Frame::of(batch, frame);
+        for key in &frame.sent {
             state.sent.insert(key.clone());
         }
-        for (fp, address, reference) in &batch.references {
+        for (fp, address, reference) in &frame.references {
             state
                 .references
-                .insert((fp.0, address.clone()), reference.clone());
+                .insert((*fp, address.clone()), reference.clone());
         }
-        state.pending.push(batch);
-        state.pending_bytes += frame.len() as u64;
+        state.pending.push(Arc::new(frame));
+        state.pending_bytes += bytes;
         if state.pending.len() >= FOLD_FRAMES {
             self.wake.notify_all();
         }
@@ -322,25 +365,33 @@ impl Journal {
     }
 }
 
-/// Drops the overlay entries of folded frames (unless a newer frame set them).
-fn forget_overlay(state: &mut State, done: &[Arc<Batch>]) {
-    let newer_sent: HashSet<&String> = state
-        .pending
+/// The deliveries `frames` both write and are done with: a fold of them need not
+/// write either.
+pub(super) fn passing(frames: &[Arc<Frame>]) -> HashSet<u64> {
+    let put: HashSet<u64> = frames.iter().flat_map(|f| &f.outbox_put).copied().collect();
+    frames
         .iter()
-        .flat_map(|b| b.sent.iter().map(|(k, _)| k))
-        .collect();
+        .flat_map(|f| &f.outbox_done)
+        .copied()
+        .filter(|id| put.contains(id))
+        .collect()
+}
+
+/// Drops the overlay entries of folded frames (unless a newer frame set them).
+fn forget_overlay(state: &mut State, done: &[Arc<Frame>]) {
+    let newer_sent: HashSet<&String> = state.pending.iter().flat_map(|f| &f.sent).collect();
     let gone: Vec<String> = done
         .iter()
-        .flat_map(|b| b.sent.iter().map(|(k, _)| k))
+        .flat_map(|f| &f.sent)
         .filter(|k| !newer_sent.contains(k))
         .cloned()
         .collect();
     for key in gone {
         state.sent.remove(&key);
     }
-    for b in done {
-        for (fp, address, reference) in &b.references {
-            let key = (fp.0, address.clone());
+    for f in done {
+        for (fp, address, reference) in &f.references {
+            let key = (*fp, address.clone());
             if state.references.get(&key) == Some(reference) {
                 state.references.remove(&key);
             }
@@ -375,7 +426,7 @@ fn generations(base: &Path) -> Result<Vec<u64>, StoreError> {
 }
 
 /// The whole frames of one file, up to the first torn or damaged one.
-fn read_frames(path: &Path) -> Result<Vec<Arc<Batch>>, StoreError> {
+fn read_frames(path: &Path) -> Result<Vec<Arc<Frame>>, StoreError> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
@@ -392,7 +443,7 @@ fn read_frames(path: &Path) -> Result<Vec<Arc<Batch>>, StoreError> {
             break;
         }
         let batch: Batch = codec::decode("journal", path.display(), body)?;
-        out.push(Arc::new(batch));
+        out.push(Arc::new(Frame::of(&batch, body.to_vec())));
         rest = &rest[HEADER + len..];
     }
     Ok(out)
@@ -428,9 +479,10 @@ mod tests {
     /// What a replay folds, by job name, and the generation it records.
     fn replay(base: &Path, folded: u64) -> (Vec<String>, u64) {
         let seen = Mutex::new((Vec::new(), 0));
-        let fold = |batches: &[Arc<Batch>], generation: u64| {
+        let fold = |frames: &[Arc<Frame>], generation: u64| {
             let mut seen = seen.lock().unwrap();
-            seen.0.extend(batches.iter().map(|b| b.jobs[0].0.clone()));
+            seen.0
+                .extend(frames.iter().map(|f| f.batch().unwrap().jobs[0].0.clone()));
             seen.1 = generation;
             Ok(())
         };
@@ -449,7 +501,7 @@ mod tests {
     #[test]
     fn frames_not_folded_are_replayed_up_to_a_torn_one_and_then_deleted() {
         let base = base("torn");
-        let nothing = |_: &[Arc<Batch>], _: u64| Ok(());
+        let nothing = |_: &[Arc<Frame>], _: u64| Ok(());
         let journal = Journal::open(&base, 0, &nothing).unwrap();
         for job in ["a", "b", "c"] {
             journal.append(&batch(job), true).unwrap();
@@ -476,10 +528,10 @@ mod tests {
         let (go, gate) = std::sync::mpsc::channel::<()>();
         let gate = Mutex::new(gate);
         let folded = std::sync::atomic::AtomicUsize::new(0);
-        let fold = |batches: &[Arc<Batch>], _: u64| {
-            if !batches.is_empty() {
+        let fold = |frames: &[Arc<Frame>], _: u64| {
+            if !frames.is_empty() {
                 let _ = gate.lock().unwrap().recv();
-                folded.fetch_add(batches.len(), std::sync::atomic::Ordering::SeqCst);
+                folded.fetch_add(frames.len(), std::sync::atomic::Ordering::SeqCst);
             }
             Ok(())
         };
@@ -540,7 +592,7 @@ mod tests {
     #[test]
     fn generations_already_folded_are_not_replayed() {
         let base = base("folded");
-        let nothing = |_: &[Arc<Batch>], _: u64| Ok(());
+        let nothing = |_: &[Arc<Frame>], _: u64| Ok(());
         let journal = Journal::open(&base, 0, &nothing).unwrap();
         journal.append(&batch("old"), true).unwrap();
         drop(journal);

@@ -4,9 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tocsin::alert::{Alert, State, TimelineEntry};
+use tocsin::alert::{Alert, NotifyReason, State, TimelineEntry};
 use tocsin::clock::Timestamp;
+use tocsin::escalation::Address;
 use tocsin::labels::Labels;
+use tocsin::notify::AlertSnapshot;
+use tocsin::outbox::Delivery;
 
 pub const T: Timestamp = Timestamp(1_700_000_000_000);
 
@@ -61,5 +64,26 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A page owed to Slack about `a`, delivery `id`.
+pub fn delivery(id: u64, a: &Alert) -> Delivery {
+    Delivery {
+        id,
+        key: format!("k{id}"),
+        address: Address::Slack {
+            channel: "#alerts".into(),
+        },
+        reason: NotifyReason::Firing,
+        level: 1,
+        alert: AlertSnapshot::of(a, Default::default()),
+        group: "g".into(),
+        due_at: T,
+        created_at: T,
+        attempts: 0,
+        last_error: None,
+        fallback_for: None,
+        fell_back: false,
     }
 }
