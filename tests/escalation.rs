@@ -433,6 +433,38 @@ async fn an_sms_goes_at_most_every_30_minutes_and_later_alerts_join_the_next_one
     assert_eq!(second, [30, 60], "both alerts' level 3 reached the manager");
 }
 
+/// The 30-minute SMS window outlives a restart: a second alert's SMS due five
+/// minutes after the first one still waits for the window, though the daemon that
+/// sent the first one has stopped and a new one opened the same state.
+#[tokio::test]
+async fn an_sms_window_holds_across_a_restart() {
+    let dir = common::daemon_dir("esc-sms-restart", "");
+    let clock = ManualClock::new(Timestamp::from_secs(T0));
+    let mut h = Harness::open(seed_config(&dir), clock.clone());
+    h.fire(CRITICAL).await;
+    h.run_to(5).await;
+    h.fire(&[
+        ("alertname", "異常API呼び出し"),
+        ("severity", "critical"),
+        ("account", "a1"),
+    ])
+    .await;
+    h.run_to(31).await;
+    let sms = |h: &Harness| -> Vec<u64> {
+        h.messages
+            .iter()
+            .filter(|(_, a, _)| a == "sms:+819000000003")
+            .map(|(m, ..)| *m)
+            .collect()
+    };
+    assert_eq!(sms(&h), [30], "the first alert's SMS");
+    h.stop().await;
+    let mut h = Harness::open(seed_config(&dir), clock);
+    h.run_to(65).await;
+    // The second alert's level 3 was due at 35: within the window, so at 60.
+    assert_eq!(sms(&h), [60], "the window was forgotten in the restart");
+}
+
 #[tokio::test]
 async fn a_storm_of_1000_alerts_goes_out_grouped_and_all_persisted() {
     let dir = common::daemon_dir("esc-storm", "");

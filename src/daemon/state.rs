@@ -117,8 +117,8 @@ impl Core {
             .map(|e| (e.fingerprint, e))
             .collect();
         self.outbox = Outbox::new(timing, loaded.outbox, loaded.next_delivery);
-        // What the messages another replica sent left behind: a Slack channel's
-        // pace, a phone number's window (none over redb: this process kept them).
+        // What the messages sent before left behind, by another replica or before
+        // a restart: a Slack channel's pace, a phone number's window.
         match ctx.store.jobs_named(outbox::MARKS) {
             Ok(marks) => self.outbox.remember(marks),
             Err(e) => tracing::warn!(error = %e, "cannot read the outbox's pacing marks"),

@@ -525,6 +525,23 @@ impl Store for RedbStore {
         Ok(table.get(name)?.map(|v| Timestamp(v.value())))
     }
 
+    /// Every job whose name starts with `prefix`: the outbox's pacing marks, read
+    /// again after a restart so a phone number's window outlives the process.
+    fn jobs_named(&self, prefix: &str) -> Result<Vec<(String, Timestamp)>, StoreError> {
+        self.drain()?;
+        let txn = self.db()?.begin_read()?;
+        let table = txn.open_table(schema::JOBS)?;
+        let mut found = Vec::new();
+        for row in table.range(prefix..)? {
+            let (name, at) = row?;
+            if !name.value().starts_with(prefix) {
+                break;
+            }
+            found.push((name.value().to_string(), Timestamp(at.value())));
+        }
+        Ok(found)
+    }
+
     fn incident(&self, id: u64) -> Result<Option<Fingerprint>, StoreError> {
         self.drain()?;
         let txn = self.db()?.begin_read()?;

@@ -112,8 +112,8 @@ pub trait Store: Send + Sync {
     }
     /// Every job whose name starts with `prefix`, and when it last ran: marks a
     /// replica taking over reads (the last Slack message per channel, the last
-    /// SMS window per number). A store of this process alone keeps them in
-    /// memory already and answers none.
+    /// SMS window per number), and a restarted process reads them too. A store
+    /// that keeps no jobs answers none.
     fn jobs_named(&self, _prefix: &str) -> Result<Vec<(String, Timestamp)>, StoreError> {
         Ok(Vec::new())
     }
