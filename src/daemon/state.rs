@@ -70,13 +70,8 @@ impl Core {
             max_samples_per_series: config.limits.max_samples_per_series,
         };
         let loaded = ctx.store.load()?;
-        let mut reports = Vec::new();
-        for r in &config.reports {
-            reports.push(ReportState {
-                last_ran: ctx.store.job_ran(&r.name)?,
-                failed_at: None,
-            });
-        }
+        // When each report last ran comes with the state (`take`).
+        let reports = vec![ReportState::default(); config.reports.len()];
         let rule_metrics = metrics_read_by(&rules);
         let mut core = Core {
             series: SeriesStore::new(limits),
@@ -117,21 +112,14 @@ impl Core {
             .map(|e| (e.fingerprint, e))
             .collect();
         self.outbox = Outbox::new(timing, loaded.outbox, loaded.next_delivery);
-        // What the messages sent before left behind, by another replica or before
-        // a restart: a Slack channel's pace, a phone number's window.
-        match ctx.store.jobs_named(outbox::MARKS) {
-            Ok(marks) => self.outbox.remember(marks),
-            Err(e) => tracing::warn!(error = %e, "cannot read the outbox's pacing marks"),
-        }
-        // A report another replica sent while this one stood by is not sent again.
+        // When each report last ran, and the marks the messages sent before left
+        // (a Slack channel's pace, a phone number's window), by another replica or
+        // before a restart: a report is not sent twice, and pacing holds.
         for (state, report) in self.reports.iter_mut().zip(&ctx.config.reports) {
-            match ctx.store.job_ran(&report.name) {
-                Ok(ran) => state.last_ran = ran.max(state.last_ran),
-                Err(e) => {
-                    tracing::warn!(error = %e, report = %report.name, "cannot read when a report last ran")
-                }
-            }
+            let ran = loaded.jobs.iter().find(|(name, _)| *name == report.name);
+            state.last_ran = ran.map(|(_, at)| *at).max(state.last_ran);
         }
+        self.outbox.remember(loaded.jobs);
         // A page still owed may have left just before a crash, its mark not yet on
         // disk: it counts as gone, so whoever it may have reached hears of the ack
         // and the resolve (told once too often rather than never). The mark is

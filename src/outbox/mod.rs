@@ -155,14 +155,13 @@ pub struct Settled {
     /// A fallback is owed: the caller resolves the policy's fallback addresses.
     pub fallback: Vec<Delivery>,
     /// What a message sent leaves the next ones to wait for, to store as jobs
-    /// (named from [`MARKS`]): when its Slack channel may have the next message,
+    /// (named from [`PACE_MARK`] and [`WINDOW_MARK`]): when its Slack channel may have the next message,
     /// and the phone number's window. Another replica taking over reads them
     /// ([`Outbox::remember`]), so pacing and windows hold across replicas.
     pub marks: Vec<(String, Timestamp)>,
 }
 
-/// The prefix of the job names that keep the outbox's pacing and windows.
-pub const MARKS: &str = "outbox.";
+/// The job names that keep the outbox's pacing and windows.
 const PACE_MARK: &str = "outbox.pace.";
 const WINDOW_MARK: &str = "outbox.window.";
 

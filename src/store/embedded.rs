@@ -369,6 +369,19 @@ impl RedbStore {
     }
 
     /// The next delivery id to hand out.
+    /// Every scheduled job and when it last ran.
+    pub fn load_jobs(&self) -> Result<Vec<(String, Timestamp)>, StoreError> {
+        self.drain()?;
+        let txn = self.db()?.begin_read()?;
+        let table = txn.open_table(schema::JOBS)?;
+        let mut jobs = Vec::new();
+        for row in table.iter()? {
+            let (name, at) = row?;
+            jobs.push((name.value().to_string(), Timestamp(at.value())));
+        }
+        Ok(jobs)
+    }
+
     pub fn next_delivery(&self) -> Result<u64, StoreError> {
         self.meta(schema::NEXT_DELIVERY_KEY)
             .map(|v| v.unwrap_or(1).max(1))
@@ -446,6 +459,7 @@ impl Store for RedbStore {
             escalations: self.load_escalations()?,
             outbox: self.load_outbox()?,
             next_delivery: self.next_delivery()?,
+            jobs: self.load_jobs()?,
         })
     }
 
@@ -523,23 +537,6 @@ impl Store for RedbStore {
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(schema::JOBS)?;
         Ok(table.get(name)?.map(|v| Timestamp(v.value())))
-    }
-
-    /// Every job whose name starts with `prefix`: the outbox's pacing marks, read
-    /// again after a restart so a phone number's window outlives the process.
-    fn jobs_named(&self, prefix: &str) -> Result<Vec<(String, Timestamp)>, StoreError> {
-        self.drain()?;
-        let txn = self.db()?.begin_read()?;
-        let table = txn.open_table(schema::JOBS)?;
-        let mut found = Vec::new();
-        for row in table.range(prefix..)? {
-            let (name, at) = row?;
-            if !name.value().starts_with(prefix) {
-                break;
-            }
-            found.push((name.value().to_string(), Timestamp(at.value())));
-        }
-        Ok(found)
     }
 
     fn incident(&self, id: u64) -> Result<Option<Fingerprint>, StoreError> {

@@ -48,6 +48,9 @@ pub struct Loaded {
     /// Every delivery still owed.
     pub outbox: Vec<Delivery>,
     pub next_delivery: u64,
+    /// Every scheduled job and when it last ran: the reports, and the marks the
+    /// outbox's messages left (a Slack channel's pace, a phone number's window).
+    pub jobs: Vec<(String, Timestamp)>,
 }
 
 /// When a commit must be on disk.
@@ -109,13 +112,6 @@ pub trait Store: Send + Sync {
     /// a key drawn at start serves.
     fn shared_key(&self, _name: &str) -> Result<Option<[u8; 32]>, StoreError> {
         Ok(None)
-    }
-    /// Every job whose name starts with `prefix`, and when it last ran: marks a
-    /// replica taking over reads (the last Slack message per channel, the last
-    /// SMS window per number), and a restarted process reads them too. A store
-    /// that keeps no jobs answers none.
-    fn jobs_named(&self, _prefix: &str) -> Result<Vec<(String, Timestamp)>, StoreError> {
-        Ok(Vec::new())
     }
 }
 

@@ -315,6 +315,13 @@ impl Store for PgStore {
                     _ => {}
                 }
             }
+            let jobs = txn
+                .query("SELECT name, at FROM tocsin_jobs", &[])
+                .await
+                .map_err(db_error("load scheduled jobs"))?
+                .iter()
+                .map(|r| (r.get::<_, String>(0), Timestamp(r.get(1))))
+                .collect();
             txn.commit().await.map_err(db_error("load the state"))?;
             Ok(Loaded {
                 alerts,
@@ -323,6 +330,7 @@ impl Store for PgStore {
                 escalations,
                 outbox,
                 next_delivery,
+                jobs,
             })
         })
     }
@@ -494,24 +502,6 @@ impl Store for PgStore {
                 message: format!("key {name:?} is not 32 bytes"),
             })?;
             Ok(Some(key))
-        })
-    }
-
-    fn jobs_named(&self, prefix: &str) -> Result<Vec<(String, Timestamp)>, StoreError> {
-        let prefix = prefix.to_string();
-        self.run(|pool| async move {
-            let client = client(&pool).await?;
-            let rows = client
-                .query(
-                    "SELECT name, at FROM tocsin_jobs WHERE starts_with(name, $1)",
-                    &[&prefix],
-                )
-                .await
-                .map_err(db_error("read scheduled jobs"))?;
-            Ok(rows
-                .iter()
-                .map(|r| (r.get::<_, String>(0), Timestamp(r.get(1))))
-                .collect())
         })
     }
 
