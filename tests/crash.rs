@@ -78,34 +78,8 @@ fn main() {
 // The child: the daemon, until killed or until its stdin closes.
 
 fn child(dir: &Path, receiver: &str) {
-    use tocsin::config::WebhookSettings;
-    use tocsin::escalation::{Level, Policy, Routing, Target};
-    let policy = Policy {
-        name: "default".into(),
-        levels: vec![Level {
-            after: Duration::ZERO,
-            targets: vec![Target::Webhook("pager".into())],
-            via: Vec::new(),
-        }],
-        repeat_interval: Duration::from_secs(24 * 3600),
-        ack_timeout: None,
-        fallback: Vec::new(),
-        phone_severities: vec!["critical".into()],
-    };
-    let mut routing = Routing::console_only();
-    routing.policies = BTreeMap::from([("default".into(), policy)]);
     // Short, so storms go out grouped (several alerts per message) within the run.
-    routing.group_wait = Duration::from_millis(300);
-    let mut config = common::test_config(dir);
-    config.rules.evaluation_interval = Duration::from_millis(250);
-    config.channels.console.enabled = false;
-    config.routing = routing;
-    config.channels.webhooks = vec![WebhookSettings {
-        name: "pager".into(),
-        url: tocsin::config::Secret::new(format!("{receiver}/hook")),
-        bearer: None,
-        timeout: Duration::from_secs(2),
-    }];
+    let config = common::pager_config(dir, receiver, Duration::from_millis(300));
     common::serve_until_stdin_closes(config);
 }
 

@@ -74,37 +74,12 @@ fn main() {
 }
 
 fn child(dir: &Path, receiver: &str, url: &str) {
-    use tocsin::config::{Backend, Secret, WebhookSettings};
-    use tocsin::escalation::{Level, Policy, Routing, Target};
-    let policy = Policy {
-        name: "default".into(),
-        levels: vec![Level {
-            after: Duration::ZERO,
-            targets: vec![Target::Webhook("pager".into())],
-            via: Vec::new(),
-        }],
-        repeat_interval: Duration::from_secs(24 * 3600),
-        ack_timeout: None,
-        fallback: Vec::new(),
-        phone_severities: vec!["critical".into()],
-    };
-    let mut routing = Routing::console_only();
-    routing.policies = BTreeMap::from([("default".into(), policy)]);
-    routing.group_wait = Duration::from_millis(100);
-    let mut config = common::test_config(dir);
+    use tocsin::config::{Backend, Secret};
+    let mut config = common::pager_config(dir, receiver, Duration::from_millis(100));
     config.storage.backend = Backend::Postgres {
         url: Secret::new(url),
     };
     config.rules.paths = Vec::new();
-    config.rules.evaluation_interval = Duration::from_millis(250);
-    config.channels.console.enabled = false;
-    config.routing = routing;
-    config.channels.webhooks = vec![WebhookSettings {
-        name: "pager".into(),
-        url: Secret::new(format!("{receiver}/hook")),
-        bearer: None,
-        timeout: Duration::from_secs(2),
-    }];
     common::serve_until_stdin_closes(config);
 }
 

@@ -75,6 +75,45 @@ pub async fn fire_external(
     daemon.receive_external("test", vec![alert]).await.unwrap();
 }
 
+/// The config of a child in the tests that kill tocsin processes: every alert pages
+/// a webhook at `{receiver}/hook` at once (its first notifications grouped for
+/// `group_wait`), rules evaluated every 250 ms, no console.
+pub fn pager_config(
+    dir: &Path,
+    receiver: &str,
+    group_wait: std::time::Duration,
+) -> tocsin::config::Config {
+    use std::time::Duration;
+    use tocsin::config::{Secret, WebhookSettings};
+    use tocsin::escalation::{Level, Policy, Routing, Target};
+    let policy = Policy {
+        name: "default".into(),
+        levels: vec![Level {
+            after: Duration::ZERO,
+            targets: vec![Target::Webhook("pager".into())],
+            via: Vec::new(),
+        }],
+        repeat_interval: Duration::from_secs(24 * 3600),
+        ack_timeout: None,
+        fallback: Vec::new(),
+        phone_severities: vec!["critical".into()],
+    };
+    let mut routing = Routing::console_only();
+    routing.policies = std::collections::BTreeMap::from([("default".into(), policy)]);
+    routing.group_wait = group_wait;
+    let mut config = test_config(dir);
+    config.rules.evaluation_interval = Duration::from_millis(250);
+    config.channels.console.enabled = false;
+    config.routing = routing;
+    config.channels.webhooks = vec![WebhookSettings {
+        name: "pager".into(),
+        url: Secret::new(format!("{receiver}/hook")),
+        bearer: None,
+        timeout: Duration::from_secs(2),
+    }];
+    config
+}
+
 /// The child side of a test that kills tocsin processes: serves `config` on the
 /// real clock, prints `listening <addr>` for the parent, and stops cleanly when its
 /// stdin closes (a `kill -9` never gets that far).
