@@ -531,14 +531,6 @@ impl Store for RedbStore {
         Ok(table.get((fp.0, address))?.map(|v| v.value().to_string()))
     }
 
-    /// When a scheduled job last ran.
-    fn job_ran(&self, name: &str) -> Result<Option<Timestamp>, StoreError> {
-        self.drain()?;
-        let txn = self.db()?.begin_read()?;
-        let table = txn.open_table(schema::JOBS)?;
-        Ok(table.get(name)?.map(|v| Timestamp(v.value())))
-    }
-
     fn incident(&self, id: u64) -> Result<Option<Fingerprint>, StoreError> {
         self.drain()?;
         let txn = self.db()?.begin_read()?;

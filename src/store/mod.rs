@@ -79,8 +79,6 @@ pub trait Store: Send + Sync {
     fn was_sent(&self, key: &str) -> Result<bool, StoreError>;
     /// The channel's reference of the last message about `fp` on `address`.
     fn reference(&self, fp: Fingerprint, address: &str) -> Result<Option<String>, StoreError>;
-    /// When a scheduled job last ran.
-    fn job_ran(&self, name: &str) -> Result<Option<Timestamp>, StoreError>;
     /// Forgets notification-log keys confirmed before `before`.
     fn prune_sent(&self, before: Timestamp) -> Result<usize, StoreError>;
     /// The alert incident `id` was opened for, while the store still holds it

@@ -436,18 +436,6 @@ impl Store for PgStore {
         })
     }
 
-    fn job_ran(&self, name: &str) -> Result<Option<Timestamp>, StoreError> {
-        let name = name.to_string();
-        self.run(|pool| async move {
-            let client = client(&pool).await?;
-            let row = client
-                .query_opt("SELECT at FROM tocsin_jobs WHERE name = $1", &[&name])
-                .await
-                .map_err(db_error("read scheduled jobs"))?;
-            Ok(row.map(|r| Timestamp(r.get(0))))
-        })
-    }
-
     fn prune_sent(&self, before: Timestamp) -> Result<usize, StoreError> {
         self.run(|pool| async move {
             let client = client(&pool).await?;
