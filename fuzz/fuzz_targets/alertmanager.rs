@@ -27,7 +27,7 @@ fn admitted(a: &ExternalAlert, now: Timestamp) {
     let e = &a.external;
     let checked = BOUNDS.alert(
         &a.labels,
-        &e.annotations,
+        e.annotations.iter(),
         e.generator_url.as_deref(),
         e.starts_at,
         now,
