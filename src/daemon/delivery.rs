@@ -358,21 +358,27 @@ fn group_key(reference: &str) -> String {
 /// elsewhere a message is sent as it is, threaded (email) to the reference of the
 /// first of its alerts that has one.
 fn shape(ctx: &Context, core: &Core, due: &DueMessage) -> (Vec<Message>, Option<Message>) {
-    let store = &ctx.store;
-    let reference = |a: &AlertSnapshot| {
-        let key = reference_key(&due.address, a.incident);
-        store.reference(a.fingerprint, &key).ok().flatten()
-    };
+    // Every alert's reference in one read: a storm's message is about hundreds.
+    let wanted: Vec<(Fingerprint, String)> = due
+        .message
+        .alerts
+        .iter()
+        .map(|a| (a.fingerprint, reference_key(&due.address, a.incident)))
+        .collect();
+    let references = ctx
+        .store
+        .references(&wanted)
+        .unwrap_or_else(|_| vec![None; wanted.len()]);
     let mut message = due.message.clone();
     if !matches!(due.address, Address::Slack { .. }) {
-        message.update = message.alerts.iter().find_map(reference);
+        message.update = references.into_iter().flatten().next();
         return (Vec::new(), Some(message));
     }
     let mut groups: Vec<(String, Vec<AlertSnapshot>)> = Vec::new();
     let mut singles: Vec<(AlertSnapshot, String)> = Vec::new();
     let mut rest: Vec<AlertSnapshot> = Vec::new();
-    for a in &message.alerts {
-        match reference(a) {
+    for (a, reference) in message.alerts.iter().zip(references) {
+        match reference {
             Some(r) if r.starts_with(GROUP_POINTER) => {
                 match groups.iter_mut().find(|(p, _)| *p == r) {
                     Some((_, members)) => members.push(a.clone()),

@@ -79,6 +79,15 @@ pub trait Store: Send + Sync {
     fn was_sent(&self, key: &str) -> Result<bool, StoreError>;
     /// The channel's reference of the last message about `fp` on `address`.
     fn reference(&self, fp: Fingerprint, address: &str) -> Result<Option<String>, StoreError>;
+    /// [`Store::reference`] of several (alert, address) pairs, in their order: a
+    /// message about many alerts asks once, which over a network is one round
+    /// trip instead of one per alert (under the core's lock).
+    fn references(
+        &self,
+        wanted: &[(Fingerprint, String)],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        wanted.iter().map(|(fp, a)| self.reference(*fp, a)).collect()
+    }
     /// Forgets notification-log keys confirmed before `before`.
     fn prune_sent(&self, before: Timestamp) -> Result<usize, StoreError>;
     /// The alert incident `id` was opened for, while the store still holds it

@@ -436,6 +436,36 @@ impl Store for PgStore {
         })
     }
 
+    fn references(
+        &self,
+        wanted: &[(Fingerprint, String)],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fps: Vec<i64> = wanted.iter().map(|(fp, _)| fp.0 as i64).collect();
+        let addresses: Vec<String> = wanted.iter().map(|(_, a)| a.clone()).collect();
+        let n = wanted.len();
+        self.run(|pool| async move {
+            let client = client(&pool).await?;
+            let rows = client
+                .query(
+                    "SELECT w.i, r.reference \
+                     FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS w(fp, address, i) \
+                     JOIN tocsin_message_refs r ON r.fingerprint = w.fp AND r.address = w.address",
+                    &[&fps, &addresses],
+                )
+                .await
+                .map_err(db_error("read message references"))?;
+            let mut found = vec![None; n];
+            for row in rows {
+                let i: i64 = row.get(0);
+                found[i as usize - 1] = Some(row.get(1));
+            }
+            Ok(found)
+        })
+    }
+
     fn prune_sent(&self, before: Timestamp) -> Result<usize, StoreError> {
         self.run(|pool| async move {
             let client = client(&pool).await?;
