@@ -18,6 +18,7 @@
 //! - **schedule**: the deadlines of what was written are re-armed.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use super::state::Core;
 use super::{Context, Due, OpError};
@@ -57,7 +58,7 @@ impl From<Outcome> for Step {
 
 /// Messages one alert owes, with the alert as they must show it.
 struct Paged {
-    alert: AlertSnapshot,
+    alert: Arc<AlertSnapshot>,
     group: String,
     owed: Vec<Owed>,
 }
@@ -155,7 +156,7 @@ fn escalate(ctx: &Context, core: &mut Core, now: Timestamp, step: &mut Step) -> 
         }
         upstream(ctx, n, policy, &mut next, &mut owed, now);
         paged.push(Paged {
-            alert: snapshot,
+            alert: Arc::new(snapshot),
             group: routing.group_key(&alert.labels),
             owed,
         });
@@ -205,7 +206,7 @@ fn escalate(ctx: &Context, core: &mut Core, now: Timestamp, step: &mut Step) -> 
         };
         let (next, owed) = escalation::on_due(esc, alert, &resolver, now);
         paged.push(Paged {
-            alert: AlertSnapshot::of(alert, core.engine.annotations(alert)),
+            alert: Arc::new(AlertSnapshot::of(alert, core.engine.annotations(alert))),
             group: routing.group_key(&alert.labels),
             owed,
         });
@@ -287,7 +288,7 @@ fn renewals(
         .filter_map(|(fp, address)| {
             let alert = core.engine.alert(*fp)?;
             Some(Paged {
-                alert: AlertSnapshot::of(alert, core.engine.annotations(alert)),
+                alert: Arc::new(AlertSnapshot::of(alert, core.engine.annotations(alert))),
                 group: ctx.config.routing.group_key(&alert.labels),
                 owed: vec![Owed {
                     address: address.clone(),

@@ -150,7 +150,7 @@ mod tests {
             },
             reason: NotifyReason::Firing,
             level: 1,
-            alert: AlertSnapshot::of(a, Default::default()),
+            alert: AlertSnapshot::of(a, Default::default()).into(),
             group: "g".into(),
             due_at: Timestamp(5),
             created_at: Timestamp(4),

@@ -77,7 +77,7 @@ pub fn delivery(id: u64, a: &Alert) -> Delivery {
         },
         reason: NotifyReason::Firing,
         level: 1,
-        alert: AlertSnapshot::of(a, Default::default()),
+        alert: AlertSnapshot::of(a, Default::default()).into(),
         group: "g".into(),
         due_at: T,
         created_at: T,
