@@ -31,10 +31,29 @@ pub(super) struct Outgoing {
     /// messages of the alerts this one is about. Each is current, so sending one
     /// again after a failure is harmless.
     pub edits: Vec<Message>,
-    /// What is sent whose reference is remembered for its alerts: the due message
-    /// (with the reference it updates, if any), or what is left of it once the
-    /// edits took their alerts; None when the edits say it all.
-    pub post: Option<Message>,
+    /// What is sent whose reference is remembered for its alerts.
+    post: Post,
+}
+
+/// What [`Outgoing`] posts after its edits.
+enum Post {
+    /// The due message itself (its `update` set to the reference it edits, if
+    /// any): most messages, a storm's hundreds of alerts among them, not copied.
+    Due,
+    /// What is left of it once the edits took their alerts.
+    Rest(Message),
+    /// Nothing: the edits say it all.
+    Nothing,
+}
+
+impl Outgoing {
+    fn post(&self) -> Option<&Message> {
+        match &self.post {
+            Post::Due => Some(&self.due.message),
+            Post::Rest(m) => Some(m),
+            Post::Nothing => None,
+        }
+    }
 }
 
 /// Takes the messages due at `now`, withdrawing those no longer true, and reads
@@ -64,12 +83,12 @@ pub(super) fn take(ctx: &Context, core: &mut Core, now: Timestamp) -> Vec<Outgoi
         }
     }
     let mut out = Vec::with_capacity(taken.messages.len());
-    for due in taken.messages {
+    for mut due in taken.messages {
         let keys = core.outbox.keys(&due.deliveries);
         let store = &ctx.store;
         let already_sent =
             !keys.is_empty() && keys.iter().all(|k| store.was_sent(k).unwrap_or(false));
-        let (edits, post) = shape(ctx, core, &due);
+        let (edits, post) = shape(ctx, core, &mut due);
         out.push(Outgoing {
             due,
             already_sent,
@@ -98,7 +117,7 @@ pub(super) async fn send(ctx: &Context, channels: &Channels, out: &Outgoing) -> 
     }
     let mut result = outbox::Outcome::Delivered { reference: None };
     // Edits first: a failure after the post would post it again on the retry.
-    for msg in out.edits.iter().chain(&out.post) {
+    for msg in out.edits.iter().chain(out.post()) {
         result = match channels.send(&m.address, msg).await {
             Ok(d) => outbox::Outcome::Delivered {
                 reference: d.reference,
@@ -113,14 +132,64 @@ pub(super) async fn send(ctx: &Context, channels: &Channels, out: &Outgoing) -> 
     result
 }
 
-/// Records what happened to one message, in one transaction. Blocking.
+/// Records what happened to messages sent, all in one transaction. Blocking.
 pub(super) fn settle(
+    ctx: &Context,
+    core: &mut Core,
+    sent: Vec<(Outgoing, outbox::Outcome)>,
+    now: Timestamp,
+) -> Result<(), OpError> {
+    let mut batch = Batch::default();
+    for (out, result) in &sent {
+        join(&mut batch, settle_one(ctx, core, out, result, now));
+    }
+    let recorded = write(ctx, &batch);
+    core.arm(ctx, Due::Deliveries, now);
+    ctx.metrics.outbox_pending.set(core.outbox.len() as i64);
+    recorded
+}
+
+/// Adds a settlement's records to `into` (settlements of different messages
+/// touch different deliveries, so their order does not matter).
+fn join(into: &mut Batch, b: Batch) {
+    let Batch {
+        alerts,
+        removed,
+        timeline,
+        next_incident,
+        silences,
+        escalations,
+        outbox,
+        outbox_done,
+        sent,
+        references,
+        jobs,
+        forgotten,
+        timeline_before,
+    } = b;
+    into.alerts.extend(alerts);
+    into.removed.extend(removed);
+    into.timeline.extend(timeline);
+    into.next_incident = into.next_incident.max(next_incident);
+    into.silences.extend(silences);
+    into.escalations.extend(escalations);
+    into.outbox.extend(outbox);
+    into.outbox_done.extend(outbox_done);
+    into.sent.extend(sent);
+    into.references.extend(references);
+    into.jobs.extend(jobs);
+    into.forgotten.extend(forgotten);
+    into.timeline_before.extend(timeline_before);
+}
+
+/// What happened to one message: the mirror updated, and the records to write.
+fn settle_one(
     ctx: &Context,
     core: &mut Core,
     out: &Outgoing,
     result: &outbox::Outcome,
     now: Timestamp,
-) -> Result<(), OpError> {
+) -> Batch {
     let m = &out.due;
     let settled = core.outbox.settle(m, result, now);
     let channel = m.address.channel();
@@ -136,7 +205,7 @@ pub(super) fn settle(
         }
     }
     let mut batch = settlement(now, settled, Some((&m.address, fallbacks)));
-    if let (outbox::Outcome::Delivered { reference: Some(r) }, Some(post)) = (result, &out.post) {
+    if let (outbox::Outcome::Delivered { reference: Some(r) }, Some(post)) = (result, out.post()) {
         batch.references = references(&m.address, post, r);
     }
     // The mark `take` made when the page left, written with its fate.
@@ -151,10 +220,7 @@ pub(super) fn settle(
             }
         }
     }
-    let recorded = write(ctx, &batch);
-    core.arm(ctx, Due::Deliveries, now);
-    ctx.metrics.outbox_pending.set(core.outbox.len() as i64);
-    recorded
+    batch
 }
 
 /// The batch that records what happened to messages: deliveries done with or
@@ -357,7 +423,7 @@ fn group_key(reference: &str) -> String {
 /// The edits and the post of a due message. Only Slack edits messages in place;
 /// elsewhere a message is sent as it is, threaded (email) to the reference of the
 /// first of its alerts that has one.
-fn shape(ctx: &Context, core: &Core, due: &DueMessage) -> (Vec<Message>, Option<Message>) {
+fn shape(ctx: &Context, core: &Core, due: &mut DueMessage) -> (Vec<Message>, Post) {
     // Every alert's reference in one read: a storm's message is about hundreds.
     let wanted: Vec<(Fingerprint, String)> = due
         .message
@@ -369,11 +435,11 @@ fn shape(ctx: &Context, core: &Core, due: &DueMessage) -> (Vec<Message>, Option<
         .store
         .references(&wanted)
         .unwrap_or_else(|_| vec![None; wanted.len()]);
-    let mut message = due.message.clone();
     if !matches!(due.address, Address::Slack { .. }) {
-        message.update = references.into_iter().flatten().next();
-        return (Vec::new(), Some(message));
+        due.message.update = references.into_iter().flatten().next();
+        return (Vec::new(), Post::Due);
     }
+    let message = &due.message;
     let mut groups: Vec<(String, Vec<AlertSnapshot>)> = Vec::new();
     let mut singles: Vec<(AlertSnapshot, String)> = Vec::new();
     let mut rest: Vec<AlertSnapshot> = Vec::new();
@@ -391,12 +457,12 @@ fn shape(ctx: &Context, core: &Core, due: &DueMessage) -> (Vec<Message>, Option<
     }
     if groups.is_empty() && singles.len() + rest.len() == 1 {
         // One alert: its own message is edited, or a new one posted.
-        message.update = singles.pop().map(|(_, r)| r);
-        return (Vec::new(), Some(message));
+        due.message.update = singles.pop().map(|(_, r)| r);
+        return (Vec::new(), Post::Due);
     }
     let mut edits = Vec::new();
     for (pointer, members) in groups {
-        match group_edit(ctx, core, &pointer, &message) {
+        match group_edit(ctx, core, &pointer, message) {
             Some(edit) => edits.push(edit),
             // The group's record is gone: its alerts' news is posted instead.
             None => rest.extend(members),
@@ -410,11 +476,15 @@ fn shape(ctx: &Context, core: &Core, due: &DueMessage) -> (Vec<Message>, Option<
             ..message.clone()
         });
     }
-    let post = (!rest.is_empty()).then_some(Message {
-        alerts: rest,
-        update: None,
-        ..message
-    });
+    let post = if rest.is_empty() {
+        Post::Nothing
+    } else {
+        Post::Rest(Message {
+            alerts: rest,
+            update: None,
+            ..message.clone()
+        })
+    };
     (edits, post)
 }
 
