@@ -193,6 +193,9 @@ struct Shared {
     ctx: Context,
     core: Mutex<Core>,
     intake: Mutex<IntakeQueue>,
+    /// Messages sent and not settled yet: whoever takes the core next settles
+    /// every one of them in one commit (`Daemon::deliver`).
+    settling: Mutex<Vec<(delivery::Outgoing, crate::outbox::Outcome)>>,
     channels: Channels,
     /// One turn of the loop at a time.
     turning: tokio::sync::Mutex<()>,
@@ -270,6 +273,7 @@ impl Daemon {
                 ctx,
                 core: Mutex::new(core),
                 intake: Mutex::default(),
+                settling: Mutex::default(),
                 channels,
                 turning: tokio::sync::Mutex::new(()),
                 advancing: AtomicBool::new(false),

@@ -94,15 +94,36 @@ impl Daemon {
         });
     }
 
-    /// Sends one message and settles it.
+    /// Sends one message and settles it, group-committed as intake is: the
+    /// message joins the ones sent and waiting for the core, and whoever gets the
+    /// core first settles all of them in one commit (over PostgreSQL a commit is
+    /// round trips under the core's lock). Returns once its own settlement is
+    /// written (or failed).
     async fn deliver(self, out: delivery::Outgoing) {
         let sent = delivery::send(&self.shared.ctx, &self.shared.channels, &out).await;
+        self.settling().push((out, sent));
+        let d = self.clone();
         let settled = self
-            .with_core(move |ctx, core, now| delivery::settle(ctx, core, &out, &sent, now))
+            .with_core(move |ctx, core, now| {
+                let waiting = std::mem::take(&mut *d.settling());
+                if waiting.is_empty() {
+                    // Settled by a delivery that took the core first.
+                    return Ok(0);
+                }
+                let n = waiting.len();
+                delivery::settle(ctx, core, waiting, now).map(|_| n)
+            })
             .await;
         if let Err(e) = settled {
-            tracing::error!(error = %e, "cannot record a delivery");
+            tracing::error!(error = %e, "cannot record what was delivered");
         }
+    }
+
+    fn settling(&self) -> MutexGuard<'_, Vec<(delivery::Outgoing, crate::outbox::Outcome)>> {
+        self.shared
+            .settling
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The loop `tocsin serve` runs: a turn, then sleep until the next deadline or
