@@ -168,7 +168,7 @@ impl Lease {
     /// lease with the epoch it acts under, and keeps a takeover out until it ends.
     pub async fn fence(
         &self,
-        txn: &impl deadpool_postgres::GenericClient,
+        txn: &deadpool_postgres::Transaction<'_>,
         epoch: u64,
     ) -> Result<(), StoreError> {
         // Prepared once per connection: the check is pipelined with the commit's

@@ -2,7 +2,7 @@
 //! then written table by table in one `unnest` statement each, all pipelined, in the order redb's
 //! `write_batch` applies a batch, so both backends end in the same state.
 
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::Transaction;
 use futures_util::future::try_join_all;
 use tokio_postgres::types::ToSql;
 
@@ -150,15 +150,14 @@ impl Rows {
         Ok(rows)
     }
 
-    /// Writes the rows inside `txn` (a transaction, or a connection inside one
-    /// begun by hand), table by table, as redb's `write_batch` does.
+    /// Writes the rows inside `txn`, table by table, as redb's `write_batch` does.
     ///
     /// One round trip for the whole batch: every statement is prepared once per
     /// connection (`prepare_cached`), and all of them are sent before the first
     /// answer is awaited (tokio-postgres pipelines the requests of futures polled
     /// together, and the server runs them in the order they were sent, which is
     /// the order below). Retention's deletions, rare and read-dependent, follow.
-    pub(super) async fn write(self, txn: &impl GenericClient) -> Result<(), StoreError> {
+    pub(super) async fn write(self, txn: &Transaction<'_>) -> Result<(), StoreError> {
         let mut writes: Vec<Write<'_>> = Vec::new();
         if !self.alerts_deleted.is_empty() {
             add(
@@ -324,7 +323,7 @@ fn add<'a>(
 /// Runs `writes` in order, all sent before any answer is awaited. Statements are
 /// prepared first, all together (nothing to send once a connection has them), so
 /// that no execution can overtake another while one waits for its preparation.
-async fn pipelined(txn: &impl GenericClient, writes: &[Write<'_>]) -> Result<(), StoreError> {
+async fn pipelined(txn: &Transaction<'_>, writes: &[Write<'_>]) -> Result<(), StoreError> {
     let statements = try_join_all(
         writes
             .iter()
@@ -347,7 +346,7 @@ async fn pipelined(txn: &impl GenericClient, writes: &[Write<'_>]) -> Result<(),
 
 /// Deletes alerts past retention with their timeline, escalation, references and
 /// the incident id that still names them.
-async fn forget(txn: &impl GenericClient, fps: &[i64]) -> Result<(), StoreError> {
+async fn forget(txn: &Transaction<'_>, fps: &[i64]) -> Result<(), StoreError> {
     let e = db_error;
     let old = txn
         .query(
@@ -386,7 +385,7 @@ async fn forget(txn: &impl GenericClient, fps: &[i64]) -> Result<(), StoreError>
 /// Deletes one alert's timeline entries from before `before`. The instant is
 /// inside the record, so entries are read and decoded; an entry that does not
 /// decode is an error, and nothing is deleted.
-async fn prune_timeline(txn: &impl GenericClient, fp: i64, before: i64) -> Result<(), StoreError> {
+async fn prune_timeline(txn: &Transaction<'_>, fp: i64, before: i64) -> Result<(), StoreError> {
     let rows = txn
         .query(
             "SELECT seq, record FROM tocsin_timeline WHERE fingerprint = $1",

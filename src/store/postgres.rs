@@ -8,8 +8,8 @@
 //! runtime and waits on a plain channel, which is safe from any thread. A batch is
 //! encoded before it leaves the caller's thread, and each table's rows go in one
 //! statement (`unnest` of arrays), prepared once per connection and pipelined with
-//! the begin and the fence: a commit is two round trips (begin and the
-//! statements, then commit) whatever its size.
+//! the fence: a commit is three round trips (begin, the statements, commit)
+//! whatever its size.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -244,32 +244,6 @@ pub(super) async fn client(pool: &Pool) -> Result<Object, StoreError> {
     pool.get().await.map_err(pool_error)
 }
 
-/// A connection inside a transaction begun by hand (its `BEGIN` pipelined with
-/// the writes, which tokio-postgres' `transaction()` would wait for: a round
-/// trip per commit). Back to the pool only once [`Begun::done`] says the
-/// transaction ended; dropped otherwise (an error, the operation's deadline), so
-/// the server rolls it back and no open transaction is ever handed out again.
-struct Begun(Option<Object>);
-
-impl Begun {
-    fn client(&self) -> &Object {
-        self.0.as_ref().expect("Some until done or dropped")
-    }
-
-    /// Committed: the connection goes back to the pool.
-    fn done(mut self) {
-        self.0.take();
-    }
-}
-
-impl Drop for Begun {
-    fn drop(&mut self) {
-        if let Some(connection) = self.0.take() {
-            drop(Object::take(connection));
-        }
-    }
-}
-
 /// Every row of `sql` (key, record), decoded, sorted by key as u64 (as redb
 /// orders them).
 async fn load_table<T: serde::de::DeserializeOwned>(
@@ -368,13 +342,11 @@ impl Store for PgStore {
         let epoch = self.lease.acting().ok_or(StoreError::Standby)?;
         let lease = self.lease.clone();
         self.run(|pool| async move {
-            let begun = Begun(Some(client(&pool).await?));
-            let txn = begun.client();
-            let begin = async {
-                txn.batch_execute("BEGIN")
-                    .await
-                    .map_err(db_error("begin a commit"))
-            };
+            let mut client = client(&pool).await?;
+            let txn = client
+                .transaction()
+                .await
+                .map_err(db_error("begin a commit"))?;
             let deferred = async {
                 if durability == Durability::Deferred {
                     // Visible at once, on disk with the WAL writer or the next
@@ -385,18 +357,13 @@ impl Store for PgStore {
                 }
                 Ok(())
             };
-            // The begin, the setting, the fence and every write go out together,
-            // in this order (one round trip, not one per statement); the fence's
-            // share lock holds until the commit. A fence that fails (or any
-            // statement) leaves the transaction open: `Begun` drops the
-            // connection, and the server rolls it back.
-            futures_util::future::try_join4(begin, deferred, lease.fence(txn, epoch), rows.write(txn))
+            // The fence, the setting and every write go out together, in this
+            // order (one round trip, not one per statement); the fence's share
+            // lock holds until the commit, and a fence that fails (or any
+            // statement) leaves the transaction to be rolled back.
+            futures_util::future::try_join3(lease.fence(&txn, epoch), deferred, rows.write(&txn))
                 .await?;
-            txn.batch_execute("COMMIT")
-                .await
-                .map_err(db_error("commit"))?;
-            begun.done();
-            Ok(())
+            txn.commit().await.map_err(db_error("commit"))
         })?;
         self.unsynced
             .store(durability == Durability::Deferred, Ordering::SeqCst);
