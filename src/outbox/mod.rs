@@ -199,12 +199,9 @@ impl Outbox {
         // The windows the owed entries were scheduled in: a new entry joins its
         // batch, as it would have before the restart or the failover (an entry
         // retried since was moved by its backoff, not by its window).
-        // A phone's window holds even for an entry taken already (in flight when
-        // its sender stopped); a group wait ends when its entries are taken.
-        let phone = |d: &Delivery| matches!(d.address, Address::Sms { .. } | Address::Voice { .. });
         for d in entries
             .iter()
-            .filter(|d| d.attempts == 0 && (d.message().is_none() || phone(d)))
+            .filter(|d| d.attempts == 0 && d.message().is_none())
         {
             if let Some((key, _)) = outbox.window(&d.address, d.reason, d.level, &d.group) {
                 let last = outbox.windows.entry(key).or_insert(d.due_at);
@@ -979,23 +976,6 @@ mod tests {
             "the newcomer on its own"
         );
         assert!(new.is_empty());
-    }
-
-    #[test]
-    fn a_phone_window_holds_after_its_message_was_taken_and_its_sender_stopped() {
-        let sms = sms_to();
-        let mut old = Outbox::default();
-        old.enqueue(&alert(1), owed(sms.clone(), 2), "a", T);
-        let taken = old.take_due(T, |_| Ok(()));
-        assert_eq!(taken.messages.len(), 1);
-        // Killed mid-send: the next sender reads the entry bound to its message.
-        let mut new = Outbox::new(Timing::default(), taken.bound, old.next_id());
-        let later = new.enqueue(&alert(2), owed(sms, 2), "a", T + S);
-        assert_eq!(
-            later[0].due_at,
-            T + Timing::default().phone_interval,
-            "the next SMS waits for the window"
-        );
     }
 
     #[test]
