@@ -34,10 +34,11 @@ pub struct Delivery {
     pub level: u32,
     pub alert: AlertSnapshot,
     /// Deliveries with the same address, reason, level and group go out as one
-    /// message when they are due together. Once taken into a message, the group
-    /// is that message ([`TAKEN`] and its key), written before the message
-    /// leaves: a retry, a restart or another replica sends it again with the same
-    /// deliveries under the same key, and nothing new joins it.
+    /// message when they are due together. Once taken into a message for a
+    /// receiver that sees its key (a webhook, mail), the group is that message
+    /// ([`TAKEN`] and its key), written before the message leaves: a retry, a
+    /// restart or another replica sends it again with the same deliveries under
+    /// the same key, and nothing new joins it.
     pub group: String,
     /// Not before this time (group wait, SMS window, backoff).
     pub due_at: Timestamp,
@@ -60,6 +61,13 @@ impl Delivery {
     pub fn message(&self) -> Option<&str> {
         self.group.strip_prefix(TAKEN)
     }
+}
+
+/// Whether the receiver is given a message's key, and may keep each message once
+/// by it: a webhook (its `Idempotency-Key`) and mail (the `Message-ID` is made
+/// from it).
+fn sees_key(address: &Address) -> bool {
+    matches!(address, Address::Webhook { .. } | Address::Email { .. })
 }
 
 /// The alert a delivery's timeline note is about.
@@ -436,8 +444,12 @@ impl Outbox {
                     format!("group.{}.{}", first.key, numbers.join("-"))
                 };
                 // Even a message of one: sent, then owed again after a crash
-                // before its settlement, it must not be joined by others.
-                for id in &ids {
+                // before its settlement, it must not be joined by others. Only
+                // where the receiver sees the key: binding costs a write per
+                // delivery, and to Slack, a phone or the console a message sent
+                // twice shows twice under any key.
+                let ids_to_bind = if sees_key(&address) { &ids[..] } else { &[] };
+                for id in ids_to_bind {
                     let d = self.entries.get_mut(id).expect("taken entries exist");
                     d.group = format!("{TAKEN}{key}");
                     taken.bound.push(d.clone());
@@ -976,6 +988,13 @@ mod tests {
             "the newcomer on its own"
         );
         assert!(new.is_empty());
+
+        // Slack is not given the key: nothing to bind, nothing to write.
+        let mut o = Outbox::default();
+        o.enqueue(&alert(1), owed(slack(), 2), "g", T);
+        o.enqueue(&alert(2), owed(slack(), 2), "g", T);
+        let taken = o.take_due(T, |_| Ok(()));
+        assert_eq!((taken.messages.len(), taken.bound.len()), (1, 0));
     }
 
     #[test]
