@@ -34,10 +34,11 @@ pub struct Delivery {
     pub level: u32,
     pub alert: AlertSnapshot,
     /// Deliveries with the same address, reason, level and group go out as one
-    /// message when they are due together. Once taken into a message, the group
-    /// is that message ([`TAKEN`] and its key), written before the message
-    /// leaves: a retry, a restart or another replica sends it again with the same
-    /// deliveries under the same key, and nothing new joins it.
+    /// message when they are due together. Once taken into a message for a
+    /// receiver that sees its key (a webhook, mail), the group is that message
+    /// ([`TAKEN`] and its key), written before the message leaves: a retry, a
+    /// restart or another replica sends it again with the same deliveries under
+    /// the same key, and nothing new joins it.
     pub group: String,
     /// Not before this time (group wait, SMS window, backoff).
     pub due_at: Timestamp,
@@ -60,6 +61,13 @@ impl Delivery {
     pub fn message(&self) -> Option<&str> {
         self.group.strip_prefix(TAKEN)
     }
+}
+
+/// Whether the receiver is given a message's key, and may keep each message once
+/// by it: a webhook (its `Idempotency-Key`) and mail (the `Message-ID` is made
+/// from it).
+fn sees_key(address: &Address) -> bool {
+    matches!(address, Address::Webhook { .. } | Address::Email { .. })
 }
 
 /// The alert a delivery's timeline note is about.
@@ -199,12 +207,9 @@ impl Outbox {
         // The windows the owed entries were scheduled in: a new entry joins its
         // batch, as it would have before the restart or the failover (an entry
         // retried since was moved by its backoff, not by its window).
-        // A phone's window holds even for an entry taken already (in flight when
-        // its sender stopped); a group wait ends when its entries are taken.
-        let phone = |d: &Delivery| matches!(d.address, Address::Sms { .. } | Address::Voice { .. });
         for d in entries
             .iter()
-            .filter(|d| d.attempts == 0 && (d.message().is_none() || phone(d)))
+            .filter(|d| d.attempts == 0 && d.message().is_none())
         {
             if let Some((key, _)) = outbox.window(&d.address, d.reason, d.level, &d.group) {
                 let last = outbox.windows.entry(key).or_insert(d.due_at);
@@ -439,8 +444,12 @@ impl Outbox {
                     format!("group.{}.{}", first.key, numbers.join("-"))
                 };
                 // Even a message of one: sent, then owed again after a crash
-                // before its settlement, it must not be joined by others.
-                for id in &ids {
+                // before its settlement, it must not be joined by others. Only
+                // where the receiver sees the key: binding costs a write per
+                // delivery, and to Slack, a phone or the console a message sent
+                // twice shows twice under any key.
+                let ids_to_bind = if sees_key(&address) { &ids[..] } else { &[] };
+                for id in ids_to_bind {
                     let d = self.entries.get_mut(id).expect("taken entries exist");
                     d.group = format!("{TAKEN}{key}");
                     taken.bound.push(d.clone());
@@ -979,23 +988,13 @@ mod tests {
             "the newcomer on its own"
         );
         assert!(new.is_empty());
-    }
 
-    #[test]
-    fn a_phone_window_holds_after_its_message_was_taken_and_its_sender_stopped() {
-        let sms = sms_to();
-        let mut old = Outbox::default();
-        old.enqueue(&alert(1), owed(sms.clone(), 2), "a", T);
-        let taken = old.take_due(T, |_| Ok(()));
-        assert_eq!(taken.messages.len(), 1);
-        // Killed mid-send: the next sender reads the entry bound to its message.
-        let mut new = Outbox::new(Timing::default(), taken.bound, old.next_id());
-        let later = new.enqueue(&alert(2), owed(sms, 2), "a", T + S);
-        assert_eq!(
-            later[0].due_at,
-            T + Timing::default().phone_interval,
-            "the next SMS waits for the window"
-        );
+        // Slack is not given the key: nothing to bind, nothing to write.
+        let mut o = Outbox::default();
+        o.enqueue(&alert(1), owed(slack(), 2), "g", T);
+        o.enqueue(&alert(2), owed(slack(), 2), "g", T);
+        let taken = o.take_due(T, |_| Ok(()));
+        assert_eq!((taken.messages.len(), taken.bound.len()), (1, 0));
     }
 
     #[test]
