@@ -847,10 +847,17 @@ async fn storm_phase(ws: &Workspace, http: &reqwest::Client, port: u16, report: 
     report.emit("tocsin_storm_rate", n / took, "alerts/s");
     report.emit("tocsin_storm_peak_rss", t.peak_mib(), "MiB");
     report.emit("tocsin_storm_rss_after", rss_mib(t.pid()), "MiB");
+    // The stop: the journal's last fold, and the store packed and compacted.
+    let stopping = Instant::now();
     let _ = Command::new("kill")
         .args(["-TERM", &t.pid().to_string()])
         .status();
     let _ = t.child.wait();
+    report.emit(
+        "tocsin_storm_stop",
+        stopping.elapsed().as_secs_f64() * 1e3,
+        "ms",
+    );
     let bytes = store_bytes(&t.dir);
     report.emit("tocsin_storm_store_bytes", bytes as f64, "bytes");
     report.emit("tocsin_storm_store_bytes_per_alert", bytes as f64 / n, "B");

@@ -132,9 +132,15 @@ impl RedbStore {
         let reopen = move || builder().open(&owned);
         let mut store = RedbStore::init(db, Some(Box::new(reopen)))?;
         let folded = store.meta(schema::JOURNAL_FOLDED_KEY)?.unwrap_or(0);
+        // Journal files left behind: the last run did not close (a crash, a
+        // kill), so its close did not compact either; done here, before serving.
+        let unclean = super::journal::any_files(path)?;
         let db = store.db.clone();
         let fold = move |frames: &[Arc<Frame>], generation: u64| db.fold(frames, generation);
         let journal = Arc::new(Journal::open(path, folded, &fold)?);
+        if unclean && let Err(e) = store.db.tidy() {
+            tracing::warn!(error = %e, "cannot compact the state database; it is left as it is");
+        }
         let folder = journal.clone();
         store.folder = Some(
             std::thread::Builder::new()
@@ -237,6 +243,12 @@ impl Drop for RedbStore {
         if let Some(folder) = self.folder.take() {
             let _ = folder.join();
         }
+        // Nothing else writes now: the safe point to give the file's free pages back.
+        if self.journal.is_some()
+            && let Err(e) = self.db.tidy()
+        {
+            tracing::warn!(error = %e, "cannot compact the state database; it is left as it is");
+        }
     }
 }
 
@@ -270,6 +282,33 @@ impl Db {
         *db = Some(reopened);
         tracing::info!("state database reopened after an I/O error");
         Ok(())
+    }
+}
+
+impl Db {
+    /// Makes the file small again: rewrites the tables whose leaves are sparse as
+    /// packed ones, then gives the free pages back to the file system (redb's
+    /// `compact`). Each step is its own durable transaction of the same contents,
+    /// so a crash in between leaves a file as good as before. Runs only where
+    /// nothing else can write (at close, after the journal's last fold; at open
+    /// after a run that did not close, before the folder starts): it holds the
+    /// database for its whole run, which would stall the reads a delivery makes
+    /// under the daemon's lock if it ran while serving.
+    fn tidy(&self) -> Result<(), StoreError> {
+        self.db()?;
+        let mut guard = self.db.write().unwrap_or_else(|e| e.into_inner());
+        let Some(db) = guard.as_mut() else {
+            return Ok(());
+        };
+        let tidied = super::tidy::tidy(db);
+        drop(guard);
+        if let Err(e) = &tidied
+            && e.is_io()
+        {
+            // As after a failed write: redb refuses everything until reopened.
+            let _ = self.reopen();
+        }
+        tidied
     }
 }
 

@@ -399,6 +399,11 @@ fn forget_overlay(state: &mut State, done: &[Arc<Frame>]) {
     }
 }
 
+/// Whether any journal file of `base` is there: a store closed cleanly leaves none.
+pub(super) fn any_files(base: &Path) -> Result<bool, StoreError> {
+    Ok(!generations(base)?.is_empty())
+}
+
 fn file_of(base: &Path, generation: u64) -> PathBuf {
     let mut name = base.as_os_str().to_owned();
     name.push(format!(".journal.{generation}"));

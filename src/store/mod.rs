@@ -22,6 +22,7 @@ mod pg_batch;
 mod pg_schema;
 mod postgres;
 mod schema;
+mod tidy;
 pub mod transfer;
 
 use crate::alert::{Alert, TimelineEntry};
