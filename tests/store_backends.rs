@@ -364,6 +364,18 @@ fn the_notification_log_references_and_jobs(opened: Opened) {
         Some("C1:1700.1")
     );
     assert_eq!(store.reference(a.fingerprint, "slack:#b").unwrap(), None);
+    // Several at once (a message about many alerts), answered in the order asked.
+    let b = firing("bot-2", 1);
+    let wanted = [
+        (b.fingerprint, "slack:#a".to_string()),
+        (a.fingerprint, "slack:#b".to_string()),
+        (a.fingerprint, "slack:#a".to_string()),
+    ];
+    assert_eq!(
+        store.references(&wanted).unwrap(),
+        [None, None, Some("C1:1700.1".to_string())]
+    );
+    assert_eq!(store.references(&[]).unwrap(), Vec::<Option<String>>::new());
     assert_eq!(job_ran(store, "daily"), Some(Timestamp(30)));
     assert_eq!(store.prune_sent(Timestamp(15)).unwrap(), 1);
     assert!(!store.was_sent("k1").unwrap());

@@ -87,7 +87,10 @@ pub trait Store: Send + Sync {
         &self,
         wanted: &[(Fingerprint, String)],
     ) -> Result<Vec<Option<String>>, StoreError> {
-        wanted.iter().map(|(fp, a)| self.reference(*fp, a)).collect()
+        wanted
+            .iter()
+            .map(|(fp, a)| self.reference(*fp, a))
+            .collect()
     }
     /// Forgets notification-log keys confirmed before `before`.
     fn prune_sent(&self, before: Timestamp) -> Result<usize, StoreError>;
