@@ -343,11 +343,13 @@ fn kills() -> usize {
         .unwrap_or(30)
 }
 
-/// The replica that answers `/readyz` 200 (holds the lease), if one does.
+/// The replica that holds the lease (`/readyz` 200 `ready: acting`; a standby
+/// whose holder answers is ready too, but says `ready: standby`), if one does.
 async fn leader(http: &reqwest::Client, bases: &[String]) -> Option<usize> {
     for (i, base) in bases.iter().enumerate() {
         if let Ok(r) = http.get(format!("{base}/readyz")).send().await
             && r.status().is_success()
+            && r.text().await.is_ok_and(|t| t.starts_with("ready: acting"))
         {
             return Some(i);
         }
