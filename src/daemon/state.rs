@@ -75,7 +75,7 @@ impl Core {
         let rule_metrics = metrics_read_by(&rules);
         let mut core = Core {
             series: SeriesStore::new(limits),
-            engine: Engine::new(Arc::new(rules), Vec::new(), 1),
+            engine: Engine::new(Arc::new(rules), HashMap::new(), 1),
             rule_metrics,
             silences: Vec::new(),
             escalations: HashMap::new(),
@@ -106,11 +106,7 @@ impl Core {
             loaded.next_incident,
         );
         self.silences = loaded.silences;
-        self.escalations = loaded
-            .escalations
-            .into_iter()
-            .map(|e| (e.fingerprint, e))
-            .collect();
+        self.escalations = loaded.escalations;
         self.outbox = Outbox::new(timing, loaded.outbox, loaded.next_delivery);
         // When each report last ran, and the marks the messages sent before left
         // (a Slack channel's pace, a phone number's window), by another replica or
