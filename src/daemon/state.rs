@@ -273,7 +273,7 @@ impl Core {
         let config = &ctx.config;
         match due {
             Due::Silence(id) => {
-                let s = core.silences.iter().find(|s| &s.id == id)?;
+                let s = core.silences.iter().find(|s| s.id == **id)?;
                 [s.starts_at, s.ends_at].into_iter().find(|t| *t > now)
             }
             Due::Maintenance(i) => config.maintenance.get(*i)?.next_change(now),
@@ -340,7 +340,7 @@ impl Core {
         }
         let silences: Vec<String> = core.silences.iter().map(|s| s.id.clone()).collect();
         for id in silences {
-            core.arm(ctx, Due::Silence(id), now);
+            core.arm(ctx, Due::Silence(Box::new(id)), now);
         }
         for i in 0..ctx.config.maintenance.len() {
             core.arm(ctx, Due::Maintenance(i), now);
