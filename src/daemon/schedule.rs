@@ -98,9 +98,16 @@ impl Schedule {
         out
     }
 
-    pub fn clear(&mut self) {
-        self.queue.clear();
-        self.at.clear();
+    /// Replaces every deadline with these (of two for one key, the later in the
+    /// list wins): what `set` would leave, built at once, in full tree nodes
+    /// where one by one would leave them part empty.
+    pub fn replace_all(&mut self, deadlines: Vec<(Due, Timestamp)>) {
+        let mut at = HashMap::with_capacity(deadlines.len());
+        at.extend(deadlines);
+        let mut queue: Vec<(Timestamp, Due)> = at.iter().map(|(d, t)| (*t, d.clone())).collect();
+        queue.sort_unstable();
+        self.queue = BTreeSet::from_iter(queue);
+        self.at = at;
     }
 }
 
@@ -122,6 +129,37 @@ mod tests {
         s.set(Due::Escalation(Fingerprint(1)), None);
         assert_eq!(s.next(), Some(t(200)));
         assert_eq!(s.when(&Due::Escalation(Fingerprint(1))), None);
+    }
+
+    #[test]
+    fn replacing_all_deadlines_leaves_what_setting_each_would() {
+        let deadlines = vec![
+            (Due::Escalation(Fingerprint(2)), t(300)),
+            (Due::Evaluation, t(200)),
+            (Due::Escalation(Fingerprint(1)), t(300)),
+            (Due::Escalation(Fingerprint(2)), t(100)),
+        ];
+        let mut one_by_one = Schedule::default();
+        one_by_one.set(Due::Report(0), Some(t(50)));
+        for (due, at) in deadlines.clone() {
+            one_by_one.set(due, Some(at));
+        }
+        one_by_one.set(Due::Report(0), None);
+        let mut at_once = Schedule::default();
+        at_once.set(Due::Report(0), Some(t(50)));
+        at_once.replace_all(deadlines);
+        assert_eq!(at_once.when(&Due::Report(0)), None);
+        assert_eq!(at_once.next(), Some(t(100)));
+        assert_eq!(at_once.queue, one_by_one.queue);
+        assert_eq!(at_once.at, one_by_one.at);
+        assert_eq!(
+            at_once.take_due(t(300)),
+            [
+                Due::Escalation(Fingerprint(2)),
+                Due::Evaluation,
+                Due::Escalation(Fingerprint(1)),
+            ]
+        );
     }
 
     #[test]
