@@ -28,7 +28,7 @@ impl Serialize for Labels {
 /// Read from a map of names to values, as [`Labels::from_pairs`] builds them.
 impl<'de> Deserialize<'de> for Labels {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Labels, D::Error> {
-        read_map(d).map(Labels::from_pairs)
+        read_map(d).map(Labels::from_vec)
     }
 }
 
@@ -47,7 +47,17 @@ impl Labels {
     pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
-        let pairs = Pairs::collect(pairs.into_iter().filter(|(_, v)| !v.as_ref().is_empty()));
+        let pairs = pairs.into_iter().filter(|(_, v)| !v.as_ref().is_empty());
+        Labels::packed(Pairs::from_vec(pairs.collect()))
+    }
+
+    /// As [`Labels::from_pairs`], from a list it may reorder in place.
+    fn from_vec<K: AsRef<str>, V: AsRef<str>>(mut pairs: Vec<(K, V)>) -> Self {
+        pairs.retain(|(_, v)| !v.as_ref().is_empty());
+        Labels::packed(Pairs::from_vec(pairs))
+    }
+
+    fn packed(pairs: Pairs) -> Self {
         let fingerprint = fingerprint(&pairs);
         Labels(Arc::new(Inner { pairs, fingerprint }))
     }
@@ -99,7 +109,12 @@ pub struct Pairs {
 impl Pairs {
     /// From pairs in any order; of two with the same name, the later one wins.
     pub fn collect<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, V)>) -> Pairs {
-        let mut pairs: Vec<(K, V)> = pairs.into_iter().collect();
+        Pairs::from_vec(pairs.into_iter().collect())
+    }
+
+    /// As [`Pairs::collect`], from a list it may reorder in place (what a
+    /// deserializer read: no second list).
+    pub fn from_vec<K: AsRef<str>, V: AsRef<str>>(mut pairs: Vec<(K, V)>) -> Pairs {
         // Stable, so of equal names the later stays later (and is the one kept).
         pairs.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
         let bytes = pairs

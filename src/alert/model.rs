@@ -208,7 +208,7 @@ impl Serialize for Annotations {
 
 impl<'de> Deserialize<'de> for Annotations {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Annotations, D::Error> {
-        labels::read_map(d).map(|pairs| Annotations(Pairs::collect(pairs)))
+        labels::read_map(d).map(|pairs| Annotations(Pairs::from_vec(pairs)))
     }
 }
 
