@@ -26,6 +26,9 @@ pub(super) struct Outgoing {
     pub due: DueMessage,
     /// The notification log has every key of it: sent before a crash, not again.
     pub already_sent: bool,
+    /// A message whose deliveries could not be written as its own: not sent now
+    /// (a failed attempt, retried).
+    pub unrecorded: bool,
     /// Slack messages edited in place before `post` goes (`chat.update`): grouped
     /// messages re-rendered with their alerts as they are now, and single-alert
     /// messages of the alerts this one is about. Each is current, so sending one
@@ -57,22 +60,33 @@ pub(super) fn take(ctx: &Context, core: &mut Core, now: Timestamp) -> Vec<Outgoi
             }
         }
     }
-    if !taken.withdrawn.delete.is_empty() {
-        // Deferred: lost in a crash, the same deliveries are withdrawn again.
-        if let Err(e) = write(ctx, &settlement(now, taken.withdrawn, None)) {
-            tracing::error!(error = %e, "cannot record withdrawn deliveries");
-        }
-    }
+    // What each message is made of is written before it leaves, so it is only
+    // ever sent again whole, under its key, by whoever sends it next (a retry,
+    // a restarted daemon, another replica); nothing owed later joins it. Not
+    // written, it is not sent now (retried). Deferred, as a settlement: a killed
+    // process's writes are in the file (another replica's: in the database); only
+    // a power loss can take them, and then a message may go again under another
+    // key, never not at all. Withdrawn deliveries go in the same write (lost in a
+    // crash, they are withdrawn again).
+    let bound: std::collections::HashSet<u64> = taken.bound.iter().map(|d| d.id).collect();
+    let mut batch = settlement(now, taken.withdrawn, None);
+    batch.outbox.extend(taken.bound);
+    let recorded = batch.is_empty()
+        || write(ctx, &batch, Durability::Deferred)
+            .inspect_err(|e| tracing::error!(error = %e, "cannot record the messages taken"))
+            .is_ok();
     let mut out = Vec::with_capacity(taken.messages.len());
     for due in taken.messages {
         let keys = core.outbox.keys(&due.deliveries);
         let store = &ctx.store;
         let already_sent =
             !keys.is_empty() && keys.iter().all(|k| store.was_sent(k).unwrap_or(false));
+        let unrecorded = !recorded && due.deliveries.iter().any(|id| bound.contains(id));
         let (edits, post) = shape(ctx, core, &due);
         out.push(Outgoing {
             due,
             already_sent,
+            unrecorded,
             edits,
             post,
         });
@@ -90,6 +104,12 @@ pub(super) async fn send(ctx: &Context, channels: &Channels, out: &Outgoing) -> 
     let m = &out.due;
     // A replica that lost the lease on a shared state sends nothing more: the one
     // that took it over owes the message now (under the same idempotency key).
+    if out.unrecorded {
+        return outbox::Outcome::Failed(crate::notify::SendError::Retry {
+            reason: "the message could not be recorded before sending".into(),
+            after: None,
+        });
+    }
     if ctx.store.lease().is_none() {
         return outbox::Outcome::Failed(crate::notify::SendError::Retry {
             reason: "this replica lost the lease on the state".into(),
@@ -151,7 +171,7 @@ pub(super) fn settle(
             }
         }
     }
-    let recorded = write(ctx, &batch);
+    let recorded = write(ctx, &batch, Durability::Deferred);
     core.arm(ctx, Due::Deliveries, now);
     ctx.metrics.outbox_pending.set(core.outbox.len() as i64);
     recorded
@@ -189,11 +209,11 @@ fn settlement(now: Timestamp, settled: Settled, sent: Option<(&Address, Vec<Deli
     batch
 }
 
-/// Writes what delivery learned. Not synced: lost in a crash, a message is sent
-/// again under the same key, never lost; the next durable commit (at the latest the
-/// next evaluation) carries it to disk.
-fn write(ctx: &Context, batch: &Batch) -> Result<(), OpError> {
-    let committed = ctx.store.commit(batch, Durability::Deferred);
+/// Writes what delivery learned. A settlement is deferred: lost in a crash, a
+/// message is sent again under the same key, never lost; the next durable commit
+/// (at the latest the next evaluation) carries it to disk.
+fn write(ctx: &Context, batch: &Batch, durability: Durability) -> Result<(), OpError> {
+    let committed = ctx.store.commit(batch, durability);
     ctx.set_store_ok(committed.is_ok());
     committed?;
     ctx.changed();
@@ -307,6 +327,8 @@ fn fallback_for(ctx: &Context, failed: &Delivery, now: Timestamp) -> Vec<Deliver
             last_error: None,
             fallback_for: Some(failed.address.clone()),
             fell_back: false,
+            // The fallbacks of one message's deliveries go together.
+            group: failed.message().unwrap_or(&failed.group).to_string(),
             ..failed.clone()
         })
         .collect()

@@ -34,7 +34,11 @@ pub struct Delivery {
     pub level: u32,
     pub alert: AlertSnapshot,
     /// Deliveries with the same address, reason, level and group go out as one
-    /// message when they are due together.
+    /// message when they are due together. Once taken into a message for a
+    /// receiver that sees its key (a webhook, mail), the group is that message
+    /// ([`TAKEN`] and its key), written before the message leaves: a retry, a
+    /// restart or another replica sends it again with the same deliveries under
+    /// the same key, and nothing new joins it.
     pub group: String,
     /// Not before this time (group wait, SMS window, backoff).
     pub due_at: Timestamp,
@@ -46,6 +50,24 @@ pub struct Delivery {
     /// Whether the fallback for this delivery has been sent already.
     #[serde(default)]
     pub fell_back: bool,
+}
+
+/// The start of the group of a delivery taken into a message; the message's key
+/// follows.
+pub const TAKEN: &str = "message:";
+
+impl Delivery {
+    /// The key of the message this delivery was taken into, if any.
+    pub fn message(&self) -> Option<&str> {
+        self.group.strip_prefix(TAKEN)
+    }
+}
+
+/// Whether the receiver is given a message's key, and may keep each message once
+/// by it: a webhook (its `Idempotency-Key`) and mail (the `Message-ID` is made
+/// from it).
+fn sees_key(address: &Address) -> bool {
+    matches!(address, Address::Webhook { .. } | Address::Email { .. })
 }
 
 /// The alert a delivery's timeline note is about.
@@ -125,6 +147,9 @@ pub struct Taken {
     /// Deliveries no longer owed (deleted, with a note each): the state they spoke
     /// of has passed.
     pub withdrawn: Settled,
+    /// Deliveries just taken into a message (their group is now that message):
+    /// to write before the message is sent.
+    pub bound: Vec<Delivery>,
 }
 
 /// What happened to a message, for [`Outbox::settle`].
@@ -182,7 +207,10 @@ impl Outbox {
         // The windows the owed entries were scheduled in: a new entry joins its
         // batch, as it would have before the restart or the failover (an entry
         // retried since was moved by its backoff, not by its window).
-        for d in entries.iter().filter(|d| d.attempts == 0) {
+        for d in entries
+            .iter()
+            .filter(|d| d.attempts == 0 && d.message().is_none())
+        {
             if let Some((key, _)) = outbox.window(&d.address, d.reason, d.level, &d.group) {
                 let last = outbox.windows.entry(key).or_insert(d.due_at);
                 *last = (*last).max(d.due_at);
@@ -385,6 +413,7 @@ impl Outbox {
                 continue;
             }
             let group = match d.address {
+                _ if d.message().is_some() => d.group.clone(),
                 // One SMS per window carries everything owed to that number.
                 Address::Sms { .. } | Address::Voice { .. } => String::new(),
                 _ => d.group.clone(),
@@ -403,14 +432,31 @@ impl Outbox {
                 self.busy.get_mut(&address).expect("checked").extend(ids);
                 continue;
             }
-            let ds: Vec<&Delivery> = ids.iter().map(|id| &self.entries[id]).collect();
-            let key = if ds.len() == 1 {
-                ds[0].key.clone()
+            let first = &self.entries[&ids[0]];
+            let key = if let Some(key) = first.message() {
+                // Taken before (then failed, or its sender died): the same message.
+                key.to_string()
             } else {
-                // Stable for the same set of deliveries.
-                let ids: Vec<String> = ds.iter().map(|d| d.id.to_string()).collect();
-                format!("group.{}.{}", ds[0].key, ids.join("-"))
+                let key = if ids.len() == 1 {
+                    first.key.clone()
+                } else {
+                    let numbers: Vec<String> = ids.iter().map(u64::to_string).collect();
+                    format!("group.{}.{}", first.key, numbers.join("-"))
+                };
+                // Even a message of one: sent, then owed again after a crash
+                // before its settlement, it must not be joined by others. Only
+                // where the receiver sees the key: binding costs a write per
+                // delivery, and to Slack, a phone or the console a message sent
+                // twice shows twice under any key.
+                let ids_to_bind = if sees_key(&address) { &ids[..] } else { &[] };
+                for id in ids_to_bind {
+                    let d = self.entries.get_mut(id).expect("taken entries exist");
+                    d.group = format!("{TAKEN}{key}");
+                    taken.bound.push(d.clone());
+                }
+                key
             };
+            let ds: Vec<&Delivery> = ids.iter().map(|id| &self.entries[id]).collect();
             // Each alert once: two deliveries about the same alert (fallbacks for two
             // failing addresses) settle together in one message that names it once.
             let mut alerts: Vec<AlertSnapshot> = Vec::with_capacity(ds.len());
@@ -481,6 +527,14 @@ impl Outbox {
                 self.ready.insert((d.due_at, id));
             }
         }
+        // One wait for the whole message: its deliveries are retried together,
+        // as the one message they were taken into.
+        let retry_in = due
+            .deliveries
+            .first()
+            .and_then(|id| self.entries.get(id))
+            .map(|d| self.backoff(d.id, d.attempts + 1))
+            .unwrap_or(self.timing.max_backoff);
         for id in &due.deliveries {
             let Some(d) = self.entries.get(id).cloned() else {
                 continue;
@@ -506,13 +560,20 @@ impl Outbox {
                     self.remove(*id);
                     s.delete.push(*id);
                 }
-                Outcome::Failed(err) => self.failed(d, err, now, &mut s),
+                Outcome::Failed(err) => self.failed(d, err, now, retry_in, &mut s),
             }
         }
         s
     }
 
-    fn failed(&mut self, mut d: Delivery, err: &SendError, now: Timestamp, s: &mut Settled) {
+    fn failed(
+        &mut self,
+        mut d: Delivery,
+        err: &SendError,
+        now: Timestamp,
+        backoff: Duration,
+        s: &mut Settled,
+    ) {
         d.attempts += 1;
         d.last_error = Some(err.to_string());
         let (permanent, asked) = match err {
@@ -558,7 +619,6 @@ impl Outbox {
             ));
             return;
         }
-        let backoff = self.backoff(d.id, d.attempts);
         // The other side said how long to wait (Retry-After): that wins.
         self.remove(d.id);
         d.due_at = now + asked.unwrap_or(backoff);
@@ -864,6 +924,77 @@ mod tests {
         let mut new = Outbox::new(Timing::default(), later, old.next_id());
         let joined = new.enqueue(&alert(3), owed(sms, 2), "a", T + 2 * S);
         assert_eq!(joined[0].due_at, slot, "joins the batch already scheduled");
+    }
+
+    #[test]
+    fn a_message_of_several_goes_again_whole_under_its_key_and_nothing_joins_it() {
+        let ops = Address::Email {
+            to: vec!["ops@example.com".into()],
+        };
+        let mut old = Outbox::default();
+        for n in 1..=3 {
+            old.enqueue(&alert(n), owed(ops.clone(), 2), "g", T);
+        }
+        let taken = old.take_due(T, |_| Ok(()));
+        let key = taken.messages[0].message.key.clone();
+        assert_eq!(
+            taken.bound.len(),
+            3,
+            "the message's deliveries, to write first"
+        );
+        assert!(
+            taken
+                .bound
+                .iter()
+                .all(|d| d.message() == Some(key.as_str()))
+        );
+
+        // Its sender dies mid-send; another replica reads the written entries, and
+        // more is owed to the same address meanwhile.
+        let mut new = Outbox::new(Timing::default(), taken.bound, old.next_id());
+        new.enqueue(&alert(4), owed(ops.clone(), 2), "g", T + S);
+        let mut delivered = BTreeMap::new();
+        let mut failed = 0;
+        let mut now = T + S;
+        while !new.is_empty() && now < T + 3600 * S {
+            for m in new.take_due(now, |_| Ok(())).messages {
+                // The first attempt of the message of three fails: its retry must
+                // still be that message.
+                let outcome = if m.message.key == key && failed == 0 {
+                    failed += 1;
+                    Outcome::Failed(SendError::Retry {
+                        reason: "timeout".into(),
+                        after: None,
+                    })
+                } else {
+                    let alerts: Vec<u64> =
+                        m.message.alerts.iter().map(|a| a.fingerprint.0).collect();
+                    assert!(delivered.insert(m.message.key.clone(), alerts).is_none());
+                    Outcome::Delivered { reference: None }
+                };
+                new.settle(&m, &outcome, now);
+            }
+            now = now + S;
+        }
+        assert_eq!(failed, 1);
+        assert_eq!(delivered.len(), 2, "{delivered:?}");
+        assert_eq!(
+            delivered[&key],
+            [1, 2, 3],
+            "the same three under the same key"
+        );
+        assert!(
+            delivered.values().any(|a| a == &[4]),
+            "the newcomer on its own"
+        );
+        assert!(new.is_empty());
+
+        // Slack is not given the key: nothing to bind, nothing to write.
+        let mut o = Outbox::default();
+        o.enqueue(&alert(1), owed(slack(), 2), "g", T);
+        o.enqueue(&alert(2), owed(slack(), 2), "g", T);
+        let taken = o.take_due(T, |_| Ok(()));
+        assert_eq!((taken.messages.len(), taken.bound.len()), (1, 0));
     }
 
     #[test]
