@@ -69,7 +69,7 @@ fn evaluate(c: &mut Criterion) {
         })
     });
     // The engine in steady state: alerts already exist, so this is one tick.
-    let mut engine = Engine::new(rules.clone(), Vec::new(), 1);
+    let mut engine = Engine::new(rules.clone(), Default::default(), 1);
     engine.evaluate(&store, now);
     eprintln!(
         "active alerts at the steady state: {}",

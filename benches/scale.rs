@@ -208,7 +208,7 @@ fn main() {
         // at the reference point.
         if n == 100_000 {
             let rules = fleet::rule_set(1_000, shape.metrics);
-            let mut engine = Engine::new(rules, Vec::new(), 1);
+            let mut engine = Engine::new(rules, Default::default(), 1);
             engine.evaluate(&store, now);
             let active = engine
                 .alerts()

@@ -106,23 +106,36 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine over `rules`, resuming `alerts` loaded from the store.
-    pub fn new(rules: Arc<RuleSet>, alerts: Vec<Alert>, next_incident: u64) -> Engine {
+    /// An engine over `rules`, resuming `alerts` loaded from the store (by
+    /// fingerprint): the map becomes the engine's own, as sized by the load.
+    pub fn new(
+        rules: Arc<RuleSet>,
+        alerts: HashMap<Fingerprint, Alert>,
+        next_incident: u64,
+    ) -> Engine {
+        let mut by_rule: HashMap<String, HashSet<Fingerprint>> = HashMap::new();
+        // Alerts another system evaluated belong to no rule of ours (see `put`).
+        for a in alerts.values().filter(|a| a.external.is_none()) {
+            match by_rule.get_mut(&a.rule) {
+                Some(set) => {
+                    set.insert(a.fingerprint);
+                }
+                None => {
+                    by_rule.insert(a.rule.clone(), HashSet::from([a.fingerprint]));
+                }
+            }
+        }
         let mut e = Engine {
             rules: Arc::new(RuleSet::default()),
             params: HashMap::new(),
-            // Sized once: growing by doubling holds two tables at the last step.
-            alerts: HashMap::with_capacity(alerts.len()),
-            by_rule: HashMap::new(),
+            alerts,
+            by_rule,
             series_labels: HashMap::new(),
             next_incident: next_incident.max(1),
             warm_until: None,
             refreshed: FxHashSet::default(),
         };
         e.set_rules(rules);
-        for a in alerts {
-            e.put(a);
-        }
         e
     }
 

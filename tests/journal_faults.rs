@@ -111,7 +111,7 @@ fn hosts(store: &RedbStore) -> Vec<(String, bool)> {
         .load()
         .unwrap()
         .alerts
-        .iter()
+        .values()
         .map(|a| {
             let host = a.labels.get("host").unwrap_or_default().to_string();
             (host, a.ack.is_some())

@@ -335,7 +335,7 @@ async fn a_database_down_30_s_gets_503_never_2xx_and_everything_resumes_after() 
     let loaded = store.load().unwrap();
     let mut hosts: Vec<String> = loaded
         .alerts
-        .iter()
+        .values()
         .map(|a| a.labels.get("host").unwrap_or_default().to_string())
         .filter(|h| !h.starts_with('x'))
         .collect();
@@ -348,12 +348,12 @@ async fn a_database_down_30_s_gets_503_never_2xx_and_everything_resumes_after() 
     );
     let acked: Vec<u64> = loaded
         .alerts
-        .iter()
+        .values()
         .filter(|a| a.ack.is_some())
         .filter_map(|a| a.incident)
         .collect();
     assert_eq!(acked, [2]);
-    let mut numbers: Vec<u64> = loaded.alerts.iter().filter_map(|a| a.incident).collect();
+    let mut numbers: Vec<u64> = loaded.alerts.values().filter_map(|a| a.incident).collect();
     numbers.sort();
     assert_eq!(
         numbers,

@@ -345,7 +345,7 @@ async fn chaos_async(seed: u64) {
         );
     }
     let loaded = store.load().unwrap();
-    let numbers: HashSet<u64> = loaded.alerts.iter().filter_map(|a| a.incident).collect();
+    let numbers: HashSet<u64> = loaded.alerts.values().filter_map(|a| a.incident).collect();
     assert_eq!(
         numbers.len(),
         loaded.alerts.len(),

@@ -73,7 +73,7 @@ fn child(db: &Path, rules: &Path) {
     let alerts = store.load_alerts().expect("load alerts");
     let mut engine = Engine::new(
         set.clone(),
-        alerts,
+        alerts.into_iter().map(|a| (a.fingerprint, a)).collect(),
         store.next_incident().expect("next incident"),
     );
     let mut series = SeriesStore::new(Limits {

@@ -526,7 +526,7 @@ fn a_version_3_file_written_by_tocsin_is_migrated_to_the_record_encoding() {
     let loaded = store.load().unwrap();
     let mut alerts: Vec<(Option<u64>, State, Option<String>)> = loaded
         .alerts
-        .iter()
+        .values()
         .map(|a| (a.incident, a.state, a.ack.as_ref().map(|k| k.actor.clone())))
         .collect();
     alerts.sort();
@@ -539,7 +539,7 @@ fn a_version_3_file_written_by_tocsin_is_migrated_to_the_record_encoding() {
     );
     let acked = &loaded
         .alerts
-        .iter()
+        .values()
         .find(|a| a.incident == Some(1))
         .unwrap();
     assert_eq!(
@@ -555,7 +555,7 @@ fn a_version_3_file_written_by_tocsin_is_migrated_to_the_record_encoding() {
     );
     assert_eq!(loaded.escalations.len(), 2, "{:?}", loaded.escalations);
     assert!(
-        loaded.escalations.iter().all(|e| !e.notified.is_empty()),
+        loaded.escalations.values().all(|e| !e.notified.is_empty()),
         "the addresses paged survive: {:?}",
         loaded.escalations
     );

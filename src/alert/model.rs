@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
-use crate::labels::{Fingerprint, Labels};
+use crate::labels::{self, Fingerprint, Labels, Pairs};
 use crate::rules::model::{AlertRule, Hold};
 
 /// The lifecycle state. Silences are tracked beside it (`Alert::silenced_by`);
@@ -150,24 +150,20 @@ pub struct External {
     pub group_key: Option<String>,
 }
 
-/// An external alert's annotations, sorted by name: one allocation for the list
-/// where a `BTreeMap` takes a 500-byte node even for one entry, and every firing
-/// alert holds one (a storm of 100,000 held 60 MB of nodes). Written as a map, as
-/// the `BTreeMap` it replaced was: stored records read the same.
+/// An external alert's annotations, sorted by name, packed as label sets are
+/// ([`Pairs`]: two allocations, where a `BTreeMap` took a 500-byte node even for
+/// one entry, and every firing alert holds one). Written as a map, as the
+/// `BTreeMap` it replaced was: stored records read the same.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Annotations(Box<[(Box<str>, Box<str>)]>);
+pub struct Annotations(Pairs);
 
 impl Annotations {
     pub fn get(&self, name: &str) -> Option<&str> {
-        let pairs = &self.0;
-        pairs
-            .binary_search_by(|(k, _)| (**k).cmp(name))
-            .ok()
-            .map(|i| &*pairs[i].1)
+        self.0.get(name)
     }
 
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + Clone {
-        self.0.iter().map(|(k, v)| (&**k, &**v))
+        self.0.iter()
     }
 
     pub fn len(&self) -> usize {
@@ -179,26 +175,20 @@ impl Annotations {
     }
 
     pub fn to_map(&self) -> std::collections::BTreeMap<String, String> {
-        self.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        self.0.to_map()
     }
 }
 
 impl From<std::collections::BTreeMap<String, String>> for Annotations {
     fn from(map: std::collections::BTreeMap<String, String>) -> Annotations {
-        Annotations(map.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        Annotations(Pairs::collect(map))
     }
 }
 
-impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Annotations {
+impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for Annotations {
     /// A later duplicate name wins, as in a map.
     fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> Annotations {
-        let map: std::collections::BTreeMap<String, String> = pairs
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
-        map.into()
+        Annotations(Pairs::collect(pairs))
     }
 }
 
@@ -218,7 +208,7 @@ impl Serialize for Annotations {
 
 impl<'de> Deserialize<'de> for Annotations {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Annotations, D::Error> {
-        std::collections::BTreeMap::<String, String>::deserialize(d).map(Annotations::from)
+        labels::read_map(d).map(|pairs| Annotations(Pairs::from_vec(pairs)))
     }
 }
 

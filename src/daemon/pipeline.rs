@@ -346,7 +346,7 @@ fn schedule(
         core.arm(ctx, Due::Escalation(*fp), now);
     }
     for s in &batch.silences {
-        core.arm(ctx, Due::Silence(s.id.clone()), now);
+        core.arm(ctx, Due::Silence(Box::new(s.id.clone())), now);
     }
     if !batch.outbox.is_empty() {
         core.arm(ctx, Due::Deliveries, now);

@@ -75,7 +75,7 @@ impl Core {
         let rule_metrics = metrics_read_by(&rules);
         let mut core = Core {
             series: SeriesStore::new(limits),
-            engine: Engine::new(Arc::new(rules), Vec::new(), 1),
+            engine: Engine::new(Arc::new(rules), HashMap::new(), 1),
             rule_metrics,
             silences: Vec::new(),
             escalations: HashMap::new(),
@@ -106,11 +106,7 @@ impl Core {
             loaded.next_incident,
         );
         self.silences = loaded.silences;
-        self.escalations = loaded
-            .escalations
-            .into_iter()
-            .map(|e| (e.fingerprint, e))
-            .collect();
+        self.escalations = loaded.escalations;
         self.outbox = Outbox::new(timing, loaded.outbox, loaded.next_delivery);
         // When each report last ran, and the marks the messages sent before left
         // (a Slack channel's pace, a phone number's window), by another replica or
@@ -277,7 +273,7 @@ impl Core {
         let config = &ctx.config;
         match due {
             Due::Silence(id) => {
-                let s = core.silences.iter().find(|s| &s.id == id)?;
+                let s = core.silences.iter().find(|s| s.id == **id)?;
                 [s.starts_at, s.ends_at].into_iter().find(|t| *t > now)
             }
             Due::Maintenance(i) => config.maintenance.get(*i)?.next_change(now),
@@ -330,33 +326,29 @@ impl Core {
     /// Every deadline, from the whole state: at start, and after the state was reloaded
     /// from the store or the rules changed.
     pub fn arm_all(&mut self, ctx: &Context, now: Timestamp) {
-        let core = self;
+        let core = &*self;
         let evaluation = core.schedule.when(&Due::Evaluation).unwrap_or(now);
-        core.schedule.clear();
-        core.schedule.set(Due::Evaluation, Some(evaluation));
-        let alerts: Vec<Fingerprint> = core.engine.alerts().map(|a| a.fingerprint).collect();
-        for fp in alerts {
-            core.arm_alert(ctx, fp, now);
-        }
-        let escalations: Vec<Fingerprint> = core.escalations.keys().copied().collect();
-        for fp in escalations {
-            core.arm(ctx, Due::Escalation(fp), now);
-        }
-        let silences: Vec<String> = core.silences.iter().map(|s| s.id.clone()).collect();
-        for id in silences {
-            core.arm(ctx, Due::Silence(id), now);
-        }
-        for i in 0..ctx.config.maintenance.len() {
-            core.arm(ctx, Due::Maintenance(i), now);
-        }
-        for i in 0..ctx.config.reports.len() {
-            core.arm(ctx, Due::Report(i), now);
-        }
-        for i in 0..ctx.config.channels.alertmanagers.len() {
-            core.arm(ctx, Due::Upstream(i), now);
-        }
-        core.arm(ctx, Due::Deliveries, now);
-        core.arm(ctx, Due::Retention, now);
-        ctx.deadline_set(Some(evaluation));
+        let alerts = core.engine.alerts().flat_map(|a| {
+            let fp = a.fingerprint;
+            [Due::Expiry(fp), Due::AckTimeout(fp), Due::Flapping(fp)]
+        });
+        let escalations = core.escalations.keys().map(|fp| Due::Escalation(*fp));
+        let silences = (core.silences.iter()).map(|s| Due::Silence(Box::new(s.id.clone())));
+        let config = &ctx.config;
+        let keys = alerts
+            .chain(escalations)
+            .chain(silences)
+            .chain((0..config.maintenance.len()).map(Due::Maintenance))
+            .chain((0..config.reports.len()).map(Due::Report))
+            .chain((0..config.channels.alertmanagers.len()).map(Due::Upstream))
+            .chain([Due::Deliveries, Due::Retention]);
+        let deadlines: Vec<(Due, Timestamp)> = keys
+            .filter_map(|due| Some((core.when(ctx, &due, now)?, due)))
+            .map(|(at, due)| (due, at))
+            .chain([(Due::Evaluation, evaluation)])
+            .collect();
+        // In one go: a restart with 100,000 alerts arms 200,000 deadlines.
+        self.schedule.replace_all(deadlines);
+        ctx.deadline_set(self.schedule.next());
     }
 }

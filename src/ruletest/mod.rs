@@ -303,7 +303,7 @@ fn run_group(
 
     // Evaluate at every evaluation interval, as promtool does; a check at eval_time
     // sees the evaluation at the last step at or before it.
-    let mut engine = Engine::new(rules.set.clone(), Vec::new(), 1);
+    let mut engine = Engine::new(rules.set.clone(), Default::default(), 1);
     let mut failures = Vec::new();
     for check in &expressions {
         failures.extend(check.run(&series));

@@ -1,11 +1,11 @@
 //! The embedded backend: every table in one redb file. The only module that
 //! touches redb.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 use serde::de::DeserializeOwned;
 
 use super::codec::{decode, encode};
@@ -391,6 +391,26 @@ impl RedbStore {
         self.load_all(schema::OUTBOX, "outbox")
     }
 
+    /// Every row of a table keyed by fingerprint, decoded straight into a map sized
+    /// for them: what [`Store::load`] hands the daemon, which keeps the map as its
+    /// own (a list first would hold every record twice at the end of the load).
+    fn load_map<T: DeserializeOwned>(
+        &self,
+        def: redb::TableDefinition<u64, &[u8]>,
+        name: &'static str,
+    ) -> Result<HashMap<Fingerprint, T>, StoreError> {
+        self.drain()?;
+        let txn = self.db()?.begin_read()?;
+        let table = txn.open_table(def)?;
+        let mut out = HashMap::with_capacity(usize::try_from(table.len()?).unwrap_or(0));
+        for row in table.iter()? {
+            let (k, v) = row?;
+            let fp = Fingerprint(k.value());
+            out.insert(fp, decode(name, fp, v.value())?);
+        }
+        Ok(out)
+    }
+
     fn load_all<T: DeserializeOwned>(
         &self,
         def: redb::TableDefinition<u64, &[u8]>,
@@ -492,10 +512,10 @@ impl Db {
 impl Store for RedbStore {
     fn load(&self) -> Result<Loaded, StoreError> {
         Ok(Loaded {
-            alerts: self.load_alerts()?,
+            alerts: self.load_map(ALERTS, "alerts")?,
             next_incident: self.next_incident()?,
             silences: self.load_silences()?,
-            escalations: self.load_escalations()?,
+            escalations: self.load_map(schema::ESCALATIONS, "escalations")?,
             outbox: self.load_outbox()?,
             next_delivery: self.next_delivery()?,
             jobs: self.load_jobs()?,

@@ -25,6 +25,8 @@ mod schema;
 mod tidy;
 pub mod transfer;
 
+use std::collections::HashMap;
+
 use crate::alert::{Alert, TimelineEntry};
 use crate::clock::Timestamp;
 use crate::escalation::state::Escalation;
@@ -41,11 +43,14 @@ pub use schema::SCHEMA_VERSION;
 /// again after a failed commit to drop what was not made durable.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Loaded {
-    pub alerts: Vec<Alert>,
+    /// By fingerprint, sized as read: the engine takes this map as its own, so a
+    /// start never holds the alerts twice (a list, then the map).
+    pub alerts: HashMap<Fingerprint, Alert>,
     pub next_incident: u64,
     /// Every silence, expired ones too (they are history).
     pub silences: Vec<Silence>,
-    pub escalations: Vec<Escalation>,
+    /// By fingerprint, as the daemon holds them.
+    pub escalations: HashMap<Fingerprint, Escalation>,
     /// Every delivery still owed.
     pub outbox: Vec<Delivery>,
     pub next_delivery: u64,

@@ -11,6 +11,7 @@
 //! the fence: a commit is three round trips (begin, the statements, commit)
 //! whatever its size.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -264,6 +265,25 @@ async fn load_table<T: serde::de::DeserializeOwned>(
     Ok(rows.into_iter().map(|(_, v)| v).collect())
 }
 
+/// Every row of `sql` (fingerprint, record), decoded straight into a map sized
+/// for them, as the daemon holds them.
+async fn load_map<T: serde::de::DeserializeOwned>(
+    txn: &tokio_postgres::Transaction<'_>,
+    sql: &str,
+    name: &'static str,
+) -> Result<HashMap<Fingerprint, T>, StoreError> {
+    let rows = txn
+        .query(sql, &[])
+        .await
+        .map_err(db_error("load the state"))?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let fp = Fingerprint(row.get::<_, i64>(0) as u64);
+        out.insert(fp, decode(name, fp, row.get::<_, &[u8]>(1))?);
+    }
+    Ok(out)
+}
+
 impl Store for PgStore {
     fn load(&self) -> Result<Loaded, StoreError> {
         self.run(|pool| async move {
@@ -276,13 +296,13 @@ impl Store for PgStore {
                 .start()
                 .await
                 .map_err(db_error("load the state"))?;
-            let alerts = load_table(
+            let alerts = load_map(
                 &txn,
                 "SELECT fingerprint, record FROM tocsin_alerts",
                 "alerts",
             )
             .await?;
-            let escalations = load_table(
+            let escalations = load_map(
                 &txn,
                 "SELECT fingerprint, record FROM tocsin_escalations",
                 "escalations",

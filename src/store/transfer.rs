@@ -60,17 +60,19 @@ impl Dump {
     /// The batch that writes the dump, all but the incident ids and the delivery
     /// counter, which a batch derives.
     fn batch(&self) -> Batch {
+        // In fingerprint order, as the source holds them.
+        let mut alerts: Vec<_> = self.loaded.alerts.values().cloned().collect();
+        alerts.sort_by_key(|a| a.fingerprint);
+        let mut escalations: Vec<_> = (self.loaded.escalations.values())
+            .map(|e| (e.fingerprint, Some(e.clone())))
+            .collect();
+        escalations.sort_by_key(|(fp, _)| *fp);
         Batch {
-            alerts: self.loaded.alerts.clone(),
+            alerts,
             timeline: self.timeline.clone(),
             next_incident: self.loaded.next_incident,
             silences: self.loaded.silences.clone(),
-            escalations: self
-                .loaded
-                .escalations
-                .iter()
-                .map(|e| (e.fingerprint, Some(e.clone())))
-                .collect(),
+            escalations,
             outbox: self.loaded.outbox.clone(),
             sent: self.sent.clone(),
             references: self.references.clone(),
