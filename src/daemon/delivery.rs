@@ -121,14 +121,14 @@ pub(super) async fn send(ctx: &Context, channels: &Channels, out: &Outgoing) -> 
         return outbox::Outcome::AlreadySent;
     }
     let m = &out.due;
-    // A replica that lost the lease on a shared state sends nothing more: the one
-    // that took it over owes the message now (under the same idempotency key).
     if out.unrecorded {
         return outbox::Outcome::Failed(crate::notify::SendError::Retry {
             reason: "the message could not be recorded before sending".into(),
             after: None,
         });
     }
+    // A replica that lost the lease on a shared state sends nothing more: the one
+    // that took it over owes the message now (under the same idempotency key).
     if ctx.store.lease().is_none() {
         return outbox::Outcome::Failed(crate::notify::SendError::Retry {
             reason: "this replica lost the lease on the state".into(),
@@ -161,45 +161,12 @@ pub(super) fn settle(
 ) -> Result<(), OpError> {
     let mut batch = Batch::default();
     for (out, result) in &sent {
-        join(&mut batch, settle_one(ctx, core, out, result, now));
+        batch.append(settle_one(ctx, core, out, result, now));
     }
     let recorded = write(ctx, &batch, Durability::Deferred);
     core.arm(ctx, Due::Deliveries, now);
     ctx.metrics.outbox_pending.set(core.outbox.len() as i64);
     recorded
-}
-
-/// Adds a settlement's records to `into` (settlements of different messages
-/// touch different deliveries, so their order does not matter).
-fn join(into: &mut Batch, b: Batch) {
-    let Batch {
-        alerts,
-        removed,
-        timeline,
-        next_incident,
-        silences,
-        escalations,
-        outbox,
-        outbox_done,
-        sent,
-        references,
-        jobs,
-        forgotten,
-        timeline_before,
-    } = b;
-    into.alerts.extend(alerts);
-    into.removed.extend(removed);
-    into.timeline.extend(timeline);
-    into.next_incident = into.next_incident.max(next_incident);
-    into.silences.extend(silences);
-    into.escalations.extend(escalations);
-    into.outbox.extend(outbox);
-    into.outbox_done.extend(outbox_done);
-    into.sent.extend(sent);
-    into.references.extend(references);
-    into.jobs.extend(jobs);
-    into.forgotten.extend(forgotten);
-    into.timeline_before.extend(timeline_before);
 }
 
 /// What happened to one message: the mirror updated, and the records to write.

@@ -108,10 +108,9 @@ impl Daemon {
                 let waiting = std::mem::take(&mut *d.settling());
                 if waiting.is_empty() {
                     // Settled by a delivery that took the core first.
-                    return Ok(0);
+                    return Ok(());
                 }
-                let n = waiting.len();
-                delivery::settle(ctx, core, waiting, now).map(|_| n)
+                delivery::settle(ctx, core, waiting, now)
             })
             .await;
         if let Err(e) = settled {

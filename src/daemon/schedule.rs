@@ -53,6 +53,14 @@ pub struct Schedule {
     at: HashMap<Due, Timestamp>,
 }
 
+impl Due {
+    /// The deadlines every alert has: its `endsAt`, its ack's timeout, the end of
+    /// its flapping hold.
+    pub fn of_alert(fp: Fingerprint) -> [Due; 3] {
+        [Due::Expiry(fp), Due::AckTimeout(fp), Due::Flapping(fp)]
+    }
+}
+
 impl Schedule {
     /// Sets `due`'s deadline to `at`, replacing the one it had; `None` clears it.
     pub fn set(&mut self, due: Due, at: Option<Timestamp>) {

@@ -318,9 +318,9 @@ impl Core {
 
     /// The deadlines that follow one alert's state.
     pub fn arm_alert(&mut self, ctx: &Context, fp: Fingerprint, now: Timestamp) {
-        self.arm(ctx, Due::Expiry(fp), now);
-        self.arm(ctx, Due::AckTimeout(fp), now);
-        self.arm(ctx, Due::Flapping(fp), now);
+        for due in Due::of_alert(fp) {
+            self.arm(ctx, due, now);
+        }
     }
 
     /// Every deadline, from the whole state: at start, and after the state was reloaded
@@ -328,10 +328,10 @@ impl Core {
     pub fn arm_all(&mut self, ctx: &Context, now: Timestamp) {
         let core = &*self;
         let evaluation = core.schedule.when(&Due::Evaluation).unwrap_or(now);
-        let alerts = core.engine.alerts().flat_map(|a| {
-            let fp = a.fingerprint;
-            [Due::Expiry(fp), Due::AckTimeout(fp), Due::Flapping(fp)]
-        });
+        let alerts = core
+            .engine
+            .alerts()
+            .flat_map(|a| Due::of_alert(a.fingerprint));
         let escalations = core.escalations.keys().map(|fp| Due::Escalation(*fp));
         let silences = (core.silences.iter()).map(|s| Due::Silence(Box::new(s.id.clone())));
         let config = &ctx.config;
@@ -343,8 +343,7 @@ impl Core {
             .chain((0..config.channels.alertmanagers.len()).map(Due::Upstream))
             .chain([Due::Deliveries, Due::Retention]);
         let deadlines: Vec<(Due, Timestamp)> = keys
-            .filter_map(|due| Some((core.when(ctx, &due, now)?, due)))
-            .map(|(at, due)| (due, at))
+            .filter_map(|due| core.when(ctx, &due, now).map(|at| (due, at)))
             .chain([(Due::Evaluation, evaluation)])
             .collect();
         // In one go: a restart with 100,000 alerts arms 200,000 deadlines.

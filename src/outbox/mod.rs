@@ -552,12 +552,16 @@ impl Outbox {
         }
         // One wait for the whole message: its deliveries are retried together,
         // as the one message they were taken into.
-        let retry_in = due
-            .deliveries
-            .first()
-            .and_then(|id| self.entries.get(id))
-            .map(|d| self.backoff(d.id, d.attempts + 1))
-            .unwrap_or(self.timing.max_backoff);
+        let retry_in = match outcome {
+            Outcome::Failed(_) => due
+                .deliveries
+                .first()
+                .and_then(|id| self.entries.get(id))
+                .map_or(self.timing.max_backoff, |d| {
+                    self.backoff(d.id, d.attempts + 1)
+                }),
+            _ => Duration::ZERO,
+        };
         for id in &due.deliveries {
             let Some(d) = self.entries.get(id).cloned() else {
                 continue;
@@ -886,9 +890,7 @@ mod tests {
     #[test]
     fn another_outbox_keeps_the_pace_and_the_window_a_sent_message_left() {
         // The replica that acts sends to Slack and to a phone, then hands over.
-        let sms = Address::Sms {
-            to: "+819012345678".into(),
-        };
+        let sms = sms_to();
         let mut old = Outbox::default();
         old.enqueue(&alert(1), owed(slack(), 2), "a", T);
         old.enqueue(&alert(1), owed(sms.clone(), 2), "a", T);
@@ -933,9 +935,7 @@ mod tests {
 
     #[test]
     fn an_owed_phone_batch_is_joined_after_a_restart() {
-        let sms = Address::Sms {
-            to: "+819012345678".into(),
-        };
+        let sms = sms_to();
         let mut old = Outbox::default();
         old.enqueue(&alert(1), owed(sms.clone(), 2), "a", T);
         let first = old.take_due(T, |_| Ok(())).messages;

@@ -182,6 +182,40 @@ impl Batch {
             && self.forgotten.is_empty()
             && self.timeline_before.is_empty()
     }
+
+    /// Adds `other`'s records to this batch, to write both in one commit. For
+    /// batches about different records (settlements of different messages):
+    /// within each list, this batch's go first.
+    pub fn append(&mut self, other: Batch) {
+        let Batch {
+            alerts,
+            removed,
+            timeline,
+            next_incident,
+            silences,
+            escalations,
+            outbox,
+            outbox_done,
+            sent,
+            references,
+            jobs,
+            forgotten,
+            timeline_before,
+        } = other;
+        self.alerts.extend(alerts);
+        self.removed.extend(removed);
+        self.timeline.extend(timeline);
+        self.next_incident = self.next_incident.max(next_incident);
+        self.silences.extend(silences);
+        self.escalations.extend(escalations);
+        self.outbox.extend(outbox);
+        self.outbox_done.extend(outbox_done);
+        self.sent.extend(sent);
+        self.references.extend(references);
+        self.jobs.extend(jobs);
+        self.forgotten.extend(forgotten);
+        self.timeline_before.extend(timeline_before);
+    }
 }
 
 /// Maps a PostgreSQL error to the store's, saying what was being done. The text is
